@@ -1,0 +1,114 @@
+//! The verified-token cache: a repeated token costs a hash and a lookup, not a signature.
+//!
+//! Keys are SHA-256 of (provider, token), never the token: a dump of the cache holds no
+//! credential, and a collision that could hand one token another's identity would need a
+//! SHA-256 collision. Entries never outlive the token's `exp`, both through moka's
+//! per-entry expiry and a check on every hit.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use moka::sync::Cache;
+use moka::Expiry;
+
+use crate::authn::claims::Identity;
+
+type Key = [u8; 32];
+
+#[derive(Clone)]
+pub struct TokenCache {
+    inner: Cache<Key, Arc<Identity>>,
+}
+
+struct UntilExp;
+
+impl Expiry<Key, Arc<Identity>> for UntilExp {
+    fn expire_after_create(&self, _: &Key, id: &Arc<Identity>, _: Instant) -> Option<Duration> {
+        let exp = id.expires_at?;
+        Some(Duration::from_secs(exp.saturating_sub(unix_now())))
+    }
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl TokenCache {
+    pub fn new(max_entries: u64) -> Self {
+        Self {
+            inner: Cache::builder()
+                .max_capacity(max_entries)
+                .expire_after(UntilExp)
+                .build(),
+        }
+    }
+
+    pub fn key(provider: &str, token: &str) -> Key {
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        ctx.update(&(provider.len() as u64).to_be_bytes());
+        ctx.update(provider.as_bytes());
+        ctx.update(token.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
+    }
+
+    /// A cached identity that is still within its `exp` at `now`.
+    pub fn get(&self, key: &Key, now: u64) -> Option<Arc<Identity>> {
+        let id = self.inner.get(key)?;
+        match id.expires_at {
+            Some(exp) if now >= exp => {
+                self.inner.invalidate(key);
+                None
+            }
+            _ => Some(id),
+        }
+    }
+
+    pub fn insert(&self, key: Key, id: Arc<Identity>, now: u64) {
+        // A token already at or past its exp (accepted within leeway) is not cached.
+        if id.expires_at.is_some_and(|exp| exp > now) {
+            self.inner.insert(key, id);
+        }
+    }
+
+    pub fn entry_count(&self) -> u64 {
+        self.inner.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_serves_past_exp() {
+        let c = TokenCache::new(10);
+        let now = unix_now();
+        let k = TokenCache::key("p", "t");
+        let id = Arc::new(Identity {
+            expires_at: Some(now + 100),
+            ..Default::default()
+        });
+        c.insert(k, id, now);
+        assert!(c.get(&k, now).is_some());
+        assert!(c.get(&k, now + 100).is_none());
+        assert!(c.get(&k, now).is_none(), "expired entry was evicted");
+    }
+
+    #[test]
+    fn keys_separate_providers() {
+        assert_ne!(TokenCache::key("a", "bt"), TokenCache::key("ab", "t"));
+    }
+
+    #[test]
+    fn expired_tokens_are_not_cached() {
+        let c = TokenCache::new(10);
+        let now = unix_now();
+        let k = TokenCache::key("p", "t");
+        c.insert(k, Arc::new(Identity { expires_at: Some(now), ..Default::default() }), now);
+        assert!(c.get(&k, now - 1).is_none());
+    }
+}

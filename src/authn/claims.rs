@@ -1,0 +1,128 @@
+//! Claim paths and the verified identity built from a credential.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::header::HeaderName;
+
+/// A path into the claims object: `realm_access.roles` or, for names holding dots
+/// (Auth0's `https://example.com/roles`), an explicit list of segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimPath {
+    segments: Vec<String>,
+    display: String,
+}
+
+impl ClaimPath {
+    pub fn parse(dotted: &str) -> Result<Self, String> {
+        Self::from_segments(dotted.split('.').map(str::to_owned).collect())
+            .map_err(|_| format!("`{dotted}` is not a claim path like `realm_access.roles`"))
+    }
+
+    pub fn from_segments(segments: Vec<String>) -> Result<Self, String> {
+        if segments.is_empty() || segments.iter().any(String::is_empty) {
+            return Err("a claim path has no empty segments".into());
+        }
+        let display = segments.join(".");
+        Ok(Self { segments, display })
+    }
+
+    /// A placeholder used only while a config with errors is being compiled.
+    pub(crate) fn empty() -> Self {
+        Self {
+            segments: vec![String::new()],
+            display: String::new(),
+        }
+    }
+
+    pub fn lookup<'v>(&self, claims: &'v Value) -> Option<&'v Value> {
+        self.segments
+            .iter()
+            .try_fold(claims, |v, seg| v.as_object()?.get(seg))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.display
+    }
+}
+
+/// A list claim read as strings: a JSON array of strings, or a space-separated string
+/// (the `scope` convention). Anything else yields nothing: never coerced.
+pub fn string_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_owned))
+            .collect(),
+        Some(Value::String(s)) => s.split(' ').filter(|p| !p.is_empty()).map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Who the caller is, once a credential has been verified. Cached and shared.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    pub provider: Arc<str>,
+    pub subject: Option<String>,
+    pub issuer: Option<String>,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    /// Every claim, for `claim:` conditions.
+    pub claims: Value,
+    /// Configured claim headers with their values, already checked safe to emit.
+    pub claim_headers: Vec<(HeaderName, String)>,
+    /// When this identity stops being valid (unix seconds), if it expires.
+    pub expires_at: Option<u64>,
+}
+
+/// Renders a claim as a header value: strings as they are, numbers and booleans as JSON,
+/// arrays of strings comma-joined; objects, nulls and mixed arrays are not emitted.
+pub fn header_value(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Array(items) => {
+            let strs: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
+            strs.map(|s| s.join(","))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lookups_follow_dots_and_explicit_segments() {
+        let claims = json!({"realm_access": {"roles": ["a"]}, "https://x.io/roles": ["b"]});
+        let p = ClaimPath::parse("realm_access.roles").unwrap();
+        assert_eq!(p.lookup(&claims), Some(&json!(["a"])));
+        let p = ClaimPath::from_segments(vec!["https://x.io/roles".into()]).unwrap();
+        assert_eq!(p.lookup(&claims), Some(&json!(["b"])));
+        assert_eq!(ClaimPath::parse("realm_access.roles.x").unwrap().lookup(&claims), None);
+        assert!(ClaimPath::parse("a..b").is_err());
+        assert!(ClaimPath::parse("").is_err());
+    }
+
+    #[test]
+    fn string_lists_never_coerce() {
+        assert_eq!(string_list(Some(&json!("a b  c"))), vec!["a", "b", "c"]);
+        assert_eq!(string_list(Some(&json!(["a", 1, "b"]))), vec!["a", "b"]);
+        assert!(string_list(Some(&json!({"a": 1}))).is_empty());
+        assert!(string_list(Some(&json!(42))).is_empty());
+        assert!(string_list(None).is_empty());
+    }
+
+    #[test]
+    fn header_values_by_type() {
+        assert_eq!(header_value(&json!("x")).as_deref(), Some("x"));
+        assert_eq!(header_value(&json!(42)).as_deref(), Some("42"));
+        assert_eq!(header_value(&json!(["a", "b"])).as_deref(), Some("a,b"));
+        assert_eq!(header_value(&json!({"a": 1})), None);
+        assert_eq!(header_value(&json!(["a", 1])), None);
+    }
+}

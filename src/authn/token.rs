@@ -1,0 +1,218 @@
+//! Where a credential is read from, and reading it without repairing it.
+//!
+//! A credential is taken exactly as sent: never trimmed or unquoted. A request that
+//! carries it more than once in the same place (two `authorization` lines, Envoy's joined
+//! `Bearer a,Bearer b`, two cookies or two query parameters of that name) is refused:
+//! ward and the upstream could otherwise each pick a different one.
+
+use std::borrow::Cow;
+
+use percent_encoding::percent_decode;
+
+use crate::header::HeaderName;
+use crate::request::{CheckInput, Lookup};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// A header, optionally with a scheme prefix such as `Bearer ` (matched case-insensitively).
+    Header { name: HeaderName, prefix: Option<String> },
+    Cookie(String),
+    Query(String),
+}
+
+/// What looking for a credential found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found<'a> {
+    Nothing,
+    One(Cow<'a, str>),
+    /// The same place held more than one credential.
+    Duplicate,
+    /// A credential was there but cannot be read as text.
+    Unreadable,
+}
+
+impl TokenSource {
+    pub fn default_bearer() -> Self {
+        TokenSource::Header {
+            name: HeaderName::parse("authorization").expect("static header name"),
+            prefix: Some("Bearer ".into()),
+        }
+    }
+
+    pub fn find<'a>(&self, input: &CheckInput<'a>) -> Found<'a> {
+        match self {
+            TokenSource::Header { name, prefix } => header(input, name.as_str(), prefix.as_deref()),
+            TokenSource::Cookie(name) => cookie(input, name),
+            TokenSource::Query(name) => query(input.query(), name),
+        }
+    }
+
+    /// Where this source reads from, for logs and explanations (never the value).
+    pub fn describe(&self) -> String {
+        match self {
+            TokenSource::Header { name, .. } => format!("header {name}"),
+            TokenSource::Cookie(c) => format!("cookie {c}"),
+            TokenSource::Query(q) => format!("query parameter {q}"),
+        }
+    }
+}
+
+/// Finds the first source that holds something.
+pub fn find_in<'a>(sources: &[TokenSource], input: &CheckInput<'a>) -> Found<'a> {
+    for s in sources {
+        match s.find(input) {
+            Found::Nothing => continue,
+            other => return other,
+        }
+    }
+    Found::Nothing
+}
+
+fn header<'a>(input: &CheckInput<'a>, name: &str, prefix: Option<&str>) -> Found<'a> {
+    let raw = match input.headers.get(name) {
+        Lookup::Absent => return Found::Nothing,
+        Lookup::Many => return Found::Duplicate,
+        Lookup::One(v) => v,
+    };
+    let value = match prefix {
+        Some(p) => {
+            let matches = raw.len() >= p.len() && raw[..p.len()].eq_ignore_ascii_case(p.as_bytes());
+            if !matches {
+                // Another scheme (Basic, DPoP...): not this provider's credential. But the
+                // same scheme twice, joined by Envoy, is a duplicate.
+                return Found::Nothing;
+            }
+            &raw[p.len()..]
+        }
+        None => raw,
+    };
+    // Envoy joins repeated headers with ','; no token or key format contains one.
+    if value.contains(&b',') {
+        return Found::Duplicate;
+    }
+    match std::str::from_utf8(value) {
+        Ok(s) => Found::One(Cow::Borrowed(s)),
+        Err(_) => Found::Unreadable,
+    }
+}
+
+fn cookie<'a>(input: &CheckInput<'a>, name: &str) -> Found<'a> {
+    let mut found: Option<&'a [u8]> = None;
+    for line in input.headers.get_all("cookie") {
+        for pair in line.split(|b| *b == b';' || *b == b',') {
+            let pair = trim_ows(pair);
+            let Some(eq) = pair.iter().position(|b| *b == b'=') else {
+                continue;
+            };
+            if &pair[..eq] == name.as_bytes() {
+                if found.is_some() {
+                    return Found::Duplicate;
+                }
+                found = Some(&pair[eq + 1..]);
+            }
+        }
+    }
+    match found {
+        None => Found::Nothing,
+        Some(v) => match std::str::from_utf8(v) {
+            Ok(s) => Found::One(Cow::Borrowed(s)),
+            Err(_) => Found::Unreadable,
+        },
+    }
+}
+
+fn trim_ows(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|c| *c != b' ' && *c != b'\t').unwrap_or(b.len());
+    let end = b.iter().rposition(|c| *c != b' ' && *c != b'\t').map_or(start, |e| e + 1);
+    &b[start..end.max(start)]
+}
+
+fn query<'a>(q: &'a str, name: &str) -> Found<'a> {
+    let mut found: Option<&'a str> = None;
+    for pair in q.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if form_decode(k).as_deref() == Some(name) {
+            if found.is_some() {
+                return Found::Duplicate;
+            }
+            found = Some(v);
+        }
+    }
+    match found {
+        None => Found::Nothing,
+        Some(v) => match form_decode(v) {
+            Some(s) => Found::One(s),
+            None => Found::Unreadable,
+        },
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding: `+` is a space, then `%XX`.
+fn form_decode(s: &str) -> Option<Cow<'_, str>> {
+    if !s.contains(['+', '%']) {
+        return Some(Cow::Borrowed(s));
+    }
+    let plus = s.replace('+', " ");
+    percent_decode(plus.as_bytes())
+        .decode_utf8()
+        .ok()
+        .map(|c| Cow::Owned(c.into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input_with<'a>(headers: &[(&'a str, &'a [u8])], path: &'a str) -> CheckInput<'a> {
+        let mut i = CheckInput {
+            path,
+            ..Default::default()
+        };
+        for (n, v) in headers {
+            i.headers.push(n, v);
+        }
+        i
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_never_trimmed() {
+        let b = TokenSource::default_bearer();
+        let i = input_with(&[("authorization", b"bEaReR abc.def.ghi")], "/");
+        assert_eq!(b.find(&i), Found::One("abc.def.ghi".into()));
+        let i = input_with(&[("authorization", b"Bearer  abc ")], "/");
+        assert_eq!(b.find(&i), Found::One(" abc ".into()));
+        let i = input_with(&[("authorization", b"Basic dXNlcjpwYXNz")], "/");
+        assert_eq!(b.find(&i), Found::Nothing);
+        let i = input_with(&[("authorization", b"Bearer\xff")], "/");
+        assert_eq!(b.find(&i), Found::Unreadable);
+    }
+
+    #[test]
+    fn duplicates_in_one_place_are_refused() {
+        let b = TokenSource::default_bearer();
+        let i = input_with(&[("authorization", b"Bearer a,Bearer b")], "/");
+        assert_eq!(b.find(&i), Found::Duplicate);
+        let i = input_with(&[("authorization", b"Bearer a"), ("authorization", b"Bearer b")], "/");
+        assert_eq!(b.find(&i), Found::Duplicate);
+        let c = TokenSource::Cookie("at".into());
+        let i = input_with(&[("cookie", b"at=1; x=2"), ("cookie", b"at=2")], "/");
+        assert_eq!(c.find(&i), Found::Duplicate);
+        let q = TokenSource::Query("access_token".into());
+        let i = input_with(&[], "/p?access_token=a&access%5Ftoken=b");
+        assert_eq!(q.find(&i), Found::Duplicate);
+    }
+
+    #[test]
+    fn cookies_and_queries_are_found() {
+        let c = TokenSource::Cookie("at".into());
+        let i = input_with(&[("cookie", b"x=1; at=tok; y=2")], "/");
+        assert_eq!(c.find(&i), Found::One("tok".into()));
+        let i = input_with(&[("cookie", b"xat=1")], "/");
+        assert_eq!(c.find(&i), Found::Nothing);
+        let q = TokenSource::Query("access_token".into());
+        let i = input_with(&[], "/p?a=1&access_token=t%2Bk");
+        assert_eq!(q.find(&i), Found::One("t+k".into()));
+        let i = input_with(&[], "/p?access_token=%ff");
+        assert_eq!(q.find(&i), Found::Unreadable);
+    }
+}

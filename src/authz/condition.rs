@@ -1,0 +1,366 @@
+//! Conditions: the compiled form of a route's `require`, evaluated per request without
+//! allocation or parsing.
+//!
+//! Every condition carries a description that names its config path, so a denial can say
+//! which rule failed (`routes[1].require.all[0]: roles_any [admin]`) without ever
+//! showing the credential.
+
+use std::sync::Arc;
+
+use regex::Regex;
+use serde_json::Value;
+
+use crate::authn::claims::{ClaimPath, Identity};
+use crate::authz::path::Params;
+use crate::config::Errors;
+use crate::header::HeaderName;
+use crate::request::CheckInput;
+
+const MAX_DEPTH: usize = 32;
+
+#[derive(Debug)]
+pub struct Condition {
+    kind: Kind,
+    desc: Arc<str>,
+}
+
+#[derive(Debug)]
+enum Kind {
+    RolesAny(Vec<String>),
+    RolesAll(Vec<String>),
+    ScopesAny(Vec<String>),
+    ScopesAll(Vec<String>),
+    Claim(ClaimPath, ClaimTest),
+    SourcePrincipals(Vec<Glob>),
+    Methods(Vec<String>),
+    All(Vec<Condition>),
+    Any(Vec<Condition>),
+    Not(Box<Condition>),
+}
+
+#[derive(Debug)]
+enum ClaimTest {
+    Equals(Value),
+    OneOf(Vec<Value>),
+    Contains(Value),
+    Matches(Regex),
+    Present(bool),
+    EqualsParam(String),
+    EqualsHeader(HeaderName),
+}
+
+/// Which condition failed, for logs, `ward check` and the 403's challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub condition: Arc<str>,
+    /// A scope rule failed: the 403 says `error="insufficient_scope"` (RFC 6750).
+    pub insufficient_scope: bool,
+}
+
+/// What a condition may look at.
+pub struct EvalCtx<'r, 'a> {
+    pub identity: &'r Identity,
+    pub params: &'r Params<'a>,
+    pub input: &'r CheckInput<'a>,
+}
+
+impl Condition {
+    pub fn eval(&self, ctx: &EvalCtx<'_, '_>) -> Result<(), Failure> {
+        let fail = |scope| {
+            Err(Failure {
+                condition: self.desc.clone(),
+                insufficient_scope: scope,
+            })
+        };
+        let id = ctx.identity;
+        let has = |list: &[String], want: &String| list.iter().any(|r| r == want);
+        match &self.kind {
+            Kind::RolesAny(w) => if w.iter().any(|r| has(&id.roles, r)) { Ok(()) } else { fail(false) },
+            Kind::RolesAll(w) => if w.iter().all(|r| has(&id.roles, r)) { Ok(()) } else { fail(false) },
+            Kind::ScopesAny(w) => if w.iter().any(|s| has(&id.scopes, s)) { Ok(()) } else { fail(true) },
+            Kind::ScopesAll(w) => if w.iter().all(|s| has(&id.scopes, s)) { Ok(()) } else { fail(true) },
+            Kind::Claim(path, test) => {
+                if claim_holds(path.lookup(&id.claims), test, ctx) { Ok(()) } else { fail(false) }
+            }
+            Kind::SourcePrincipals(globs) => {
+                let p = ctx.input.source_principal;
+                if !p.is_empty() && globs.iter().any(|g| g.matches(p)) { Ok(()) } else { fail(false) }
+            }
+            Kind::Methods(ms) => {
+                if ms.iter().any(|m| m.eq_ignore_ascii_case(ctx.input.method)) { Ok(()) } else { fail(false) }
+            }
+            Kind::All(cs) => cs.iter().try_for_each(|c| c.eval(ctx)),
+            Kind::Any(cs) => {
+                // The `any` itself is reported; it is a scope failure only if every branch was.
+                let mut all_scope = true;
+                for c in cs {
+                    match c.eval(ctx) {
+                        Ok(()) => return Ok(()),
+                        Err(f) => all_scope &= f.insufficient_scope,
+                    }
+                }
+                fail(all_scope)
+            }
+            Kind::Not(c) => match c.eval(ctx) {
+                Ok(()) => fail(false),
+                Err(_) => Ok(()),
+            },
+        }
+    }
+}
+
+/// Claims compare as JSON types: 42 is not "42", "true" is not true; a claim of the
+/// wrong type fails its test.
+fn claim_holds(claim: Option<&Value>, test: &ClaimTest, ctx: &EvalCtx<'_, '_>) -> bool {
+    match test {
+        ClaimTest::Present(want) => claim.is_some_and(|v| !v.is_null()) == *want,
+        ClaimTest::Equals(v) => claim == Some(v),
+        ClaimTest::OneOf(vs) => claim.is_some_and(|c| vs.contains(c)),
+        ClaimTest::Contains(v) => matches!(claim, Some(Value::Array(items)) if items.contains(v)),
+        ClaimTest::Matches(re) => matches!(claim, Some(Value::String(s)) if re.is_match(s)),
+        ClaimTest::EqualsParam(name) => match claim {
+            Some(Value::String(s)) => ctx
+                .params
+                .iter()
+                .any(|(n, v)| &**n == name.as_str() && v == s),
+            _ => false,
+        },
+        ClaimTest::EqualsHeader(h) => match claim {
+            Some(Value::String(s)) => ctx.input.headers.get_str(h.as_str()) == Some(s.as_str()),
+            _ => false,
+        },
+    }
+}
+
+/// A `*` glob over a principal; `*` matches any run of characters except `/`.
+#[derive(Debug)]
+struct Glob {
+    parts: Vec<String>,
+}
+
+impl Glob {
+    fn new(pattern: &str) -> Self {
+        Self {
+            parts: pattern.split('*').map(str::to_owned).collect(),
+        }
+    }
+
+    fn matches(&self, s: &str) -> bool {
+        glob_from(&self.parts, s)
+    }
+}
+
+fn glob_from(parts: &[String], s: &str) -> bool {
+    let Some((first, rest)) = parts.split_first() else {
+        return s.is_empty();
+    };
+    let Some(after) = s.strip_prefix(first.as_str()) else {
+        return false;
+    };
+    if rest.is_empty() {
+        return after.is_empty();
+    }
+    // `*` spans up to the next `/`.
+    let limit = after.find('/').unwrap_or(after.len());
+    (0..=limit)
+        .filter(|i| after.is_char_boundary(*i))
+        .any(|i| glob_from(rest, &after[i..]))
+}
+
+// === compile ===
+
+/// What the route offers to its conditions at compile time.
+pub struct CompileCtx<'a> {
+    /// The `{param}` names the route's path binds.
+    pub params: &'a [String],
+}
+
+pub(crate) fn compile(v: &Value, path: &str, ctx: &CompileCtx<'_>, errors: &mut Errors) -> Option<Condition> {
+    compile_at(v, path, ctx, errors, 0)
+}
+
+fn compile_at(v: &Value, path: &str, ctx: &CompileCtx<'_>, errors: &mut Errors, depth: usize) -> Option<Condition> {
+    if depth > MAX_DEPTH {
+        errors.add(path, format!("conditions nest deeper than {MAX_DEPTH} levels"));
+        return None;
+    }
+    let Some(obj) = v.as_object().filter(|o| o.len() == 1) else {
+        errors.add(path, "a condition is a mapping with exactly one key, such as `roles_any: [admin]`");
+        return None;
+    };
+    let (key, arg) = obj.iter().next()?;
+    let here = format!("{path}.{key}");
+    let desc = |summary: String| -> Arc<str> { format!("{here}: {summary}").into() };
+    let kind = match key.as_str() {
+        "roles_any" | "roles_all" | "scopes_any" | "scopes_all" => {
+            let list = strings(arg, &here, errors)?;
+            let summary = format!("{key} [{}]", list.join(", "));
+            let kind = match key.as_str() {
+                "roles_any" => Kind::RolesAny(list),
+                "roles_all" => Kind::RolesAll(list),
+                "scopes_any" => Kind::ScopesAny(list),
+                _ => Kind::ScopesAll(list),
+            };
+            return Some(Condition { kind, desc: desc(summary) });
+        }
+        "methods" => {
+            let list = strings(arg, &here, errors)?;
+            let list = crate::config::compile_methods(list, &here, errors);
+            let summary = format!("methods [{}]", list.join(", "));
+            return Some(Condition { kind: Kind::Methods(list), desc: desc(summary) });
+        }
+        "source_principals" => {
+            let list = strings(arg, &here, errors)?;
+            let summary = format!("source_principals [{}]", list.join(", "));
+            let globs = list.iter().map(|p| Glob::new(p)).collect();
+            return Some(Condition { kind: Kind::SourcePrincipals(globs), desc: desc(summary) });
+        }
+        "all" | "any" => {
+            let Some(items) = arg.as_array().filter(|a| !a.is_empty()) else {
+                errors.add(&here, format!("`{key}` takes a non-empty list of conditions"));
+                return None;
+            };
+            let mut out = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                if let Some(c) = compile_at(item, &format!("{here}[{i}]"), ctx, errors, depth + 1) {
+                    out.push(c);
+                }
+            }
+            if out.len() != items.len() {
+                return None;
+            }
+            let summary = format!("{key} of {} conditions", out.len());
+            let kind = if key == "all" { Kind::All(out) } else { Kind::Any(out) };
+            return Some(Condition { kind, desc: desc(summary) });
+        }
+        "not" => {
+            let inner = compile_at(arg, &here, ctx, errors, depth + 1)?;
+            let summary = format!("not ({})", inner.desc);
+            Kind::Not(Box::new(inner)).with(desc(summary))
+        }
+        "claim" => return compile_claim(arg, &here, ctx, errors),
+        other => {
+            errors.add(
+                &here,
+                format!(
+                    "unknown condition `{other}` (one of roles_any, roles_all, scopes_any, scopes_all, claim, source_principals, methods, all, any, not)"
+                ),
+            );
+            return None;
+        }
+    };
+    Some(kind)
+}
+
+impl Kind {
+    fn with(self, desc: Arc<str>) -> Condition {
+        Condition { kind: self, desc }
+    }
+}
+
+fn strings(v: &Value, path: &str, errors: &mut Errors) -> Option<Vec<String>> {
+    let list: Option<Vec<String>> = v
+        .as_array()
+        .filter(|a| !a.is_empty())
+        .and_then(|a| a.iter().map(|i| i.as_str().map(str::to_owned)).collect());
+    if list.is_none() {
+        errors.add(path, "expected a non-empty list of strings");
+    }
+    list
+}
+
+const CLAIM_OPS: &str = "equals, one_of, contains, matches, present, equals_param, equals_header";
+
+fn compile_claim(v: &Value, path: &str, ctx: &CompileCtx<'_>, errors: &mut Errors) -> Option<Condition> {
+    let Some(obj) = v.as_object() else {
+        errors.add(path, format!("`claim` is a mapping: {{name, <one of {CLAIM_OPS}>}}"));
+        return None;
+    };
+    let name = match obj.get("name") {
+        Some(Value::String(s)) => ClaimPath::parse(s),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|i| i.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| "a claim name list holds strings".to_string())
+            .and_then(ClaimPath::from_segments),
+        _ => Err("`claim` needs a `name` (a dotted claim path)".to_string()),
+    };
+    let name = match name {
+        Ok(n) => n,
+        Err(e) => {
+            errors.add(&format!("{path}.name"), e);
+            return None;
+        }
+    };
+    let ops: Vec<(&String, &Value)> = obj.iter().filter(|(k, _)| k.as_str() != "name").collect();
+    let [(op, arg)] = ops.as_slice() else {
+        errors.add(path, format!("`claim` takes `name` and exactly one test: {CLAIM_OPS}"));
+        return None;
+    };
+    let here = format!("{path}.{op}");
+    let test = match op.as_str() {
+        "equals" => ClaimTest::Equals((*arg).clone()),
+        "one_of" => match arg.as_array().filter(|a| !a.is_empty()) {
+            Some(a) => ClaimTest::OneOf(a.clone()),
+            None => {
+                errors.add(&here, "`one_of` takes a non-empty list");
+                return None;
+            }
+        },
+        "contains" => ClaimTest::Contains((*arg).clone()),
+        "matches" => {
+            let Some(src) = arg.as_str() else {
+                errors.add(&here, "`matches` takes a regular expression string");
+                return None;
+            };
+            match Regex::new(&format!("^(?:{src})$")) {
+                Ok(re) => ClaimTest::Matches(re),
+                Err(e) => {
+                    errors.add(&here, format!("invalid regular expression: {e}"));
+                    return None;
+                }
+            }
+        }
+        "present" => match arg.as_bool() {
+            Some(b) => ClaimTest::Present(b),
+            None => {
+                errors.add(&here, "`present` takes true or false");
+                return None;
+            }
+        },
+        "equals_param" => {
+            let Some(p) = arg.as_str() else {
+                errors.add(&here, "`equals_param` takes a path parameter name");
+                return None;
+            };
+            if !ctx.params.iter().any(|n| n == p) {
+                errors.add(
+                    &here,
+                    format!("the route's `match.path` binds no parameter `{{{p}}}`"),
+                );
+                return None;
+            }
+            ClaimTest::EqualsParam(p.to_string())
+        }
+        "equals_header" => match arg.as_str().map(HeaderName::parse) {
+            Some(Ok(h)) => ClaimTest::EqualsHeader(h),
+            _ => {
+                errors.add(&here, "`equals_header` takes a header name");
+                return None;
+            }
+        },
+        other => {
+            errors.add(&here, format!("unknown claim test `{other}` (one of {CLAIM_OPS})"));
+            return None;
+        }
+    };
+    let summary = format!("claim {} {op} {}", name.as_str(), arg);
+    Some(Condition {
+        kind: Kind::Claim(name, test),
+        desc: format!("{here}: {summary}").into(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

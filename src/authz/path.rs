@@ -1,0 +1,381 @@
+//! Request path normalisation and path patterns.
+//!
+//! Matching must see the path the upstream will act on, or an allow-list can be dodged
+//! (`/public/../admin`, `/public/%2e%2e/admin`, `//admin`). ward splits the path (query
+//! and fragment removed) into segments, percent-decodes each one, drops empty and `.`
+//! segments and resolves `..`. Anything it cannot normalise without guessing how the
+//! upstream would read it is refused: an encoded `/` or `\` or NUL inside a segment,
+//! invalid UTF-8, a broken or double (`%252e`) percent-encoding, a raw `#`, a path that
+//! does not start with `/`.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use percent_encoding::percent_decode_str;
+
+/// Why a path was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("path does not start with /")]
+    NotAbsolute,
+    #[error("path has a fragment")]
+    Fragment,
+    #[error("path has a malformed percent-encoding")]
+    BadEncoding,
+    #[error("path segment holds an encoded separator, NUL or control character")]
+    EncodedSeparator,
+}
+
+/// A normalised path: its decoded segments.
+pub type Segments<'a> = Vec<Cow<'a, str>>;
+
+/// Normalises the path part of a request target (query already removed or not).
+pub fn normalize(raw: &str) -> Result<Segments<'_>, PathError> {
+    let raw = raw.split('?').next().unwrap_or("");
+    if raw.contains('#') {
+        return Err(PathError::Fragment);
+    }
+    if !raw.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let mut out: Segments<'_> = Vec::with_capacity(8);
+    for seg in raw.split('/') {
+        let seg = decode_segment(seg)?;
+        match seg.as_ref() {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            _ => out.push(seg),
+        }
+    }
+    Ok(out)
+}
+
+fn decode_segment(seg: &str) -> Result<Cow<'_, str>, PathError> {
+    let bad_char = |c: char| c == '/' || c == '\\' || c.is_control();
+    if !seg.contains('%') {
+        if seg.chars().any(|c| c == '\\' || c.is_control()) {
+            return Err(PathError::EncodedSeparator);
+        }
+        return Ok(Cow::Borrowed(seg));
+    }
+    // Every `%` must start a valid escape; percent_decode would pass `%zz` through.
+    let b = seg.as_bytes();
+    for (i, _) in seg.match_indices('%') {
+        let ok = b.len() > i + 2 && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit();
+        if !ok {
+            return Err(PathError::BadEncoding);
+        }
+    }
+    let decoded = percent_decode_str(seg)
+        .decode_utf8()
+        .map_err(|_| PathError::BadEncoding)?;
+    if decoded.chars().any(bad_char) {
+        return Err(PathError::EncodedSeparator);
+    }
+    if looks_encoded(&decoded) {
+        return Err(PathError::BadEncoding);
+    }
+    Ok(Cow::Owned(decoded.into_owned()))
+}
+
+/// True when decoded text still holds a `%XX` escape: a double encoding that an upstream
+/// which decodes twice would read differently.
+fn looks_encoded(s: &str) -> bool {
+    let b = s.as_bytes();
+    s.match_indices('%')
+        .any(|(i, _)| b.len() > i + 2 && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit())
+}
+
+/// One segment of a `path` pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatSeg {
+    Lit(String),
+    /// `{name}`: exactly one segment, bound by name.
+    Param(Arc<str>),
+    /// `*`: exactly one segment, unbound.
+    One,
+    /// `**`: zero or more segments.
+    Rest,
+}
+
+/// A compiled `match.path` or `match.path_prefix`.
+#[derive(Debug, Clone)]
+pub enum PathMatch {
+    Pattern(Vec<PatSeg>),
+    Prefix(Vec<String>),
+}
+
+/// Path parameters bound by a match.
+pub type Params<'a> = Vec<(Arc<str>, Cow<'a, str>)>;
+
+impl PathMatch {
+    pub fn pattern(text: &str) -> Result<Self, String> {
+        let segs = pattern_segments(text)?;
+        let mut out = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for s in segs {
+            let seg = match s {
+                "**" => PatSeg::Rest,
+                "*" => PatSeg::One,
+                _ if s.starts_with('{') && s.ends_with('}') => {
+                    let name = &s[1..s.len() - 1];
+                    let valid = !name.is_empty()
+                        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                    if !valid {
+                        return Err(format!("`{s}`: a parameter name is letters, digits or `_`"));
+                    }
+                    if !names.insert(name.to_string()) {
+                        return Err(format!("parameter `{name}` appears twice"));
+                    }
+                    PatSeg::Param(name.into())
+                }
+                _ if s.contains(['{', '}', '*']) => {
+                    return Err(format!(
+                        "`{s}`: `{{name}}`, `*` and `**` must each be a whole segment"
+                    ));
+                }
+                _ => PatSeg::Lit(s.to_string()),
+            };
+            out.push(seg);
+        }
+        Ok(PathMatch::Pattern(out))
+    }
+
+    pub fn prefix(text: &str) -> Result<Self, String> {
+        let segs = pattern_segments(text)?;
+        if segs.iter().any(|s| s.contains(['{', '}', '*'])) {
+            return Err("a path_prefix is literal: use `path` for `{name}`, `*` and `**`".into());
+        }
+        Ok(PathMatch::Prefix(segs.into_iter().map(str::to_owned).collect()))
+    }
+
+    /// The parameter names this pattern binds.
+    pub fn params(&self) -> Vec<String> {
+        match self {
+            PathMatch::Pattern(segs) => segs
+                .iter()
+                .filter_map(|s| match s {
+                    PatSeg::Param(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .collect(),
+            PathMatch::Prefix(_) => Vec::new(),
+        }
+    }
+
+    /// Matches normalised segments; on success, the bound parameters.
+    pub fn matches<'a>(&self, path: &[Cow<'a, str>]) -> Option<Params<'a>> {
+        match self {
+            PathMatch::Prefix(p) => {
+                let ok = path.len() >= p.len() && p.iter().zip(path).all(|(a, b)| a == b);
+                ok.then(Vec::new)
+            }
+            PathMatch::Pattern(p) => {
+                let mut params = Vec::new();
+                match_from(p, path, &mut params).then_some(params)
+            }
+        }
+    }
+}
+
+fn match_from<'a>(pat: &[PatSeg], path: &[Cow<'a, str>], params: &mut Params<'a>) -> bool {
+    let Some((first, rest)) = pat.split_first() else {
+        return path.is_empty();
+    };
+    match first {
+        PatSeg::Rest => {
+            if rest.is_empty() {
+                return true;
+            }
+            (0..=path.len()).any(|skip| {
+                let mark = params.len();
+                let ok = match_from(rest, &path[skip..], params);
+                if !ok {
+                    params.truncate(mark);
+                }
+                ok
+            })
+        }
+        _ => {
+            let Some((seg, tail)) = path.split_first() else {
+                return false;
+            };
+            match first {
+                PatSeg::Lit(l) if l != seg => false,
+                PatSeg::Param(name) => {
+                    params.push((name.clone(), seg.clone()));
+                    match_from(rest, tail, params)
+                }
+                _ => match_from(rest, tail, params),
+            }
+        }
+    }
+}
+
+/// Splits a configured path into segments, refusing what could never match a
+/// normalised request path.
+fn pattern_segments(text: &str) -> Result<Vec<&str>, String> {
+    if !text.starts_with('/') {
+        return Err(format!("`{text}` must start with /"));
+    }
+    if text.contains(['?', '#', '%', '\\']) {
+        return Err(format!("`{text}`: write the decoded path, without query, fragment or escapes"));
+    }
+    let segs: Vec<&str> = text.split('/').filter(|s| !s.is_empty()).collect();
+    if segs.iter().any(|s| *s == "." || *s == "..") {
+        return Err(format!("`{text}` holds `.` or `..` segments, which no normalised path has"));
+    }
+    Ok(segs)
+}
+
+/// A `match.hosts` entry: exact, or `*.example.com` for any subdomain.
+#[derive(Debug, Clone)]
+pub enum HostPattern {
+    Exact(String),
+    /// Holds `.example.com`.
+    Suffix(String),
+}
+
+impl HostPattern {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim_end_matches('.').to_ascii_lowercase();
+        let label_ok = |s: &str| {
+            !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'[' | b']' | b':'))
+        };
+        if let Some(rest) = t.strip_prefix("*.") {
+            if label_ok(rest) {
+                return Ok(HostPattern::Suffix(format!(".{rest}")));
+            }
+        } else if label_ok(&t) && !t.contains('*') {
+            return Ok(HostPattern::Exact(t));
+        }
+        Err(format!("`{text}` is not a host name or `*.domain` pattern"))
+    }
+
+    /// Compares with a request's host (port ignored, case-insensitive).
+    pub fn matches(&self, host: &str) -> bool {
+        let host = strip_port(host).trim_end_matches('.');
+        match self {
+            HostPattern::Exact(h) => host.eq_ignore_ascii_case(h),
+            HostPattern::Suffix(s) => {
+                host.len() > s.len()
+                    && host.is_char_boundary(host.len() - s.len())
+                    && host[host.len() - s.len()..].eq_ignore_ascii_case(s)
+            }
+        }
+    }
+}
+
+/// `host:port` to `host`; `[::1]:80` to `[::1]`.
+pub fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return match host.find(']') {
+            Some(end) => &host[..=end],
+            None => host,
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(p: &str) -> Result<String, PathError> {
+        normalize(p).map(|s| format!("/{}", s.join("/")))
+    }
+
+    #[test]
+    fn dot_segments_and_encodings_resolve() {
+        assert_eq!(norm("/public/../admin").unwrap(), "/admin");
+        assert_eq!(norm("/public/%2e%2e/admin").unwrap(), "/admin");
+        assert_eq!(norm("/public/%2E%2e/admin").unwrap(), "/admin");
+        assert_eq!(norm("//admin").unwrap(), "/admin");
+        assert_eq!(norm("/./admin/").unwrap(), "/admin");
+        assert_eq!(norm("/../../admin").unwrap(), "/admin");
+        assert_eq!(norm("/a%20b?x=/../y").unwrap(), "/a b");
+        assert_eq!(norm("/caf%C3%A9").unwrap(), "/café");
+        assert_eq!(norm("/").unwrap(), "/");
+    }
+
+    #[test]
+    fn unsafe_paths_are_refused() {
+        assert_eq!(norm("/a%2fb"), Err(PathError::EncodedSeparator));
+        assert_eq!(norm("/a%2Fb"), Err(PathError::EncodedSeparator));
+        assert_eq!(norm("/a%5cb"), Err(PathError::EncodedSeparator));
+        assert_eq!(norm("/a\\..\\admin"), Err(PathError::EncodedSeparator));
+        assert_eq!(norm("/a%00b"), Err(PathError::EncodedSeparator));
+        assert_eq!(norm("/a%zz"), Err(PathError::BadEncoding));
+        assert_eq!(norm("/a%"), Err(PathError::BadEncoding));
+        assert_eq!(norm("/a%ff"), Err(PathError::BadEncoding));
+        assert_eq!(norm("/%252e%252e/admin"), Err(PathError::BadEncoding));
+        assert_eq!(norm("/public#/../admin"), Err(PathError::Fragment));
+        assert_eq!(norm("admin"), Err(PathError::NotAbsolute));
+        assert_eq!(norm("*"), Err(PathError::NotAbsolute));
+    }
+
+    fn segs(p: &str) -> Segments<'_> {
+        normalize(p).unwrap()
+    }
+
+    #[test]
+    fn prefix_matches_whole_segments() {
+        let m = PathMatch::prefix("/public").unwrap();
+        assert!(m.matches(&segs("/public")).is_some());
+        assert!(m.matches(&segs("/public/x")).is_some());
+        assert!(m.matches(&segs("/publicity")).is_none());
+        assert!(PathMatch::prefix("/").unwrap().matches(&segs("/anything")).is_some());
+    }
+
+    #[test]
+    fn patterns_bind_params_and_globs() {
+        let m = PathMatch::pattern("/tenants/{tenant}/orders/**").unwrap();
+        let p = m.matches(&segs("/tenants/acme%20co/orders/1/items")).unwrap();
+        assert_eq!(&*p[0].0, "tenant");
+        assert_eq!(p[0].1, "acme co");
+        assert!(m.matches(&segs("/tenants/acme/orders")).is_some());
+        assert!(m.matches(&segs("/tenants/acme")).is_none());
+        assert!(m.matches(&segs("/tenants/acme/invoices")).is_none());
+
+        let m = PathMatch::pattern("/a/**/b/{id}").unwrap();
+        let p = m.matches(&segs("/a/x/y/b/7")).unwrap();
+        assert_eq!(p, vec![(Arc::from("id"), Cow::Borrowed("7"))]);
+        assert!(m.matches(&segs("/a/b/7")).is_some());
+
+        let m = PathMatch::pattern("/admin").unwrap();
+        assert!(m.matches(&segs("/admin/")).is_some());
+        assert!(m.matches(&segs("/admin/x")).is_none());
+        assert!(PathMatch::pattern("/x/*/y").unwrap().matches(&segs("/x/1/y")).is_some());
+    }
+
+    #[test]
+    fn bad_patterns_are_config_errors() {
+        assert!(PathMatch::pattern("no-slash").is_err());
+        assert!(PathMatch::pattern("/a/{b}/{b}").is_err());
+        assert!(PathMatch::pattern("/a/x{b}").is_err());
+        assert!(PathMatch::pattern("/a/{}").is_err());
+        assert!(PathMatch::pattern("/a/../b").is_err());
+        assert!(PathMatch::pattern("/a?x=1").is_err());
+        assert!(PathMatch::prefix("/a/{b}").is_err());
+    }
+
+    #[test]
+    fn hosts_ignore_case_and_port() {
+        let h = HostPattern::parse("API.example.com").unwrap();
+        assert!(h.matches("api.example.com:8443"));
+        assert!(h.matches("Api.Example.Com"));
+        assert!(h.matches("api.example.com."));
+        assert!(!h.matches("api.example.com.evil.io"));
+        let w = HostPattern::parse("*.example.com").unwrap();
+        assert!(w.matches("a.example.com"));
+        assert!(!w.matches("example.com"));
+        assert!(!w.matches("aexample.com"));
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+        assert!(HostPattern::parse("a b").is_err());
+    }
+}

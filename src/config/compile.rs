@@ -1,0 +1,756 @@
+//! Raw config structs and their compilation into the immutable [`Config`].
+//!
+//! Each section, provider and route is deserialized on its own, so the errors of every
+//! element are reported together; then cross-references (route -> provider) and semantic
+//! rules are checked. Nothing here runs per request.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Dur, Errors, Mode};
+use crate::authn::apikey::{ApiKey, ApiKeySettings};
+use crate::authn::claims::ClaimPath;
+use crate::authn::jwk::KeySet;
+use crate::authn::jwt::{Alg, JwtSettings, KeySource};
+use crate::authn::token::TokenSource;
+use crate::authn::{ProviderKind, ProviderSettings};
+use crate::authz::condition;
+use crate::authz::route::{HostPattern, PathMatch, Route, RouteMatch};
+use crate::header::{self, HeaderName};
+
+/// The compiled, immutable configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub identity_headers: IdentityHeaders,
+    pub strip_authorization: bool,
+    pub token_cache_max_entries: u64,
+    pub providers: Vec<Arc<ProviderSettings>>,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub grpc_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub tls: Option<TlsConfig>,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// The headers ward owns: set from a verified identity, removed otherwise.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    pub subject: HeaderName,
+    pub issuer: HeaderName,
+    pub provider: HeaderName,
+    pub roles: HeaderName,
+    pub scopes: HeaderName,
+}
+
+// === raw shapes ===
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTop {
+    #[serde(default)]
+    server: Value,
+    #[serde(default)]
+    identity_headers: Value,
+    #[serde(default)]
+    strip_authorization: bool,
+    #[serde(default)]
+    token_cache: Value,
+    #[serde(default)]
+    providers: Vec<Value>,
+    #[serde(default)]
+    routes: Vec<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    grpc_addr: Option<String>,
+    admin_addr: Option<String>,
+    tls: Option<RawTls>,
+    shutdown_grace: Option<Dur>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: String,
+    key_file: String,
+    client_ca_file: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawIdentityHeaders {
+    subject: Option<String>,
+    issuer: Option<String>,
+    provider: Option<String>,
+    roles: Option<String>,
+    scopes: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTokenCache {
+    max_entries: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    name: String,
+    jwt: Option<Value>,
+    api_key: Option<Value>,
+    introspection: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJwt {
+    issuer: String,
+    audiences: Vec<String>,
+    jwks_uri: Option<String>,
+    jwks_file: Option<String>,
+    jwks: Option<Value>,
+    discovery: Option<bool>,
+    algorithms: Option<Vec<String>>,
+    leeway: Option<Dur>,
+    refresh_interval: Option<Dur>,
+    min_refetch_interval: Option<Dur>,
+    timeout: Option<Dur>,
+    max_token_bytes: Option<usize>,
+    claims: Option<RawClaimMap>,
+    token_from: Option<Vec<RawTokenSource>>,
+    headers: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClaimMap {
+    roles: Option<Value>,
+    scopes: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokenSource {
+    header: Option<String>,
+    prefix: Option<String>,
+    cookie: Option<String>,
+    query: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApiKey {
+    header: Option<String>,
+    #[serde(default)]
+    keys: Vec<RawKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    sha256: String,
+    subject: String,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    name: String,
+    #[serde(rename = "match")]
+    matcher: RawMatch,
+    #[serde(default)]
+    allow_anonymous: bool,
+    #[serde(default)]
+    providers: Vec<String>,
+    require: Option<Value>,
+    #[serde(default)]
+    mode: Mode,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    path: Option<String>,
+    path_prefix: Option<String>,
+    methods: Option<Vec<String>>,
+    hosts: Option<Vec<String>>,
+    context: Option<BTreeMap<String, String>>,
+}
+
+// === compile ===
+
+const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+pub(super) fn compile(value: Value, base: &Path, errors: &mut Errors) -> Option<Config> {
+    if !value.is_object() {
+        errors.add("", "the config must be a YAML mapping with `providers` and `routes`");
+        return None;
+    }
+    let top: RawTop = errors.parse("", value)?;
+
+    let server = compile_server(top.server, base, errors);
+    let identity_headers = compile_identity_headers(top.identity_headers, errors);
+    let token_cache: RawTokenCache = if top.token_cache.is_null() {
+        RawTokenCache::default()
+    } else {
+        errors.parse("token_cache", top.token_cache).unwrap_or_default()
+    };
+
+    let mut providers = Vec::new();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    for (i, raw) in top.providers.into_iter().enumerate() {
+        let path = format!("providers[{i}]");
+        let Some(p) = compile_provider(raw, &path, base, errors) else {
+            continue;
+        };
+        if names.insert(p.name.to_string(), providers.len()).is_some() {
+            errors.add(&format!("{path}.name"), format!("duplicate provider name `{}`", p.name));
+        }
+        providers.push(Arc::new(p));
+    }
+
+    if let Some(ih) = &identity_headers {
+        check_owned_headers(ih, &providers, errors);
+    }
+
+    let mut routes = Vec::new();
+    let mut route_names = HashSet::new();
+    if top.routes.is_empty() {
+        errors.add("routes", "no routes: every request would be denied with no_route");
+    }
+    for (i, raw) in top.routes.into_iter().enumerate() {
+        let path = format!("routes[{i}]");
+        if let Some(r) = compile_route(raw, &path, &names, errors) {
+            if !route_names.insert(r.name.to_string()) {
+                errors.add(&format!("{path}.name"), format!("duplicate route name `{}`", r.name));
+            }
+            routes.push(r);
+        }
+    }
+
+    let max_entries = token_cache.max_entries.unwrap_or(100_000);
+    Some(Config {
+        server: server?,
+        identity_headers: identity_headers?,
+        strip_authorization: top.strip_authorization,
+        token_cache_max_entries: max_entries,
+        providers,
+        routes,
+    })
+}
+
+fn compile_server(v: Value, base: &Path, errors: &mut Errors) -> Option<ServerConfig> {
+    let raw: RawServer = if v.is_null() {
+        RawServer::default()
+    } else {
+        errors.parse("server", v)?
+    };
+    let addr = |errors: &mut Errors, field: &str, text: Option<String>, default: &str| {
+        let text = text.unwrap_or_else(|| default.to_string());
+        text.parse::<SocketAddr>()
+            .map_err(|_| {
+                errors.add(
+                    &format!("server.{field}"),
+                    format!("`{text}` is not a socket address like 0.0.0.0:9001"),
+                )
+            })
+            .ok()
+    };
+    let grpc_addr = addr(errors, "grpc_addr", raw.grpc_addr, "0.0.0.0:9001");
+    let admin_addr = addr(errors, "admin_addr", raw.admin_addr, "0.0.0.0:9002");
+    let tls = raw.tls.map(|t| TlsConfig {
+        cert_file: base.join(t.cert_file),
+        key_file: base.join(t.key_file),
+        client_ca_file: t.client_ca_file.map(|c| base.join(c)),
+    });
+    Some(ServerConfig {
+        grpc_addr: grpc_addr?,
+        admin_addr: admin_addr?,
+        tls,
+        shutdown_grace: raw.shutdown_grace.map_or(Duration::from_secs(10), |d| d.0),
+    })
+}
+
+fn compile_identity_headers(v: Value, errors: &mut Errors) -> Option<IdentityHeaders> {
+    let raw: RawIdentityHeaders = if v.is_null() {
+        RawIdentityHeaders::default()
+    } else {
+        errors.parse("identity_headers", v)?
+    };
+    let mut name = |field: &str, val: Option<String>, default: &str| {
+        owned_header(errors, &format!("identity_headers.{field}"), val.as_deref().unwrap_or(default))
+    };
+    let subject = name("subject", raw.subject, "x-auth-subject");
+    let issuer = name("issuer", raw.issuer, "x-auth-issuer");
+    let provider = name("provider", raw.provider, "x-auth-provider");
+    let roles = name("roles", raw.roles, "x-auth-roles");
+    let scopes = name("scopes", raw.scopes, "x-auth-scopes");
+    Some(IdentityHeaders {
+        subject: subject?,
+        issuer: issuer?,
+        provider: provider?,
+        roles: roles?,
+        scopes: scopes?,
+    })
+}
+
+/// A header ward sets upstream: a valid name that Envoy will let an ext_authz server set.
+fn owned_header(errors: &mut Errors, path: &str, name: &str) -> Option<HeaderName> {
+    match HeaderName::parse(name) {
+        Ok(h) if header::is_reserved(h.as_str()) => {
+            errors.add(
+                path,
+                format!("`{name}` cannot be an identity header: Envoy or the credential itself owns it"),
+            );
+            None
+        }
+        Ok(h) => Some(h),
+        Err(e) => {
+            errors.add(path, e);
+            None
+        }
+    }
+}
+
+/// Every header name ward owns must be distinct, or a removal could cancel a set.
+fn check_owned_headers(ih: &IdentityHeaders, providers: &[Arc<ProviderSettings>], errors: &mut Errors) {
+    let mut seen: HashMap<&str, String> = HashMap::new();
+    let fixed = [
+        ("identity_headers.subject", &ih.subject),
+        ("identity_headers.issuer", &ih.issuer),
+        ("identity_headers.provider", &ih.provider),
+        ("identity_headers.roles", &ih.roles),
+        ("identity_headers.scopes", &ih.scopes),
+    ];
+    for (path, h) in fixed {
+        if let Some(prev) = seen.insert(h.as_str(), path.to_string()) {
+            errors.add(path, format!("`{h}` is already used by {prev}"));
+        }
+    }
+    for (i, p) in providers.iter().enumerate() {
+        if let ProviderKind::Jwt(jwt) = &p.kind {
+            for (_, h) in &jwt.claim_headers {
+                if let Some(prev) = seen.get(h.as_str()) {
+                    if !prev.starts_with("providers") {
+                        errors.add(
+                            &format!("providers[{i}].jwt.headers"),
+                            format!("`{h}` is already used by {prev}"),
+                        );
+                    }
+                } else {
+                    seen.insert(h.as_str(), format!("providers[{i}].jwt.headers"));
+                }
+            }
+        }
+    }
+}
+
+fn compile_provider(v: Value, path: &str, base: &Path, errors: &mut Errors) -> Option<ProviderSettings> {
+    let raw: RawProvider = errors.parse(path, v)?;
+    let name_ok = !raw.name.is_empty()
+        && raw
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !name_ok {
+        errors.add(
+            &format!("{path}.name"),
+            "a provider name is letters, digits, `-`, `_` or `.` (it is a metric label)",
+        );
+    }
+    let kinds = [raw.jwt.is_some(), raw.api_key.is_some(), raw.introspection.is_some()];
+    if kinds.iter().filter(|k| **k).count() != 1 {
+        errors.add(path, "a provider has exactly one of `jwt`, `api_key`, `introspection`");
+        return None;
+    }
+    let name: Arc<str> = raw.name.into();
+    let kind = if let Some(jwt) = raw.jwt {
+        ProviderKind::Jwt(compile_jwt(jwt, &format!("{path}.jwt"), base, errors)?)
+    } else if let Some(ak) = raw.api_key {
+        ProviderKind::ApiKey(compile_api_key(ak, &format!("{path}.api_key"), errors)?)
+    } else {
+        errors.add(
+            &format!("{path}.introspection"),
+            "introspection providers are not supported by this build of ward yet",
+        );
+        return None;
+    };
+    Some(ProviderSettings { name, kind })
+}
+
+fn compile_jwt(v: Value, path: &str, base: &Path, errors: &mut Errors) -> Option<JwtSettings> {
+    let raw: RawJwt = errors.parse(path, v)?;
+    let before = errors_len(errors);
+
+    if raw.issuer.is_empty() {
+        errors.add(&format!("{path}.issuer"), "the issuer must not be empty");
+    }
+    if raw.audiences.is_empty() || raw.audiences.iter().any(String::is_empty) {
+        errors.add(
+            &format!("{path}.audiences"),
+            "list at least one audience: a token is accepted only when its `aud` names one",
+        );
+    }
+
+    let sources = [
+        raw.jwks_uri.is_some(),
+        raw.jwks_file.is_some(),
+        raw.jwks.is_some(),
+        raw.discovery == Some(true),
+    ];
+    let key_source = match sources.iter().filter(|s| **s).count() {
+        1 => {
+            if let Some(file) = raw.jwks_file {
+                let full = base.join(&file);
+                match std::fs::read_to_string(&full) {
+                    Ok(text) => keyset_from_text(&text, &format!("{path}.jwks_file"), errors)
+                        .map(KeySource::Static),
+                    Err(e) => {
+                        errors.add(&format!("{path}.jwks_file"), format!("cannot read {}: {e}", full.display()));
+                        None
+                    }
+                }
+            } else if let Some(jwks) = raw.jwks {
+                keyset_from_value(&jwks, &format!("{path}.jwks"), errors).map(KeySource::Static)
+            } else if let Some(uri) = raw.jwks_uri {
+                check_url(&uri, &format!("{path}.jwks_uri"), errors).map(KeySource::Remote)
+            } else {
+                let issuer = raw.issuer.trim_end_matches('/');
+                check_url(&raw.issuer, &format!("{path}.issuer"), errors)
+                    .map(|_| KeySource::Discovery(format!("{issuer}/.well-known/openid-configuration")))
+            }
+        }
+        n => {
+            errors.add(
+                path,
+                format!(
+                    "exactly one key source is needed (jwks_uri, jwks_file, jwks or discovery: true); found {n}"
+                ),
+            );
+            None
+        }
+    };
+
+    let algorithms = match raw.algorithms {
+        None => Alg::ASYMMETRIC.to_vec(),
+        Some(list) if list.is_empty() => {
+            errors.add(&format!("{path}.algorithms"), "list at least one algorithm");
+            Vec::new()
+        }
+        Some(list) => {
+            let mut algs = Vec::new();
+            for (i, a) in list.iter().enumerate() {
+                match Alg::parse(a) {
+                    Some(alg) => algs.push(alg),
+                    None => errors.add(
+                        &format!("{path}.algorithms[{i}]"),
+                        format!(
+                            "`{a}` is not an accepted algorithm (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA, HS256, HS384, HS512; `none` is never accepted)"
+                        ),
+                    ),
+                }
+            }
+            algs
+        }
+    };
+
+    let max_token_bytes = raw.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
+    if max_token_bytes == 0 {
+        errors.add(&format!("{path}.max_token_bytes"), "must be greater than 0");
+    }
+
+    let (roles_claim, scopes_claim) = match raw.claims {
+        Some(c) => (
+            c.roles.map(|v| claim_path(&v, &format!("{path}.claims.roles"), errors)),
+            c.scopes.map(|v| claim_path(&v, &format!("{path}.claims.scopes"), errors)),
+        ),
+        None => (None, None),
+    };
+
+    let token_from = match raw.token_from {
+        None => vec![TokenSource::default_bearer()],
+        Some(list) if list.is_empty() => {
+            errors.add(&format!("{path}.token_from"), "list at least one place to read the token from");
+            Vec::new()
+        }
+        Some(list) => list
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, s)| token_source(s, &format!("{path}.token_from[{i}]"), errors))
+            .collect(),
+    };
+
+    let mut claim_headers = Vec::new();
+    for (claim, header) in raw.headers.unwrap_or_default() {
+        let p = format!("{path}.headers.{claim}");
+        let cp = claim_path(&Value::String(claim.clone()), &p, errors);
+        if let Some(h) = owned_header(errors, &p, &header) {
+            claim_headers.push((cp, h));
+        }
+    }
+
+    let timeout = raw.timeout.map_or(Duration::from_secs(5), |d| d.0);
+    if timeout.is_zero() {
+        errors.add(&format!("{path}.timeout"), "must be greater than 0");
+    }
+    let refresh_interval = raw.refresh_interval.map_or(Duration::from_secs(600), |d| d.0);
+    if refresh_interval < Duration::from_secs(1) {
+        errors.add(&format!("{path}.refresh_interval"), "must be at least 1s");
+    }
+
+    if errors_len(errors) != before {
+        return None;
+    }
+    Some(JwtSettings {
+        issuer: raw.issuer,
+        audiences: raw.audiences,
+        key_source: key_source?,
+        algorithms,
+        leeway: raw.leeway.map_or(Duration::from_secs(30), |d| d.0),
+        refresh_interval,
+        min_refetch_interval: raw.min_refetch_interval.map_or(Duration::from_secs(30), |d| d.0),
+        timeout,
+        max_token_bytes,
+        roles_claim: roles_claim.unwrap_or_else(|| ClaimPath::parse("roles").expect("static path")),
+        scopes_claim: scopes_claim.unwrap_or_else(|| ClaimPath::parse("scope").expect("static path")),
+        token_from,
+        claim_headers,
+    })
+}
+
+fn errors_len(errors: &Errors) -> usize {
+    errors.list.len()
+}
+
+fn check_url(url: &str, path: &str, errors: &mut Errors) -> Option<String> {
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Some(url.to_string())
+    } else {
+        errors.add(path, format!("`{url}` is not an http(s) URL"));
+        None
+    }
+}
+
+fn keyset_from_text(text: &str, path: &str, errors: &mut Errors) -> Option<Arc<KeySet>> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(v) => keyset_from_value(&v, path, errors),
+        Err(e) => {
+            errors.add(path, format!("the JWKS is not JSON: {e}"));
+            None
+        }
+    }
+}
+
+fn keyset_from_value(v: &Value, path: &str, errors: &mut Errors) -> Option<Arc<KeySet>> {
+    match KeySet::from_jwks(v) {
+        Ok((set, _skipped)) if !set.is_empty() => Some(Arc::new(set)),
+        Ok((_, skipped)) => {
+            let why = skipped.first().map(|s| format!(": {s}")).unwrap_or_default();
+            errors.add(path, format!("the JWKS holds no usable signing key{why}"));
+            None
+        }
+        Err(e) => {
+            errors.add(path, e.to_string());
+            None
+        }
+    }
+}
+
+fn claim_path(v: &Value, path: &str, errors: &mut Errors) -> ClaimPath {
+    let parsed = match v {
+        Value::String(s) => ClaimPath::parse(s),
+        Value::Array(items) => {
+            let segs: Option<Vec<String>> = items.iter().map(|i| i.as_str().map(str::to_owned)).collect();
+            segs.ok_or_else(|| "a claim path list holds strings".to_string())
+                .and_then(ClaimPath::from_segments)
+        }
+        _ => Err("a claim path is a dotted string or a list of names".to_string()),
+    };
+    parsed.unwrap_or_else(|e| {
+        errors.add(path, e);
+        ClaimPath::empty()
+    })
+}
+
+fn token_source(raw: RawTokenSource, path: &str, errors: &mut Errors) -> Option<TokenSource> {
+    let set = [raw.header.is_some(), raw.cookie.is_some(), raw.query.is_some()];
+    if set.iter().filter(|s| **s).count() != 1 {
+        errors.add(path, "a token source has exactly one of `header`, `cookie`, `query`");
+        return None;
+    }
+    if raw.prefix.is_some() && raw.header.is_none() {
+        errors.add(&format!("{path}.prefix"), "`prefix` goes with `header` only");
+        return None;
+    }
+    if let Some(h) = raw.header {
+        match HeaderName::parse(&h) {
+            Ok(name) => Some(TokenSource::Header { name, prefix: raw.prefix }),
+            Err(e) => {
+                errors.add(&format!("{path}.header"), e);
+                None
+            }
+        }
+    } else if let Some(c) = raw.cookie {
+        non_empty(c, &format!("{path}.cookie"), errors).map(TokenSource::Cookie)
+    } else {
+        non_empty(raw.query?, &format!("{path}.query"), errors).map(TokenSource::Query)
+    }
+}
+
+fn non_empty(s: String, path: &str, errors: &mut Errors) -> Option<String> {
+    if s.is_empty() {
+        errors.add(path, "must not be empty");
+        None
+    } else {
+        Some(s)
+    }
+}
+
+fn compile_api_key(v: Value, path: &str, errors: &mut Errors) -> Option<ApiKeySettings> {
+    let raw: RawApiKey = errors.parse(path, v)?;
+    let header = match HeaderName::parse(raw.header.as_deref().unwrap_or("x-api-key")) {
+        Ok(h) => h,
+        Err(e) => {
+            errors.add(&format!("{path}.header"), e);
+            return None;
+        }
+    };
+    if raw.keys.is_empty() {
+        errors.add(&format!("{path}.keys"), "list at least one key");
+    }
+    let mut keys = Vec::new();
+    for (i, k) in raw.keys.into_iter().enumerate() {
+        match ApiKey::new(&k.sha256, k.subject, k.roles) {
+            Ok(key) => keys.push(key),
+            Err(e) => errors.add(&format!("{path}.keys[{i}].sha256"), e),
+        }
+    }
+    Some(ApiKeySettings { header, keys })
+}
+
+fn compile_route(
+    v: Value,
+    path: &str,
+    names: &HashMap<String, usize>,
+    errors: &mut Errors,
+) -> Option<Route> {
+    let raw: RawRoute = errors.parse(path, v)?;
+    let before = errors_len(errors);
+    let m = raw.matcher;
+    let mpath = format!("{path}.match");
+
+    let path_match = match (m.path, m.path_prefix) {
+        (Some(_), Some(_)) => {
+            errors.add(&mpath, "use `path` or `path_prefix`, not both");
+            None
+        }
+        (Some(p), None) => match PathMatch::pattern(&p) {
+            Ok(pm) => Some(pm),
+            Err(e) => {
+                errors.add(&format!("{mpath}.path"), e);
+                None
+            }
+        },
+        (None, Some(p)) => match PathMatch::prefix(&p) {
+            Ok(pm) => Some(pm),
+            Err(e) => {
+                errors.add(&format!("{mpath}.path_prefix"), e);
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    let methods = m.methods.map(|ms| normalize_methods(ms, &format!("{mpath}.methods"), errors));
+    let hosts = m.hosts.map(|hs| {
+        hs.iter()
+            .enumerate()
+            .filter_map(|(i, h)| {
+                HostPattern::parse(h)
+                    .map_err(|e| errors.add(&format!("{mpath}.hosts[{i}]"), e))
+                    .ok()
+            })
+            .collect::<Vec<_>>()
+    });
+
+    let mut route_providers = Vec::new();
+    for (i, name) in raw.providers.iter().enumerate() {
+        match names.get(name) {
+            Some(idx) => route_providers.push(*idx),
+            None => errors.add(
+                &format!("{path}.providers[{i}]"),
+                format!("no provider is named `{name}`"),
+            ),
+        }
+    }
+
+    let params = path_match.as_ref().map(PathMatch::params).unwrap_or_default();
+    let require = raw.require.map(|c| {
+        let ctx = condition::CompileCtx { params: &params };
+        condition::compile(&c, &format!("{path}.require"), &ctx, errors)
+    });
+
+    if raw.providers.is_empty() && require.is_none() && !raw.allow_anonymous {
+        errors.add(
+            path,
+            "this route names no providers and no `require`, so it would allow every request: set `allow_anonymous: true` to say so",
+        );
+    }
+
+    if errors_len(errors) != before {
+        return None;
+    }
+    let name: Arc<str> = raw.name.into();
+    Some(Route {
+        name,
+        matcher: RouteMatch {
+            path: path_match,
+            methods,
+            hosts,
+            context: m.context.unwrap_or_default().into_iter().collect(),
+        },
+        providers: route_providers,
+        allow_anonymous: raw.allow_anonymous,
+        require: require.flatten(),
+        mode: raw.mode,
+    })
+}
+
+pub(crate) fn normalize_methods(ms: Vec<String>, path: &str, errors: &mut Errors) -> Vec<String> {
+    if ms.is_empty() {
+        errors.add(path, "list at least one method");
+    }
+    ms.into_iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            if !m.is_empty() && m.bytes().all(|b| b.is_ascii_alphabetic()) {
+                Some(m.to_ascii_uppercase())
+            } else {
+                errors.add(&format!("{path}[{i}]"), format!("`{m}` is not an HTTP method"));
+                None
+            }
+        })
+        .collect()
+}
+

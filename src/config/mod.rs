@@ -1,0 +1,244 @@
+//! Configuration: the raw YAML shape (serde, unknown keys rejected) and the one entry
+//! point that turns text into an immutable [`Config`], or into every error it contains.
+//!
+//! Loading happens in three steps, each collecting all of its errors before stopping:
+//! 1. [`yaml::parse`]: YAML text to a JSON value tree plus a line index;
+//! 2. `${ENV}` expansion in string values (so a secret can never inject YAML structure);
+//! 3. [`compile`]: each section and each list element is deserialized on its own (so one
+//!    bad route does not hide the errors of the next) and compiled into matchers and rules.
+
+mod compile;
+pub mod duration;
+pub mod yaml;
+
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+pub(crate) use compile::normalize_methods as compile_methods;
+pub use compile::{Config, IdentityHeaders, ServerConfig, TlsConfig};
+pub use duration::Dur;
+
+/// One problem in a config file: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted path such as `providers[1].jwt.audiences` (empty for the document itself).
+    pub path: String,
+    /// 1-based source line, when known.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.path.is_empty()) {
+            (Some(l), false) => write!(f, "line {l}: {}: {}", self.path, self.message),
+            (Some(l), true) => write!(f, "line {l}: {}", self.message),
+            (None, false) => write!(f, "{}: {}", self.path, self.message),
+            (None, true) => write!(f, "{}", self.message),
+        }
+    }
+}
+
+/// Every error found in one config, in document order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How `${NAME}` is resolved. The process environment in production; a map in tests,
+/// which therefore never touch the real environment.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<S: std::hash::BuildHasher> Env for std::collections::HashMap<String, String, S> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// Reads and compiles a config file. Relative paths inside it (`jwks_file`, TLS files)
+/// are taken relative to the file's own directory.
+pub fn load_file(path: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            path: String::new(),
+            line: None,
+            message: format!("cannot read {}: {e}", path.display()),
+        }])
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    load_str(&text, base, env)
+}
+
+/// Compiles config text; `base_dir` anchors relative file paths.
+pub fn load_str(text: &str, base_dir: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
+    let (mut value, lines) = yaml::parse(text).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            path: String::new(),
+            line: Some(e.line),
+            message: format!("invalid YAML: {}", e.message),
+        }])
+    })?;
+    let mut errors = Errors::new(lines);
+    expand_env(&mut value, String::new(), env, &mut errors);
+    let config = compile::compile(value, base_dir, &mut errors);
+    errors.finish(config)
+}
+
+/// Collects errors and attaches line numbers from the index.
+pub(crate) struct Errors {
+    lines: yaml::LineIndex,
+    list: Vec<ConfigError>,
+}
+
+impl Errors {
+    fn new(lines: yaml::LineIndex) -> Self {
+        Self {
+            lines,
+            list: Vec::new(),
+        }
+    }
+
+    pub(crate) fn add(&mut self, path: &str, message: impl Into<String>) {
+        self.list.push(ConfigError {
+            path: path.to_owned(),
+            line: self.lines.line_of(path),
+            message: message.into(),
+        });
+    }
+
+    fn finish<T>(mut self, value: Option<T>) -> Result<T, ConfigErrors> {
+        match value {
+            Some(v) if self.list.is_empty() => Ok(v),
+            _ => {
+                if self.list.is_empty() {
+                    self.add("", "invalid config");
+                }
+                self.list.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+                Err(ConfigErrors(self.list))
+            }
+        }
+    }
+
+    /// Deserializes `value` as `T`, reporting a failure with its full path.
+    pub(crate) fn parse<T: serde::de::DeserializeOwned>(&mut self, path: &str, value: Value) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let inner = e.path().to_string();
+                let full = match (path.is_empty(), inner.as_str()) {
+                    (_, ".") => path.to_owned(),
+                    (true, _) => inner,
+                    (false, i) if i.starts_with('[') => format!("{path}{i}"),
+                    (false, i) => format!("{path}.{i}"),
+                };
+                self.add(&full, e.into_inner().to_string());
+                None
+            }
+        }
+    }
+}
+
+/// Replaces `${NAME}` in every string value; `$${` stays a literal `${`.
+fn expand_env(value: &mut Value, path: String, env: &dyn Env, errors: &mut Errors) {
+    match value {
+        Value::String(s) if s.contains("${") => match expand(s, env) {
+            Ok(new) => *s = new,
+            Err(msg) => errors.add(&path, msg),
+        },
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_env(item, format!("{path}[{i}]"), env, errors);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                expand_env(v, child, env, errors);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn expand(s: &str, env: &dyn Env) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        if let Some(after) = tail.strip_prefix("$${") {
+            out.push_str("${");
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("${") {
+            let end = after
+                .find('}')
+                .ok_or_else(|| "unterminated `${` in value".to_string())?;
+            let name = &after[..end];
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(format!("`${{{name}}}` is not a valid environment variable reference"));
+            }
+            let v = env
+                .var(name)
+                .ok_or_else(|| format!("environment variable {name} is not set"))?;
+            out.push_str(&v);
+            rest = &after[end + 1..];
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A raw value that must be one of a closed set of strings; used for small enums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Decisions are enforced (the default).
+    #[default]
+    Enforce,
+    /// Decisions are logged and counted, requests always allowed.
+    Shadow,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn expands_env_and_escapes() {
+        let env: HashMap<String, String> = [("A".to_string(), "x:y".to_string())].into();
+        assert_eq!(expand("p-${A}-q", &env).unwrap(), "p-x:y-q");
+        assert_eq!(expand("$${A}", &env).unwrap(), "${A}");
+        assert_eq!(expand("cost $5", &env).unwrap(), "cost $5");
+        assert!(expand("${B}", &env).unwrap_err().contains("B is not set"));
+        assert!(expand("${A", &env).is_err());
+        assert!(expand("${A-B}", &env).is_err());
+    }
+}

@@ -1,0 +1,203 @@
+//! The outcome of one check, protocol-neutral: `response.rs` turns it into Envoy's
+//! `CheckResponse`, `ward check` prints it, the tower layer applies it.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use crate::authn::{Identity, TokenError};
+use crate::authz::condition::Failure;
+use crate::authz::path::PathError;
+use crate::header::HeaderName;
+
+/// Why a request is denied. Each maps to one HTTP status, gRPC code and `reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DenyReason {
+    MissingCredential,
+    InvalidToken(TokenError),
+    Forbidden(Failure),
+    NoRoute,
+    /// A key source or introspection endpoint could not be reached and nothing is cached.
+    AuthnUnavailable(&'static str),
+    /// The request cannot be read safely (a path that does not normalise, no HTTP attributes).
+    InvalidRequest(Cow<'static, str>),
+}
+
+impl DenyReason {
+    /// The stable `reason` string: the metric label and the body's `error`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DenyReason::MissingCredential => "missing_credential",
+            DenyReason::InvalidToken(_) => "invalid_token",
+            DenyReason::Forbidden(_) => "forbidden",
+            DenyReason::NoRoute => "no_route",
+            DenyReason::AuthnUnavailable(_) => "authn_unavailable",
+            DenyReason::InvalidRequest(_) => "invalid_request",
+        }
+    }
+
+    /// A short, fixed description safe to send to the client.
+    pub fn detail(&self) -> Cow<'static, str> {
+        match self {
+            DenyReason::MissingCredential => "no credential".into(),
+            DenyReason::InvalidToken(e) => e.to_string().into(),
+            DenyReason::Forbidden(f) if f.insufficient_scope => "insufficient scope".into(),
+            DenyReason::Forbidden(_) => "access denied by policy".into(),
+            DenyReason::NoRoute => "no route matches the request".into(),
+            DenyReason::AuthnUnavailable(_) => "identity provider unavailable".into(),
+            DenyReason::InvalidRequest(why) => why.clone(),
+        }
+    }
+
+    /// What operators see in logs and `ward check`: the failed condition, the provider.
+    pub fn explain(&self) -> Cow<'static, str> {
+        match self {
+            DenyReason::Forbidden(f) => format!("condition not met: {}", f.condition).into(),
+            DenyReason::AuthnUnavailable(why) => (*why).into(),
+            other => other.detail(),
+        }
+    }
+}
+
+impl From<PathError> for DenyReason {
+    fn from(e: PathError) -> Self {
+        DenyReason::InvalidRequest(e.to_string().into())
+    }
+}
+
+/// Header changes for the upstream request on an allow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mutations {
+    /// Overwrite (never append) these.
+    pub set: Vec<(HeaderName, String)>,
+    /// Remove these. Never overlaps `set`.
+    pub remove: Vec<HeaderName>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    Allow(Mutations),
+    Deny(DenyReason),
+}
+
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub route: Option<Arc<str>>,
+    pub verdict: Verdict,
+    /// The identity the request was allowed (or denied) with, if any was verified.
+    pub identity: Option<Arc<Identity>>,
+    /// On a shadow-mode route, the denial that was not enforced.
+    pub shadow_deny: Option<DenyReason>,
+}
+
+impl Decision {
+    pub fn is_allow(&self) -> bool {
+        matches!(self.verdict, Verdict::Allow(_))
+    }
+
+    /// The metric label: `allow`, `deny` or `shadow_deny`.
+    pub fn label(&self) -> &'static str {
+        match (&self.verdict, &self.shadow_deny) {
+            (Verdict::Deny(_), _) => "deny",
+            (Verdict::Allow(_), Some(_)) => "shadow_deny",
+            (Verdict::Allow(_), None) => "allow",
+        }
+    }
+
+    /// The metric label `reason`: `ok`, or the (possibly shadowed) denial's code.
+    pub fn reason_code(&self) -> &'static str {
+        match (&self.verdict, &self.shadow_deny) {
+            (Verdict::Deny(r), _) | (Verdict::Allow(_), Some(r)) => r.code(),
+            (Verdict::Allow(_), None) => "ok",
+        }
+    }
+}
+
+/// A decision explained for people and scripts (`ward check`, `ward test`): never the
+/// credential, only what was decided and why.
+pub struct Report<'d> {
+    d: &'d Decision,
+}
+
+impl<'d> Report<'d> {
+    pub fn new(d: &'d Decision) -> Self {
+        Self { d }
+    }
+
+    /// The HTTP status Envoy would answer with (200 when allowed).
+    pub fn status(&self) -> u16 {
+        match &self.d.verdict {
+            Verdict::Allow(_) => 200,
+            Verdict::Deny(r) => crate::response::status_of(r).0,
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let d = self.d;
+        let mut v = serde_json::json!({
+            "decision": d.label(),
+            "route": d.route.as_deref(),
+            "status": self.status(),
+            "reason": d.reason_code(),
+        });
+        let reason = match (&d.verdict, &d.shadow_deny) {
+            (Verdict::Deny(r), _) | (Verdict::Allow(_), Some(r)) => Some(r),
+            _ => None,
+        };
+        if let Some(r) = reason {
+            v["detail"] = r.detail().into();
+            v["explain"] = r.explain().into();
+        }
+        if let Verdict::Deny(r) = &d.verdict {
+            if let Some(c) = crate::response::www_authenticate(r) {
+                v["www_authenticate"] = c.into();
+            }
+        }
+        if let Some(id) = &d.identity {
+            v["identity"] = serde_json::json!({
+                "provider": &*id.provider,
+                "subject": id.subject,
+                "issuer": id.issuer,
+                "roles": id.roles,
+                "scopes": id.scopes,
+            });
+        }
+        if let Verdict::Allow(m) = &d.verdict {
+            let set: serde_json::Map<String, serde_json::Value> = m
+                .set
+                .iter()
+                .map(|(h, val)| (h.to_string(), val.clone().into()))
+                .collect();
+            v["headers_set"] = set.into();
+            v["headers_removed"] = m.remove.iter().map(ToString::to_string).collect::<Vec<_>>().into();
+        }
+        v
+    }
+
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let j = self.to_json();
+        let mut out = String::new();
+        for key in ["decision", "route", "status", "reason", "detail", "explain", "www_authenticate"] {
+            match &j[key] {
+                serde_json::Value::Null => {}
+                serde_json::Value::String(s) => {
+                    let _ = writeln!(out, "{key}: {s}");
+                }
+                other => {
+                    let _ = writeln!(out, "{key}: {other}");
+                }
+            }
+        }
+        if let Some(set) = j["headers_set"].as_object() {
+            for (h, val) in set {
+                let _ = writeln!(out, "set: {h}: {}", val.as_str().unwrap_or_default());
+            }
+        }
+        if let Some(rm) = j["headers_removed"].as_array() {
+            for h in rm {
+                let _ = writeln!(out, "remove: {}", h.as_str().unwrap_or_default());
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,327 @@
+//! The decision engine: one request in, one [`Decision`] out. No network types here;
+//! the gRPC server, `ward check` and the tower layer all call [`Engine::check`].
+//!
+//! Phases run in order (route -> credential -> verification -> rules), each returning a
+//! typed result; shadow mode is applied once, at the end.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::authn::cache::{unix_now, TokenCache};
+use crate::authn::jwt;
+use crate::authn::keys::KeyStore;
+use crate::authn::token::{self, Found, TokenSource};
+use crate::authn::{Identity, ProviderKind, ProviderSettings, TokenError};
+use crate::authz::condition::EvalCtx;
+use crate::authz::path::{self, Params};
+use crate::authz::route::{self, Route};
+use crate::config::{Config, Mode};
+use crate::decision::{Decision, DenyReason, Mutations, Verdict};
+use crate::header::{self, HeaderName};
+use crate::metrics::Metrics;
+use crate::request::CheckInput;
+
+/// A provider as used at run time: its settings, where it reads credentials, its keys.
+pub struct Provider {
+    pub settings: Arc<ProviderSettings>,
+    sources: Vec<TokenSource>,
+    pub keys: Option<KeyStore>,
+}
+
+pub struct Engine {
+    config: Arc<Config>,
+    providers: Vec<Provider>,
+    /// Per route: issuer -> JWT providers of that route with that issuer.
+    route_issuers: Vec<HashMap<String, Vec<usize>>>,
+    /// Every header ward owns, in a fixed order.
+    owned: Vec<HeaderName>,
+    authorization: HeaderName,
+    cache: TokenCache,
+    metrics: Arc<Metrics>,
+}
+
+impl Engine {
+    /// Builds an engine whose providers all use keys from the config itself.
+    pub fn new(config: Config, metrics: Arc<Metrics>) -> Self {
+        let stores = config
+            .providers
+            .iter()
+            .map(|p| match &p.kind {
+                ProviderKind::Jwt(j) => match &j.key_source {
+                    jwt::KeySource::Static(k) => Some(KeyStore::Static(k.clone())),
+                    _ => None,
+                },
+                ProviderKind::ApiKey(_) => None,
+            })
+            .collect();
+        Self::with_key_stores(config, stores, metrics)
+    }
+
+    /// Builds an engine with the given key store for each provider (same order).
+    pub fn with_key_stores(config: Config, stores: Vec<Option<KeyStore>>, metrics: Arc<Metrics>) -> Self {
+        let providers: Vec<Provider> = config
+            .providers
+            .iter()
+            .zip(stores)
+            .map(|(p, keys)| Provider {
+                sources: p.sources(),
+                settings: p.clone(),
+                keys,
+            })
+            .collect();
+        let route_issuers = config
+            .routes
+            .iter()
+            .map(|r| {
+                let mut m: HashMap<String, Vec<usize>> = HashMap::new();
+                for &i in &r.providers {
+                    if let ProviderKind::Jwt(j) = &config.providers[i].kind {
+                        m.entry(j.issuer.clone()).or_default().push(i);
+                    }
+                }
+                m
+            })
+            .collect();
+        let ih = &config.identity_headers;
+        let mut owned = vec![
+            ih.subject.clone(),
+            ih.issuer.clone(),
+            ih.provider.clone(),
+            ih.roles.clone(),
+            ih.scopes.clone(),
+        ];
+        for p in &config.providers {
+            if let ProviderKind::Jwt(j) = &p.kind {
+                for (_, h) in &j.claim_headers {
+                    if !owned.contains(h) {
+                        owned.push(h.clone());
+                    }
+                }
+            }
+        }
+        Self {
+            cache: TokenCache::new(config.token_cache_max_entries),
+            config: Arc::new(config),
+            providers,
+            route_issuers,
+            owned,
+            authorization: HeaderName::parse("authorization").expect("static header name"),
+            metrics,
+        }
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub fn providers(&self) -> &[Provider] {
+        &self.providers
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Every JWT provider holds at least one key.
+    pub fn ready(&self) -> bool {
+        self.providers.iter().all(|p| match (&p.settings.kind, &p.keys) {
+            (ProviderKind::Jwt(_), Some(k)) => k.has_keys(),
+            (ProviderKind::Jwt(_), None) => false,
+            _ => true,
+        })
+    }
+
+    /// Decides one request.
+    pub async fn check(&self, input: &CheckInput<'_>) -> Decision {
+        let segments = match path::normalize(input.path) {
+            Ok(s) => s,
+            Err(e) => return deny(None, e.into()),
+        };
+        let Some((ri, route, params)) = route::select(&self.config.routes, input, &segments) else {
+            return deny(None, DenyReason::NoRoute);
+        };
+        let now = unix_now();
+        let identity = match self.authenticate(ri, route, input, now).await {
+            Ok(id) => id,
+            Err(reason) => return self.refuse(route, reason, None),
+        };
+        if let Some(req) = &route.require {
+            let anon = Identity::default();
+            let ctx = EvalCtx {
+                identity: identity.as_deref().unwrap_or(&anon),
+                params: &params,
+                input,
+            };
+            if let Err(f) = req.eval(&ctx) {
+                return self.refuse(route, DenyReason::Forbidden(f), identity);
+            }
+        }
+        let _: &Params<'_> = &params;
+        self.allow(route, identity, None)
+    }
+
+    fn allow(&self, route: &Route, identity: Option<Arc<Identity>>, shadow: Option<DenyReason>) -> Decision {
+        Decision {
+            route: Some(route.name.clone()),
+            verdict: Verdict::Allow(self.mutations(identity.as_deref())),
+            identity,
+            shadow_deny: shadow,
+        }
+    }
+
+    /// A denial, unless the route is in shadow mode: then the request goes through, as
+    /// the verified identity when the rules failed, as anonymous when the credential did.
+    fn refuse(&self, route: &Route, reason: DenyReason, identity: Option<Arc<Identity>>) -> Decision {
+        if route.mode == Mode::Shadow {
+            let keep = matches!(reason, DenyReason::Forbidden(_));
+            return self.allow(route, identity.filter(|_| keep), Some(reason));
+        }
+        Decision {
+            route: Some(route.name.clone()),
+            verdict: Verdict::Deny(reason),
+            identity,
+            shadow_deny: None,
+        }
+    }
+
+    /// Finds and verifies the route's credential. `Ok(None)` is an anonymous request on
+    /// a route that accepts one (or has no providers).
+    async fn authenticate(
+        &self,
+        ri: usize,
+        route: &Route,
+        input: &CheckInput<'_>,
+        now: u64,
+    ) -> Result<Option<Arc<Identity>>, DenyReason> {
+        for &pi in &route.providers {
+            let p = &self.providers[pi];
+            match token::find_in(&p.sources, input) {
+                Found::Nothing => continue,
+                Found::Duplicate => return Err(DenyReason::InvalidToken(TokenError::Duplicate)),
+                Found::Unreadable => return Err(DenyReason::InvalidToken(TokenError::Malformed)),
+                Found::One(tok) => return self.verify(ri, pi, &tok, input, now).await.map(Some),
+            }
+        }
+        if route.providers.is_empty() || route.allow_anonymous {
+            Ok(None)
+        } else {
+            Err(DenyReason::MissingCredential)
+        }
+    }
+
+    async fn verify(
+        &self,
+        ri: usize,
+        pi: usize,
+        tok: &str,
+        input: &CheckInput<'_>,
+        now: u64,
+    ) -> Result<Arc<Identity>, DenyReason> {
+        let p = &self.providers[pi];
+        let invalid = DenyReason::InvalidToken;
+        match &p.settings.kind {
+            ProviderKind::ApiKey(ak) => {
+                if tok.len() > 4096 {
+                    return Err(invalid(TokenError::TooLarge));
+                }
+                ak.verify(tok, &p.settings.name)
+                    .map(Arc::new)
+                    .ok_or(invalid(TokenError::UnknownKey))
+            }
+            ProviderKind::Jwt(s) => {
+                if tok.len() > s.max_token_bytes {
+                    return Err(invalid(TokenError::TooLarge));
+                }
+                if let Some(id) = self.cached(p, tok, now) {
+                    return Ok(id);
+                }
+                let parsed = jwt::parse(tok, s.max_token_bytes).map_err(invalid)?;
+                // The token's issuer picks among the route's JWT providers that read the
+                // same credential: one lookup, not a trial of every provider's keys.
+                let mut chosen = pi;
+                if let Some(iss) = parsed.issuer().filter(|iss| *iss != s.issuer) {
+                    let alt = self.route_issuers[ri].get(iss).and_then(|cands| {
+                        cands.iter().copied().find(|&c| {
+                            token::find_in(&self.providers[c].sources, input) == Found::One(tok.into())
+                        })
+                    });
+                    if let Some(c) = alt {
+                        chosen = c;
+                        if let Some(id) = self.cached(&self.providers[c], tok, now) {
+                            return Ok(id);
+                        }
+                    }
+                }
+                let p = &self.providers[chosen];
+                let ProviderKind::Jwt(s) = &p.settings.kind else {
+                    return Err(invalid(TokenError::Issuer));
+                };
+                let store = p
+                    .keys
+                    .as_ref()
+                    .ok_or(DenyReason::AuthnUnavailable("provider has no key source"))?;
+                let keys = store
+                    .keys_for(parsed.kid.as_deref())
+                    .await
+                    .map_err(|u| DenyReason::AuthnUnavailable(u.0))?;
+                let id = Arc::new(jwt::verify(&parsed, s, &keys, &p.settings.name, now).map_err(invalid)?);
+                self.cache
+                    .insert(TokenCache::key(&p.settings.name, tok), id.clone(), now);
+                Ok(id)
+            }
+        }
+    }
+
+    fn cached(&self, p: &Provider, tok: &str, now: u64) -> Option<Arc<Identity>> {
+        let hit = self.cache.get(&TokenCache::key(&p.settings.name, tok), now);
+        let result = if hit.is_some() { "hit" } else { "miss" };
+        self.metrics
+            .token_cache_requests
+            .with_label_values(&[&*p.settings.name, result])
+            .inc();
+        hit
+    }
+
+    /// Sets every identity header that has a value; removes every other header ward owns,
+    /// so a client can never smuggle one upstream.
+    fn mutations(&self, id: Option<&Identity>) -> Mutations {
+        let ih = &self.config.identity_headers;
+        let mut set: Vec<(HeaderName, String)> = Vec::new();
+        if let Some(id) = id {
+            let mut put = |h: &HeaderName, v: Option<String>| {
+                if let Some(v) = v.filter(|v| !v.is_empty() && header::is_safe_value(v)) {
+                    set.push((h.clone(), v));
+                }
+            };
+            put(&ih.subject, id.subject.clone());
+            put(&ih.issuer, id.issuer.clone());
+            put(&ih.provider, Some(id.provider.to_string()));
+            // A role holding the list separator would read as two roles upstream: dropped.
+            let roles: Vec<&str> = id.roles.iter().map(String::as_str).filter(|r| !r.contains(',')).collect();
+            put(&ih.roles, Some(roles.join(",")));
+            put(&ih.scopes, Some(id.scopes.join(" ")));
+            for (h, v) in &id.claim_headers {
+                put(h, Some(v.clone()));
+            }
+        }
+        let mut remove: Vec<HeaderName> = self
+            .owned
+            .iter()
+            .filter(|h| !set.iter().any(|(s, _)| s == *h))
+            .cloned()
+            .collect();
+        if self.config.strip_authorization {
+            remove.push(self.authorization.clone());
+        }
+        Mutations { set, remove }
+    }
+}
+
+fn deny(route: Option<Arc<str>>, reason: DenyReason) -> Decision {
+    Decision {
+        route,
+        verdict: Verdict::Deny(reason),
+        identity: None,
+        shadow_deny: None,
+    }
+}

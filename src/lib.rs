@@ -1,0 +1,26 @@
+//! ward: an Envoy external-authorization server, and the decision engine behind it as a
+//! library.
+//!
+//! The engine ([`engine::Engine`]) takes a [`request::CheckInput`] and returns a
+//! [`decision::Decision`]; it knows nothing of gRPC. The [`server`] module serves it as
+//! `envoy.service.auth.v3.Authorization`; [`response`] is the only builder of Envoy's
+//! `CheckResponse`.
+
+#![forbid(unsafe_code)]
+
+pub mod authn;
+pub mod authz;
+pub mod config;
+pub mod decision;
+pub mod devtoken;
+pub mod engine;
+pub mod header;
+pub mod metrics;
+pub mod request;
+pub mod response;
+pub mod server;
+
+pub use config::{Config, ConfigErrors};
+pub use decision::{Decision, DenyReason, Verdict};
+pub use engine::Engine;
+pub use request::CheckInput;

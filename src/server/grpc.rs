@@ -1,0 +1,125 @@
+//! The `envoy.service.auth.v3.Authorization` gRPC service: the only reader of
+//! `CheckRequest`. It builds a [`CheckInput`] once, asks the engine, records the outcome
+//! and hands the decision to `response.rs`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorization;
+use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
+use tonic::{Request, Response, Status};
+
+use crate::decision::{Decision, DenyReason, Verdict};
+use crate::request::{CheckInput, Headers};
+use crate::response;
+use crate::server::AppState;
+
+pub struct AuthzService {
+    state: Arc<AppState>,
+}
+
+impl AuthzService {
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self { state }
+    }
+}
+
+/// Borrows Envoy's request as ward's input. Headers come from `header_map` (raw bytes,
+/// when Envoy's `encode_raw_headers` is on) or else from the `headers` map.
+pub fn input_from(attrs: &AttributeContext) -> Option<CheckInput<'_>> {
+    let http = attrs.request.as_ref()?.http.as_ref()?;
+    let mut headers;
+    match http.header_map.as_ref().filter(|m| !m.headers.is_empty()) {
+        Some(map) => {
+            headers = Headers::with_capacity(map.headers.len());
+            for h in &map.headers {
+                let v: &[u8] = if h.raw_value.is_empty() { h.value.as_bytes() } else { &h.raw_value };
+                headers.push(&h.key, v);
+            }
+        }
+        None => {
+            headers = Headers::with_capacity(http.headers.len());
+            for (k, v) in &http.headers {
+                headers.push(k, v.as_bytes());
+            }
+        }
+    }
+    let header = |name: &str| headers.get_str(name).unwrap_or("");
+    let method = if http.method.is_empty() { header(":method") } else { &http.method };
+    let host = if http.host.is_empty() { header(":authority") } else { &http.host };
+    let path = if http.path.is_empty() { header(":path") } else { &http.path };
+    let source = attrs.source.as_ref();
+    let source_address = source
+        .and_then(|s| s.address.as_ref())
+        .and_then(|a| a.address.as_ref())
+        .and_then(|a| match a {
+            envoy_types::pb::envoy::config::core::v3::address::Address::SocketAddress(s) => {
+                Some(s.address.as_str())
+            }
+            _ => None,
+        })
+        .unwrap_or("");
+    Some(CheckInput {
+        method,
+        host,
+        path,
+        context: attrs
+            .context_extensions
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
+        source_principal: source.map_or("", |s| s.principal.as_str()),
+        source_certificate: source.map_or("", |s| s.certificate.as_str()),
+        source_address,
+        stream_id: &http.id,
+        headers,
+    })
+}
+
+#[tonic::async_trait]
+impl Authorization for AuthzService {
+    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
+        let start = Instant::now();
+        let req = request.into_inner();
+        let engine = self.state.engine.load_full();
+        let input = req.attributes.as_ref().and_then(input_from);
+        let (decision, request_id, path) = match &input {
+            Some(input) => (engine.check(input).await, input.request_id().into_owned(), input.path_only()),
+            None => (
+                Decision {
+                    route: None,
+                    verdict: Verdict::Deny(DenyReason::InvalidRequest("no HTTP request attributes".into())),
+                    identity: None,
+                    shadow_deny: None,
+                },
+                String::new(),
+                "",
+            ),
+        };
+        let elapsed = start.elapsed();
+        self.state.record(&decision, elapsed);
+        log_decision(&decision, &request_id, path, elapsed);
+        Ok(Response::new(response::check_response(&decision, &request_id)))
+    }
+}
+
+/// One line per decision: denials at info, allows at debug. Never the token; the path
+/// without its query string (tokens travel in queries too).
+pub fn log_decision(d: &Decision, request_id: &str, path: &str, elapsed: std::time::Duration) {
+    let route = d.route.as_deref().unwrap_or("");
+    let provider = d.identity.as_ref().map_or("", |i| &*i.provider);
+    let latency_us = elapsed.as_micros() as u64;
+    match (&d.verdict, &d.shadow_deny) {
+        (Verdict::Deny(r), _) => tracing::info!(
+            request_id, route, provider, path, decision = "deny", reason = r.code(),
+            detail = %r.explain(), latency_us, "check denied"
+        ),
+        (Verdict::Allow(_), Some(r)) => tracing::info!(
+            request_id, route, provider, path, decision = "shadow_deny", reason = r.code(),
+            detail = %r.explain(), latency_us, "check would be denied (shadow mode)"
+        ),
+        (Verdict::Allow(_), None) => tracing::debug!(
+            request_id, route, provider, path, decision = "allow", latency_us, "check allowed"
+        ),
+    }
+}

@@ -1,0 +1,107 @@
+//! The network side: the gRPC listener (Check, health) and the admin listener, started
+//! together by [`run`] and stopped together on shutdown.
+
+pub mod admin;
+pub mod grpc;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use envoy_types::pb::envoy::service::auth::v3::authorization_server::AuthorizationServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::decision::Decision;
+use crate::engine::Engine;
+use crate::metrics::Metrics;
+
+/// What every request handler shares. The engine is swapped whole on reload; a check
+/// loads it once and finishes on the version it started with.
+pub struct AppState {
+    pub engine: ArcSwap<Engine>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    pub fn new(engine: Engine) -> Arc<Self> {
+        let metrics = engine.metrics().clone();
+        Arc::new(Self {
+            engine: ArcSwap::from_pointee(engine),
+            metrics,
+        })
+    }
+
+    pub fn ready(&self) -> bool {
+        self.engine.load().ready()
+    }
+
+    pub fn record(&self, d: &Decision, elapsed: Duration) {
+        let route = d.route.as_deref().unwrap_or("none");
+        self.metrics
+            .check_requests
+            .with_label_values(&[route, d.label(), d.reason_code()])
+            .inc();
+        self.metrics
+            .check_duration
+            .with_label_values(&[d.label()])
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+/// Serves gRPC on `grpc` and admin HTTP on `admin` until `shutdown` resolves; then stops
+/// accepting, lets in-flight checks finish for at most `grace`, and returns.
+pub async fn run(
+    grpc: TcpListener,
+    admin: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<AuthorizationServer<grpc::AuthzService>>()
+        .await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+
+    let grpc_stop = wait_for(stop_rx.clone());
+    let grpc_incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
+    let grpc_task = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health_svc)
+            .add_service(AuthorizationServer::new(grpc::AuthzService::new(state.clone())))
+            .serve_with_incoming_shutdown(grpc_incoming, grpc_stop),
+    );
+    let admin_task = tokio::spawn(
+        axum::serve(admin, admin::router(state.clone()))
+            .with_graceful_shutdown(wait_for(stop_rx.clone()))
+            .into_future(),
+    );
+
+    shutdown.await;
+    tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: draining in-flight checks");
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    health
+        .set_not_serving::<AuthorizationServer<grpc::AuthzService>>()
+        .await;
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(grace, async {
+        let _ = grpc_task.await;
+        let _ = admin_task.await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("shutdown grace elapsed with checks still in flight; exiting");
+    }
+    Ok(())
+}
+
+async fn wait_for(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
