@@ -183,7 +183,7 @@ mod tests {
         assert_eq!(b.find(&i), Found::One(" abc ".into()));
         let i = input_with(&[("authorization", b"Basic dXNlcjpwYXNz")], "/");
         assert_eq!(b.find(&i), Found::Nothing);
-        let i = input_with(&[("authorization", b"Bearer\xff")], "/");
+        let i = input_with(&[("authorization", b"Bearer \xff")], "/");
         assert_eq!(b.find(&i), Found::Unreadable);
     }
 
