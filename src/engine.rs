@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::authn::cache::{unix_now, TokenCache};
+use crate::authn::cache::{TokenCache, unix_now};
 use crate::authn::jwt;
 use crate::authn::keys::KeyStore;
 use crate::authn::token::{self, Found, TokenSource};
@@ -41,24 +41,23 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Builds an engine whose providers all use keys from the config itself.
+    /// Builds an engine; remote key sources are fetched on demand only (no background
+    /// refresh). The server uses [`Engine::with_key_stores`] with a shared
+    /// [`KeySources`](crate::authn::keys::KeySources) instead.
     pub fn new(config: Config, metrics: Arc<Metrics>) -> Self {
-        let stores = config
-            .providers
-            .iter()
-            .map(|p| match &p.kind {
-                ProviderKind::Jwt(j) => match &j.key_source {
-                    jwt::KeySource::Static(k) => Some(KeyStore::Static(k.clone())),
-                    _ => None,
-                },
-                ProviderKind::ApiKey(_) => None,
-            })
-            .collect();
+        let sources = crate::authn::keys::KeySources::new(metrics.clone(), false);
+        let stores = sources
+            .stores_for(&config)
+            .unwrap_or_else(|_| vec![None; config.providers.len()]);
         Self::with_key_stores(config, stores, metrics)
     }
 
     /// Builds an engine with the given key store for each provider (same order).
-    pub fn with_key_stores(config: Config, stores: Vec<Option<KeyStore>>, metrics: Arc<Metrics>) -> Self {
+    pub fn with_key_stores(
+        config: Config,
+        stores: Vec<Option<KeyStore>>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let providers: Vec<Provider> = config
             .providers
             .iter()
@@ -124,11 +123,13 @@ impl Engine {
 
     /// Every JWT provider holds at least one key.
     pub fn ready(&self) -> bool {
-        self.providers.iter().all(|p| match (&p.settings.kind, &p.keys) {
-            (ProviderKind::Jwt(_), Some(k)) => k.has_keys(),
-            (ProviderKind::Jwt(_), None) => false,
-            _ => true,
-        })
+        self.providers
+            .iter()
+            .all(|p| match (&p.settings.kind, &p.keys) {
+                (ProviderKind::Jwt(_), Some(k)) => k.has_keys(),
+                (ProviderKind::Jwt(_), None) => false,
+                _ => true,
+            })
     }
 
     /// Decides one request.
@@ -160,7 +161,12 @@ impl Engine {
         self.allow(route, identity, None)
     }
 
-    fn allow(&self, route: &Route, identity: Option<Arc<Identity>>, shadow: Option<DenyReason>) -> Decision {
+    fn allow(
+        &self,
+        route: &Route,
+        identity: Option<Arc<Identity>>,
+        shadow: Option<DenyReason>,
+    ) -> Decision {
         Decision {
             route: Some(route.name.clone()),
             verdict: Verdict::Allow(self.mutations(identity.as_deref())),
@@ -171,7 +177,12 @@ impl Engine {
 
     /// A denial, unless the route is in shadow mode: then the request goes through, as
     /// the verified identity when the rules failed, as anonymous when the credential did.
-    fn refuse(&self, route: &Route, reason: DenyReason, identity: Option<Arc<Identity>>) -> Decision {
+    fn refuse(
+        &self,
+        route: &Route,
+        reason: DenyReason,
+        identity: Option<Arc<Identity>>,
+    ) -> Decision {
         if route.mode == Mode::Shadow {
             let keep = matches!(reason, DenyReason::Forbidden(_));
             return self.allow(route, identity.filter(|_| keep), Some(reason));
@@ -242,7 +253,8 @@ impl Engine {
                 if let Some(iss) = parsed.issuer().filter(|iss| *iss != s.issuer) {
                     let alt = self.route_issuers[ri].get(iss).and_then(|cands| {
                         cands.iter().copied().find(|&c| {
-                            token::find_in(&self.providers[c].sources, input) == Found::One(tok.into())
+                            token::find_in(&self.providers[c].sources, input)
+                                == Found::One(tok.into())
                         })
                     });
                     if let Some(c) = alt {
@@ -264,7 +276,9 @@ impl Engine {
                     .keys_for(parsed.kid.as_deref())
                     .await
                     .map_err(|u| DenyReason::AuthnUnavailable(u.0))?;
-                let id = Arc::new(jwt::verify(&parsed, s, &keys, &p.settings.name, now).map_err(invalid)?);
+                let id = Arc::new(
+                    jwt::verify(&parsed, s, &keys, &p.settings.name, now).map_err(invalid)?,
+                );
                 self.cache
                     .insert(TokenCache::key(&p.settings.name, tok), id.clone(), now);
                 Ok(id)
@@ -297,7 +311,12 @@ impl Engine {
             put(&ih.issuer, id.issuer.clone());
             put(&ih.provider, Some(id.provider.to_string()));
             // A role holding the list separator would read as two roles upstream: dropped.
-            let roles: Vec<&str> = id.roles.iter().map(String::as_str).filter(|r| !r.contains(',')).collect();
+            let roles: Vec<&str> = id
+                .roles
+                .iter()
+                .map(String::as_str)
+                .filter(|r| !r.contains(','))
+                .collect();
             put(&ih.roles, Some(roles.join(",")));
             put(&ih.scopes, Some(id.scopes.join(" ")));
             for (h, v) in &id.claim_headers {

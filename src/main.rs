@@ -6,16 +6,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use ward::Engine;
 use ward::authn::jwt::Alg;
 use ward::config::{self, Config, ProcessEnv};
 use ward::devtoken::SigningKey;
 use ward::metrics::Metrics;
 use ward::request::CheckInput;
 use ward::server::{self, AppState};
-use ward::Engine;
 
 #[derive(Parser)]
 #[command(name = "ward", version, about = "Envoy external-authorization server")]
@@ -229,8 +229,7 @@ fn serve(
         let admin = tokio::net::TcpListener::bind(admin_addr)
             .await
             .with_context(|| format!("binding admin on {admin_addr}"))?;
-        let engine = Engine::new(config, Arc::new(Metrics::new()));
-        let state = AppState::new(engine);
+        let state = AppState::start(config).map_err(anyhow::Error::msg)?;
         tracing::info!(
             grpc = %grpc.local_addr()?, admin = %admin.local_addr()?, config = %path.display(),
             version = env!("CARGO_PKG_VERSION"), "ward serving"
@@ -242,7 +241,7 @@ fn serve(
 }
 
 async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => {
@@ -292,7 +291,10 @@ fn run_check(args: CheckArgs) -> anyhow::Result<bool> {
         path: &args.path,
         source_principal: args.source_principal.as_deref().unwrap_or(""),
         stream_id: "ward-check",
-        context: context.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+        context: context
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
         ..Default::default()
     };
     for (n, v) in &headers {
@@ -338,8 +340,9 @@ fn token(cmd: TokenCmd) -> anyhow::Result<()> {
                 let (name, json) = c
                     .split_once('=')
                     .with_context(|| format!("claim `{c}` is not `name=<json>`"))?;
-                let value: serde_json::Value = serde_json::from_str(json)
-                    .with_context(|| format!("claim `{name}`: the value is not JSON (quote strings: '\"x\"')"))?;
+                let value: serde_json::Value = serde_json::from_str(json).with_context(|| {
+                    format!("claim `{name}`: the value is not JSON (quote strings: '\"x\"')")
+                })?;
                 body[name] = value;
             }
             println!("{}", key.sign(&body)?);
@@ -352,7 +355,9 @@ fn token(cmd: TokenCmd) -> anyhow::Result<()> {
         }
         TokenCmd::HashKey => {
             let mut line = String::new();
-            std::io::stdin().read_line(&mut line).context("reading the key from stdin")?;
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the key from stdin")?;
             let key = line.strip_suffix('\n').unwrap_or(&line);
             let key = key.strip_suffix('\r').unwrap_or(key);
             if key.is_empty() {
@@ -369,4 +374,3 @@ fn signing_key(path: &Path, alg: &str) -> anyhow::Result<SigningKey> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(SigningKey::from_bytes(&bytes, alg)?)
 }
-

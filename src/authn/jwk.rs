@@ -98,7 +98,10 @@ impl KeySet {
 
     fn push(&mut self, key: VerifyKey) {
         if let Some(kid) = &key.kid {
-            self.by_kid.entry(kid.clone()).or_default().push(self.keys.len());
+            self.by_kid
+                .entry(kid.clone())
+                .or_default()
+                .push(self.keys.len());
         }
         self.keys.push(Arc::new(key));
     }
@@ -122,9 +125,19 @@ impl KeySet {
             Some(kid) => self
                 .by_kid
                 .get(kid)
-                .map(|idx| idx.iter().map(|i| &*self.keys[*i]).filter(|k| k.allows(alg)).collect())
+                .map(|idx| {
+                    idx.iter()
+                        .map(|i| &*self.keys[*i])
+                        .filter(|k| k.allows(alg))
+                        .collect()
+                })
                 .unwrap_or_default(),
-            None => self.keys.iter().map(|k| &**k).filter(|k| k.allows(alg)).collect(),
+            None => self
+                .keys
+                .iter()
+                .map(|k| &**k)
+                .filter(|k| k.allows(alg))
+                .collect(),
         }
     }
 }
@@ -141,10 +154,10 @@ fn b64(v: Option<&Value>, field: &str) -> Result<Vec<u8>, String> {
 fn parse_jwk(k: &Value) -> Result<VerifyKey, String> {
     let o = k.as_object().ok_or("not an object")?;
     let s = |f: &str| o.get(f).and_then(Value::as_str);
-    if let Some(u) = o.get("use") {
-        if u.as_str() != Some("sig") {
-            return Err("`use` is not `sig`".into());
-        }
+    if let Some(u) = o.get("use")
+        && u.as_str() != Some("sig")
+    {
+        return Err("`use` is not `sig`".into());
     }
     if let Some(ops) = o.get("key_ops") {
         let verify = ops
@@ -221,12 +234,17 @@ fn parse_jwk(k: &Value) -> Result<VerifyKey, String> {
         Some(other) => return Err(format!("unsupported `kty` {other}")),
         None => return Err("missing `kty`".into()),
     };
-    if let Some(a) = alg {
-        if !kind.allows(a) {
-            return Err("`alg` does not match the key type".into());
-        }
+    if let Some(a) = alg
+        && !kind.allows(a)
+    {
+        return Err("`alg` does not match the key type".into());
     }
-    Ok(VerifyKey { kid, alg, kind, key })
+    Ok(VerifyKey {
+        kid,
+        alg,
+        kind,
+        key,
+    })
 }
 
 fn strip_leading_zeros(b: &[u8]) -> &[u8] {

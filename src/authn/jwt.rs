@@ -12,11 +12,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
+use crate::authn::TokenError;
 use crate::authn::claims::{self, ClaimPath, Identity};
 use crate::authn::jwk::KeySet;
 use crate::authn::strict_json;
 use crate::authn::token::TokenSource;
-use crate::authn::TokenError;
 use crate::header::{self, HeaderName};
 
 /// Signature algorithms ward accepts. `none` is not representable.
@@ -126,6 +126,8 @@ pub struct JwtSettings {
     pub refresh_interval: Duration,
     pub min_refetch_interval: Duration,
     pub timeout: Duration,
+    /// Extra CA certificates (PEM bundle) trusted for fetching keys.
+    pub ca_file: Option<std::path::PathBuf>,
     pub max_token_bytes: usize,
     pub roles_claim: ClaimPath,
     pub scopes_claim: ClaimPath,
@@ -156,11 +158,17 @@ pub fn parse(token: &str, max_bytes: usize) -> Result<Parsed<'_>, TokenError> {
         return Err(TokenError::TooLarge);
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(TokenError::Malformed);
     };
-    let header_bytes = URL_SAFE_NO_PAD.decode(h).map_err(|_| TokenError::Malformed)?;
-    let payload_bytes = URL_SAFE_NO_PAD.decode(p).map_err(|_| TokenError::Malformed)?;
+    let header_bytes = URL_SAFE_NO_PAD
+        .decode(h)
+        .map_err(|_| TokenError::Malformed)?;
+    let payload_bytes = URL_SAFE_NO_PAD
+        .decode(p)
+        .map_err(|_| TokenError::Malformed)?;
     if s.is_empty() || URL_SAFE_NO_PAD.decode(s).is_err() {
         return Err(TokenError::Malformed);
     }
@@ -242,18 +250,17 @@ fn check_claims(c: &Map<String, Value>, s: &JwtSettings, now: u64) -> Result<(),
     }
     match c.get("nbf") {
         None => {}
-        Some(Value::Number(n)) => {
-            if n.as_f64().is_some_and(|nbf| now + leeway < nbf) {
-                return Err(TokenError::NotYetValid);
-            }
+        Some(Value::Number(n)) if n.as_f64().is_some_and(|nbf| now + leeway < nbf) => {
+            return Err(TokenError::NotYetValid);
         }
         Some(_) => return Err(TokenError::Malformed),
     }
     let aud_ok = match c.get("aud") {
         Some(Value::String(a)) => s.audiences.iter().any(|w| w == a),
-        Some(Value::Array(list)) => list
-            .iter()
-            .any(|a| a.as_str().is_some_and(|a| s.audiences.iter().any(|w| w == a))),
+        Some(Value::Array(list)) => list.iter().any(|a| {
+            a.as_str()
+                .is_some_and(|a| s.audiences.iter().any(|w| w == a))
+        }),
         _ => false,
     };
     if !aud_ok {
@@ -278,7 +285,10 @@ fn identity(c: &Map<String, Value>, s: &JwtSettings, provider: &Arc<str>) -> Ide
         issuer: Some(s.issuer.clone()),
         roles: claims::string_list(s.roles_claim.lookup(&claims)),
         scopes: claims::string_list(s.scopes_claim.lookup(&claims)),
-        expires_at: c.get("exp").and_then(Value::as_f64).map(|e| e.max(0.0) as u64),
+        expires_at: c
+            .get("exp")
+            .and_then(Value::as_f64)
+            .map(|e| e.max(0.0) as u64),
         claim_headers,
         claims,
     }

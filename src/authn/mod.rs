@@ -4,8 +4,9 @@ pub mod apikey;
 pub mod cache;
 pub mod claims;
 pub mod jwk;
-pub mod keys;
 pub mod jwt;
+pub mod keys;
+pub mod remote;
 pub mod strict_json;
 pub mod token;
 
@@ -22,7 +23,7 @@ pub struct ProviderSettings {
 
 #[derive(Debug)]
 pub enum ProviderKind {
-    Jwt(jwt::JwtSettings),
+    Jwt(Box<jwt::JwtSettings>),
     ApiKey(apikey::ApiKeySettings),
 }
 

@@ -135,6 +135,7 @@ struct RawJwt {
     refresh_interval: Option<Dur>,
     min_refetch_interval: Option<Dur>,
     timeout: Option<Dur>,
+    ca_file: Option<String>,
     max_token_bytes: Option<usize>,
     claims: Option<RawClaimMap>,
     token_from: Option<Vec<RawTokenSource>>,
@@ -205,7 +206,10 @@ const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 pub(super) fn compile(value: Value, base: &Path, errors: &mut Errors) -> Option<Config> {
     if !value.is_object() {
-        errors.add("", "the config must be a YAML mapping with `providers` and `routes`");
+        errors.add(
+            "",
+            "the config must be a YAML mapping with `providers` and `routes`",
+        );
         return None;
     }
     let top: RawTop = errors.parse("", value)?;
@@ -215,7 +219,9 @@ pub(super) fn compile(value: Value, base: &Path, errors: &mut Errors) -> Option<
     let token_cache: RawTokenCache = if top.token_cache.is_null() {
         RawTokenCache::default()
     } else {
-        errors.parse("token_cache", top.token_cache).unwrap_or_default()
+        errors
+            .parse("token_cache", top.token_cache)
+            .unwrap_or_default()
     };
 
     let mut providers = Vec::new();
@@ -226,7 +232,10 @@ pub(super) fn compile(value: Value, base: &Path, errors: &mut Errors) -> Option<
             continue;
         };
         if names.insert(p.name.to_string(), providers.len()).is_some() {
-            errors.add(&format!("{path}.name"), format!("duplicate provider name `{}`", p.name));
+            errors.add(
+                &format!("{path}.name"),
+                format!("duplicate provider name `{}`", p.name),
+            );
         }
         providers.push(Arc::new(p));
     }
@@ -238,13 +247,19 @@ pub(super) fn compile(value: Value, base: &Path, errors: &mut Errors) -> Option<
     let mut routes = Vec::new();
     let mut route_names = HashSet::new();
     if top.routes.is_empty() {
-        errors.add("routes", "no routes: every request would be denied with no_route");
+        errors.add(
+            "routes",
+            "no routes: every request would be denied with no_route",
+        );
     }
     for (i, raw) in top.routes.into_iter().enumerate() {
         let path = format!("routes[{i}]");
         if let Some(r) = compile_route(raw, &path, &names, errors) {
             if !route_names.insert(r.name.to_string()) {
-                errors.add(&format!("{path}.name"), format!("duplicate route name `{}`", r.name));
+                errors.add(
+                    &format!("{path}.name"),
+                    format!("duplicate route name `{}`", r.name),
+                );
             }
             routes.push(r);
         }
@@ -300,7 +315,11 @@ fn compile_identity_headers(v: Value, errors: &mut Errors) -> Option<IdentityHea
         errors.parse("identity_headers", v)?
     };
     let mut name = |field: &str, val: Option<String>, default: &str| {
-        owned_header(errors, &format!("identity_headers.{field}"), val.as_deref().unwrap_or(default))
+        owned_header(
+            errors,
+            &format!("identity_headers.{field}"),
+            val.as_deref().unwrap_or(default),
+        )
     };
     let subject = name("subject", raw.subject, "x-auth-subject");
     let issuer = name("issuer", raw.issuer, "x-auth-issuer");
@@ -322,7 +341,9 @@ fn owned_header(errors: &mut Errors, path: &str, name: &str) -> Option<HeaderNam
         Ok(h) if header::is_reserved(h.as_str()) => {
             errors.add(
                 path,
-                format!("`{name}` cannot be an identity header: Envoy or the credential itself owns it"),
+                format!(
+                    "`{name}` cannot be an identity header: Envoy or the credential itself owns it"
+                ),
             );
             None
         }
@@ -335,7 +356,11 @@ fn owned_header(errors: &mut Errors, path: &str, name: &str) -> Option<HeaderNam
 }
 
 /// Every header name ward owns must be distinct, or a removal could cancel a set.
-fn check_owned_headers(ih: &IdentityHeaders, providers: &[Arc<ProviderSettings>], errors: &mut Errors) {
+fn check_owned_headers(
+    ih: &IdentityHeaders,
+    providers: &[Arc<ProviderSettings>],
+    errors: &mut Errors,
+) {
     let mut seen: HashMap<&str, String> = HashMap::new();
     let fixed = [
         ("identity_headers.subject", &ih.subject),
@@ -367,7 +392,12 @@ fn check_owned_headers(ih: &IdentityHeaders, providers: &[Arc<ProviderSettings>]
     }
 }
 
-fn compile_provider(v: Value, path: &str, base: &Path, errors: &mut Errors) -> Option<ProviderSettings> {
+fn compile_provider(
+    v: Value,
+    path: &str,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<ProviderSettings> {
     let raw: RawProvider = errors.parse(path, v)?;
     let name_ok = !raw.name.is_empty()
         && raw
@@ -380,14 +410,26 @@ fn compile_provider(v: Value, path: &str, base: &Path, errors: &mut Errors) -> O
             "a provider name is letters, digits, `-`, `_` or `.` (it is a metric label)",
         );
     }
-    let kinds = [raw.jwt.is_some(), raw.api_key.is_some(), raw.introspection.is_some()];
+    let kinds = [
+        raw.jwt.is_some(),
+        raw.api_key.is_some(),
+        raw.introspection.is_some(),
+    ];
     if kinds.iter().filter(|k| **k).count() != 1 {
-        errors.add(path, "a provider has exactly one of `jwt`, `api_key`, `introspection`");
+        errors.add(
+            path,
+            "a provider has exactly one of `jwt`, `api_key`, `introspection`",
+        );
         return None;
     }
     let name: Arc<str> = raw.name.into();
     let kind = if let Some(jwt) = raw.jwt {
-        ProviderKind::Jwt(compile_jwt(jwt, &format!("{path}.jwt"), base, errors)?)
+        ProviderKind::Jwt(Box::new(compile_jwt(
+            jwt,
+            &format!("{path}.jwt"),
+            base,
+            errors,
+        )?))
     } else if let Some(ak) = raw.api_key {
         ProviderKind::ApiKey(compile_api_key(ak, &format!("{path}.api_key"), errors)?)
     } else {
@@ -428,7 +470,10 @@ fn compile_jwt(v: Value, path: &str, base: &Path, errors: &mut Errors) -> Option
                     Ok(text) => keyset_from_text(&text, &format!("{path}.jwks_file"), errors)
                         .map(KeySource::Static),
                     Err(e) => {
-                        errors.add(&format!("{path}.jwks_file"), format!("cannot read {}: {e}", full.display()));
+                        errors.add(
+                            &format!("{path}.jwks_file"),
+                            format!("cannot read {}: {e}", full.display()),
+                        );
                         None
                     }
                 }
@@ -438,8 +483,9 @@ fn compile_jwt(v: Value, path: &str, base: &Path, errors: &mut Errors) -> Option
                 check_url(&uri, &format!("{path}.jwks_uri"), errors).map(KeySource::Remote)
             } else {
                 let issuer = raw.issuer.trim_end_matches('/');
-                check_url(&raw.issuer, &format!("{path}.issuer"), errors)
-                    .map(|_| KeySource::Discovery(format!("{issuer}/.well-known/openid-configuration")))
+                check_url(&raw.issuer, &format!("{path}.issuer"), errors).map(|_| {
+                    KeySource::Discovery(format!("{issuer}/.well-known/openid-configuration"))
+                })
             }
         }
         n => {
@@ -483,8 +529,10 @@ fn compile_jwt(v: Value, path: &str, base: &Path, errors: &mut Errors) -> Option
 
     let (roles_claim, scopes_claim) = match raw.claims {
         Some(c) => (
-            c.roles.map(|v| claim_path(&v, &format!("{path}.claims.roles"), errors)),
-            c.scopes.map(|v| claim_path(&v, &format!("{path}.claims.scopes"), errors)),
+            c.roles
+                .map(|v| claim_path(&v, &format!("{path}.claims.roles"), errors)),
+            c.scopes
+                .map(|v| claim_path(&v, &format!("{path}.claims.scopes"), errors)),
         ),
         None => (None, None),
     };
@@ -492,7 +540,10 @@ fn compile_jwt(v: Value, path: &str, base: &Path, errors: &mut Errors) -> Option
     let token_from = match raw.token_from {
         None => vec![TokenSource::default_bearer()],
         Some(list) if list.is_empty() => {
-            errors.add(&format!("{path}.token_from"), "list at least one place to read the token from");
+            errors.add(
+                &format!("{path}.token_from"),
+                "list at least one place to read the token from",
+            );
             Vec::new()
         }
         Some(list) => list
@@ -515,9 +566,27 @@ fn compile_jwt(v: Value, path: &str, base: &Path, errors: &mut Errors) -> Option
     if timeout.is_zero() {
         errors.add(&format!("{path}.timeout"), "must be greater than 0");
     }
-    let refresh_interval = raw.refresh_interval.map_or(Duration::from_secs(600), |d| d.0);
+    let refresh_interval = raw
+        .refresh_interval
+        .map_or(Duration::from_secs(600), |d| d.0);
     if refresh_interval < Duration::from_secs(1) {
         errors.add(&format!("{path}.refresh_interval"), "must be at least 1s");
+    }
+
+    let ca_file = raw.ca_file.map(|c| base.join(c));
+    if let Some(ca) = &ca_file {
+        if let Err(e) = std::fs::metadata(ca) {
+            errors.add(
+                &format!("{path}.ca_file"),
+                format!("cannot read {}: {e}", ca.display()),
+            );
+        }
+        if matches!(key_source, Some(KeySource::Static(_))) {
+            errors.add(
+                &format!("{path}.ca_file"),
+                "`ca_file` applies to jwks_uri and discovery only",
+            );
+        }
     }
 
     if errors_len(errors) != before {
@@ -530,11 +599,15 @@ fn compile_jwt(v: Value, path: &str, base: &Path, errors: &mut Errors) -> Option
         algorithms,
         leeway: raw.leeway.map_or(Duration::from_secs(30), |d| d.0),
         refresh_interval,
-        min_refetch_interval: raw.min_refetch_interval.map_or(Duration::from_secs(30), |d| d.0),
+        min_refetch_interval: raw
+            .min_refetch_interval
+            .map_or(Duration::from_secs(30), |d| d.0),
         timeout,
+        ca_file,
         max_token_bytes,
         roles_claim: roles_claim.unwrap_or_else(|| ClaimPath::parse("roles").expect("static path")),
-        scopes_claim: scopes_claim.unwrap_or_else(|| ClaimPath::parse("scope").expect("static path")),
+        scopes_claim: scopes_claim
+            .unwrap_or_else(|| ClaimPath::parse("scope").expect("static path")),
         token_from,
         claim_headers,
     })
@@ -567,7 +640,10 @@ fn keyset_from_value(v: &Value, path: &str, errors: &mut Errors) -> Option<Arc<K
     match KeySet::from_jwks(v) {
         Ok((set, _skipped)) if !set.is_empty() => Some(Arc::new(set)),
         Ok((_, skipped)) => {
-            let why = skipped.first().map(|s| format!(": {s}")).unwrap_or_default();
+            let why = skipped
+                .first()
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
             errors.add(path, format!("the JWKS holds no usable signing key{why}"));
             None
         }
@@ -582,7 +658,10 @@ fn claim_path(v: &Value, path: &str, errors: &mut Errors) -> ClaimPath {
     let parsed = match v {
         Value::String(s) => ClaimPath::parse(s),
         Value::Array(items) => {
-            let segs: Option<Vec<String>> = items.iter().map(|i| i.as_str().map(str::to_owned)).collect();
+            let segs: Option<Vec<String>> = items
+                .iter()
+                .map(|i| i.as_str().map(str::to_owned))
+                .collect();
             segs.ok_or_else(|| "a claim path list holds strings".to_string())
                 .and_then(ClaimPath::from_segments)
         }
@@ -595,18 +674,31 @@ fn claim_path(v: &Value, path: &str, errors: &mut Errors) -> ClaimPath {
 }
 
 fn token_source(raw: RawTokenSource, path: &str, errors: &mut Errors) -> Option<TokenSource> {
-    let set = [raw.header.is_some(), raw.cookie.is_some(), raw.query.is_some()];
+    let set = [
+        raw.header.is_some(),
+        raw.cookie.is_some(),
+        raw.query.is_some(),
+    ];
     if set.iter().filter(|s| **s).count() != 1 {
-        errors.add(path, "a token source has exactly one of `header`, `cookie`, `query`");
+        errors.add(
+            path,
+            "a token source has exactly one of `header`, `cookie`, `query`",
+        );
         return None;
     }
     if raw.prefix.is_some() && raw.header.is_none() {
-        errors.add(&format!("{path}.prefix"), "`prefix` goes with `header` only");
+        errors.add(
+            &format!("{path}.prefix"),
+            "`prefix` goes with `header` only",
+        );
         return None;
     }
     if let Some(h) = raw.header {
         match HeaderName::parse(&h) {
-            Ok(name) => Some(TokenSource::Header { name, prefix: raw.prefix }),
+            Ok(name) => Some(TokenSource::Header {
+                name,
+                prefix: raw.prefix,
+            }),
             Err(e) => {
                 errors.add(&format!("{path}.header"), e);
                 None
@@ -682,7 +774,9 @@ fn compile_route(
         },
         (None, None) => None,
     };
-    let methods = m.methods.map(|ms| normalize_methods(ms, &format!("{mpath}.methods"), errors));
+    let methods = m
+        .methods
+        .map(|ms| normalize_methods(ms, &format!("{mpath}.methods"), errors));
     let hosts = m.hosts.map(|hs| {
         hs.iter()
             .enumerate()
@@ -705,7 +799,10 @@ fn compile_route(
         }
     }
 
-    let params = path_match.as_ref().map(PathMatch::params).unwrap_or_default();
+    let params = path_match
+        .as_ref()
+        .map(PathMatch::params)
+        .unwrap_or_default();
     let require = raw.require.map(|c| {
         let ctx = condition::CompileCtx { params: &params };
         condition::compile(&c, &format!("{path}.require"), &ctx, errors)
@@ -747,10 +844,12 @@ pub(crate) fn normalize_methods(ms: Vec<String>, path: &str, errors: &mut Errors
             if !m.is_empty() && m.bytes().all(|b| b.is_ascii_alphabetic()) {
                 Some(m.to_ascii_uppercase())
             } else {
-                errors.add(&format!("{path}[{i}]"), format!("`{m}` is not an HTTP method"));
+                errors.add(
+                    &format!("{path}[{i}]"),
+                    format!("`{m}` is not an HTTP method"),
+                );
                 None
             }
         })
         .collect()
 }
-

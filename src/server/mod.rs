@@ -13,6 +13,8 @@ use envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorizati
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::authn::keys::KeySources;
+use crate::config::Config;
 use crate::decision::Decision;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
@@ -22,15 +24,36 @@ use crate::metrics::Metrics;
 pub struct AppState {
     pub engine: ArcSwap<Engine>,
     pub metrics: Arc<Metrics>,
+    /// Remote key stores, shared across reloads.
+    pub key_sources: KeySources,
 }
 
 impl AppState {
+    /// State around an already-built engine (remote keys fetched on demand only).
     pub fn new(engine: Engine) -> Arc<Self> {
         let metrics = engine.metrics().clone();
         Arc::new(Self {
             engine: ArcSwap::from_pointee(engine),
+            key_sources: KeySources::new(metrics.clone(), false),
             metrics,
         })
+    }
+
+    /// State for a server: remote key sources start fetching and refreshing now. Must be
+    /// called within a Tokio runtime.
+    pub fn start(config: Config) -> Result<Arc<Self>, String> {
+        let metrics = Arc::new(Metrics::new());
+        let key_sources = KeySources::new(metrics.clone(), true);
+        let stores = key_sources.stores_for(&config)?;
+        let engine = Engine::with_key_stores(config, stores, metrics.clone());
+        metrics
+            .config_last_reload_success
+            .set(crate::authn::cache::unix_now() as f64);
+        Ok(Arc::new(Self {
+            engine: ArcSwap::from_pointee(engine),
+            metrics,
+            key_sources,
+        }))
     }
 
     pub fn ready(&self) -> bool {
@@ -73,7 +96,9 @@ pub async fn run(
     let grpc_task = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(health_svc)
-            .add_service(AuthorizationServer::new(grpc::AuthzService::new(state.clone())))
+            .add_service(AuthorizationServer::new(grpc::AuthzService::new(
+                state.clone(),
+            )))
             .serve_with_incoming_shutdown(grpc_incoming, grpc_stop),
     );
     let admin_task = tokio::spawn(
@@ -83,7 +108,10 @@ pub async fn run(
     );
 
     shutdown.await;
-    tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: draining in-flight checks");
+    tracing::info!(
+        grace_ms = grace.as_millis() as u64,
+        "shutting down: draining in-flight checks"
+    );
     health
         .set_service_status("", tonic_health::ServingStatus::NotServing)
         .await;

@@ -1,0 +1,410 @@
+//! Keys fetched from an identity provider: `jwks_uri` or OIDC discovery.
+//!
+//! Life cycle (SPEC §7):
+//! - fetched at start and every `refresh_interval` (sooner when `Cache-Control: max-age`
+//!   says so, never sooner than `min_refetch_interval`);
+//! - a token with an unknown `kid` triggers a refetch at most once per
+//!   `min_refetch_interval`, so a flood of random kids is not a flood at the IdP;
+//! - concurrent misses share one fetch (single flight); a check whose key is already
+//!   known never waits for a fetch;
+//! - a failed fetch (down, slow, not JSON, no usable keys, too large) keeps the last good
+//!   keys; a provider with no keys yet retries with backoff, up to `refresh_interval`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use serde_json::Value;
+
+use crate::authn::jwk::KeySet;
+use crate::metrics::Metrics;
+
+/// Bodies above this are refused whatever `Content-Length` says.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Where the key set is found.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Locator {
+    Jwks(String),
+    /// The discovery URL and the issuer the document must name.
+    Discovery {
+        url: String,
+        issuer: String,
+    },
+}
+
+/// How a remote key source behaves: everything that, when changed, means a new store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RemoteSettings {
+    pub provider: Arc<str>,
+    pub locator: Locator,
+    pub refresh_interval: Duration,
+    pub min_refetch_interval: Duration,
+    pub timeout: Duration,
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("request failed: {0}")]
+    Http(String),
+    #[error("timed out")]
+    Timeout,
+    #[error("status {0}")]
+    Status(u16),
+    #[error("body larger than {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    #[error("not JSON")]
+    NotJson,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl FetchError {
+    /// Bounded metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            FetchError::Http(_) => "unreachable",
+            FetchError::Timeout => "timeout",
+            FetchError::Status(_) => "http_status",
+            FetchError::TooLarge => "too_large",
+            FetchError::NotJson => "not_json",
+            FetchError::Invalid(_) => "invalid",
+        }
+    }
+}
+
+pub struct RemoteKeys {
+    settings: RemoteSettings,
+    client: reqwest::Client,
+    keys: ArcSwapOption<KeySet>,
+    /// The jwks_uri learned from discovery.
+    jwks_uri: ArcSwapOption<String>,
+    /// Serialises fetches; the generation tells a waiter that someone else just fetched.
+    fetch_lock: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
+    /// When the last on-demand refetch started (ms since `epoch`), for rate limiting.
+    last_on_demand: AtomicU64,
+    epoch: Instant,
+    metrics: Arc<Metrics>,
+    refresher: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for RemoteKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteKeys")
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl Drop for RemoteKeys {
+    fn drop(&mut self) {
+        if let Ok(mut r) = self.refresher.lock()
+            && let Some(h) = r.take()
+        {
+            h.abort();
+        }
+    }
+}
+
+/// Why keys cannot be had.
+pub type Unavailable = &'static str;
+
+impl RemoteKeys {
+    pub fn new(settings: RemoteSettings, metrics: Arc<Metrics>) -> Result<Arc<Self>, String> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("ward/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &settings.ca_file {
+            let pem =
+                std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("{} is not a PEM bundle: {e}", ca.display()))?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        Ok(Arc::new(Self {
+            settings,
+            client,
+            keys: ArcSwapOption::empty(),
+            jwks_uri: ArcSwapOption::empty(),
+            fetch_lock: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+            last_on_demand: AtomicU64::new(u64::MAX),
+            epoch: Instant::now(),
+            metrics,
+            refresher: std::sync::Mutex::new(None),
+        }))
+    }
+
+    pub fn settings(&self) -> &RemoteSettings {
+        &self.settings
+    }
+
+    pub fn current(&self) -> Option<Arc<KeySet>> {
+        self.keys.load_full()
+    }
+
+    /// Starts the background refresh (fetch now, then every interval). Stops when the
+    /// store is dropped.
+    pub fn start_refresh(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let handle = tokio::spawn(refresh_loop(weak));
+        if let Ok(mut r) = self.refresher.lock()
+            && let Some(old) = r.replace(handle)
+        {
+            old.abort();
+        }
+    }
+
+    /// Keys to verify a token with `kid`. Known kid: immediate. Unknown kid or no keys:
+    /// one rate-limited, shared refetch.
+    pub async fn keys_for(&self, kid: Option<&str>) -> Result<Arc<KeySet>, Unavailable> {
+        let current = self.keys.load_full();
+        if let Some(k) = &current
+            && kid.is_none_or(|kid| k.has_kid(kid))
+        {
+            return Ok(k.clone());
+        }
+        let seen = self.generation.load(Ordering::Acquire);
+        let in_progress = self.fetch_lock.try_lock().is_err();
+        if in_progress {
+            // A fetch is already running (startup, refresh, another miss): its result is
+            // what a refetch would bring, so wait for it (it is bounded by `timeout`).
+            drop(self.fetch_lock.lock().await);
+        } else if self.may_refetch_now() {
+            let _ = self.fetch_shared(seen).await;
+        }
+        self.keys
+            .load_full()
+            .ok_or("identity provider unreachable and no keys cached")
+    }
+
+    /// At most one on-demand refetch per `min_refetch_interval`.
+    fn may_refetch_now(&self) -> bool {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let min = self.settings.min_refetch_interval.as_millis() as u64;
+        let last = self.last_on_demand.load(Ordering::Acquire);
+        if last != u64::MAX && now.saturating_sub(last) < min {
+            return false;
+        }
+        self.last_on_demand
+            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Fetches unless another fetch completed since `seen` (then its result is used).
+    async fn fetch_shared(&self, seen: u64) -> Result<Option<Duration>, FetchError> {
+        let _guard = self.fetch_lock.lock().await;
+        if self.generation.load(Ordering::Acquire) != seen {
+            return Ok(None);
+        }
+        let r = self.fetch().await;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        r
+    }
+
+    /// One fetch: discovery (when configured and not yet known), then the JWKS. On
+    /// success the new keys replace the old and the `max-age` hint is returned.
+    async fn fetch(&self) -> Result<Option<Duration>, FetchError> {
+        let provider = &*self.settings.provider;
+        let result = self.fetch_inner().await;
+        let m = &self.metrics;
+        match &result {
+            Ok((set, _)) => {
+                m.jwks_refresh
+                    .with_label_values(&[provider, "success"])
+                    .inc();
+                m.jwks_keys
+                    .with_label_values(&[provider])
+                    .set(set.len() as i64);
+                m.jwks_last_success
+                    .with_label_values(&[provider])
+                    .set(crate::authn::cache::unix_now() as f64);
+            }
+            Err(e) => {
+                m.jwks_refresh
+                    .with_label_values(&[provider, e.label()])
+                    .inc();
+                tracing::warn!(provider, error = %e, "key set fetch failed; keeping the last good keys");
+            }
+        }
+        result.map(|(set, max_age)| {
+            self.keys.store(Some(Arc::new(set)));
+            max_age
+        })
+    }
+
+    async fn fetch_inner(&self) -> Result<(KeySet, Option<Duration>), FetchError> {
+        let uri = match &self.settings.locator {
+            Locator::Jwks(u) => u.clone(),
+            Locator::Discovery { url, issuer } => match self.jwks_uri.load_full() {
+                Some(u) => (*u).clone(),
+                None => {
+                    let (doc, _) = self.get_json(url).await?;
+                    let named = doc.get("issuer").and_then(Value::as_str);
+                    if named != Some(issuer.as_str()) {
+                        return Err(FetchError::Invalid(
+                            "discovery document names another issuer".into(),
+                        ));
+                    }
+                    let u = doc
+                        .get("jwks_uri")
+                        .and_then(Value::as_str)
+                        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+                        .ok_or_else(|| {
+                            FetchError::Invalid("discovery document has no jwks_uri".into())
+                        })?
+                        .to_string();
+                    self.jwks_uri.store(Some(Arc::new(u.clone())));
+                    u
+                }
+            },
+        };
+        let (doc, max_age) = self.get_json(&uri).await?;
+        let (set, skipped) =
+            KeySet::from_jwks(&doc).map_err(|e| FetchError::Invalid(e.to_string()))?;
+        if !skipped.is_empty() {
+            tracing::warn!(provider = &*self.settings.provider, skipped = ?skipped, "unusable keys skipped");
+        }
+        if set.is_empty() {
+            // Forget a discovered jwks_uri so the next attempt rediscovers it.
+            self.jwks_uri.store(None);
+            return Err(FetchError::Invalid(
+                "key set holds no usable signing key".into(),
+            ));
+        }
+        Ok((set, max_age))
+    }
+
+    async fn get_json(&self, url: &str) -> Result<(Value, Option<Duration>), FetchError> {
+        let send = self
+            .client
+            .get(url)
+            .header("accept", "application/json")
+            .send();
+        let mut resp = match tokio::time::timeout(self.settings.timeout, send).await {
+            Err(_) => return Err(FetchError::Timeout),
+            Ok(Err(e)) if e.is_timeout() => return Err(FetchError::Timeout),
+            Ok(Err(e)) => return Err(FetchError::Http(without_url(&e))),
+            Ok(Ok(r)) => r,
+        };
+        if resp.status() != reqwest::StatusCode::OK {
+            return Err(FetchError::Status(resp.status().as_u16()));
+        }
+        if resp
+            .content_length()
+            .is_some_and(|l| l > MAX_BODY_BYTES as u64)
+        {
+            return Err(FetchError::TooLarge);
+        }
+        let max_age = resp
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .and_then(max_age);
+        let mut body = Vec::new();
+        let read = async {
+            while let Some(chunk) = resp
+                .chunk()
+                .await
+                .map_err(|e| FetchError::Http(without_url(&e)))?
+            {
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(FetchError::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(self.settings.timeout, read).await {
+            Err(_) => return Err(FetchError::Timeout),
+            Ok(r) => r?,
+        }
+        let doc = serde_json::from_slice(&body).map_err(|_| FetchError::NotJson)?;
+        Ok((doc, max_age))
+    }
+
+    /// The delay before the next scheduled refresh after a fetch.
+    fn next_delay(
+        &self,
+        outcome: &Result<Option<Duration>, FetchError>,
+        failures: u32,
+    ) -> Duration {
+        let s = &self.settings;
+        match outcome {
+            Ok(max_age) => {
+                let d = max_age.map_or(s.refresh_interval, |m| m.min(s.refresh_interval));
+                d.max(s.min_refetch_interval.min(s.refresh_interval))
+            }
+            Err(_) => {
+                let backoff = Duration::from_secs(1u64 << failures.min(6));
+                backoff.min(s.refresh_interval)
+            }
+        }
+    }
+}
+
+/// reqwest's message can carry the URL (with any query secrets): keep only the cause.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut msg = if e.is_connect() {
+        "connection failed".to_string()
+    } else if e.is_body() || e.is_decode() {
+        "broken body".to_string()
+    } else {
+        "request error".to_string()
+    };
+    if let Some(src) = std::error::Error::source(e) {
+        msg.push_str(": ");
+        msg.push_str(&src.to_string());
+    }
+    msg
+}
+
+/// `max-age=N` from a Cache-Control value.
+fn max_age(v: &str) -> Option<Duration> {
+    v.split(',')
+        .map(str::trim)
+        .find_map(|d| d.strip_prefix("max-age="))
+        .and_then(|n| n.trim_matches('"').parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+async fn refresh_loop(weak: Weak<RemoteKeys>) {
+    let mut failures = 0u32;
+    loop {
+        let delay = {
+            let Some(this) = weak.upgrade() else { return };
+            let seen = this.generation.load(Ordering::Acquire);
+            let outcome = this.fetch_shared(seen).await;
+            failures = if outcome.is_ok() {
+                0
+            } else {
+                failures.saturating_add(1)
+            };
+            this.next_delay(&outcome, failures)
+        };
+        tokio::time::sleep(delay).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_max_age() {
+        assert_eq!(
+            max_age("public, max-age=300"),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(max_age("no-store"), None);
+        assert_eq!(max_age("max-age=x"), None);
+    }
+}
