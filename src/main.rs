@@ -63,6 +63,13 @@ enum Cmd {
     },
     /// Decide one request offline and explain it; exit 0 allow, 1 deny, 2 error.
     Check(CheckArgs),
+    /// Run a table of requests with expected outcomes; exit 0 all pass, 1 a failure, 2 error.
+    Test {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The cases file (see docs/policy-testing.md).
+        cases: PathBuf,
+    },
     /// Development tokens and API-key hashes.
     Token {
         #[command(subcommand)]
@@ -149,6 +156,7 @@ fn main() -> ExitCode {
         }
         Cmd::Validate { config } => validate(&config.path()),
         Cmd::Check(args) => check(args),
+        Cmd::Test { config, cases } => ward::policytest::main(&config.path(), &cases),
         Cmd::Token { cmd } => exit(token(cmd)),
     }
 }
@@ -229,15 +237,40 @@ fn serve(
         let admin = tokio::net::TcpListener::bind(admin_addr)
             .await
             .with_context(|| format!("binding admin on {admin_addr}"))?;
+        let watch_interval = config.server.watch_interval;
         let state = AppState::start(config).map_err(anyhow::Error::msg)?;
+        let (hup_tx, hup_rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(forward_sighup(hup_tx));
+        let watcher = tokio::spawn(server::reload::watch(
+            path.to_path_buf(),
+            state.clone(),
+            Arc::new(ProcessEnv),
+            watch_interval,
+            hup_rx,
+        ));
         tracing::info!(
             grpc = %grpc.local_addr()?, admin = %admin.local_addr()?, config = %path.display(),
             version = env!("CARGO_PKG_VERSION"), "ward serving"
         );
         server::run(grpc, admin, state, shutdown_signal(), grace).await?;
+        watcher.abort();
         tracing::info!("ward stopped");
         Ok(())
     })
+}
+
+/// SIGHUP asks for a config reload.
+async fn forward_sighup(tx: tokio::sync::mpsc::Sender<()>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload by editing the file instead");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the config");
+        // A reload already queued covers this one too.
+        let _ = tx.try_send(());
+    }
 }
 
 async fn shutdown_signal() {

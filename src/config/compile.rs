@@ -41,6 +41,8 @@ pub struct ServerConfig {
     pub admin_addr: SocketAddr,
     pub tls: Option<TlsConfig>,
     pub shutdown_grace: Duration,
+    /// How often the config file is checked for changes; `None` (`0s`) turns it off.
+    pub watch_interval: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +88,7 @@ struct RawServer {
     admin_addr: Option<String>,
     tls: Option<RawTls>,
     shutdown_grace: Option<Dur>,
+    watch_interval: Option<Dur>,
 }
 
 #[derive(Deserialize)]
@@ -305,6 +308,8 @@ fn compile_server(v: Value, base: &Path, errors: &mut Errors) -> Option<ServerCo
         admin_addr: admin_addr?,
         tls,
         shutdown_grace: raw.shutdown_grace.map_or(Duration::from_secs(10), |d| d.0),
+        watch_interval: Some(raw.watch_interval.map_or(Duration::from_secs(2), |d| d.0))
+            .filter(|d| !d.is_zero()),
     })
 }
 

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod grpc;
+pub mod reload;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::authn::keys::KeySources;
-use crate::config::Config;
+use crate::config::{Config, TlsConfig};
 use crate::decision::Decision;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
@@ -93,8 +94,14 @@ pub async fn run(
 
     let grpc_stop = wait_for(stop_rx.clone());
     let grpc_incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &state.engine.load().config().server.tls {
+        builder = builder
+            .tls_config(tls_config(tls)?)
+            .map_err(|e| std::io::Error::other(format!("TLS: {e}")))?;
+    }
     let grpc_task = tokio::spawn(
-        tonic::transport::Server::builder()
+        builder
             .add_service(health_svc)
             .add_service(AuthorizationServer::new(grpc::AuthzService::new(
                 state.clone(),
@@ -128,6 +135,24 @@ pub async fn run(
         tracing::warn!("shutdown grace elapsed with checks still in flight; exiting");
     }
     Ok(())
+}
+
+/// The gRPC listener's TLS: the server certificate, and with `client_ca_file`, required
+/// client certificates signed by that CA (mTLS between Envoy and ward).
+fn tls_config(tls: &TlsConfig) -> std::io::Result<tonic::transport::ServerTlsConfig> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p)
+            .map_err(|e| std::io::Error::other(format!("TLS: cannot read {}: {e}", p.display())))
+    };
+    let identity =
+        tonic::transport::Identity::from_pem(read(&tls.cert_file)?, read(&tls.key_file)?);
+    let mut cfg = tonic::transport::ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &tls.client_ca_file {
+        cfg = cfg
+            .client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?))
+            .client_auth_optional(false);
+    }
+    Ok(cfg)
 }
 
 async fn wait_for(mut rx: watch::Receiver<bool>) {

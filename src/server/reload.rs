@@ -1,0 +1,140 @@
+//! Hot reload: the config file is watched (by content, so Kubernetes ConfigMap `..data`
+//! symlink swaps count) and reloaded on SIGHUP. A new config is compiled and validated
+//! first, then swapped in atomically; an invalid one is logged with every error,
+//! counted, and the last good config keeps serving. Checks in flight finish on the
+//! engine they loaded. Remote key stores whose provider did not change are reused, so a
+//! reload never empties a key cache.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::authn::apikey::sha256;
+use crate::config::{self, ConfigErrors, Env};
+use crate::engine::Engine;
+use crate::server::AppState;
+
+/// Why a reload did not take effect.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("{0}")]
+    Invalid(ConfigErrors),
+    #[error("{0}")]
+    Keys(String),
+}
+
+/// Reloads `path` into `state`. On error the running config is untouched.
+pub fn reload(path: &Path, state: &AppState, env: &dyn Env) -> Result<(), ReloadError> {
+    let result = config::load_file(path, env)
+        .map_err(ReloadError::Invalid)
+        .and_then(|config| {
+            let running = state.engine.load();
+            let old = &running.config().server;
+            if old.grpc_addr != config.server.grpc_addr
+                || old.admin_addr != config.server.admin_addr
+            {
+                tracing::warn!(
+                    "listen addresses changed in the config: they apply on restart only"
+                );
+            }
+            let stores = state
+                .key_sources
+                .stores_for(&config)
+                .map_err(ReloadError::Keys)?;
+            Ok(Engine::with_key_stores(
+                config,
+                stores,
+                state.metrics.clone(),
+            ))
+        });
+    let m = &state.metrics;
+    match result {
+        Ok(engine) => {
+            let routes = engine.config().routes.len();
+            state.engine.store(Arc::new(engine));
+            m.config_reloads.with_label_values(&["success"]).inc();
+            m.config_last_reload_success
+                .set(crate::authn::cache::unix_now() as f64);
+            tracing::info!(config = %path.display(), routes, "config reloaded");
+            Ok(())
+        }
+        Err(e) => {
+            m.config_reloads.with_label_values(&["failure"]).inc();
+            let errors = match &e {
+                ReloadError::Invalid(errs) => errs.0.iter().map(ToString::to_string).collect(),
+                ReloadError::Keys(k) => vec![k.clone()],
+            };
+            tracing::error!(
+                config = %path.display(), errors = ?errors,
+                "config reload failed; the last good config keeps serving"
+            );
+            Err(e)
+        }
+    }
+}
+
+/// Watches `path` every `interval` and reloads when its content changes; also reloads on
+/// every message on `trigger` (SIGHUP). Runs until the task is dropped or aborted.
+pub async fn watch(
+    path: PathBuf,
+    state: Arc<AppState>,
+    env: Arc<dyn Env + Send + Sync>,
+    interval: Option<Duration>,
+    trigger: tokio::sync::mpsc::Receiver<()>,
+) {
+    let digest = |p: &Path| std::fs::read(p).ok().map(|b| sha256(&b));
+    let mut seen = digest(&path);
+    let mut missing_logged = false;
+    let mut tick = interval.map(|i| {
+        let mut t = tokio::time::interval(i);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    let mut trigger = Some(trigger);
+    loop {
+        let forced = tokio::select! {
+            msg = async {
+                match trigger.as_mut() {
+                    Some(r) => r.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match msg {
+                Some(()) => true,
+                None => {
+                    // No more signals: keep watching the file, if asked to.
+                    trigger = None;
+                    if tick.is_none() {
+                        return;
+                    }
+                    continue;
+                }
+            },
+            _ = async {
+                match tick.as_mut() {
+                    Some(t) => { t.tick().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => false,
+        };
+        let now = digest(&path);
+        if now.is_none() {
+            if !missing_logged {
+                tracing::warn!(config = %path.display(), "config file is missing; the last good config keeps serving");
+                missing_logged = true;
+            }
+            if forced {
+                state
+                    .metrics
+                    .config_reloads
+                    .with_label_values(&["failure"])
+                    .inc();
+            }
+            continue;
+        }
+        missing_logged = false;
+        if forced || now != seen {
+            seen = now;
+            let _ = reload(&path, &state, &*env);
+        }
+    }
+}
