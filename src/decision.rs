@@ -147,10 +147,10 @@ impl<'d> Report<'d> {
             v["detail"] = r.detail().into();
             v["explain"] = r.explain().into();
         }
-        if let Verdict::Deny(r) = &d.verdict {
-            if let Some(c) = crate::response::www_authenticate(r) {
-                v["www_authenticate"] = c.into();
-            }
+        if let Verdict::Deny(r) = &d.verdict
+            && let Some(c) = crate::response::www_authenticate(r)
+        {
+            v["www_authenticate"] = c.into();
         }
         if let Some(id) = &d.identity {
             v["identity"] = serde_json::json!({
@@ -168,7 +168,12 @@ impl<'d> Report<'d> {
                 .map(|(h, val)| (h.to_string(), val.clone().into()))
                 .collect();
             v["headers_set"] = set.into();
-            v["headers_removed"] = m.remove.iter().map(ToString::to_string).collect::<Vec<_>>().into();
+            v["headers_removed"] = m
+                .remove
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .into();
         }
         v
     }
@@ -177,7 +182,15 @@ impl<'d> Report<'d> {
         use std::fmt::Write;
         let j = self.to_json();
         let mut out = String::new();
-        for key in ["decision", "route", "status", "reason", "detail", "explain", "www_authenticate"] {
+        for key in [
+            "decision",
+            "route",
+            "status",
+            "reason",
+            "detail",
+            "explain",
+            "www_authenticate",
+        ] {
             match &j[key] {
                 serde_json::Value::Null => {}
                 serde_json::Value::String(s) => {

@@ -32,7 +32,9 @@ impl SigningKey {
         };
         use Alg::*;
         let key = match alg {
-            RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => EncodingKey::from_rsa_pem(bytes).map_err(err)?,
+            RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => {
+                EncodingKey::from_rsa_pem(bytes).map_err(err)?
+            }
             ES256 | ES384 => EncodingKey::from_ec_pem(bytes).map_err(err)?,
             EdDSA => EncodingKey::from_ed_pem(bytes).map_err(err)?,
             HS256 | HS384 | HS512 => {
@@ -65,6 +67,7 @@ impl SigningKey {
     pub fn sign(&self, claims: &Value) -> Result<String, DevTokenError> {
         let mut header = Header::new(self.alg.to_jsonwebtoken());
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.key).map_err(|e| DevTokenError::Sign(e.to_string()))
+        jsonwebtoken::encode(&header, claims, &self.key)
+            .map_err(|e| DevTokenError::Sign(e.to_string()))
     }
 }

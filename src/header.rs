@@ -32,8 +32,16 @@ impl fmt::Display for HeaderName {
 pub fn is_reserved(name: &str) -> bool {
     matches!(
         name,
-        "host" | "authorization" | "cookie" | "set-cookie" | "content-length" | "transfer-encoding"
-            | "connection" | "te" | "upgrade" | "x-request-id"
+        "host"
+            | "authorization"
+            | "cookie"
+            | "set-cookie"
+            | "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "te"
+            | "upgrade"
+            | "x-request-id"
     ) || name.starts_with("x-envoy-")
         || name.starts_with(':')
 }
@@ -50,7 +58,10 @@ mod tests {
 
     #[test]
     fn names_are_validated_and_lowercased() {
-        assert_eq!(HeaderName::parse("X-Auth-Subject").unwrap().as_str(), "x-auth-subject");
+        assert_eq!(
+            HeaderName::parse("X-Auth-Subject").unwrap().as_str(),
+            "x-auth-subject"
+        );
         assert!(HeaderName::parse("").is_err());
         assert!(HeaderName::parse("x auth").is_err());
         assert!(HeaderName::parse("x-a\r\nb").is_err());
@@ -68,7 +79,13 @@ mod tests {
 
     #[test]
     fn envoy_owned_names_are_reserved() {
-        for n in ["host", ":authority", "x-envoy-original-path", "authorization", "x-request-id"] {
+        for n in [
+            "host",
+            ":authority",
+            "x-envoy-original-path",
+            "authorization",
+            "x-request-id",
+        ] {
             assert!(is_reserved(n), "{n}");
         }
         assert!(!is_reserved("x-auth-subject"));

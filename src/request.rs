@@ -119,7 +119,10 @@ impl<'a> CheckInput<'a> {
     }
 
     pub fn context_value(&self, key: &str) -> Option<&'a str> {
-        self.context.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+        self.context
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
     }
 }
 

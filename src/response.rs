@@ -7,10 +7,12 @@
 
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
-use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
-use envoy_types::pb::envoy::service::auth::v3::{CheckResponse, DeniedHttpResponse, OkHttpResponse};
-use envoy_types::pb::google::protobuf::{value::Kind, BoolValue, ListValue, Struct, Value};
+use envoy_types::pb::envoy::service::auth::v3::{
+    CheckResponse, DeniedHttpResponse, OkHttpResponse,
+};
+use envoy_types::pb::envoy::r#type::v3::HttpStatus;
+use envoy_types::pb::google::protobuf::{BoolValue, ListValue, Struct, Value, value::Kind};
 use envoy_types::pb::google::rpc::Status;
 
 use crate::authn::TokenError;
@@ -95,7 +97,11 @@ fn string_value(s: &str) -> Value {
 pub fn check_response(d: &Decision, request_id: &str) -> CheckResponse {
     match &d.verdict {
         Verdict::Allow(m) => {
-            let headers = m.set.iter().map(|(h, v)| overwrite(h.as_str(), v)).collect();
+            let headers = m
+                .set
+                .iter()
+                .map(|(h, v)| overwrite(h.as_str(), v))
+                .collect();
             let headers_to_remove = m.remove.iter().map(|h| h.as_str().to_string()).collect();
             CheckResponse {
                 status: Some(Status {
@@ -124,7 +130,9 @@ pub fn check_response(d: &Decision, request_id: &str) -> CheckResponse {
                 }),
                 dynamic_metadata: Some(metadata(d)),
                 http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
-                    status: Some(HttpStatus { code: i32::from(http) }),
+                    status: Some(HttpStatus {
+                        code: i32::from(http),
+                    }),
                     headers,
                     body: deny_body(reason, request_id),
                 })),

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use moka::sync::Cache;
 use moka::Expiry;
+use moka::sync::Cache;
 
 use crate::authn::claims::Identity;
 
@@ -108,7 +108,14 @@ mod tests {
         let c = TokenCache::new(10);
         let now = unix_now();
         let k = TokenCache::key("p", "t");
-        c.insert(k, Arc::new(Identity { expires_at: Some(now), ..Default::default() }), now);
+        c.insert(
+            k,
+            Arc::new(Identity {
+                expires_at: Some(now),
+                ..Default::default()
+            }),
+            now,
+        );
         assert!(c.get(&k, now - 1).is_none());
     }
 }

@@ -55,7 +55,11 @@ pub fn string_list(v: Option<&Value>) -> Vec<String> {
             .iter()
             .filter_map(|i| i.as_str().map(str::to_owned))
             .collect(),
-        Some(Value::String(s)) => s.split(' ').filter(|p| !p.is_empty()).map(str::to_owned).collect(),
+        Some(Value::String(s)) => s
+            .split(' ')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -103,7 +107,12 @@ mod tests {
         assert_eq!(p.lookup(&claims), Some(&json!(["a"])));
         let p = ClaimPath::from_segments(vec!["https://x.io/roles".into()]).unwrap();
         assert_eq!(p.lookup(&claims), Some(&json!(["b"])));
-        assert_eq!(ClaimPath::parse("realm_access.roles.x").unwrap().lookup(&claims), None);
+        assert_eq!(
+            ClaimPath::parse("realm_access.roles.x")
+                .unwrap()
+                .lookup(&claims),
+            None
+        );
         assert!(ClaimPath::parse("a..b").is_err());
         assert!(ClaimPath::parse("").is_err());
     }

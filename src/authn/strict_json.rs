@@ -95,11 +95,23 @@ mod tests {
 
     #[test]
     fn rejects_duplicates_at_any_depth() {
-        assert_eq!(parse_object(br#"{"a":1,"a":2}"#).unwrap_err(), "duplicate JSON member");
-        assert_eq!(parse_object(br#"{"a":{"b":1,"b":1}}"#).unwrap_err(), "duplicate JSON member");
-        assert_eq!(parse_object(br#"{"a":[{"b":1,"b":1}]}"#).unwrap_err(), "duplicate JSON member");
+        assert_eq!(
+            parse_object(br#"{"a":1,"a":2}"#).unwrap_err(),
+            "duplicate JSON member"
+        );
+        assert_eq!(
+            parse_object(br#"{"a":{"b":1,"b":1}}"#).unwrap_err(),
+            "duplicate JSON member"
+        );
+        assert_eq!(
+            parse_object(br#"{"a":[{"b":1,"b":1}]}"#).unwrap_err(),
+            "duplicate JSON member"
+        );
         // Escapes that decode to the same name are the same member.
-        assert_eq!(parse_object(br#"{"sub":1,"s\u0075b":2}"#).unwrap_err(), "duplicate JSON member");
+        assert_eq!(
+            parse_object(br#"{"sub":1,"s\u0075b":2}"#).unwrap_err(),
+            "duplicate JSON member"
+        );
     }
 
     #[test]

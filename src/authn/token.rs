@@ -15,7 +15,10 @@ use crate::request::{CheckInput, Lookup};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenSource {
     /// A header, optionally with a scheme prefix such as `Bearer ` (matched case-insensitively).
-    Header { name: HeaderName, prefix: Option<String> },
+    Header {
+        name: HeaderName,
+        prefix: Option<String>,
+    },
     Cookie(String),
     Query(String),
 }
@@ -122,8 +125,14 @@ fn cookie<'a>(input: &CheckInput<'a>, name: &str) -> Found<'a> {
 }
 
 fn trim_ows(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| *c != b' ' && *c != b'\t').unwrap_or(b.len());
-    let end = b.iter().rposition(|c| *c != b' ' && *c != b'\t').map_or(start, |e| e + 1);
+    let start = b
+        .iter()
+        .position(|c| *c != b' ' && *c != b'\t')
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| *c != b' ' && *c != b'\t')
+        .map_or(start, |e| e + 1);
     &b[start..end.max(start)]
 }
 
@@ -192,7 +201,13 @@ mod tests {
         let b = TokenSource::default_bearer();
         let i = input_with(&[("authorization", b"Bearer a,Bearer b")], "/");
         assert_eq!(b.find(&i), Found::Duplicate);
-        let i = input_with(&[("authorization", b"Bearer a"), ("authorization", b"Bearer b")], "/");
+        let i = input_with(
+            &[
+                ("authorization", b"Bearer a"),
+                ("authorization", b"Bearer b"),
+            ],
+            "/",
+        );
         assert_eq!(b.find(&i), Found::Duplicate);
         let c = TokenSource::Cookie("at".into());
         let i = input_with(&[("cookie", b"at=1; x=2"), ("cookie", b"at=2")], "/");

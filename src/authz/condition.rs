@@ -75,19 +75,55 @@ impl Condition {
         let id = ctx.identity;
         let has = |list: &[String], want: &String| list.iter().any(|r| r == want);
         match &self.kind {
-            Kind::RolesAny(w) => if w.iter().any(|r| has(&id.roles, r)) { Ok(()) } else { fail(false) },
-            Kind::RolesAll(w) => if w.iter().all(|r| has(&id.roles, r)) { Ok(()) } else { fail(false) },
-            Kind::ScopesAny(w) => if w.iter().any(|s| has(&id.scopes, s)) { Ok(()) } else { fail(true) },
-            Kind::ScopesAll(w) => if w.iter().all(|s| has(&id.scopes, s)) { Ok(()) } else { fail(true) },
+            Kind::RolesAny(w) => {
+                if w.iter().any(|r| has(&id.roles, r)) {
+                    Ok(())
+                } else {
+                    fail(false)
+                }
+            }
+            Kind::RolesAll(w) => {
+                if w.iter().all(|r| has(&id.roles, r)) {
+                    Ok(())
+                } else {
+                    fail(false)
+                }
+            }
+            Kind::ScopesAny(w) => {
+                if w.iter().any(|s| has(&id.scopes, s)) {
+                    Ok(())
+                } else {
+                    fail(true)
+                }
+            }
+            Kind::ScopesAll(w) => {
+                if w.iter().all(|s| has(&id.scopes, s)) {
+                    Ok(())
+                } else {
+                    fail(true)
+                }
+            }
             Kind::Claim(path, test) => {
-                if claim_holds(path.lookup(&id.claims), test, ctx) { Ok(()) } else { fail(false) }
+                if claim_holds(path.lookup(&id.claims), test, ctx) {
+                    Ok(())
+                } else {
+                    fail(false)
+                }
             }
             Kind::SourcePrincipals(globs) => {
                 let p = ctx.input.source_principal;
-                if !p.is_empty() && globs.iter().any(|g| g.matches(p)) { Ok(()) } else { fail(false) }
+                if !p.is_empty() && globs.iter().any(|g| g.matches(p)) {
+                    Ok(())
+                } else {
+                    fail(false)
+                }
             }
             Kind::Methods(ms) => {
-                if ms.iter().any(|m| m.eq_ignore_ascii_case(ctx.input.method)) { Ok(()) } else { fail(false) }
+                if ms.iter().any(|m| m.eq_ignore_ascii_case(ctx.input.method)) {
+                    Ok(())
+                } else {
+                    fail(false)
+                }
             }
             Kind::All(cs) => cs.iter().try_for_each(|c| c.eval(ctx)),
             Kind::Any(cs) => {
@@ -175,17 +211,34 @@ pub struct CompileCtx<'a> {
     pub params: &'a [String],
 }
 
-pub(crate) fn compile(v: &Value, path: &str, ctx: &CompileCtx<'_>, errors: &mut Errors) -> Option<Condition> {
+pub(crate) fn compile(
+    v: &Value,
+    path: &str,
+    ctx: &CompileCtx<'_>,
+    errors: &mut Errors,
+) -> Option<Condition> {
     compile_at(v, path, ctx, errors, 0)
 }
 
-fn compile_at(v: &Value, path: &str, ctx: &CompileCtx<'_>, errors: &mut Errors, depth: usize) -> Option<Condition> {
+fn compile_at(
+    v: &Value,
+    path: &str,
+    ctx: &CompileCtx<'_>,
+    errors: &mut Errors,
+    depth: usize,
+) -> Option<Condition> {
     if depth > MAX_DEPTH {
-        errors.add(path, format!("conditions nest deeper than {MAX_DEPTH} levels"));
+        errors.add(
+            path,
+            format!("conditions nest deeper than {MAX_DEPTH} levels"),
+        );
         return None;
     }
     let Some(obj) = v.as_object().filter(|o| o.len() == 1) else {
-        errors.add(path, "a condition is a mapping with exactly one key, such as `roles_any: [admin]`");
+        errors.add(
+            path,
+            "a condition is a mapping with exactly one key, such as `roles_any: [admin]`",
+        );
         return None;
     };
     let (key, arg) = obj.iter().next()?;
@@ -201,23 +254,35 @@ fn compile_at(v: &Value, path: &str, ctx: &CompileCtx<'_>, errors: &mut Errors, 
                 "scopes_any" => Kind::ScopesAny(list),
                 _ => Kind::ScopesAll(list),
             };
-            return Some(Condition { kind, desc: desc(summary) });
+            return Some(Condition {
+                kind,
+                desc: desc(summary),
+            });
         }
         "methods" => {
             let list = strings(arg, &here, errors)?;
             let list = crate::config::compile_methods(list, &here, errors);
             let summary = format!("methods [{}]", list.join(", "));
-            return Some(Condition { kind: Kind::Methods(list), desc: desc(summary) });
+            return Some(Condition {
+                kind: Kind::Methods(list),
+                desc: desc(summary),
+            });
         }
         "source_principals" => {
             let list = strings(arg, &here, errors)?;
             let summary = format!("source_principals [{}]", list.join(", "));
             let globs = list.iter().map(|p| Glob::new(p)).collect();
-            return Some(Condition { kind: Kind::SourcePrincipals(globs), desc: desc(summary) });
+            return Some(Condition {
+                kind: Kind::SourcePrincipals(globs),
+                desc: desc(summary),
+            });
         }
         "all" | "any" => {
             let Some(items) = arg.as_array().filter(|a| !a.is_empty()) else {
-                errors.add(&here, format!("`{key}` takes a non-empty list of conditions"));
+                errors.add(
+                    &here,
+                    format!("`{key}` takes a non-empty list of conditions"),
+                );
                 return None;
             };
             let mut out = Vec::new();
@@ -230,8 +295,15 @@ fn compile_at(v: &Value, path: &str, ctx: &CompileCtx<'_>, errors: &mut Errors, 
                 return None;
             }
             let summary = format!("{key} of {} conditions", out.len());
-            let kind = if key == "all" { Kind::All(out) } else { Kind::Any(out) };
-            return Some(Condition { kind, desc: desc(summary) });
+            let kind = if key == "all" {
+                Kind::All(out)
+            } else {
+                Kind::Any(out)
+            };
+            return Some(Condition {
+                kind,
+                desc: desc(summary),
+            });
         }
         "not" => {
             let inner = compile_at(arg, &here, ctx, errors, depth + 1)?;
@@ -271,9 +343,17 @@ fn strings(v: &Value, path: &str, errors: &mut Errors) -> Option<Vec<String>> {
 
 const CLAIM_OPS: &str = "equals, one_of, contains, matches, present, equals_param, equals_header";
 
-fn compile_claim(v: &Value, path: &str, ctx: &CompileCtx<'_>, errors: &mut Errors) -> Option<Condition> {
+fn compile_claim(
+    v: &Value,
+    path: &str,
+    ctx: &CompileCtx<'_>,
+    errors: &mut Errors,
+) -> Option<Condition> {
     let Some(obj) = v.as_object() else {
-        errors.add(path, format!("`claim` is a mapping: {{name, <one of {CLAIM_OPS}>}}"));
+        errors.add(
+            path,
+            format!("`claim` is a mapping: {{name, <one of {CLAIM_OPS}>}}"),
+        );
         return None;
     };
     let name = match obj.get("name") {
@@ -295,7 +375,10 @@ fn compile_claim(v: &Value, path: &str, ctx: &CompileCtx<'_>, errors: &mut Error
     };
     let ops: Vec<(&String, &Value)> = obj.iter().filter(|(k, _)| k.as_str() != "name").collect();
     let [(op, arg)] = ops.as_slice() else {
-        errors.add(path, format!("`claim` takes `name` and exactly one test: {CLAIM_OPS}"));
+        errors.add(
+            path,
+            format!("`claim` takes `name` and exactly one test: {CLAIM_OPS}"),
+        );
         return None;
     };
     let here = format!("{path}.{op}");
@@ -351,7 +434,10 @@ fn compile_claim(v: &Value, path: &str, ctx: &CompileCtx<'_>, errors: &mut Error
             }
         },
         other => {
-            errors.add(&here, format!("unknown claim test `{other}` (one of {CLAIM_OPS})"));
+            errors.add(
+                &here,
+                format!("unknown claim test `{other}` (one of {CLAIM_OPS})"),
+            );
             return None;
         }
     };

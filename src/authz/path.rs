@@ -84,8 +84,9 @@ fn decode_segment(seg: &str) -> Result<Cow<'_, str>, PathError> {
 /// which decodes twice would read differently.
 fn looks_encoded(s: &str) -> bool {
     let b = s.as_bytes();
-    s.match_indices('%')
-        .any(|(i, _)| b.len() > i + 2 && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit())
+    s.match_indices('%').any(|(i, _)| {
+        b.len() > i + 2 && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit()
+    })
 }
 
 /// One segment of a `path` pattern.
@@ -148,7 +149,9 @@ impl PathMatch {
         if segs.iter().any(|s| s.contains(['{', '}', '*'])) {
             return Err("a path_prefix is literal: use `path` for `{name}`, `*` and `**`".into());
         }
-        Ok(PathMatch::Prefix(segs.into_iter().map(str::to_owned).collect()))
+        Ok(PathMatch::Prefix(
+            segs.into_iter().map(str::to_owned).collect(),
+        ))
     }
 
     /// The parameter names this pattern binds.
@@ -221,11 +224,15 @@ fn pattern_segments(text: &str) -> Result<Vec<&str>, String> {
         return Err(format!("`{text}` must start with /"));
     }
     if text.contains(['?', '#', '%', '\\']) {
-        return Err(format!("`{text}`: write the decoded path, without query, fragment or escapes"));
+        return Err(format!(
+            "`{text}`: write the decoded path, without query, fragment or escapes"
+        ));
     }
     let segs: Vec<&str> = text.split('/').filter(|s| !s.is_empty()).collect();
     if segs.iter().any(|s| *s == "." || *s == "..") {
-        return Err(format!("`{text}` holds `.` or `..` segments, which no normalised path has"));
+        return Err(format!(
+            "`{text}` holds `.` or `..` segments, which no normalised path has"
+        ));
     }
     Ok(segs)
 }
@@ -242,7 +249,11 @@ impl HostPattern {
     pub fn parse(text: &str) -> Result<Self, String> {
         let t = text.trim_end_matches('.').to_ascii_lowercase();
         let label_ok = |s: &str| {
-            !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'[' | b']' | b':'))
+            !s.is_empty()
+                && s.bytes().all(|b| {
+                    b.is_ascii_alphanumeric()
+                        || matches!(b, b'-' | b'.' | b'_' | b'[' | b']' | b':')
+                })
         };
         if let Some(rest) = t.strip_prefix("*.") {
             if label_ok(rest) {
@@ -329,13 +340,20 @@ mod tests {
         assert!(m.matches(&segs("/public")).is_some());
         assert!(m.matches(&segs("/public/x")).is_some());
         assert!(m.matches(&segs("/publicity")).is_none());
-        assert!(PathMatch::prefix("/").unwrap().matches(&segs("/anything")).is_some());
+        assert!(
+            PathMatch::prefix("/")
+                .unwrap()
+                .matches(&segs("/anything"))
+                .is_some()
+        );
     }
 
     #[test]
     fn patterns_bind_params_and_globs() {
         let m = PathMatch::pattern("/tenants/{tenant}/orders/**").unwrap();
-        let p = m.matches(&segs("/tenants/acme%20co/orders/1/items")).unwrap();
+        let p = m
+            .matches(&segs("/tenants/acme%20co/orders/1/items"))
+            .unwrap();
         assert_eq!(&*p[0].0, "tenant");
         assert_eq!(p[0].1, "acme co");
         assert!(m.matches(&segs("/tenants/acme/orders")).is_some());
@@ -350,7 +368,12 @@ mod tests {
         let m = PathMatch::pattern("/admin").unwrap();
         assert!(m.matches(&segs("/admin/")).is_some());
         assert!(m.matches(&segs("/admin/x")).is_none());
-        assert!(PathMatch::pattern("/x/*/y").unwrap().matches(&segs("/x/1/y")).is_some());
+        assert!(
+            PathMatch::pattern("/x/*/y")
+                .unwrap()
+                .matches(&segs("/x/1/y"))
+                .is_some()
+        );
     }
 
     #[test]

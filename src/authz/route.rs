@@ -34,15 +34,15 @@ pub struct RouteMatch {
 impl RouteMatch {
     /// Tests the cheap fields first, the path last; on a match, the bound parameters.
     pub fn matches<'a>(&self, input: &CheckInput<'_>, path: &Segments<'a>) -> Option<Params<'a>> {
-        if let Some(ms) = &self.methods {
-            if !ms.iter().any(|m| m.eq_ignore_ascii_case(input.method)) {
-                return None;
-            }
+        if let Some(ms) = &self.methods
+            && !ms.iter().any(|m| m.eq_ignore_ascii_case(input.method))
+        {
+            return None;
         }
-        if let Some(hs) = &self.hosts {
-            if !hs.iter().any(|h| h.matches(input.host)) {
-                return None;
-            }
+        if let Some(hs) = &self.hosts
+            && !hs.iter().any(|h| h.matches(input.host))
+        {
+            return None;
         }
         if !self
             .context

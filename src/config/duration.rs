@@ -3,8 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 /// A duration read from config. Bare numbers are refused: `30` could mean seconds or
 /// milliseconds, and a guess in an auth server is a bug.
@@ -13,7 +13,8 @@ pub struct Dur(pub Duration);
 
 /// Parses `1h30m`-style text.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration `{s}`: use a number with a unit, like 500ms, 30s, 5m, 1h");
+    let bad =
+        || format!("invalid duration `{s}`: use a number with a unit, like 500ms, 30s, 5m, 1h");
     if s.is_empty() {
         return Err(bad());
     }

@@ -144,7 +144,11 @@ impl Errors {
     }
 
     /// Deserializes `value` as `T`, reporting a failure with its full path.
-    pub(crate) fn parse<T: serde::de::DeserializeOwned>(&mut self, path: &str, value: Value) -> Option<T> {
+    pub(crate) fn parse<T: serde::de::DeserializeOwned>(
+        &mut self,
+        path: &str,
+        value: Value,
+    ) -> Option<T> {
         match serde_path_to_error::deserialize::<_, T>(value) {
             Ok(v) => Some(v),
             Err(e) => {
@@ -176,7 +180,11 @@ fn expand_env(value: &mut Value, path: String, env: &dyn Env, errors: &mut Error
         }
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
-                let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let child = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 expand_env(v, child, env, errors);
             }
         }
@@ -199,7 +207,9 @@ fn expand(s: &str, env: &dyn Env) -> Result<String, String> {
                 .ok_or_else(|| "unterminated `${` in value".to_string())?;
             let name = &after[..end];
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                return Err(format!("`${{{name}}}` is not a valid environment variable reference"));
+                return Err(format!(
+                    "`${{{name}}}` is not a valid environment variable reference"
+                ));
             }
             let v = env
                 .var(name)

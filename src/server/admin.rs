@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
 
 use crate::server::AppState;
 
@@ -23,13 +23,19 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     if state.ready() {
         (StatusCode::OK, "ready\n")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: a JWT provider holds no keys yet\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: a JWT provider holds no keys yet\n",
+        )
     }
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }

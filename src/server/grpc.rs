@@ -33,7 +33,11 @@ pub fn input_from(attrs: &AttributeContext) -> Option<CheckInput<'_>> {
         Some(map) => {
             headers = Headers::with_capacity(map.headers.len());
             for h in &map.headers {
-                let v: &[u8] = if h.raw_value.is_empty() { h.value.as_bytes() } else { &h.raw_value };
+                let v: &[u8] = if h.raw_value.is_empty() {
+                    h.value.as_bytes()
+                } else {
+                    &h.raw_value
+                };
                 headers.push(&h.key, v);
             }
         }
@@ -45,9 +49,21 @@ pub fn input_from(attrs: &AttributeContext) -> Option<CheckInput<'_>> {
         }
     }
     let header = |name: &str| headers.get_str(name).unwrap_or("");
-    let method = if http.method.is_empty() { header(":method") } else { &http.method };
-    let host = if http.host.is_empty() { header(":authority") } else { &http.host };
-    let path = if http.path.is_empty() { header(":path") } else { &http.path };
+    let method = if http.method.is_empty() {
+        header(":method")
+    } else {
+        &http.method
+    };
+    let host = if http.host.is_empty() {
+        header(":authority")
+    } else {
+        &http.host
+    };
+    let path = if http.path.is_empty() {
+        header(":path")
+    } else {
+        &http.path
+    };
     let source = attrs.source.as_ref();
     let source_address = source
         .and_then(|s| s.address.as_ref())
@@ -78,17 +94,26 @@ pub fn input_from(attrs: &AttributeContext) -> Option<CheckInput<'_>> {
 
 #[tonic::async_trait]
 impl Authorization for AuthzService {
-    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
+    async fn check(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
         let start = Instant::now();
         let req = request.into_inner();
         let engine = self.state.engine.load_full();
         let input = req.attributes.as_ref().and_then(input_from);
         let (decision, request_id, path) = match &input {
-            Some(input) => (engine.check(input).await, input.request_id().into_owned(), input.path_only()),
+            Some(input) => (
+                engine.check(input).await,
+                input.request_id().into_owned(),
+                input.path_only(),
+            ),
             None => (
                 Decision {
                     route: None,
-                    verdict: Verdict::Deny(DenyReason::InvalidRequest("no HTTP request attributes".into())),
+                    verdict: Verdict::Deny(DenyReason::InvalidRequest(
+                        "no HTTP request attributes".into(),
+                    )),
                     identity: None,
                     shadow_deny: None,
                 },
@@ -99,7 +124,10 @@ impl Authorization for AuthzService {
         let elapsed = start.elapsed();
         self.state.record(&decision, elapsed);
         log_decision(&decision, &request_id, path, elapsed);
-        Ok(Response::new(response::check_response(&decision, &request_id)))
+        Ok(Response::new(response::check_response(
+            &decision,
+            &request_id,
+        )))
     }
 }
 
@@ -119,7 +147,13 @@ pub fn log_decision(d: &Decision, request_id: &str, path: &str, elapsed: std::ti
             detail = %r.explain(), latency_us, "check would be denied (shadow mode)"
         ),
         (Verdict::Allow(_), None) => tracing::debug!(
-            request_id, route, provider, path, decision = "allow", latency_us, "check allowed"
+            request_id,
+            route,
+            provider,
+            path,
+            decision = "allow",
+            latency_us,
+            "check allowed"
         ),
     }
 }
