@@ -81,6 +81,13 @@ impl Engine {
                 m
             })
             .collect();
+        for p in &config.providers {
+            if matches!(p.kind, ProviderKind::Jwt(_)) {
+                for result in ["hit", "miss"] {
+                    metrics.token_cache_requests.with_label_values(&[&*p.name, result]);
+                }
+            }
+        }
         let ih = &config.identity_headers;
         let mut owned = vec![
             ih.subject.clone(),

@@ -15,6 +15,7 @@ pub mod decision;
 pub mod devtoken;
 pub mod engine;
 pub mod header;
+pub mod layer;
 pub mod metrics;
 pub mod request;
 pub mod response;

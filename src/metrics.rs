@@ -78,6 +78,11 @@ impl Metrics {
         )
         .expect("valid metric");
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        // Known label values start at zero, so a rate() or an alert has a series to read
+        // before the first event.
+        for result in ["success", "failure"] {
+            config_reloads.with_label_values(&[result]);
+        }
 
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(check_requests.clone()),

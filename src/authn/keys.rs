@@ -99,6 +99,10 @@ impl KeySources {
                             None => {
                                 let r = RemoteKeys::new(rs.clone(), self.metrics.clone())
                                     .map_err(|e| format!("provider {}: {e}", p.name))?;
+                                let m = &self.metrics;
+                                m.jwks_refresh.with_label_values(&[&*p.name, "success"]);
+                                m.jwks_keys.with_label_values(&[&*p.name]);
+                                m.jwks_last_success.with_label_values(&[&*p.name]);
                                 if self.refresh {
                                     r.start_refresh();
                                 }

@@ -20,6 +20,10 @@ use crate::decision::Decision;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
 
+/// `envoy/service/auth/v3/external_auth.proto` and its imports, for server reflection
+/// (cut from envoy-types' descriptor set by `examples/gen_descriptor.rs`).
+const AUTHZ_DESCRIPTOR: &[u8] = include_bytes!("../../proto/authz_descriptor.bin");
+
 /// What every request handler shares. The engine is swapped whole on reload; a check
 /// loads it once and finishes on the version it started with.
 pub struct AppState {
@@ -100,9 +104,15 @@ pub async fn run(
             .tls_config(tls_config(tls)?)
             .map_err(|e| std::io::Error::other(format!("TLS: {e}")))?;
     }
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(AUTHZ_DESCRIPTOR)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| std::io::Error::other(format!("reflection: {e}")))?;
     let grpc_task = tokio::spawn(
         builder
             .add_service(health_svc)
+            .add_service(reflection)
             .add_service(AuthorizationServer::new(grpc::AuthzService::new(
                 state.clone(),
             )))

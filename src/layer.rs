@@ -1,0 +1,140 @@
+//! ward as a library in a Rust service: a `tower` layer that decides each request in
+//! process, with no network hop. Denials are answered directly (status, challenge, JSON
+//! body, as Envoy would send them); allowed requests reach the inner service with the
+//! identity headers set and ward's other headers removed, and with the verified
+//! [`Identity`] in the request extensions.
+//!
+//! ```no_run
+//! # async fn demo(config: ward::Config) {
+//! use std::sync::Arc;
+//! let engine = Arc::new(ward::Engine::new(config, Arc::new(ward::metrics::Metrics::new())));
+//! let app = axum::Router::new()
+//!     .route("/orders", axum::routing::get(|| async { "orders" }))
+//!     .layer(ward::layer::WardLayer::new(engine));
+//! # let _ = app;
+//! # }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use tower::{Layer, Service};
+
+use crate::authn::Identity;
+use crate::decision::Verdict;
+use crate::engine::Engine;
+use crate::request::CheckInput;
+use crate::response;
+
+/// Wraps a service with ward's decision.
+#[derive(Clone)]
+pub struct WardLayer {
+    engine: Arc<Engine>,
+}
+
+impl WardLayer {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
+    }
+}
+
+impl<S> Layer<S> for WardLayer {
+    type Service = WardService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        WardService {
+            inner,
+            engine: self.engine.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct WardService<S> {
+    inner: S,
+    engine: Arc<Engine>,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B, R> Service<Request<B>> for WardService<S>
+where
+    S: Service<Request<B>, Response = Response<R>> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+    R: From<String> + Send + 'static,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response<R>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let engine = self.engine.clone();
+        // The clone that was polled ready serves this request (tower's usual dance).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let (mut parts, body) = req.into_parts();
+            let (decision, request_id) = {
+                let host = parts
+                    .headers
+                    .get("host")
+                    .and_then(|h| h.to_str().ok())
+                    .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+                    .unwrap_or("");
+                let mut input = CheckInput {
+                    method: parts.method.as_str(),
+                    host,
+                    path: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+                    stream_id: "",
+                    ..Default::default()
+                };
+                for (name, value) in &parts.headers {
+                    input.headers.push(name.as_str(), value.as_bytes());
+                }
+                let request_id = input.request_id().into_owned();
+                (engine.check(&input).await, request_id)
+            };
+            match &decision.verdict {
+                Verdict::Deny(reason) => {
+                    let (status, _) = response::status_of(reason);
+                    let mut resp = Response::new(R::from(response::deny_body(reason, &request_id)));
+                    *resp.status_mut() =
+                        StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+                    let h = resp.headers_mut();
+                    h.insert("content-type", HeaderValue::from_static("application/json"));
+                    if let Some(c) = response::www_authenticate(reason)
+                        .and_then(|c| HeaderValue::from_str(&c).ok())
+                    {
+                        h.insert("www-authenticate", c);
+                    }
+                    Ok(resp)
+                }
+                Verdict::Allow(m) => {
+                    for name in &m.remove {
+                        parts.headers.remove(name.as_str());
+                    }
+                    for (name, value) in &m.set {
+                        if let (Ok(n), Ok(v)) = (
+                            HeaderName::from_bytes(name.as_str().as_bytes()),
+                            HeaderValue::from_str(value),
+                        ) {
+                            parts.headers.insert(n, v);
+                        }
+                    }
+                    if let Some(id) = &decision.identity {
+                        parts.extensions.insert::<Arc<Identity>>(id.clone());
+                    }
+                    inner.call(Request::from_parts(parts, body)).await
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,157 @@
+//! The gRPC port's other services: grpc.health.v1.Health (what Kubernetes gRPC probes
+//! and Envoy health checks ask) and server reflection (what grpcurl uses).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+async fn start() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let env: HashMap<String, String> = HashMap::new();
+    let yaml =
+        "routes:\n  - name: open\n    match: { path_prefix: / }\n    allow_anonymous: true\n";
+    let config = ward::config::load_str(yaml, std::path::Path::new("."), &env).expect("config");
+    let state = ward::server::AppState::start(config).expect("state");
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = grpc.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(ward::server::run(
+        grpc,
+        admin,
+        state,
+        async move {
+            let _ = rx.await;
+        },
+        Duration::from_secs(1),
+    ));
+    (addr, tx)
+}
+
+async fn channel(addr: std::net::SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+#[tokio::test]
+async fn health_reports_serving_then_not_serving_on_shutdown() {
+    let (addr, stop) = start().await;
+    let mut health = HealthClient::new(channel(addr).await);
+    for service in ["", "envoy.service.auth.v3.Authorization"] {
+        let r = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health check")
+            .into_inner();
+        assert_eq!(r.status(), ServingStatus::Serving, "service {service:?}");
+    }
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "no.such.Service".into(),
+        })
+        .await;
+    assert_eq!(
+        unknown.expect_err("unknown service").code(),
+        tonic::Code::NotFound
+    );
+
+    // A watcher sees NOT_SERVING when shutdown begins.
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = watch
+        .message()
+        .await
+        .expect("stream")
+        .expect("first status");
+    assert_eq!(first.status(), ServingStatus::Serving);
+    let _ = stop.send(());
+    let next = tokio::time::timeout(Duration::from_secs(5), watch.message())
+        .await
+        .expect("a status change before the deadline");
+    if let Ok(Some(m)) = next {
+        assert_eq!(m.status(), ServingStatus::NotServing);
+    }
+}
+
+#[tokio::test]
+async fn reflection_lists_and_describes_the_authorization_service() {
+    let (addr, _stop) = start().await;
+    let mut client = ServerReflectionClient::new(channel(addr).await);
+    let ask = |m: MessageRequest| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(m),
+    };
+    let requests = tokio_stream::iter(vec![
+        ask(MessageRequest::ListServices(String::new())),
+        ask(MessageRequest::FileContainingSymbol(
+            "envoy.service.auth.v3.Authorization".into(),
+        )),
+    ]);
+    let mut answers = client
+        .server_reflection_info(requests)
+        .await
+        .expect("reflection")
+        .into_inner();
+
+    let listed = answers
+        .message()
+        .await
+        .expect("stream")
+        .expect("list answer");
+    let Some(MessageResponse::ListServicesResponse(list)) = listed.message_response else {
+        panic!("expected a service list, got {listed:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for want in [
+        "envoy.service.auth.v3.Authorization",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+    }
+
+    let described = answers
+        .message()
+        .await
+        .expect("stream")
+        .expect("file answer");
+    let Some(MessageResponse::FileDescriptorResponse(files)) = described.message_response else {
+        panic!("expected file descriptors, got {described:?}");
+    };
+    use prost::Message;
+    let names: Vec<String> = files
+        .file_descriptor_proto
+        .iter()
+        .map(|b| {
+            prost_types::FileDescriptorProto::decode(b.as_slice())
+                .expect("descriptor")
+                .name()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n == "envoy/service/auth/v3/external_auth.proto"),
+        "{names:?}"
+    );
+}

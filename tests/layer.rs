@@ -1,0 +1,152 @@
+//! ward embedded as a tower layer: the same decisions with no network hop.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::routing::get;
+use axum::{Extension, Router};
+use tower::ServiceExt;
+use ward::authn::Identity;
+use ward::authn::jwt::Alg;
+use ward::devtoken::SigningKey;
+
+const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-layer-test";
+
+fn app() -> (Router, SigningKey) {
+    let key = SigningKey::from_bytes(SECRET, Alg::HS256).expect("key");
+    let yaml = format!(
+        r#"
+providers:
+  - name: local
+    jwt: {{ issuer: https://local.test, audiences: [svc], algorithms: [HS256], jwks: {jwks} }}
+routes:
+  - name: health
+    match: {{ path: /healthz }}
+    allow_anonymous: true
+  - name: orders
+    match: {{ path_prefix: /orders }}
+    providers: [local]
+    require: {{ roles_any: [reader] }}
+"#,
+        jwks = key.jwks()
+    );
+    let env: HashMap<String, String> = HashMap::new();
+    let config = ward::config::load_str(&yaml, std::path::Path::new("."), &env).expect("config");
+    let engine = Arc::new(ward::Engine::new(
+        config,
+        Arc::new(ward::metrics::Metrics::new()),
+    ));
+    let router = Router::new()
+        .route(
+            "/healthz",
+            get(|req: Request<Body>| async move { headers_seen(&req) }),
+        )
+        .route(
+            "/orders",
+            get(
+                |Extension(id): Extension<Arc<Identity>>, req: Request<Body>| async move {
+                    format!(
+                        "{}|{}",
+                        id.subject.clone().unwrap_or_default(),
+                        headers_seen(&req)
+                    )
+                },
+            ),
+        )
+        .layer(ward::layer::WardLayer::new(engine));
+    (router, key)
+}
+
+/// The x-auth-* headers the handler received, sorted.
+fn headers_seen(req: &Request<Body>) -> String {
+    let mut seen: Vec<String> = req
+        .headers()
+        .iter()
+        .filter(|(n, _)| n.as_str().starts_with("x-auth-"))
+        .map(|(n, v)| format!("{}={}", n, v.to_str().unwrap_or("?")))
+        .collect();
+    seen.sort();
+    seen.join(",")
+}
+
+async fn body(r: axum::response::Response) -> String {
+    let bytes = axum::body::to_bytes(r.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    String::from_utf8(bytes.to_vec()).expect("utf8")
+}
+
+fn token(key: &SigningKey, roles: &[&str]) -> String {
+    let exp = ward::authn::cache::unix_now() + 60;
+    key.sign(&serde_json::json!({"iss": "https://local.test", "aud": "svc", "sub": "alice", "exp": exp, "roles": roles}))
+        .expect("sign")
+}
+
+#[tokio::test]
+async fn allowed_requests_carry_identity_and_lose_spoofed_headers() {
+    let (app, key) = app();
+    let req = Request::get("/orders")
+        .header(
+            "authorization",
+            format!("Bearer {}", token(&key, &["reader"])),
+        )
+        .header("x-auth-subject", "mallory")
+        .header("x-auth-scopes", "admin:all")
+        .body(Body::empty())
+        .expect("request");
+    let r = app.oneshot(req).await.expect("response");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        body(r).await,
+        "alice|x-auth-issuer=https://local.test,x-auth-provider=local,x-auth-roles=reader,x-auth-subject=alice"
+    );
+}
+
+#[tokio::test]
+async fn denials_are_answered_in_process() {
+    let (app, key) = app();
+    let r = app
+        .clone()
+        .oneshot(Request::get("/orders").body(Body::empty()).expect("req"))
+        .await
+        .expect("resp");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["www-authenticate"], r#"Bearer realm="ward""#);
+    assert!(body(r).await.contains(r#""error":"missing_credential""#));
+
+    let req = Request::get("/orders")
+        .header(
+            "authorization",
+            format!("Bearer {}", token(&key, &["guest"])),
+        )
+        .header("x-request-id", "req-7")
+        .body(Body::empty())
+        .expect("req");
+    let r = app.clone().oneshot(req).await.expect("resp");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let b = body(r).await;
+    assert!(
+        b.contains(r#""error":"forbidden""#) && b.contains(r#""request_id":"req-7""#),
+        "{b}"
+    );
+
+    let r = app
+        .oneshot(Request::get("/nowhere").body(Body::empty()).expect("req"))
+        .await
+        .expect("resp");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn anonymous_routes_strip_identity_headers() {
+    let (app, _) = app();
+    let req = Request::get("/healthz")
+        .header("x-auth-roles", "admin")
+        .body(Body::empty())
+        .expect("req");
+    let r = app.oneshot(req).await.expect("resp");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body(r).await, "", "no identity header reaches the handler");
+}
