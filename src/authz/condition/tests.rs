@@ -1,0 +1,941 @@
+//! Conditions, compiled through the real config loader and evaluated against a request.
+//!
+//! Every condition here is written as the YAML a user would write (flow style), so the
+//! tests also pin the paths that appear in denials and in config errors.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::{EvalCtx, Failure};
+use crate::authn::claims::Identity;
+use crate::authz::path;
+use crate::config::{self, Config, ConfigError};
+use crate::request::CheckInput;
+
+// === harness ===
+
+/// A config with one route, `/tenants/{tenant}/**`, that requires `require`.
+fn config_with(require: &Value) -> Result<Config, Vec<ConfigError>> {
+    let text = format!(
+        "routes:\n  - name: r\n    match: {{ path: \"/tenants/{{tenant}}/**\" }}\n    require: {require}\n"
+    );
+    load(&text)
+}
+
+fn load(text: &str) -> Result<Config, Vec<ConfigError>> {
+    let env: HashMap<String, String> = HashMap::new();
+    config::load_str(text, Path::new("."), &env).map_err(|e| e.0)
+}
+
+/// A compiled `require`, ready to evaluate.
+struct Rule(Config);
+
+impl Rule {
+    fn new(require: Value) -> Self {
+        match config_with(&require) {
+            Ok(c) => Rule(c),
+            Err(e) => panic!("{require} does not compile: {e:?}"),
+        }
+    }
+
+    /// Evaluates against `id` and `input`, with the route's path parameters bound.
+    fn eval(&self, id: &Identity, input: &CheckInput<'_>) -> Result<(), Failure> {
+        let route = &self.0.routes[0];
+        let segments = path::normalize(input.path).expect("test paths normalise");
+        let params = route.matcher.matches(input, &segments).unwrap_or_default();
+        let ctx = EvalCtx {
+            identity: id,
+            params: &params,
+            input,
+        };
+        route
+            .require
+            .as_ref()
+            .expect("route has a require")
+            .eval(&ctx)
+    }
+
+    /// Evaluates against a request to `/tenants/acme/orders` with these claims.
+    fn claims(&self, claims: Value) -> Result<(), Failure> {
+        self.eval(&with_claims(claims), &get("/tenants/acme/orders"))
+    }
+
+    fn holds(&self, claims: Value) -> bool {
+        self.claims(claims).is_ok()
+    }
+}
+
+fn get(path: &str) -> CheckInput<'_> {
+    CheckInput {
+        method: "GET",
+        host: "api.example.com",
+        path,
+        ..Default::default()
+    }
+}
+
+fn with_claims(claims: Value) -> Identity {
+    Identity {
+        provider: "test".into(),
+        claims,
+        ..Default::default()
+    }
+}
+
+fn with_roles(roles: &[&str], scopes: &[&str]) -> Identity {
+    Identity {
+        provider: "test".into(),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        claims: json!({}),
+        ..Default::default()
+    }
+}
+
+// === roles and scopes ===
+
+#[test]
+fn roles_any_needs_one_listed_role() {
+    let r = Rule::new(json!({"roles_any": ["orders-reader", "admin"]}));
+    let req = get("/tenants/acme/orders");
+    assert!(r.eval(&with_roles(&["admin"], &[]), &req).is_ok());
+    assert!(
+        r.eval(&with_roles(&["x", "orders-reader"], &[]), &req)
+            .is_ok()
+    );
+    let f = r
+        .eval(&with_roles(&["orders-writer"], &[]), &req)
+        .unwrap_err();
+    assert!(
+        !f.insufficient_scope,
+        "a role failure is not a scope failure"
+    );
+    assert_eq!(
+        &*f.condition,
+        "routes[0].require.roles_any: roles_any [orders-reader, admin]"
+    );
+    assert!(r.eval(&with_roles(&[], &[]), &req).is_err());
+    // Roles compare exactly: no case folding, no prefix matching.
+    assert!(
+        r.eval(&with_roles(&["Admin", "admins"], &[]), &req)
+            .is_err()
+    );
+}
+
+#[test]
+fn roles_all_needs_every_listed_role() {
+    let r = Rule::new(json!({"roles_all": ["a", "b"]}));
+    let req = get("/tenants/acme/orders");
+    assert!(r.eval(&with_roles(&["b", "c", "a"], &[]), &req).is_ok());
+    let f = r.eval(&with_roles(&["a"], &[]), &req).unwrap_err();
+    assert!(!f.insufficient_scope);
+    assert!(
+        r.eval(&with_roles(&[], &["a", "b"]), &req).is_err(),
+        "scopes are not roles"
+    );
+}
+
+#[test]
+fn scope_failures_are_insufficient_scope() {
+    let any = Rule::new(json!({"scopes_any": ["orders.read", "orders.write"]}));
+    let all = Rule::new(json!({"scopes_all": ["orders.read", "orders.write"]}));
+    let req = get("/tenants/acme/orders");
+    assert!(any.eval(&with_roles(&[], &["orders.write"]), &req).is_ok());
+    assert!(
+        all.eval(&with_roles(&[], &["orders.write", "orders.read"]), &req)
+            .is_ok()
+    );
+
+    let f = any.eval(&with_roles(&[], &["profile"]), &req).unwrap_err();
+    assert!(f.insufficient_scope);
+    let f = all
+        .eval(&with_roles(&[], &["orders.read"]), &req)
+        .unwrap_err();
+    assert!(f.insufficient_scope);
+    assert_eq!(
+        &*f.condition,
+        "routes[0].require.scopes_all: scopes_all [orders.read, orders.write]"
+    );
+    assert!(
+        any.eval(&with_roles(&["orders.read"], &[]), &req).is_err(),
+        "roles are not scopes"
+    );
+}
+
+#[test]
+fn anonymous_identity_has_no_roles_and_no_claims() {
+    let req = get("/tenants/acme/orders");
+    let anon = Identity::default();
+    assert!(
+        Rule::new(json!({"roles_any": ["admin"]}))
+            .eval(&anon, &req)
+            .is_err()
+    );
+    assert!(
+        Rule::new(json!({"scopes_any": ["a"]}))
+            .eval(&anon, &req)
+            .is_err()
+    );
+    let absent = Rule::new(json!({"claim": {"name": "sub", "present": false}}));
+    assert!(absent.eval(&anon, &req).is_ok());
+    let present = Rule::new(json!({"claim": {"name": "sub", "present": true}}));
+    assert!(present.eval(&anon, &req).is_err());
+}
+
+// === claim: equals, one_of, contains ===
+
+#[test]
+fn equals_compares_json_types_without_coercion() {
+    let num = Rule::new(json!({"claim": {"name": "level", "equals": 42}}));
+    assert!(num.holds(json!({"level": 42})));
+    assert!(
+        !num.holds(json!({"level": "42"})),
+        "the string \"42\" is not the number 42"
+    );
+    assert!(!num.holds(json!({"level": 43})));
+    assert!(
+        !num.holds(json!({"level": [42]})),
+        "an array holding 42 is not 42"
+    );
+
+    let s = Rule::new(json!({"claim": {"name": "level", "equals": "42"}}));
+    assert!(s.holds(json!({"level": "42"})));
+    assert!(
+        !s.holds(json!({"level": 42})),
+        "the number 42 is not the string \"42\""
+    );
+
+    let t = Rule::new(json!({"claim": {"name": "email_verified", "equals": true}}));
+    assert!(t.holds(json!({"email_verified": true})));
+    assert!(
+        !t.holds(json!({"email_verified": "true"})),
+        "\"true\" is not true"
+    );
+    assert!(!t.holds(json!({"email_verified": 1})));
+    assert!(!t.holds(json!({"email_verified": false})));
+
+    let ts = Rule::new(json!({"claim": {"name": "email_verified", "equals": "true"}}));
+    assert!(ts.holds(json!({"email_verified": "true"})));
+    assert!(
+        !ts.holds(json!({"email_verified": true})),
+        "true is not \"true\""
+    );
+}
+
+#[test]
+fn equals_distinguishes_objects_arrays_and_null() {
+    let obj = Rule::new(json!({"claim": {"name": "org", "equals": {"id": "acme", "tier": 1}}}));
+    assert!(
+        obj.holds(json!({"org": {"tier": 1, "id": "acme"}})),
+        "member order is irrelevant"
+    );
+    assert!(!obj.holds(json!({"org": {"id": "acme"}})));
+    assert!(
+        !obj.holds(json!({"org": [{"id": "acme", "tier": 1}]})),
+        "an array is not an object"
+    );
+    assert!(!obj.holds(json!({"org": [["id", "acme"], ["tier", 1]]})));
+
+    let arr = Rule::new(json!({"claim": {"name": "aud", "equals": ["a", "b"]}}));
+    assert!(arr.holds(json!({"aud": ["a", "b"]})));
+    assert!(
+        !arr.holds(json!({"aud": ["b", "a"]})),
+        "array equality keeps order"
+    );
+    assert!(
+        !arr.holds(json!({"aud": {"0": "a", "1": "b"}})),
+        "an object is not an array"
+    );
+    assert!(!arr.holds(json!({"aud": "a b"})));
+
+    let null = Rule::new(json!({"claim": {"name": "x", "equals": null}}));
+    assert!(null.holds(json!({"x": null})));
+    assert!(!null.holds(json!({})), "a missing claim is not null");
+}
+
+#[test]
+fn missing_claims_fail_every_positive_test() {
+    for test in [
+        json!({"equals": "acme"}),
+        json!({"one_of": ["acme"]}),
+        json!({"contains": "acme"}),
+        json!({"matches": ".*"}),
+        json!({"present": true}),
+        json!({"equals_param": "tenant"}),
+        json!({"equals_header": "x-tenant"}),
+    ] {
+        let mut claim = test.clone();
+        claim["name"] = json!("tenant");
+        let r = Rule::new(json!({ "claim": claim }));
+        let mut req = get("/tenants/acme/orders");
+        req.headers.push("x-tenant", b"acme");
+        let f = r
+            .eval(&with_claims(json!({"other": "acme"})), &req)
+            .unwrap_err();
+        assert!(!f.insufficient_scope, "{test}");
+    }
+    // Nor does a path that runs into a non-object.
+    let deep = Rule::new(json!({"claim": {"name": "a.tenant", "present": true}}));
+    assert!(deep.holds(json!({"a": {"tenant": "x"}})));
+    assert!(!deep.holds(json!({"a": "tenant"})));
+    assert!(!deep.holds(json!({"a": ["tenant"]})));
+}
+
+#[test]
+fn one_of_is_typed_membership() {
+    let r = Rule::new(json!({"claim": {"name": "tier", "one_of": ["gold", "silver", 3]}}));
+    assert!(r.holds(json!({"tier": "gold"})));
+    assert!(r.holds(json!({"tier": 3})));
+    assert!(!r.holds(json!({"tier": "3"})));
+    assert!(!r.holds(json!({"tier": "Gold"})));
+    assert!(
+        !r.holds(json!({"tier": ["gold"]})),
+        "a list holding a member is not a member"
+    );
+    assert!(!r.holds(json!({"tier": null})));
+}
+
+#[test]
+fn contains_looks_inside_arrays_only() {
+    let r = Rule::new(json!({"claim": {"name": "amr", "contains": "mfa"}}));
+    assert!(r.holds(json!({"amr": ["pwd", "mfa"]})));
+    assert!(!r.holds(json!({"amr": ["pwd", "otp"]})));
+    assert!(
+        !r.holds(json!({"amr": "mfa"})),
+        "a string is not a list: never coerced"
+    );
+    assert!(
+        !r.holds(json!({"amr": "pwd mfa"})),
+        "no substring or word search"
+    );
+    assert!(
+        !r.holds(json!({"amr": {"mfa": true}})),
+        "an object is not a list"
+    );
+    assert!(!r.holds(json!({"amr": []})));
+
+    let n = Rule::new(json!({"claim": {"name": "groups", "contains": 7}}));
+    assert!(n.holds(json!({"groups": [1, 7]})));
+    assert!(!n.holds(json!({"groups": ["7"]})), "\"7\" is not 7");
+}
+
+#[test]
+fn claim_paths_walk_objects_and_the_list_form_keeps_dots() {
+    let realm = Rule::new(json!({"claim": {"name": "realm_access.roles", "contains": "admin"}}));
+    assert!(realm.holds(json!({"realm_access": {"roles": ["admin"]}})));
+    assert!(!realm.holds(json!({"realm_access.roles": ["admin"]})));
+
+    // Keycloak client ids and Auth0 namespaces hold dots: the list form names one member.
+    let client = Rule::new(json!({"claim": {
+        "name": ["resource_access", "billing.api", "roles"], "contains": "invoice-reader"
+    }}));
+    let claims = json!({"resource_access": {"billing.api": {"roles": ["invoice-reader"]}}});
+    assert!(client.holds(claims.clone()));
+    let dotted = Rule::new(json!({"claim": {
+        "name": "resource_access.billing.api.roles", "contains": "invoice-reader"
+    }}));
+    assert!(
+        !dotted.holds(claims),
+        "the dotted form splits the client id"
+    );
+
+    let ns = Rule::new(json!({"claim": {"name": ["https://example.com/roles"], "contains": "a"}}));
+    assert!(ns.holds(json!({"https://example.com/roles": ["a"]})));
+    assert!(!ns.holds(json!({"https://example": {"com/roles": ["a"]}})));
+}
+
+// === claim: matches, present ===
+
+#[test]
+fn matches_is_anchored() {
+    let r = Rule::new(json!({"claim": {"name": "role", "matches": "adm"}}));
+    assert!(r.holds(json!({"role": "adm"})));
+    assert!(
+        !r.holds(json!({"role": "admin"})),
+        "`adm` must not match a prefix"
+    );
+    assert!(!r.holds(json!({"role": "xadm"})), "nor a suffix");
+
+    // Anchoring wraps the whole expression: an alternation is anchored on both sides.
+    let alt = Rule::new(json!({"claim": {"name": "role", "matches": "a|b"}}));
+    assert!(alt.holds(json!({"role": "a"})));
+    assert!(alt.holds(json!({"role": "b"})));
+    assert!(!alt.holds(json!({"role": "ab"})));
+    assert!(!alt.holds(json!({"role": "xb"})));
+    assert!(!alt.holds(json!({"role": "a\nb"})));
+
+    let email = Rule::new(json!({"claim": {"name": "email", "matches": "[^@]+@example\\.com"}}));
+    assert!(email.holds(json!({"email": "alice@example.com"})));
+    assert!(!email.holds(json!({"email": "alice@example.com.evil.io"})));
+    assert!(!email.holds(json!({"email": "alice@exampleXcom"})));
+}
+
+#[test]
+fn matches_tests_strings_only() {
+    let r = Rule::new(json!({"claim": {"name": "n", "matches": "[0-9]+"}}));
+    assert!(r.holds(json!({"n": "123"})));
+    assert!(
+        !r.holds(json!({"n": 123})),
+        "a number is not matched as text"
+    );
+    assert!(!r.holds(json!({"n": ["123"]})));
+    assert!(!r.holds(json!({"n": null})));
+}
+
+#[test]
+fn present_treats_null_as_absent() {
+    let yes = Rule::new(json!({"claim": {"name": "tid", "present": true}}));
+    let no = Rule::new(json!({"claim": {"name": "tid", "present": false}}));
+    for (claims, present) in [
+        (json!({"tid": "x"}), true),
+        (json!({"tid": ""}), true),
+        (json!({"tid": false}), true),
+        (json!({"tid": 0}), true),
+        (json!({"tid": []}), true),
+        (json!({"tid": {}}), true),
+        (json!({"tid": null}), false),
+        (json!({}), false),
+    ] {
+        assert_eq!(
+            yes.holds(claims.clone()),
+            present,
+            "present: true on {claims}"
+        );
+        assert_eq!(
+            no.holds(claims.clone()),
+            !present,
+            "present: false on {claims}"
+        );
+    }
+}
+
+// === claim: equals_param, equals_header ===
+
+#[test]
+fn equals_param_compares_with_the_decoded_segment() {
+    let r = Rule::new(json!({"claim": {"name": "tenant", "equals_param": "tenant"}}));
+    let id = |t: Value| with_claims(json!({ "tenant": t }));
+    assert!(
+        r.eval(&id(json!("acme")), &get("/tenants/acme/orders"))
+            .is_ok()
+    );
+    assert!(
+        r.eval(&id(json!("globex")), &get("/tenants/acme/orders"))
+            .is_err()
+    );
+    // The parameter is bound percent-decoded; the claim holds the decoded name.
+    assert!(
+        r.eval(&id(json!("acme co")), &get("/tenants/acme%20co/orders"))
+            .is_ok()
+    );
+    assert!(
+        r.eval(&id(json!("acme%20co")), &get("/tenants/acme%20co/orders"))
+            .is_err()
+    );
+    assert!(
+        r.eval(&id(json!("café")), &get("/tenants/caf%C3%A9/x"))
+            .is_ok()
+    );
+    // Exact comparison: no case folding.
+    assert!(
+        r.eval(&id(json!("ACME")), &get("/tenants/acme/orders"))
+            .is_err()
+    );
+    // A numeric tenant id in a number claim is still not the path's text.
+    assert!(r.eval(&id(json!(42)), &get("/tenants/42/orders")).is_err());
+    assert!(r.eval(&id(json!("42")), &get("/tenants/42/orders")).is_ok());
+    assert!(
+        r.eval(&id(json!(["acme"])), &get("/tenants/acme/orders"))
+            .is_err()
+    );
+}
+
+#[test]
+fn equals_header_needs_exactly_one_matching_header() {
+    let r = Rule::new(json!({"claim": {"name": "tenant", "equals_header": "X-Tenant"}}));
+    let id = with_claims(json!({"tenant": "acme"}));
+
+    let mut one = get("/tenants/acme/orders");
+    one.headers.push("x-tenant", b"acme");
+    assert!(
+        r.eval(&id, &one).is_ok(),
+        "header names compare case-insensitively"
+    );
+
+    let missing = get("/tenants/acme/orders");
+    assert!(r.eval(&id, &missing).is_err());
+
+    let mut twice = get("/tenants/acme/orders");
+    twice.headers.push("x-tenant", b"acme");
+    twice.headers.push("x-tenant", b"acme");
+    assert!(
+        r.eval(&id, &twice).is_err(),
+        "a duplicated header is ambiguous: refused"
+    );
+
+    let mut other = get("/tenants/acme/orders");
+    other.headers.push("x-tenant", b"globex");
+    assert!(r.eval(&id, &other).is_err());
+
+    let mut padded = get("/tenants/acme/orders");
+    padded.headers.push("x-tenant", b"acme ");
+    assert!(r.eval(&id, &padded).is_err(), "values are not trimmed");
+
+    let mut not_utf8 = get("/tenants/acme/orders");
+    not_utf8.headers.push("x-tenant", b"acme\xff");
+    assert!(r.eval(&id, &not_utf8).is_err());
+
+    let num = with_claims(json!({"tenant": 7}));
+    let mut seven = get("/tenants/acme/orders");
+    seven.headers.push("x-tenant", b"7");
+    assert!(
+        r.eval(&num, &seven).is_err(),
+        "a number claim is not header text"
+    );
+}
+
+// === source_principals, methods ===
+
+#[test]
+fn source_principal_globs_match_one_segment() {
+    let r = Rule::new(json!({"source_principals": [
+        "spiffe://cluster.local/ns/billing/sa/*",
+        "spiffe://cluster.local/ns/*/sa/gateway",
+    ]}));
+    let id = Identity::default();
+    let from = |p: &'static str| CheckInput {
+        source_principal: p,
+        ..get("/tenants/acme/orders")
+    };
+    assert!(
+        r.eval(&id, &from("spiffe://cluster.local/ns/billing/sa/batch"))
+            .is_ok()
+    );
+    assert!(
+        r.eval(&id, &from("spiffe://cluster.local/ns/edge/sa/gateway"))
+            .is_ok()
+    );
+    for denied in [
+        "spiffe://cluster.local/ns/billing/sa/batch/extra",
+        "spiffe://cluster.local/ns/billing/sa",
+        "spiffe://cluster.local/ns/shop/sa/batch",
+        "spiffe://cluster.local/ns/a/b/sa/gateway",
+        "spiffe://cluster.local/ns/edge/sa/gateway2",
+        "spiffe://evil.local/ns/billing/sa/batch",
+        "xspiffe://cluster.local/ns/billing/sa/batch",
+        "",
+    ] {
+        let f = r.eval(&id, &from(denied)).unwrap_err();
+        assert!(!f.insufficient_scope, "{denied}");
+    }
+}
+
+#[test]
+fn source_principal_without_glob_is_exact() {
+    let r = Rule::new(json!({"source_principals": ["spiffe://cluster.local/ns/a/sa/b"]}));
+    let id = Identity::default();
+    let from = |p: &'static str| CheckInput {
+        source_principal: p,
+        ..get("/tenants/acme/orders")
+    };
+    assert!(
+        r.eval(&id, &from("spiffe://cluster.local/ns/a/sa/b"))
+            .is_ok()
+    );
+    assert!(
+        r.eval(&id, &from("spiffe://cluster.local/ns/a/sa/bb"))
+            .is_err()
+    );
+    assert!(
+        r.eval(&id, &from("spiffe://cluster.local/ns/a/sa"))
+            .is_err()
+    );
+}
+
+#[test]
+fn methods_compare_case_insensitively() {
+    let r = Rule::new(json!({"methods": ["get", "HEAD"]}));
+    let id = Identity::default();
+    let with = |m: &'static str| CheckInput {
+        method: m,
+        ..get("/tenants/acme/orders")
+    };
+    assert!(r.eval(&id, &with("GET")).is_ok());
+    assert!(r.eval(&id, &with("head")).is_ok());
+    assert!(r.eval(&id, &with("POST")).is_err());
+    assert!(r.eval(&id, &with("")).is_err());
+    assert!(r.eval(&id, &with("GETX")).is_err());
+}
+
+// === combinators ===
+
+#[test]
+fn all_reports_its_first_failing_member() {
+    let r = Rule::new(json!({"all": [
+        {"roles_any": ["orders-reader"]},
+        {"claim": {"name": "tenant", "equals_param": "tenant"}},
+    ]}));
+    let req = get("/tenants/acme/orders");
+    let mut id = with_roles(&["orders-reader"], &[]);
+    id.claims = json!({"tenant": "acme"});
+    assert!(r.eval(&id, &req).is_ok());
+
+    id.claims = json!({"tenant": "globex"});
+    let f = r.eval(&id, &req).unwrap_err();
+    assert!(
+        f.condition
+            .starts_with("routes[0].require.all[1].claim.equals_param"),
+        "{}",
+        f.condition
+    );
+
+    id.roles.clear();
+    let f = r.eval(&id, &req).unwrap_err();
+    assert!(
+        f.condition
+            .starts_with("routes[0].require.all[0].roles_any"),
+        "{}",
+        f.condition
+    );
+}
+
+#[test]
+fn any_passes_on_one_branch_and_reports_itself() {
+    let r = Rule::new(json!({"any": [
+        {"roles_any": ["admin"]},
+        {"claim": {"name": "tier", "equals": "gold"}},
+    ]}));
+    let req = get("/tenants/acme/orders");
+    assert!(r.eval(&with_roles(&["admin"], &[]), &req).is_ok());
+    assert!(r.holds(json!({"tier": "gold"})));
+    let f = r.claims(json!({"tier": "silver"})).unwrap_err();
+    assert_eq!(&*f.condition, "routes[0].require.any: any of 2 conditions");
+    assert!(!f.insufficient_scope);
+}
+
+#[test]
+fn any_is_a_scope_failure_only_when_every_branch_was() {
+    let req = get("/tenants/acme/orders");
+    let nobody = with_roles(&[], &[]);
+    let scopes = Rule::new(json!({"any": [
+        {"scopes_any": ["a"]},
+        {"scopes_all": ["b", "c"]},
+        {"all": [{"scopes_any": ["d"]}]},
+    ]}));
+    assert!(scopes.eval(&nobody, &req).unwrap_err().insufficient_scope);
+
+    let mixed = Rule::new(json!({"any": [
+        {"scopes_any": ["a"]},
+        {"roles_any": ["admin"]},
+    ]}));
+    assert!(!mixed.eval(&nobody, &req).unwrap_err().insufficient_scope);
+
+    // `all` passes the failing member's flag through.
+    let all = Rule::new(json!({"all": [{"roles_any": ["r"]}, {"scopes_any": ["s"]}]}));
+    assert!(!all.eval(&nobody, &req).unwrap_err().insufficient_scope);
+    assert!(
+        all.eval(&with_roles(&["r"], &[]), &req)
+            .unwrap_err()
+            .insufficient_scope
+    );
+}
+
+#[test]
+fn not_inverts_and_is_never_a_scope_failure() {
+    let r = Rule::new(json!({"not": {"scopes_any": ["guest"]}}));
+    let req = get("/tenants/acme/orders");
+    assert!(r.eval(&with_roles(&[], &["orders.read"]), &req).is_ok());
+    let f = r.eval(&with_roles(&[], &["guest"]), &req).unwrap_err();
+    assert!(
+        !f.insufficient_scope,
+        "having a scope is never insufficient scope"
+    );
+    assert_eq!(
+        &*f.condition,
+        "routes[0].require.not: not (routes[0].require.not.scopes_any: scopes_any [guest])"
+    );
+
+    let twice = Rule::new(json!({"not": {"not": {"claim": {"name": "x", "equals": 1}}}}));
+    assert!(twice.holds(json!({"x": 1})));
+    assert!(!twice.holds(json!({"x": "1"})));
+
+    // `not` over a type mismatch is satisfied: write the positive form when that matters.
+    let banned = Rule::new(json!({"not": {"claim": {"name": "banned", "equals": true}}}));
+    assert!(banned.holds(json!({"banned": false})));
+    assert!(banned.holds(json!({"banned": "true"})));
+    assert!(!banned.holds(json!({"banned": true})));
+}
+
+#[test]
+fn nested_combinators_evaluate_as_written() {
+    // Tenant members read; admins of the tenant write, but only with MFA.
+    let r = Rule::new(json!({"all": [
+        {"claim": {"name": "tenant", "equals_param": "tenant"}},
+        {"any": [
+            {"methods": ["GET", "HEAD"]},
+            {"all": [
+                {"roles_any": ["admin"]},
+                {"claim": {"name": "amr", "contains": "mfa"}},
+                {"not": {"claim": {"name": "suspended", "equals": true}}},
+            ]},
+        ]},
+    ]}));
+    let id = |roles: &[&str], claims: Value| Identity {
+        claims,
+        ..with_roles(roles, &[])
+    };
+    let read = get("/tenants/acme/orders");
+    let write = CheckInput {
+        method: "POST",
+        ..get("/tenants/acme/orders")
+    };
+    let member = json!({"tenant": "acme", "amr": ["pwd"]});
+    let mfa = json!({"tenant": "acme", "amr": ["pwd", "mfa"]});
+    assert!(r.eval(&id(&[], member.clone()), &read).is_ok());
+    assert!(r.eval(&id(&[], member.clone()), &write).is_err());
+    assert!(r.eval(&id(&["admin"], member), &write).is_err());
+    assert!(r.eval(&id(&["admin"], mfa.clone()), &write).is_ok());
+    let mut suspended = mfa.clone();
+    suspended["suspended"] = json!(true);
+    assert!(r.eval(&id(&["admin"], suspended), &write).is_err());
+    let mut elsewhere = mfa;
+    elsewhere["tenant"] = json!("globex");
+    let f = r.eval(&id(&["admin"], elsewhere), &read).unwrap_err();
+    assert!(
+        f.condition.starts_with("routes[0].require.all[0].claim"),
+        "{}",
+        f.condition
+    );
+}
+
+#[test]
+fn descriptions_never_show_claim_values() {
+    let r = Rule::new(json!({"claim": {"name": "tenant", "equals": "acme"}}));
+    let f = r
+        .claims(json!({"tenant": "secret-tenant-value"}))
+        .unwrap_err();
+    assert!(
+        !f.condition.contains("secret-tenant-value"),
+        "{}",
+        f.condition
+    );
+    assert!(
+        f.condition.starts_with("routes[0].require.claim.equals"),
+        "{}",
+        f.condition
+    );
+}
+
+#[test]
+#[ignore = "bug: equals compares JSON numbers by representation: 1 (integer) != 1.0 (float)"]
+fn equal_numbers_compare_equal_across_representations() {
+    // YAML `equals: 1` compiles to an integer; an IdP may send `1.0` (or the reverse).
+    // Both are the JSON number one; comparing serde_json Numbers structurally denies.
+    let int = Rule::new(json!({"claim": {"name": "acr", "equals": 1}}));
+    assert!(int.holds(json!({"acr": 1.0})));
+    let float = Rule::new(json!({"claim": {"name": "acr", "equals": 1.0}}));
+    assert!(float.holds(json!({"acr": 1})));
+}
+
+// === compile errors ===
+
+/// Compiles `require` and returns its errors (the test fails if it compiles).
+fn errors_of(require: Value) -> Vec<ConfigError> {
+    match config_with(&require) {
+        Ok(_) => panic!("{require} compiled"),
+        Err(e) => e,
+    }
+}
+
+/// The single error of `require`, as (path, message).
+fn error_of(require: Value) -> (String, String) {
+    let errs = errors_of(require.clone());
+    assert_eq!(errs.len(), 1, "{require}: {errs:?}");
+    (errs[0].path.clone(), errs[0].message.clone())
+}
+
+#[test]
+fn invalid_regex_is_a_compile_error() {
+    let (path, msg) = error_of(json!({"claim": {"name": "email", "matches": "a("}}));
+    assert_eq!(path, "routes[0].require.claim.matches");
+    assert!(msg.contains("invalid regular expression"), "{msg}");
+    let (path, _) = error_of(json!({"claim": {"name": "email", "matches": 5}}));
+    assert_eq!(path, "routes[0].require.claim.matches");
+}
+
+#[test]
+fn unknown_claim_operator_is_a_compile_error() {
+    let (path, msg) = error_of(json!({"claim": {"name": "tenant", "equal": "acme"}}));
+    assert_eq!(path, "routes[0].require.claim.equal");
+    assert!(msg.contains("unknown claim test `equal`"), "{msg}");
+    assert!(
+        msg.contains("equals_header"),
+        "lists the valid tests: {msg}"
+    );
+}
+
+#[test]
+fn a_claim_has_exactly_one_operator() {
+    let (path, msg) = error_of(json!({"claim": {"name": "t", "equals": "a", "present": true}}));
+    assert_eq!(path, "routes[0].require.claim");
+    assert!(msg.contains("exactly one test"), "{msg}");
+    let (path, _) = error_of(json!({"claim": {"name": "t"}}));
+    assert_eq!(path, "routes[0].require.claim");
+    let (path, _) = error_of(json!({"claim": {"equals": "a"}}));
+    assert_eq!(path, "routes[0].require.claim.name");
+    let (path, _) = error_of(json!({"claim": {"name": "a..b", "equals": "a"}}));
+    assert_eq!(path, "routes[0].require.claim.name");
+    let (path, _) = error_of(json!({"claim": {"name": ["a", 1], "equals": "a"}}));
+    assert_eq!(path, "routes[0].require.claim.name");
+    let (path, _) = error_of(json!({"claim": "tenant"}));
+    assert_eq!(path, "routes[0].require.claim");
+}
+
+#[test]
+fn claim_operator_arguments_are_checked() {
+    let (path, _) = error_of(json!({"claim": {"name": "t", "present": "yes"}}));
+    assert_eq!(path, "routes[0].require.claim.present");
+    let (path, _) = error_of(json!({"claim": {"name": "t", "one_of": []}}));
+    assert_eq!(path, "routes[0].require.claim.one_of");
+    let (path, _) = error_of(json!({"claim": {"name": "t", "one_of": "a"}}));
+    assert_eq!(path, "routes[0].require.claim.one_of");
+    let (path, _) = error_of(json!({"claim": {"name": "t", "equals_header": "x tenant"}}));
+    assert_eq!(path, "routes[0].require.claim.equals_header");
+    let (path, _) = error_of(json!({"claim": {"name": "t", "equals_param": 1}}));
+    assert_eq!(path, "routes[0].require.claim.equals_param");
+}
+
+#[test]
+fn equals_param_must_name_a_captured_parameter() {
+    let (path, msg) = error_of(json!({"claim": {"name": "org", "equals_param": "org"}}));
+    assert_eq!(path, "routes[0].require.claim.equals_param");
+    assert!(msg.contains("binds no parameter `{org}`"), "{msg}");
+
+    // A path_prefix binds nothing.
+    let errs = load(
+        "routes:\n  - name: r\n    match: { path_prefix: /tenants }\n    require: { claim: { name: t, equals_param: tenant } }\n",
+    )
+    .unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].path, "routes[0].require.claim.equals_param");
+}
+
+#[test]
+fn all_and_any_need_members() {
+    for key in ["all", "any"] {
+        let (path, msg) = error_of(json!({ key: [] }));
+        assert_eq!(path, format!("routes[0].require.{key}"));
+        assert!(msg.contains("non-empty list"), "{msg}");
+        let (path, _) = error_of(json!({ key: {"roles_any": ["a"]} }));
+        assert_eq!(
+            path,
+            format!("routes[0].require.{key}"),
+            "a mapping is not a list"
+        );
+    }
+}
+
+#[test]
+fn a_condition_is_a_mapping_with_one_key() {
+    let (path, msg) = error_of(json!({"roles_any": ["a"], "scopes_any": ["b"]}));
+    assert_eq!(path, "routes[0].require");
+    assert!(msg.contains("exactly one key"), "{msg}");
+    let (path, _) = error_of(json!({"all": [{"roles_any": ["a"]}, {}]}));
+    assert_eq!(path, "routes[0].require.all[1]");
+    let (path, _) = error_of(json!({"any": [{"roles_any": ["a"]}, ["roles_any"]]}));
+    assert_eq!(path, "routes[0].require.any[1]");
+    let (path, msg) = error_of(json!({"role_any": ["a"]}));
+    assert_eq!(path, "routes[0].require.role_any");
+    assert!(msg.contains("unknown condition `role_any`"), "{msg}");
+}
+
+#[test]
+fn list_conditions_need_non_empty_string_lists() {
+    for key in [
+        "roles_any",
+        "roles_all",
+        "scopes_any",
+        "scopes_all",
+        "source_principals",
+        "methods",
+    ] {
+        let (path, _) = error_of(json!({ key: [] }));
+        assert_eq!(path, format!("routes[0].require.{key}"));
+        let (path, _) = error_of(json!({ key: "a" }));
+        assert_eq!(path, format!("routes[0].require.{key}"));
+        let (path, _) = error_of(json!({ key: ["a", 1] }));
+        assert_eq!(path, format!("routes[0].require.{key}"));
+    }
+    let (path, _) = error_of(json!({"methods": ["GET", "GE T"]}));
+    assert_eq!(path, "routes[0].require.methods[1]");
+}
+
+fn nested_nots(depth: usize) -> Value {
+    (0..depth).fold(
+        json!({"roles_any": ["a"]}),
+        |inner, _| json!({ "not": inner }),
+    )
+}
+
+#[test]
+fn nesting_is_limited() {
+    // 32 levels under the root compile; the 33rd is refused, at its own path.
+    let ok = Rule::new(nested_nots(32));
+    assert!(
+        ok.eval(&with_roles(&["a"], &[]), &get("/tenants/acme/orders"))
+            .is_ok()
+    );
+
+    let (path, msg) = error_of(nested_nots(33));
+    assert_eq!(path, format!("routes[0].require{}", ".not".repeat(33)));
+    assert!(msg.contains("deeper than 32"), "{msg}");
+
+    let deep_all = (0..40).fold(
+        json!({"roles_any": ["a"]}),
+        |inner, _| json!({"all": [inner]}),
+    );
+    let (path, _) = error_of(deep_all);
+    assert_eq!(path, format!("routes[0].require{}", ".all[0]".repeat(33)));
+}
+
+#[test]
+fn every_error_is_reported_with_its_line() {
+    let text = "\
+routes:
+  - name: r
+    match: { path: \"/tenants/{tenant}/**\" }
+    require:
+      all:
+        - claim: { name: email, matches: \"a(\" }
+        - claim:
+            name: org
+            equals_param: org
+        - any: []
+        - claim: { name: t, equals: a, one_of: [a] }
+        - roles_any: [a]
+          scopes_any: [b]
+";
+    let errs = load(text).unwrap_err();
+    let got: Vec<(&str, Option<usize>)> = errs.iter().map(|e| (e.path.as_str(), e.line)).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("routes[0].require.all[0].claim.matches", Some(6)),
+            ("routes[0].require.all[1].claim.equals_param", Some(9)),
+            ("routes[0].require.all[2].any", Some(10)),
+            ("routes[0].require.all[3].claim", Some(11)),
+            ("routes[0].require.all[4]", Some(12)),
+        ]
+    );
+}
+
+#[test]
+#[ignore = "bug: a pattern with unbalanced parentheses escapes the anchoring `^(?:...)$`"]
+fn matches_cannot_be_unanchored_by_its_own_text() {
+    // `adm)|(.*` is not a valid expression on its own, but spliced into `^(?:{src})$` it
+    // becomes `^(?:adm)|(.*)$`: two alternatives, each anchored on one side only.
+    let errs = errors_of(json!({"claim": {"name": "role", "matches": "adm)|(.*"}}));
+    assert_eq!(errs[0].path, "routes[0].require.claim.matches");
+}
