@@ -33,6 +33,26 @@ pub struct Config {
     pub token_cache_max_entries: u64,
     pub providers: Vec<Arc<ProviderSettings>>,
     pub routes: Vec<Route>,
+    pub logging: LoggingConfig,
+}
+
+/// How decisions are logged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoggingConfig {
+    pub subject: SubjectLog,
+    /// The fraction of allowed decisions also logged at info (all are logged at debug).
+    pub allowed_sample: f64,
+}
+
+/// How a subject appears in decision logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SubjectLog {
+    /// The first 16 hex digits of SHA-256(subject): correlatable, not readable.
+    #[default]
+    Hash,
+    Plain,
+    None,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +96,8 @@ struct RawTop {
     #[serde(default)]
     token_cache: Value,
     #[serde(default)]
+    logging: Value,
+    #[serde(default)]
     providers: Vec<Value>,
     #[serde(default)]
     routes: Vec<Value>,
@@ -107,6 +129,14 @@ struct RawIdentityHeaders {
     provider: Option<String>,
     roles: Option<String>,
     scopes: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLogging {
+    #[serde(default)]
+    subject: SubjectLog,
+    allowed_sample: Option<f64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -268,6 +298,16 @@ pub(super) fn compile(value: Value, base: &Path, errors: &mut Errors) -> Option<
         }
     }
 
+    let logging: RawLogging = if top.logging.is_null() {
+        RawLogging::default()
+    } else {
+        errors.parse("logging", top.logging).unwrap_or_default()
+    };
+    let allowed_sample = logging.allowed_sample.unwrap_or(0.0);
+    if !(0.0..=1.0).contains(&allowed_sample) {
+        errors.add("logging.allowed_sample", "a fraction from 0.0 to 1.0");
+    }
+
     let max_entries = token_cache.max_entries.unwrap_or(100_000);
     Some(Config {
         server: server?,
@@ -276,6 +316,10 @@ pub(super) fn compile(value: Value, base: &Path, errors: &mut Errors) -> Option<
         token_cache_max_entries: max_entries,
         providers,
         routes,
+        logging: LoggingConfig {
+            subject: logging.subject,
+            allowed_sample,
+        },
     })
 }
 

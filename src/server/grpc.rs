@@ -9,6 +9,7 @@ use envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorizati
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
 use tonic::{Request, Response, Status};
 
+use crate::config::SubjectLog;
 use crate::decision::{Decision, DenyReason, Verdict};
 use crate::request::{CheckInput, Headers};
 use crate::response;
@@ -123,7 +124,8 @@ impl Authorization for AuthzService {
         };
         let elapsed = start.elapsed();
         self.state.record(&decision, elapsed);
-        log_decision(&decision, &request_id, path, elapsed);
+        let sampled = decision.is_allow() && self.state.sample_allowed(engine.config().logging.allowed_sample);
+        log_decision(&decision, &request_id, path, elapsed, engine.config().logging.subject, sampled);
         Ok(Response::new(response::check_response(
             &decision,
             &request_id,
@@ -131,28 +133,45 @@ impl Authorization for AuthzService {
     }
 }
 
-/// One line per decision: denials at info, allows at debug. Never the token; the path
-/// without its query string (tokens travel in queries too).
-pub fn log_decision(d: &Decision, request_id: &str, path: &str, elapsed: std::time::Duration) {
+/// One line per decision: denials at info, allows at debug (and a sampled share of
+/// them at info). Never the token; the path without its query string (tokens travel in
+/// queries too); the subject hashed unless configured otherwise.
+pub fn log_decision(
+    d: &Decision,
+    request_id: &str,
+    path: &str,
+    elapsed: std::time::Duration,
+    subject_log: SubjectLog,
+    sampled: bool,
+) {
     let route = d.route.as_deref().unwrap_or("");
     let provider = d.identity.as_ref().map_or("", |i| &*i.provider);
+    let subject = d
+        .identity
+        .as_ref()
+        .and_then(|i| i.subject.as_deref())
+        .map(|s| match subject_log {
+            SubjectLog::Plain => s.to_string(),
+            SubjectLog::Hash => crate::authn::apikey::sha256_hex(s.as_bytes())[..16].to_string(),
+            SubjectLog::None => String::new(),
+        })
+        .unwrap_or_default();
     let latency_us = elapsed.as_micros() as u64;
     match (&d.verdict, &d.shadow_deny) {
         (Verdict::Deny(r), _) => tracing::info!(
-            request_id, route, provider, path, decision = "deny", reason = r.code(),
+            request_id, route, provider, subject, path, decision = "deny", reason = r.code(),
             detail = %r.explain(), latency_us, "check denied"
         ),
         (Verdict::Allow(_), Some(r)) => tracing::info!(
-            request_id, route, provider, path, decision = "shadow_deny", reason = r.code(),
+            request_id, route, provider, subject, path, decision = "shadow_deny", reason = r.code(),
             detail = %r.explain(), latency_us, "check would be denied (shadow mode)"
         ),
+        (Verdict::Allow(_), None) if sampled => tracing::info!(
+            request_id, route, provider, subject, path, decision = "allow", latency_us,
+            "check allowed (sampled)"
+        ),
         (Verdict::Allow(_), None) => tracing::debug!(
-            request_id,
-            route,
-            provider,
-            path,
-            decision = "allow",
-            latency_us,
+            request_id, route, provider, subject, path, decision = "allow", latency_us,
             "check allowed"
         ),
     }

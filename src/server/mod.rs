@@ -31,6 +31,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Remote key stores, shared across reloads.
     pub key_sources: KeySources,
+    /// Allowed decisions seen, for sampling their log lines.
+    allowed_seen: std::sync::atomic::AtomicU64,
 }
 
 impl AppState {
@@ -41,6 +43,7 @@ impl AppState {
             engine: ArcSwap::from_pointee(engine),
             key_sources: KeySources::new(metrics.clone(), false),
             metrics,
+            allowed_seen: Default::default(),
         })
     }
 
@@ -58,11 +61,25 @@ impl AppState {
             engine: ArcSwap::from_pointee(engine),
             metrics,
             key_sources,
+            allowed_seen: Default::default(),
         }))
     }
 
     pub fn ready(&self) -> bool {
         self.engine.load().ready()
+    }
+
+    /// Whether this allowed decision is one of the `rate` share logged at info: every
+    /// `1/rate`-th one, so the share holds exactly without a random source.
+    pub fn sample_allowed(&self, rate: f64) -> bool {
+        if rate <= 0.0 {
+            return false;
+        }
+        let every = (1.0 / rate).round().max(1.0) as u64;
+        let n = self
+            .allowed_seen
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        n % every == 0
     }
 
     pub fn record(&self, d: &Decision, elapsed: Duration) {
