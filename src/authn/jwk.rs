@@ -251,3 +251,6 @@ fn strip_leading_zeros(b: &[u8]) -> &[u8] {
     let first = b.iter().position(|x| *x != 0).unwrap_or(b.len());
     &b[first..]
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,666 @@
+//! The CLI end to end, through the real binary: `ward token sign` and `ward token jwks`
+//! agree on the key id for every key family, a config built from that JWKS lets
+//! `ward check` allow the token, and `ward check` reports decisions and exit codes without
+//! ever printing the credential. Keys are generated here with aws-lc-rs, never checked in.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+
+const ISSUER: &str = "https://idp.example.com/realms/corp";
+const AUDIENCE: &str = "orders-api";
+
+// === running ward ===
+
+fn ward(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ward"));
+    c.current_dir(dir)
+        .args(args)
+        .env_remove("WARD_CONFIG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    c
+}
+
+fn run(mut c: Command) -> Output {
+    c.output().expect("run ward")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8(b.to_vec()).expect("utf-8 output")
+}
+
+/// Exit code, stdout, stderr.
+fn ward_out(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = run(ward(dir, args));
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+// === keys ===
+
+fn pem(der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).unwrap());
+        out.push('\n');
+    }
+    out.push_str("-----END PRIVATE KEY-----\n");
+    out
+}
+
+/// A fresh private key for `alg`, written to `dir` as PKCS#8 PEM (for HS*: 48 random
+/// bytes, the secret itself).
+fn write_key(dir: &Path, alg: &str, name: &str) -> PathBuf {
+    let bytes: Vec<u8> = match alg {
+        "RS256" | "PS256" => {
+            let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+            let der: Pkcs8V1Der<'static> = kp.as_der().unwrap();
+            pem(der.as_ref()).into_bytes()
+        }
+        "ES256" => {
+            let kp = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+            pem(kp.to_pkcs8v1().unwrap().as_ref()).into_bytes()
+        }
+        "ES384" => {
+            let kp = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING).unwrap();
+            pem(kp.to_pkcs8v1().unwrap().as_ref()).into_bytes()
+        }
+        "EdDSA" => {
+            let kp = Ed25519KeyPair::generate().unwrap();
+            pem(kp.to_pkcs8v1().unwrap().as_ref()).into_bytes()
+        }
+        "HS256" => {
+            let mut secret = vec![0u8; 48];
+            aws_lc_rs::rand::fill(&mut secret).unwrap();
+            secret
+        }
+        other => panic!("no key generator for {other}"),
+    };
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn decode_part(token: &str, i: usize) -> Value {
+    let part = token.split('.').nth(i).expect("three parts");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("JSON")
+}
+
+/// `ward token jwks`: the JWKS, parsed.
+fn jwks(dir: &Path, key: &Path, alg: &str) -> Value {
+    let (code, stdout, stderr) = ward_out(
+        dir,
+        &[
+            "token",
+            "jwks",
+            "--key",
+            key.to_str().unwrap(),
+            "--alg",
+            alg,
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stderr, "");
+    serde_json::from_str(&stdout).expect("jwks prints only JSON")
+}
+
+/// `ward token sign` with extra arguments: the token, checked to be all that was printed.
+fn sign(dir: &Path, key: &Path, alg: &str, sub: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "token",
+        "sign",
+        "--key",
+        key.to_str().unwrap(),
+        "--alg",
+        alg,
+        "--iss",
+        ISSUER,
+        "--aud",
+        AUDIENCE,
+        "--sub",
+        sub,
+    ];
+    args.extend_from_slice(extra);
+    let (code, stdout, stderr) = ward_out(dir, &args);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stderr, "");
+    let token = stdout.strip_suffix('\n').expect("one line");
+    assert!(
+        !token.contains('\n'),
+        "sign prints only the token: {stdout}"
+    );
+    assert_eq!(token.split('.').count(), 3, "{token}");
+    token.to_string()
+}
+
+/// How the config names the JWKS.
+#[derive(Clone, Copy)]
+enum Jwks {
+    Inline,
+    File,
+}
+
+/// A config with one JWT provider over `jwks` and a route that needs role `admin`.
+fn write_config(dir: &Path, alg: &str, jwks: &Value, how: Jwks) -> PathBuf {
+    let source = match how {
+        Jwks::Inline => format!("jwks: {}", serde_json::to_string(jwks).unwrap()),
+        Jwks::File => {
+            std::fs::write(
+                dir.join("jwks.json"),
+                serde_json::to_string_pretty(jwks).unwrap(),
+            )
+            .unwrap();
+            "jwks_file: jwks.json".to_string()
+        }
+    };
+    let yaml = format!(
+        "\
+providers:
+  - name: corp
+    jwt:
+      issuer: {ISSUER}
+      audiences: [{AUDIENCE}]
+      {source}
+      algorithms: [{alg}]
+      leeway: 0s
+routes:
+  - name: orders
+    match: {{ path_prefix: /orders }}
+    providers: [corp]
+    require: {{ roles_any: [admin] }}
+"
+    );
+    let path = dir.join("ward.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+fn check(dir: &Path, config: &Path, token: &str, json: bool) -> (Option<i32>, String, String) {
+    let auth = format!("authorization: Bearer {token}");
+    let mut args = vec![
+        "check",
+        "--config",
+        config.to_str().unwrap(),
+        "--method",
+        "GET",
+        "--path",
+        "/orders/42",
+        "-H",
+        &auth,
+    ];
+    if json {
+        args.push("--json");
+    }
+    ward_out(dir, &args)
+}
+
+fn assert_secret_absent(secret: &str, stdout: &str, stderr: &str) {
+    assert!(
+        !stdout.contains(secret),
+        "the credential leaked to stdout:\n{stdout}"
+    );
+    assert!(
+        !stderr.contains(secret),
+        "the credential leaked to stderr:\n{stderr}"
+    );
+}
+
+// === sign + jwks + check, per algorithm ===
+
+fn round_trip(alg: &str, how: Jwks) {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let key = write_key(dir, alg, "key.pem");
+    let set = jwks(dir, &key, alg);
+    let keys = set["keys"].as_array().expect("a keys array");
+    assert_eq!(keys.len(), 1, "{set}");
+    let kid = keys[0]["kid"].as_str().expect("a string kid");
+    assert!(!kid.is_empty());
+    assert_eq!(keys[0]["alg"], alg, "{set}");
+    assert_eq!(keys[0]["use"], "sig", "{set}");
+    if alg != "HS256" {
+        assert!(
+            keys[0].get("d").is_none(),
+            "a public JWKS holds no private part: {set}"
+        );
+    }
+
+    let sub = format!("alice-{}", alg.to_ascii_lowercase());
+    let token = sign(
+        dir,
+        &key,
+        alg,
+        &sub,
+        &["--claim", r#"roles=["admin"]"#, "--ttl", "5m"],
+    );
+    let header = decode_part(&token, 0);
+    assert_eq!(
+        header["kid"], kid,
+        "the token's kid names the JWKS key: {header}"
+    );
+    assert_eq!(header["alg"], alg, "{header}");
+    let claims = decode_part(&token, 1);
+    assert_eq!(claims["iss"], ISSUER);
+    assert_eq!(claims["aud"], AUDIENCE);
+    assert_eq!(claims["sub"], sub.as_str());
+    assert_eq!(claims["roles"], json!(["admin"]));
+    let (iat, exp) = (
+        claims["iat"].as_u64().unwrap(),
+        claims["exp"].as_u64().unwrap(),
+    );
+    assert_eq!(exp - iat, 300, "--ttl 5m: {claims}");
+
+    let config = write_config(dir, alg, &set, how);
+
+    // Allowed, with the identity headers listed.
+    let (code, stdout, stderr) = check(dir, &config, &token, false);
+    assert_eq!(code, Some(0), "{alg}: {stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    for want in [
+        "decision: allow",
+        "route: orders",
+        "status: 200",
+        "reason: ok",
+        &format!("set: x-auth-subject: {sub}") as &str,
+        &format!("set: x-auth-issuer: {ISSUER}"),
+        "set: x-auth-provider: corp",
+        "set: x-auth-roles: admin",
+        "remove: x-auth-scopes",
+    ] {
+        assert!(lines.contains(&want), "{alg}: no `{want}` in:\n{stdout}");
+    }
+    assert_secret_absent(&token, &stdout, &stderr);
+
+    // The same as JSON.
+    let (code, stdout, stderr) = check(dir, &config, &token, true);
+    assert_eq!(code, Some(0), "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).expect("--json prints JSON");
+    assert_eq!(v["decision"], "allow");
+    assert_eq!(v["route"], "orders");
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["reason"], "ok");
+    let set_headers: BTreeMap<String, String> =
+        serde_json::from_value(v["headers_set"].clone()).expect("headers_set is an object");
+    let want: BTreeMap<String, String> = [
+        ("x-auth-subject", sub.as_str()),
+        ("x-auth-issuer", ISSUER),
+        ("x-auth-provider", "corp"),
+        ("x-auth-roles", "admin"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(set_headers, want);
+    assert_eq!(v["headers_removed"], json!(["x-auth-scopes"]));
+    assert_secret_absent(&token, &stdout, &stderr);
+
+    // Denied: the role is missing.
+    let plain = sign(dir, &key, alg, &sub, &[]);
+    let (code, stdout, stderr) = check(dir, &config, &plain, false);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.lines().any(|l| l == "decision: deny"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "status: 403"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "reason: forbidden"), "{stdout}");
+    assert!(
+        !stdout.contains("set: "),
+        "a denial sets no header: {stdout}"
+    );
+    assert_secret_absent(&plain, &stdout, &stderr);
+
+    // Denied: expired (exp in 1970), in text and JSON, and still never echoed.
+    let expired = sign(
+        dir,
+        &key,
+        alg,
+        &sub,
+        &["--claim", r#"roles=["admin"]"#, "--claim", "exp=1000"],
+    );
+    let (code, stdout, stderr) = check(dir, &config, &expired, false);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.lines().any(|l| l == "status: 401"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l == "reason: invalid_token"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l == "detail: token expired"),
+        "{stdout}"
+    );
+    assert_secret_absent(&expired, &stdout, &stderr);
+    let (code, stdout, stderr) = check(dir, &config, &expired, true);
+    assert_eq!(code, Some(1));
+    let v: Value = serde_json::from_str(&stdout).expect("--json prints JSON");
+    assert_eq!(v["decision"], "deny");
+    assert_eq!(v["status"], 401);
+    assert_eq!(v["reason"], "invalid_token");
+    assert_eq!(v["detail"], "token expired");
+    assert!(v.get("headers_set").is_none(), "{v}");
+    assert_secret_absent(&expired, &stdout, &stderr);
+}
+
+#[test]
+fn rs256_round_trip() {
+    round_trip("RS256", Jwks::Inline);
+}
+
+#[test]
+fn ps256_round_trip() {
+    round_trip("PS256", Jwks::File);
+}
+
+#[test]
+fn es256_round_trip() {
+    round_trip("ES256", Jwks::Inline);
+}
+
+#[test]
+fn es384_round_trip() {
+    round_trip("ES384", Jwks::File);
+}
+
+#[test]
+fn eddsa_round_trip() {
+    round_trip("EdDSA", Jwks::Inline);
+}
+
+#[test]
+fn hs256_round_trip() {
+    round_trip("HS256", Jwks::File);
+}
+
+#[test]
+#[ignore = "bug: any token whose numeric nbf has passed is refused as malformed"]
+fn a_token_whose_nbf_has_passed_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let key = write_key(dir, "ES256", "key.pem");
+    let config = write_config(dir, "ES256", &jwks(dir, &key, "ES256"), Jwks::Inline);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let nbf = format!("nbf={}", now - 60);
+    let token = sign(
+        dir,
+        &key,
+        "ES256",
+        "alice",
+        &["--claim", r#"roles=["admin"]"#, "--claim", &nbf],
+    );
+    let (code, stdout, stderr) = check(dir, &config, &token, false);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+}
+
+#[test]
+fn jwks_kid_is_stable_for_one_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = write_key(dir.path(), "ES256", "key.pem");
+    let a = jwks(dir.path(), &key, "ES256");
+    let b = jwks(dir.path(), &key, "ES256");
+    assert_eq!(a, b);
+    let other = write_key(dir.path(), "ES256", "other.pem");
+    let c = jwks(dir.path(), &other, "ES256");
+    assert_ne!(a["keys"][0]["kid"], c["keys"][0]["kid"]);
+}
+
+#[test]
+fn a_token_from_another_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let trusted = write_key(dir, "ES256", "trusted.pem");
+    let rogue = write_key(dir, "ES256", "rogue.pem");
+    let config = write_config(dir, "ES256", &jwks(dir, &trusted, "ES256"), Jwks::Inline);
+    let token = sign(
+        dir,
+        &rogue,
+        "ES256",
+        "mallory",
+        &["--claim", r#"roles=["admin"]"#],
+    );
+    let (code, stdout, stderr) = check(dir, &config, &token, false);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.lines().any(|l| l == "reason: invalid_token"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l == "detail: unknown key id"),
+        "{stdout}"
+    );
+    assert_secret_absent(&token, &stdout, &stderr);
+}
+
+#[test]
+fn hmac_secret_shorter_than_32_bytes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("short.key");
+    std::fs::write(&key, [7u8; 31]).unwrap();
+    let (code, stdout, stderr) = ward_out(
+        dir.path(),
+        &[
+            "token",
+            "sign",
+            "--key",
+            key.to_str().unwrap(),
+            "--alg",
+            "HS256",
+            "--iss",
+            ISSUER,
+            "--aud",
+            AUDIENCE,
+            "--sub",
+            "a",
+        ],
+    );
+    assert_eq!(code, Some(1), "{stdout}");
+    assert_eq!(stdout, "");
+    assert!(stderr.contains("at least 32 bytes"), "{stderr}");
+}
+
+// === ward check exit codes ===
+
+#[test]
+fn broken_config_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ward.yaml");
+    std::fs::write(
+        &config,
+        "routes:\n  - name: r\n    match: { path_prefix: /x }\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = check(dir.path(), &config, "a.b.c", false);
+    assert_eq!(code, Some(2), "{stdout}");
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains("routes[0]: this route names no providers"),
+        "{stderr}"
+    );
+
+    let missing = dir.path().join("missing.yaml");
+    let (code, stdout, _) = check(dir.path(), &missing, "a.b.c", false);
+    assert_eq!(code, Some(2));
+    assert_eq!(stdout, "");
+}
+
+#[test]
+#[ignore = "bug: a malformed -H argument is echoed whole, credential included"]
+fn a_malformed_header_argument_does_not_echo_the_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = write_key(dir.path(), "ES256", "key.pem");
+    let set = jwks(dir.path(), &key, "ES256");
+    let config = write_config(dir.path(), "ES256", &set, Jwks::Inline);
+    let token = sign(dir.path(), &key, "ES256", "alice", &[]);
+    let bad = format!("authorization=Bearer {token}");
+    let (code, stdout, stderr) = ward_out(
+        dir.path(),
+        &[
+            "check",
+            "--config",
+            config.to_str().unwrap(),
+            "--path",
+            "/orders",
+            "-H",
+            &bad,
+        ],
+    );
+    assert_eq!(code, Some(2));
+    assert_secret_absent(&token, &stdout, &stderr);
+}
+
+// === API keys ===
+
+fn hash_key(dir: &Path, stdin: &[u8]) -> (Option<i32>, String, String) {
+    let mut c = ward(dir, &["token", "hash-key"]);
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b)
+        .as_ref()
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+#[test]
+fn hash_key_prints_the_sha256_of_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "wk_live_3f9a1c2e7b";
+    let want = sha256_hex(key.as_bytes());
+    for input in [format!("{key}\n"), format!("{key}\r\n"), key.to_string()] {
+        let (code, stdout, stderr) = hash_key(dir.path(), input.as_bytes());
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(stdout, format!("{want}\n"), "{input:?}");
+        assert_secret_absent(key, &stdout, &stderr);
+    }
+    let (code, stdout, _) = hash_key(dir.path(), b"\n");
+    assert_eq!(code, Some(1));
+    assert_eq!(stdout, "");
+}
+
+#[test]
+fn api_key_with_hash_from_hash_key_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let key = "wk_live_8d1e55aa90";
+    let (code, stdout, stderr) = hash_key(dir, format!("{key}\n").as_bytes());
+    assert_eq!(code, Some(0), "{stderr}");
+    let hash = stdout.trim_end();
+    assert_eq!(hash, sha256_hex(key.as_bytes()));
+    let config = dir.join("ward.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "\
+providers:
+  - name: machines
+    api_key:
+      header: x-api-key
+      keys: [ {{ sha256: \"{hash}\", subject: billing-batch, roles: [billing] }} ]
+routes:
+  - name: billing
+    match: {{ path_prefix: /billing }}
+    providers: [machines]
+    require: {{ roles_any: [billing] }}
+"
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+
+    let good = format!("x-api-key: {key}");
+    let (code, stdout, stderr) = ward_out(
+        dir,
+        &[
+            "check",
+            "--config",
+            cfg,
+            "--path",
+            "/billing/run",
+            "-H",
+            &good,
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    for want in [
+        "decision: allow",
+        "route: billing",
+        "set: x-auth-subject: billing-batch",
+        "set: x-auth-provider: machines",
+        "set: x-auth-roles: billing",
+    ] {
+        assert!(lines.contains(&want), "no `{want}` in:\n{stdout}");
+    }
+    assert_secret_absent(key, &stdout, &stderr);
+
+    let wrong = format!("x-api-key: {key}x");
+    let (code, stdout, stderr) = ward_out(
+        dir,
+        &[
+            "check",
+            "--config",
+            cfg,
+            "--path",
+            "/billing/run",
+            "-H",
+            &wrong,
+        ],
+    );
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(lines_has(&stdout, "status: 401"), "{stdout}");
+    assert!(lines_has(&stdout, "reason: invalid_token"), "{stdout}");
+    assert_secret_absent(key, &stdout, &stderr);
+}
+
+fn lines_has(out: &str, line: &str) -> bool {
+    out.lines().any(|l| l == line)
+}
+
+// === path normalisation through the CLI ===
+
+#[test]
+fn dot_segments_do_not_reach_the_public_route() {
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart.yaml");
+    let cfg = quickstart.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for path in [
+        "/public/../admin",
+        "/public/%2e%2e/admin",
+        "/public/./../admin/users",
+        "//admin",
+    ] {
+        let (code, stdout, stderr) =
+            ward_out(dir.path(), &["check", "--config", cfg, "--path", path]);
+        assert_eq!(code, Some(1), "{path}: {stdout}{stderr}");
+        assert!(lines_has(&stdout, "route: admin"), "{path}: {stdout}");
+        assert!(
+            lines_has(&stdout, "reason: missing_credential"),
+            "{path}: {stdout}"
+        );
+        assert!(!stdout.contains("route: public"), "{path}: {stdout}");
+    }
+    // The public route itself is allowed anonymously.
+    let (code, stdout, _) = ward_out(
+        dir.path(),
+        &["check", "--config", cfg, "--path", "/public/x"],
+    );
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(lines_has(&stdout, "route: public"), "{stdout}");
+}
