@@ -193,7 +193,11 @@ fn load(path: &Path) -> Result<Config, String> {
     config::load_file(path, &ProcessEnv).map_err(|errs| {
         errs.0
             .iter()
-            .map(|e| format!("{}:{e}", path.display()))
+            .map(|e| match e.line {
+                Some(_) => format!("{}:{e}", path.display()),
+                None if e.path.is_empty() => e.message.clone(),
+                None => format!("{}: {e}", path.display()),
+            })
             .collect::<Vec<_>>()
             .join("\n")
     })
@@ -304,10 +308,10 @@ fn run_check(args: CheckArgs) -> anyhow::Result<bool> {
     let path = args.config.path();
     let config = load(&path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
     let mut headers = Vec::new();
-    for h in &args.headers {
+    for (i, h) in args.headers.iter().enumerate() {
         let (name, value) = h
             .split_once(':')
-            .with_context(|| format!("header `{h}` is not `name: value`"))?;
+            .with_context(|| format!("-H argument {} is not `name: value`", i + 1))?;
         let value = value.strip_prefix(' ').unwrap_or(value);
         headers.push((name.trim().to_ascii_lowercase(), value.to_string()));
     }

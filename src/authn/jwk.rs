@@ -185,7 +185,9 @@ fn parse_jwk(k: &Value) -> Result<VerifyKey, String> {
             let n = b64(o.get("n"), "n")?;
             let e = b64(o.get("e"), "e")?;
             let n = strip_leading_zeros(&n);
-            let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+            let bits = n
+                .first()
+                .map_or(0, |b| n.len() * 8 - b.leading_zeros() as usize);
             if bits < 2048 {
                 return Err(format!("RSA modulus of {bits} bits is below 2048"));
             }
@@ -205,6 +207,15 @@ fn parse_jwk(k: &Value) -> Result<VerifyKey, String> {
             if x.len() != len || y.len() != len {
                 return Err("EC coordinates do not match `crv`".into());
             }
+            // The point must lie on the curve, or the key could never verify anything.
+            let point: Vec<u8> = [&[4u8][..], &x, &y].concat();
+            let alg: &'static dyn aws_lc_rs::signature::VerificationAlgorithm = match kind {
+                KeyKind::EcP256 => &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+                _ => &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED,
+            };
+            if aws_lc_rs::signature::ParsedPublicKey::new(alg, &point).is_err() {
+                return Err("EC point is not on the curve".into());
+            }
             let key = DecodingKey::from_ec_components(
                 s("x").unwrap_or_default(),
                 s("y").unwrap_or_default(),
@@ -216,8 +227,12 @@ fn parse_jwk(k: &Value) -> Result<VerifyKey, String> {
             if s("crv") != Some("Ed25519") {
                 return Err("OKP `crv` must be Ed25519".into());
             }
-            if b64(o.get("x"), "x")?.len() != 32 {
+            let x = b64(o.get("x"), "x")?;
+            if x.len() != 32 {
                 return Err("Ed25519 key is not 32 bytes".into());
+            }
+            if aws_lc_rs::signature::ParsedPublicKey::new(&aws_lc_rs::signature::ED25519, &x).is_err() {
+                return Err("Ed25519 key is invalid".into());
             }
             let key = DecodingKey::from_ed_components(s("x").unwrap_or_default())
                 .map_err(|_| "Ed25519 key is invalid")?;

@@ -250,8 +250,10 @@ fn check_claims(c: &Map<String, Value>, s: &JwtSettings, now: u64) -> Result<(),
     }
     match c.get("nbf") {
         None => {}
-        Some(Value::Number(n)) if n.as_f64().is_some_and(|nbf| now + leeway < nbf) => {
-            return Err(TokenError::NotYetValid);
+        Some(Value::Number(n)) => {
+            if n.as_f64().is_some_and(|nbf| now + leeway < nbf) {
+                return Err(TokenError::NotYetValid);
+            }
         }
         Some(_) => return Err(TokenError::Malformed),
     }

@@ -81,9 +81,13 @@ fn header<'a>(input: &CheckInput<'a>, name: &str, prefix: Option<&str>) -> Found
         Some(p) => {
             let matches = raw.len() >= p.len() && raw[..p.len()].eq_ignore_ascii_case(p.as_bytes());
             if !matches {
-                // Another scheme (Basic, DPoP...): not this provider's credential. But the
-                // same scheme twice, joined by Envoy, is a duplicate.
-                return Found::Nothing;
+                // Another scheme (Basic, DPoP...): not this provider's credential, unless
+                // Envoy joined two lines (`Basic x,Bearer t`) and one of them is ours.
+                let ours_joined = raw.split(|b| *b == b',').skip(1).any(|part| {
+                    let part = trim_ows(part);
+                    part.len() >= p.len() && part[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+                });
+                return if ours_joined { Found::Duplicate } else { Found::Nothing };
             }
             &raw[p.len()..]
         }

@@ -150,9 +150,11 @@ impl Condition {
 fn claim_holds(claim: Option<&Value>, test: &ClaimTest, ctx: &EvalCtx<'_, '_>) -> bool {
     match test {
         ClaimTest::Present(want) => claim.is_some_and(|v| !v.is_null()) == *want,
-        ClaimTest::Equals(v) => claim == Some(v),
-        ClaimTest::OneOf(vs) => claim.is_some_and(|c| vs.contains(c)),
-        ClaimTest::Contains(v) => matches!(claim, Some(Value::Array(items)) if items.contains(v)),
+        ClaimTest::Equals(v) => claim.is_some_and(|c| json_eq(c, v)),
+        ClaimTest::OneOf(vs) => claim.is_some_and(|c| vs.iter().any(|v| json_eq(c, v))),
+        ClaimTest::Contains(v) => {
+            matches!(claim, Some(Value::Array(items)) if items.iter().any(|i| json_eq(i, v)))
+        }
         ClaimTest::Matches(re) => matches!(claim, Some(Value::String(s)) if re.is_match(s)),
         ClaimTest::EqualsParam(name) => match claim {
             Some(Value::String(s)) => ctx
@@ -165,6 +167,23 @@ fn claim_holds(claim: Option<&Value>, test: &ClaimTest, ctx: &EvalCtx<'_, '_>) -
             Some(Value::String(s)) => ctx.input.headers.get_str(h.as_str()) == Some(s.as_str()),
             _ => false,
         },
+    }
+}
+
+/// JSON equality: same type and value. Numbers compare by value (`1` equals `1.0`, as in
+/// JSON itself); a number never equals a string, nor a bool a string.
+fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
+            (Some(i), Some(j), _, _) => i == j,
+            (_, _, Some(i), Some(j)) => i == j,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q)),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+        }
+        _ => a == b,
     }
 }
 
@@ -397,10 +416,14 @@ fn compile_claim(
                 errors.add(&here, "`matches` takes a regular expression string");
                 return None;
             };
-            match Regex::new(&format!("^(?:{src})$")) {
+            // Compile the pattern alone first: `a)|(.*` only compiles inside the anchoring
+            // group, where it would match everything.
+            let anchored = Regex::new(src).and_then(|_| Regex::new(&format!("^(?:{src})$")));
+            match anchored {
                 Ok(re) => ClaimTest::Matches(re),
                 Err(e) => {
-                    errors.add(&here, format!("invalid regular expression: {e}"));
+                    let why = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+                    errors.add(&here, format!("invalid regular expression `{src}`: {why}"));
                     return None;
                 }
             }

@@ -237,6 +237,16 @@ struct RawMatch {
 
 const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 
+const TOP_KEYS: &[&str] = &[
+    "server",
+    "identity_headers",
+    "strip_authorization",
+    "token_cache",
+    "logging",
+    "providers",
+    "routes",
+];
+
 pub(super) fn compile(value: Value, base: &Path, errors: &mut Errors) -> Option<Config> {
     if !value.is_object() {
         errors.add(
@@ -244,6 +254,26 @@ pub(super) fn compile(value: Value, base: &Path, errors: &mut Errors) -> Option<
             "the config must be a YAML mapping with `providers` and `routes`",
         );
         return None;
+    }
+    // Unknown top-level keys are reported and dropped first, so one typo (`route:`)
+    // does not hide every other error in the file.
+    let mut value = value;
+    if let Value::Object(map) = &mut value {
+        let unknown: Vec<String> = map
+            .keys()
+            .filter(|k| !TOP_KEYS.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        for k in unknown {
+            errors.add(
+                &k,
+                format!(
+                    "unknown field `{k}`, expected one of {}",
+                    TOP_KEYS.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
+                ),
+            );
+            map.remove(&k);
+        }
     }
     let top: RawTop = errors.parse("", value)?;
 
