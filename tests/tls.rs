@@ -46,7 +46,9 @@ async fn start(dir: &Path, server_ca: &Ca, client_ca: Option<&Ca>) -> std::net::
     let (cert, key) = leaf(server_ca, "localhost", false);
     std::fs::write(dir.join("cert.pem"), cert).expect("write");
     std::fs::write(dir.join("key.pem"), key).expect("write");
-    let mut tls = "server:\n  tls: { cert_file: cert.pem, key_file: key.pem".to_string();
+    let mut tls =
+        "server:\n  watch_interval: 50ms\n  tls: { cert_file: cert.pem, key_file: key.pem"
+            .to_string();
     if let Some(c) = client_ca {
         std::fs::write(dir.join("clients.pem"), &c.pem).expect("write");
         tls.push_str(", client_ca_file: clients.pem");
@@ -156,5 +158,36 @@ async fn mtls_requires_a_client_certificate_from_the_configured_ca() {
             .await
             .is_err(),
         "expired client certificate"
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_certificate_is_served_to_new_connections() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old_ca = ca();
+    let addr = start(dir.path(), &old_ca, None).await;
+    assert_eq!(check(addr, Some(client_tls(&old_ca, None))).await, Ok(0));
+
+    // A broken replacement is ignored: the old certificate keeps serving.
+    std::fs::write(dir.path().join("cert.pem"), "not a certificate").expect("write");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(check(addr, Some(client_tls(&old_ca, None))).await, Ok(0));
+
+    // cert-manager writes a new pair from a new CA.
+    let new_ca = ca();
+    let (cert, key) = leaf(&new_ca, "localhost", false);
+    std::fs::write(dir.path().join("key.pem"), key).expect("write");
+    std::fs::write(dir.path().join("cert.pem"), cert).expect("write");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while check(addr, Some(client_tls(&new_ca, None))).await != Ok(0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new certificate was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        check(addr, Some(client_tls(&old_ca, None))).await.is_err(),
+        "the old certificate is gone"
     );
 }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod grpc;
 pub mod reload;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::authn::keys::KeySources;
-use crate::config::{Config, TlsConfig};
+use crate::config::Config;
 use crate::decision::Decision;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
@@ -114,27 +115,40 @@ pub async fn run(
         .await;
 
     let grpc_stop = wait_for(stop_rx.clone());
-    let grpc_incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = &state.engine.load().config().server.tls {
-        builder = builder
-            .tls_config(tls_config(tls)?)
-            .map_err(|e| std::io::Error::other(format!("TLS: {e}")))?;
-    }
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(AUTHZ_DESCRIPTOR)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| std::io::Error::other(format!("reflection: {e}")))?;
-    let grpc_task = tokio::spawn(
-        builder
-            .add_service(health_svc)
-            .add_service(reflection)
-            .add_service(AuthorizationServer::new(grpc::AuthzService::new(
-                state.clone(),
-            )))
-            .serve_with_incoming_shutdown(grpc_incoming, grpc_stop),
-    );
+    let router = tonic::transport::Server::builder()
+        .add_service(health_svc)
+        .add_service(reflection)
+        .add_service(AuthorizationServer::new(grpc::AuthzService::new(
+            state.clone(),
+        )));
+    let (tls, watch_interval) = {
+        let engine = state.engine.load();
+        let server = &engine.config().server;
+        (server.tls.clone(), server.watch_interval)
+    };
+    let mut tls_watch = None;
+    let grpc_task = match tls {
+        Some(t) => {
+            let reloading = tls::ReloadingTls::new(t)
+                .map_err(|e| std::io::Error::other(format!("TLS: {e}")))?;
+            if let Some(i) = watch_interval {
+                tls_watch = Some(tokio::spawn(reloading.clone().watch(i)));
+            }
+            tokio::spawn(
+                router.serve_with_incoming_shutdown(tls::incoming(grpc, reloading), grpc_stop),
+            )
+        }
+        None => {
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, grpc_stop))
+        }
+    };
     let admin_task = tokio::spawn(
         axum::serve(admin, admin::router(state.clone()))
             .with_graceful_shutdown(wait_for(stop_rx.clone()))
@@ -158,28 +172,13 @@ pub async fn run(
         let _ = admin_task.await;
     })
     .await;
+    if let Some(w) = tls_watch {
+        w.abort();
+    }
     if drained.is_err() {
         tracing::warn!("shutdown grace elapsed with checks still in flight; exiting");
     }
     Ok(())
-}
-
-/// The gRPC listener's TLS: the server certificate, and with `client_ca_file`, required
-/// client certificates signed by that CA (mTLS between Envoy and ward).
-fn tls_config(tls: &TlsConfig) -> std::io::Result<tonic::transport::ServerTlsConfig> {
-    let read = |p: &std::path::Path| {
-        std::fs::read(p)
-            .map_err(|e| std::io::Error::other(format!("TLS: cannot read {}: {e}", p.display())))
-    };
-    let identity =
-        tonic::transport::Identity::from_pem(read(&tls.cert_file)?, read(&tls.key_file)?);
-    let mut cfg = tonic::transport::ServerTlsConfig::new().identity(identity);
-    if let Some(ca) = &tls.client_ca_file {
-        cfg = cfg
-            .client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?))
-            .client_auth_optional(false);
-    }
-    Ok(cfg)
 }
 
 async fn wait_for(mut rx: watch::Receiver<bool>) {
