@@ -4,15 +4,15 @@
 //! identity headers set and ward's other headers removed, and with the verified
 //! [`Identity`] in the request extensions.
 //!
-//! ```no_run
-//! # async fn demo(config: ward::Config) {
+//! ```
 //! use std::sync::Arc;
-//! let engine = Arc::new(ward::Engine::new(config, Arc::new(ward::metrics::Metrics::new())));
-//! let app = axum::Router::new()
-//!     .route("/orders", axum::routing::get(|| async { "orders" }))
-//!     .layer(ward::layer::WardLayer::new(engine));
-//! # let _ = app;
-//! # }
+//!
+//! fn app(config: ward::Config) -> axum::Router {
+//!     let engine = Arc::new(ward::Engine::new(config, Arc::new(ward::metrics::Metrics::new())));
+//!     axum::Router::new()
+//!         .route("/orders", axum::routing::get(|| async { "orders" }))
+//!         .layer(ward::layer::WardLayer::new(engine))
+//! }
 //! ```
 
 use std::future::Future;

@@ -26,3 +26,8 @@ pub use config::{Config, ConfigErrors};
 pub use decision::{Decision, DenyReason, Verdict};
 pub use engine::Engine;
 pub use request::CheckInput;
+
+// The README's Rust examples are compiled by `cargo test`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
