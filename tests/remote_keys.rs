@@ -95,6 +95,7 @@ struct Ward {
     grpc: SocketAddr,
     admin: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Drop for Ward {
@@ -122,7 +123,7 @@ async fn start(yaml: &str) -> Ward {
         admin.local_addr().expect("addr"),
     );
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(ward::server::run(
+    let done = tokio::spawn(ward::server::run(
         grpc,
         admin,
         state,
@@ -135,6 +136,7 @@ async fn start(yaml: &str) -> Ward {
         grpc: grpc_addr,
         admin: admin_addr,
         stop: Some(tx),
+        done: Some(done),
     }
 }
 
@@ -733,4 +735,58 @@ routes:
         .check("/api", Some(&token(&a, "https://b.test", "z", 60)))
         .await;
     assert_eq!(outcome(&r).2, "invalid_token");
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_check_finish() {
+    let k = key(Alg::RS256);
+    let idp = Idp::start(jwks_of(&[&k])).await;
+    // The only fetch takes 600ms: a check arriving now waits on it.
+    idp.set_delay(Duration::from_millis(600));
+    let mut ward = start(&config(
+        ISS,
+        &format!("jwks_uri: {}", idp.jwks_uri()),
+        "timeout: 3s",
+    ))
+    .await;
+    let mut client = ward.client().await;
+    let t = token(&k, ISS, "inflight", 60);
+    let in_flight = tokio::spawn(async move {
+        let mut headers = HashMap::new();
+        headers.insert("authorization".to_string(), format!("Bearer {t}"));
+        let req = CheckRequest {
+            attributes: Some(AttributeContext {
+                request: Some(Request {
+                    http: Some(HttpRequest {
+                        method: "GET".into(),
+                        path: "/api/x".into(),
+                        headers,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        };
+        client.check(req).await
+    });
+    // Shut down while that check waits for keys.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while idp.jwks_hits() == 0 {
+        assert!(Instant::now() < deadline, "the fetch never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = ward.stop.take().expect("stop").send(());
+    let answer = in_flight
+        .await
+        .expect("task")
+        .expect("the in-flight check is answered, not cut");
+    assert_eq!(
+        outcome(&answer.into_inner()),
+        (0, 200, "ok".into(), Some("inflight".into()))
+    );
+    let stopped = tokio::time::timeout(Duration::from_secs(5), ward.done.take().expect("handle"))
+        .await
+        .expect("run returns within the grace period");
+    assert!(stopped.expect("join").is_ok());
 }
