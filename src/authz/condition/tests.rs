@@ -729,14 +729,28 @@ fn descriptions_never_show_claim_values() {
 }
 
 #[test]
-#[ignore = "bug: equals compares JSON numbers by representation: 1 (integer) != 1.0 (float)"]
-fn equal_numbers_compare_equal_across_representations() {
+fn numbers_compare_by_value_not_representation() {
     // YAML `equals: 1` compiles to an integer; an IdP may send `1.0` (or the reverse).
-    // Both are the JSON number one; comparing serde_json Numbers structurally denies.
+    // Both are the JSON number one.
     let int = Rule::new(json!({"claim": {"name": "acr", "equals": 1}}));
     assert!(int.holds(json!({"acr": 1.0})));
+    assert!(!int.holds(json!({"acr": 1.5})));
+    assert!(!int.holds(json!({"acr": "1"})));
     let float = Rule::new(json!({"claim": {"name": "acr", "equals": 1.0}}));
     assert!(float.holds(json!({"acr": 1})));
+    let one_of = Rule::new(json!({"claim": {"name": "acr", "one_of": [1, 2]}}));
+    assert!(one_of.holds(json!({"acr": 2.0})));
+    let contains = Rule::new(json!({"claim": {"name": "levels", "contains": 2}}));
+    assert!(contains.holds(json!({"levels": [1.0, 2.0]})));
+    let nested = Rule::new(json!({"claim": {"name": "org", "equals": {"tier": 1}}}));
+    assert!(nested.holds(json!({"org": {"tier": 1.0}})));
+    // Integers beyond f64's precision stay distinct.
+    let big = Rule::new(json!({"claim": {"name": "id", "equals": 9_007_199_254_740_993_u64}}));
+    assert!(big.holds(json!({"id": 9_007_199_254_740_993_u64})));
+    assert!(!big.holds(json!({"id": 9_007_199_254_740_992_u64})));
+    let neg = Rule::new(json!({"claim": {"name": "n", "equals": -3}}));
+    assert!(neg.holds(json!({"n": -3.0})));
+    assert!(!neg.holds(json!({"n": 3})));
 }
 
 // === compile errors ===
@@ -932,10 +946,16 @@ routes:
 }
 
 #[test]
-#[ignore = "bug: a pattern with unbalanced parentheses escapes the anchoring `^(?:...)$`"]
-fn matches_cannot_be_unanchored_by_its_own_text() {
-    // `adm)|(.*` is not a valid expression on its own, but spliced into `^(?:{src})$` it
-    // becomes `^(?:adm)|(.*)$`: two alternatives, each anchored on one side only.
-    let errs = errors_of(json!({"claim": {"name": "role", "matches": "adm)|(.*"}}));
-    assert_eq!(errs[0].path, "routes[0].require.claim.matches");
+fn matches_patterns_cannot_escape_their_anchors() {
+    // `adm)|(.*` is not a valid expression on its own; spliced into `^(?:{src})$` it would
+    // read `^(?:adm)|(.*)$`, two alternatives anchored on one side each: refused.
+    for escape in ["adm)|(.*", ".*)|(adm", "a)(b"] {
+        let errs = errors_of(json!({"claim": {"name": "role", "matches": escape}}));
+        assert_eq!(errs.len(), 1, "{escape}: {errs:?}");
+        assert_eq!(errs[0].path, "routes[0].require.claim.matches", "{escape}");
+    }
+    // Balanced groups are fine, and stay anchored.
+    let r = Rule::new(json!({"claim": {"name": "role", "matches": "(a|b)c"}}));
+    assert!(r.holds(json!({"role": "bc"})));
+    assert!(!r.holds(json!({"role": "bcx"})));
 }
