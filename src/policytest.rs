@@ -711,7 +711,11 @@ fn compile_case(
     let token = if raw.token.is_null() {
         None
     } else {
-        let token = merge(&defaults.token, &raw.token, &["claims"]);
+        let token = merge(
+            &placed(&defaults.token, &raw.token),
+            &raw.token,
+            &["claims"],
+        );
         compile_token(token, &format!("{path}.token"), keys, p)
     };
     let expect = compile_expect(raw.expect, &format!("{path}.expect"), p);
@@ -750,6 +754,20 @@ fn merge(base: &Value, over: &Value, nested: &[&str]) -> Value {
         }
         (b, Value::Null) => b.clone(),
         (_, o) => o.clone(),
+    }
+}
+
+/// The default token without its placement when the case names its own: `cookie: x`
+/// in a case replaces a default `header: y` rather than conflicting with it.
+fn placed(defaults: &Value, case: &Value) -> Value {
+    const PLACEMENT: [&str; 4] = ["header", "prefix", "cookie", "query"];
+    match (defaults, case) {
+        (Value::Object(d), Value::Object(c)) if PLACEMENT.iter().any(|k| c.contains_key(*k)) => {
+            let mut d = d.clone();
+            d.retain(|k, _| !PLACEMENT.contains(&k.as_str()));
+            Value::Object(d)
+        }
+        _ => defaults.clone(),
     }
 }
 
@@ -1271,6 +1289,17 @@ cases:
             claims,
             json!({"claims": {"iss": "i", "roles": ["b"], "tenant": null}})
         );
+    }
+
+    #[test]
+    fn a_case_placement_replaces_the_default_one() {
+        let defaults = json!({"key": "k", "cookie": "id_token", "claims": {"sub": "a"}});
+        assert_eq!(
+            placed(&defaults, &json!({"header": "authorization"})),
+            json!({"key": "k", "claims": {"sub": "a"}})
+        );
+        assert_eq!(placed(&defaults, &json!({"claims": {}})), defaults);
+        assert_eq!(placed(&defaults, &Value::Null), defaults);
     }
 
     #[test]
