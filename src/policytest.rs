@@ -317,9 +317,12 @@ impl TokenSpec {
     fn mint(&self, now: u64) -> Result<String, crate::devtoken::DevTokenError> {
         let mut claims = self.claims.clone();
         let (iat, exp) = if self.expired {
-            (now - 2 * EXPIRED_AGO, now - EXPIRED_AGO)
+            (
+                now.saturating_sub(2 * EXPIRED_AGO),
+                now.saturating_sub(EXPIRED_AGO),
+            )
         } else {
-            (now, now + self.ttl.as_secs())
+            (now, now.saturating_add(self.ttl.as_secs()))
         };
         claims.entry("iat").or_insert(json!(iat));
         claims.entry("exp").or_insert(json!(exp));
@@ -463,9 +466,11 @@ impl Expect {
                 .is_some_and(|got| got.contains(c.as_str()));
             if !holds {
                 diff.push(format!(
+                    // The description is printed as ward wrote it: quoting it would
+                    // escape the quotes and backslashes it already holds.
                     "condition: expected one containing {}, got {}",
                     shown(Some(c), ""),
-                    shown(a.condition.as_deref(), "none")
+                    a.condition.as_deref().unwrap_or("none")
                 ));
             }
         }
@@ -1157,7 +1162,7 @@ cases:
             "    got: deny 403 forbidden (route orders): condition not met: routes[1].require.all[0].roles_any: roles_any [orders-reader]",
             "ok - right expectations",
             "FAIL - wrong condition",
-            r#"    condition: expected one containing "roles_any", got "routes[1].require.all[1].claim.equals_param: claim tenant equals_param \"tenant\"""#,
+            r#"    condition: expected one containing "roles_any", got routes[1].require.all[1].claim.equals_param: claim tenant equals_param "tenant""#,
         ];
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(&lines[..expected.len()], expected, "{out}");
