@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::authn::cache::{TokenCache, unix_now};
+use crate::authn::introspection::{Introspector, Refusal};
 use crate::authn::jwt;
 use crate::authn::keys::KeyStore;
 use crate::authn::token::{self, Found, TokenSource};
@@ -26,6 +27,8 @@ pub struct Provider {
     pub settings: Arc<ProviderSettings>,
     sources: Vec<TokenSource>,
     pub keys: Option<KeyStore>,
+    /// The client, cache and breaker of an introspection provider.
+    pub introspector: Option<Arc<Introspector>>,
 }
 
 pub struct Engine {
@@ -64,6 +67,7 @@ impl Engine {
             .zip(stores)
             .map(|(p, keys)| Provider {
                 sources: p.sources(),
+                introspector: introspector_for(p, config.token_cache_max_entries, &metrics),
                 settings: p.clone(),
                 keys,
             })
@@ -84,7 +88,9 @@ impl Engine {
         for p in &config.providers {
             if matches!(p.kind, ProviderKind::Jwt(_)) {
                 for result in ["hit", "miss"] {
-                    metrics.token_cache_requests.with_label_values(&[&*p.name, result]);
+                    metrics
+                        .token_cache_requests
+                        .with_label_values(&[&*p.name, result]);
                 }
             }
         }
@@ -97,11 +103,9 @@ impl Engine {
             ih.scopes.clone(),
         ];
         for p in &config.providers {
-            if let ProviderKind::Jwt(j) = &p.kind {
-                for (_, h) in &j.claim_headers {
-                    if !owned.contains(h) {
-                        owned.push(h.clone());
-                    }
+            for (_, h) in p.claim_headers() {
+                if !owned.contains(h) {
+                    owned.push(h.clone());
                 }
             }
         }
@@ -155,6 +159,19 @@ impl Engine {
         };
         if let Some(req) = &route.require {
             let anon = Identity::default();
+            // A mesh identity read from `source.certificate` is also the peer principal
+            // that `source_principals` conditions see.
+            let with_peer;
+            let input = match identity.as_deref() {
+                Some(id) if input.source_principal.is_empty() && self.is_mesh(&id.provider) => {
+                    with_peer = CheckInput {
+                        source_principal: id.subject.as_deref().unwrap_or(""),
+                        ..input.clone()
+                    };
+                    &with_peer
+                }
+                _ => input,
+            };
             let ctx = EvalCtx {
                 identity: identity.as_deref().unwrap_or(&anon),
                 params: &params,
@@ -202,8 +219,19 @@ impl Engine {
         }
     }
 
+    fn is_mesh(&self, provider: &str) -> bool {
+        self.providers.iter().any(|p| {
+            &*p.settings.name == provider && matches!(p.settings.kind, ProviderKind::Mesh(_))
+        })
+    }
+
     /// Finds and verifies the route's credential. `Ok(None)` is an anonymous request on
     /// a route that accepts one (or has no providers).
+    ///
+    /// Precedence: the route's providers are tried in the order listed and the first one
+    /// that finds its credential in the request decides, success or failure; a credential
+    /// of another kind in the same request is ignored. A `mesh` provider finds one on
+    /// every mTLS connection, so it goes last on a route that also takes tokens.
     async fn authenticate(
         &self,
         ri: usize,
@@ -213,6 +241,13 @@ impl Engine {
     ) -> Result<Option<Arc<Identity>>, DenyReason> {
         for &pi in &route.providers {
             let p = &self.providers[pi];
+            if let ProviderKind::Mesh(m) = &p.settings.kind {
+                let Some(peer) = m.find(input) else { continue };
+                return m
+                    .verify(peer, &p.settings.name)
+                    .map(|id| Some(Arc::new(id)))
+                    .map_err(DenyReason::InvalidToken);
+            }
             match token::find_in(&p.sources, input) {
                 Found::Nothing => continue,
                 Found::Duplicate => return Err(DenyReason::InvalidToken(TokenError::Duplicate)),
@@ -238,14 +273,21 @@ impl Engine {
         let p = &self.providers[pi];
         let invalid = DenyReason::InvalidToken;
         match &p.settings.kind {
-            ProviderKind::ApiKey(ak) => {
-                if tok.len() > 4096 {
-                    return Err(invalid(TokenError::TooLarge));
-                }
-                ak.verify(tok, &p.settings.name)
-                    .map(Arc::new)
-                    .ok_or(invalid(TokenError::UnknownKey))
+            ProviderKind::ApiKey(ak) => ak
+                .verify(tok, &p.settings.name)
+                .map(Arc::new)
+                .map_err(invalid),
+            ProviderKind::Introspection(_) => {
+                let client = p.introspector.as_ref().ok_or(DenyReason::AuthnUnavailable(
+                    "introspection client unavailable",
+                ))?;
+                client.verify(tok, now).await.map_err(|r| match r {
+                    Refusal::Token(e) => invalid(e),
+                    Refusal::Unavailable(e) => DenyReason::AuthnUnavailable(e.explain()),
+                })
             }
+            // The peer identity is not a token: `authenticate` verifies it.
+            ProviderKind::Mesh(_) => Err(invalid(TokenError::PeerIdentity)),
             ProviderKind::Jwt(s) => {
                 if tok.len() > s.max_token_bytes {
                     return Err(invalid(TokenError::TooLarge));
@@ -340,6 +382,25 @@ impl Engine {
             remove.push(self.authorization.clone());
         }
         Mutations { set, remove }
+    }
+}
+
+/// The run-time client of an introspection provider. A client that cannot be built (an
+/// unreadable `ca_file` since validation) is logged; its checks answer 503.
+fn introspector_for(
+    p: &ProviderSettings,
+    max_entries: u64,
+    metrics: &Arc<Metrics>,
+) -> Option<Arc<Introspector>> {
+    let ProviderKind::Introspection(s) = &p.kind else {
+        return None;
+    };
+    match Introspector::new(p.name.clone(), (**s).clone(), max_entries, metrics.clone()) {
+        Ok(i) => Some(Arc::new(i)),
+        Err(error) => {
+            tracing::error!(provider = &*p.name, %error, "introspection client unavailable");
+            None
+        }
     }
 }
 

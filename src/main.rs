@@ -400,6 +400,11 @@ fn token(cmd: TokenCmd) -> anyhow::Result<()> {
             if key.is_empty() {
                 bail!("no key on stdin");
             }
+            // ward refuses a presented key with spaces, control or non-ASCII bytes as
+            // malformed (never trimmed): such a key could never be used.
+            if !ward::authn::apikey::is_key_syntax(key) {
+                bail!("an API key is printable ASCII without spaces; ward would refuse this one");
+            }
             println!("{}", ward::authn::apikey::sha256_hex(key.as_bytes()));
             Ok(())
         }

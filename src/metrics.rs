@@ -14,6 +14,8 @@ pub struct Metrics {
     pub jwks_refresh: IntCounterVec,
     pub jwks_keys: IntGaugeVec,
     pub jwks_last_success: GaugeVec,
+    pub introspection_requests: IntCounterVec,
+    pub introspection_duration: HistogramVec,
     pub config_reloads: IntCounterVec,
     pub config_last_reload_success: Gauge,
 }
@@ -21,15 +23,23 @@ pub struct Metrics {
 /// Buckets from 25 µs to 2.5 s: a cached check takes tens of microseconds, one waiting on
 /// an IdP up to its timeout.
 const DURATION_BUCKETS: &[f64] = &[
-    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
-    0.1, 0.25, 0.5, 1.0, 2.5,
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 2.5,
+];
+
+/// Buckets from 1 ms to 10 s: one call to an introspection endpoint, up to its timeout.
+const INTROSPECTION_BUCKETS: &[f64] = &[
+    0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let check_requests = IntCounterVec::new(
-            Opts::new("ward_check_requests_total", "Authorization checks by route, decision and reason"),
+            Opts::new(
+                "ward_check_requests_total",
+                "Authorization checks by route, decision and reason",
+            ),
             &["route", "decision", "reason"],
         )
         .expect("valid metric");
@@ -40,17 +50,26 @@ impl Metrics {
         )
         .expect("valid metric");
         let token_cache_requests = IntCounterVec::new(
-            Opts::new("ward_token_cache_requests_total", "Verified-token cache lookups"),
+            Opts::new(
+                "ward_token_cache_requests_total",
+                "Verified-token cache lookups",
+            ),
             &["provider", "result"],
         )
         .expect("valid metric");
         let jwks_refresh = IntCounterVec::new(
-            Opts::new("ward_jwks_refresh_total", "Key set fetches by provider and result"),
+            Opts::new(
+                "ward_jwks_refresh_total",
+                "Key set fetches by provider and result",
+            ),
             &["provider", "result"],
         )
         .expect("valid metric");
         let jwks_keys = IntGaugeVec::new(
-            Opts::new("ward_jwks_keys", "Usable verification keys held per provider"),
+            Opts::new(
+                "ward_jwks_keys",
+                "Usable verification keys held per provider",
+            ),
             &["provider"],
         )
         .expect("valid metric");
@@ -59,6 +78,23 @@ impl Metrics {
                 "ward_jwks_last_success_timestamp_seconds",
                 "Unix time of the last successful key set fetch",
             ),
+            &["provider"],
+        )
+        .expect("valid metric");
+        let introspection_requests = IntCounterVec::new(
+            Opts::new(
+                "ward_introspection_requests_total",
+                "Token introspection calls by provider and result (active, inactive, or a failure: unreachable, timeout, http_status, too_large, not_json, invalid, circuit_open)",
+            ),
+            &["provider", "result"],
+        )
+        .expect("valid metric");
+        let introspection_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "ward_introspection_duration_seconds",
+                "Time of one call to an introspection endpoint",
+            )
+            .buckets(INTROSPECTION_BUCKETS.to_vec()),
             &["provider"],
         )
         .expect("valid metric");
@@ -72,12 +108,12 @@ impl Metrics {
             "Unix time of the last successful config load",
         )
         .expect("valid metric");
-        let build_info = IntGaugeVec::new(
-            Opts::new("ward_build_info", "ward's version"),
-            &["version"],
-        )
-        .expect("valid metric");
-        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let build_info =
+            IntGaugeVec::new(Opts::new("ward_build_info", "ward's version"), &["version"])
+                .expect("valid metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
         // Known label values start at zero, so a rate() or an alert has a series to read
         // before the first event.
         for result in ["success", "failure"] {
@@ -91,6 +127,8 @@ impl Metrics {
             Box::new(jwks_refresh.clone()),
             Box::new(jwks_keys.clone()),
             Box::new(jwks_last_success.clone()),
+            Box::new(introspection_requests.clone()),
+            Box::new(introspection_duration.clone()),
             Box::new(config_reloads.clone()),
             Box::new(config_last_reload_success.clone()),
             Box::new(build_info),
@@ -111,6 +149,8 @@ impl Metrics {
             jwks_refresh,
             jwks_keys,
             jwks_last_success,
+            introspection_requests,
+            introspection_duration,
             config_reloads,
             config_last_reload_success,
         }

@@ -114,7 +114,7 @@ FAIL - wrong tenant is wrongly expected to pass
     decision: expected allow, got deny
     status: expected 200, got 403
     headers.x-auth-subject: expected \"alice\", got not set
-    got: deny 403 forbidden (route tenant-orders): condition not met: routes[2].require.all[1].claim.equals_param: claim tenant equals_param \"tenant\"
+    got: deny 403 forbidden (route tenant-orders): condition not met: routes[2].require.all[1].claim: tenant equals_param tenant
 ok - no token
 FAIL - expired token is wrongly expected to be forbidden
     status: expected 403, got 401

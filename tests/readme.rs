@@ -101,10 +101,9 @@ fn first_screen_serve_starts_on_the_example_and_stops_on_sigterm() {
     let ready = rt.block_on(async {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(r) = reqwest::get(format!("http://{admin}/readyz")).await {
-                if r.status() == 200 {
-                    return true;
-                }
+            let ready = reqwest::get(format!("http://{admin}/readyz")).await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return true;
             }
             if Instant::now() > deadline {
                 return false;

@@ -1,11 +1,20 @@
 //! API keys: stored as SHA-256 digests, compared in constant time.
+//!
+//! A presented key is taken exactly as sent. Keys are printable ASCII without spaces: a
+//! key holding whitespace, control or non-ASCII bytes is refused as malformed (never
+//! trimmed, so `"k1 "` is not `"k1"`), and two key headers are refused as a duplicate
+//! (see [`crate::authn::token`]).
 
 use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 
+use crate::authn::TokenError;
 use crate::authn::claims::Identity;
 use crate::header::HeaderName;
+
+/// Keys longer than this are refused before hashing.
+pub const MAX_KEY_BYTES: usize = 4096;
 
 #[derive(Debug, Clone)]
 pub struct ApiKeySettings {
@@ -22,16 +31,33 @@ pub struct ApiKey {
 
 impl std::fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiKey").field("subject", &self.subject).finish()
+        f.debug_struct("ApiKey")
+            .field("subject", &self.subject)
+            .finish()
     }
 }
 
 impl ApiKey {
     pub fn new(sha256_hex: &str, subject: String, roles: Vec<String>) -> Result<Self, String> {
-        let digest = decode_hex32(sha256_hex)
-            .ok_or("expected the key's SHA-256 as 64 hex digits (`ward token hash-key` prints it)")?;
-        Ok(Self { digest, subject, roles })
+        let digest = decode_hex32(sha256_hex).ok_or(
+            "expected the key's SHA-256 as 64 hex digits (`ward token hash-key` prints it)",
+        )?;
+        Ok(Self {
+            digest,
+            subject,
+            roles,
+        })
     }
+
+    /// Whether both entries are the same key (config validation only; not constant time).
+    pub(crate) fn same_key(&self, other: &ApiKey) -> bool {
+        self.digest == other.digest
+    }
+}
+
+/// Printable ASCII, no space: the bytes an API key may hold.
+pub fn is_key_syntax(key: &str) -> bool {
+    !key.is_empty() && key.bytes().all(|b| b.is_ascii_graphic())
 }
 
 fn decode_hex32(s: &str) -> Option<[u8; 32]> {
@@ -61,7 +87,13 @@ pub fn sha256_hex(data: &[u8]) -> String {
 impl ApiKeySettings {
     /// Looks the presented key up. Every configured key is compared (in constant time)
     /// so the time taken does not tell which key, or how much of one, matched.
-    pub fn verify(&self, presented: &str, provider: &Arc<str>) -> Option<Identity> {
+    pub fn verify(&self, presented: &str, provider: &Arc<str>) -> Result<Identity, TokenError> {
+        if presented.len() > MAX_KEY_BYTES {
+            return Err(TokenError::TooLarge);
+        }
+        if !is_key_syntax(presented) {
+            return Err(TokenError::Malformed);
+        }
         let digest = sha256(presented.as_bytes());
         let mut found: Option<&ApiKey> = None;
         for k in &self.keys {
@@ -69,7 +101,8 @@ impl ApiKeySettings {
                 found = Some(k);
             }
         }
-        found.map(|k| Identity {
+        let k = found.ok_or(TokenError::UnknownKey)?;
+        Ok(Identity {
             provider: provider.clone(),
             subject: Some(k.subject.clone()),
             issuer: None,
@@ -90,14 +123,33 @@ mod tests {
     fn finds_keys_by_digest_only() {
         let s = ApiKeySettings {
             header: HeaderName::parse("x-api-key").unwrap(),
-            keys: vec![ApiKey::new(&sha256_hex(b"k1"), "batch".into(), vec!["billing".into()]).unwrap()],
+            keys: vec![
+                ApiKey::new(&sha256_hex(b"k1"), "batch".into(), vec!["billing".into()]).unwrap(),
+            ],
         };
         let p: Arc<str> = "machines".into();
         let id = s.verify("k1", &p).unwrap();
         assert_eq!(id.subject.as_deref(), Some("batch"));
         assert_eq!(id.roles, vec!["billing"]);
-        assert!(s.verify("k2", &p).is_none());
-        assert!(s.verify("k1 ", &p).is_none());
+        assert_eq!(s.verify("k2", &p).unwrap_err(), TokenError::UnknownKey);
+    }
+
+    #[test]
+    fn keys_are_never_trimmed_or_repaired() {
+        let s = ApiKeySettings {
+            header: HeaderName::parse("x-api-key").unwrap(),
+            keys: vec![ApiKey::new(&sha256_hex(b"k1"), "batch".into(), vec![]).unwrap()],
+        };
+        let p: Arc<str> = "machines".into();
+        for bad in ["k1 ", " k1", "k\t1", "k1\n", "k1\u{a0}", "k1é", ""] {
+            assert_eq!(
+                s.verify(bad, &p).unwrap_err(),
+                TokenError::Malformed,
+                "{bad:?}"
+            );
+        }
+        let huge = "k".repeat(MAX_KEY_BYTES + 1);
+        assert_eq!(s.verify(&huge, &p).unwrap_err(), TokenError::TooLarge);
     }
 
     #[test]

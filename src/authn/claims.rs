@@ -16,6 +16,10 @@ pub struct ClaimPath {
 
 impl ClaimPath {
     pub fn parse(dotted: &str) -> Result<Self, String> {
+        // A namespaced claim (a URL, as Auth0 and OIDC recommend) is one name, dots and all.
+        if dotted.starts_with("https://") || dotted.starts_with("http://") {
+            return Self::from_segments(vec![dotted.to_owned()]);
+        }
         Self::from_segments(dotted.split('.').map(str::to_owned).collect())
             .map_err(|_| format!("`{dotted}` is not a claim path like `realm_access.roles`"))
     }
@@ -114,6 +118,9 @@ mod tests {
             None
         );
         assert!(ClaimPath::parse("a..b").is_err());
+        // A namespaced claim written as a URL is one name, dots included.
+        let p = ClaimPath::parse("https://x.io/roles").unwrap();
+        assert_eq!(p.lookup(&claims), Some(&json!(["b"])));
         assert!(ClaimPath::parse("").is_err());
     }
 

@@ -248,14 +248,13 @@ fn check_claims(c: &Map<String, Value>, s: &JwtSettings, now: u64) -> Result<(),
     if now >= exp + leeway {
         return Err(TokenError::Expired);
     }
-    match c.get("nbf") {
-        None => {}
-        Some(Value::Number(n)) => {
-            if n.as_f64().is_some_and(|nbf| now + leeway < nbf) {
-                return Err(TokenError::NotYetValid);
-            }
-        }
+    let nbf = match c.get("nbf") {
+        None => None,
+        Some(Value::Number(n)) => n.as_f64(),
         Some(_) => return Err(TokenError::Malformed),
+    };
+    if nbf.is_some_and(|nbf| now + leeway < nbf) {
+        return Err(TokenError::NotYetValid);
     }
     let aud_ok = match c.get("aud") {
         Some(Value::String(a)) => s.audiences.iter().any(|w| w == a),

@@ -3,9 +3,11 @@
 pub mod apikey;
 pub mod cache;
 pub mod claims;
+pub mod introspection;
 pub mod jwk;
 pub mod jwt;
 pub mod keys;
+pub mod mesh;
 pub mod remote;
 pub mod strict_json;
 pub mod token;
@@ -25,17 +27,33 @@ pub struct ProviderSettings {
 pub enum ProviderKind {
     Jwt(Box<jwt::JwtSettings>),
     ApiKey(apikey::ApiKeySettings),
+    /// RFC 7662 introspection of opaque tokens.
+    Introspection(Box<introspection::IntrospectionSettings>),
+    /// The mTLS peer (Envoy's `source.principal` / `source.certificate`).
+    Mesh(mesh::MeshSettings),
 }
 
 impl ProviderSettings {
-    /// Where this provider looks for its credential.
+    /// Where this provider looks for its credential in the request. Empty for `mesh`,
+    /// whose credential is the connection's peer identity, not a header.
     pub fn sources(&self) -> Vec<token::TokenSource> {
         match &self.kind {
             ProviderKind::Jwt(j) => j.token_from.clone(),
+            ProviderKind::Introspection(i) => i.token_from.clone(),
             ProviderKind::ApiKey(a) => vec![token::TokenSource::Header {
                 name: a.header.clone(),
                 prefix: None,
             }],
+            ProviderKind::Mesh(_) => Vec::new(),
+        }
+    }
+
+    /// The claim headers this provider may set upstream (ward owns them).
+    pub fn claim_headers(&self) -> &[(claims::ClaimPath, crate::header::HeaderName)] {
+        match &self.kind {
+            ProviderKind::Jwt(j) => &j.claim_headers,
+            ProviderKind::Introspection(i) => &i.claim_headers,
+            ProviderKind::ApiKey(_) | ProviderKind::Mesh(_) => &[],
         }
     }
 }
@@ -70,4 +88,12 @@ pub enum TokenError {
     MissingExp,
     #[error("unknown API key")]
     UnknownKey,
+    #[error("token inactive")]
+    Inactive,
+    #[error("peer identity is not a SPIFFE ID")]
+    PeerIdentity,
+    #[error("peer trust domain not accepted")]
+    TrustDomain,
+    #[error("malformed peer certificate")]
+    Certificate,
 }

@@ -215,9 +215,9 @@ fn glob_from(parts: &[String], s: &str) -> bool {
     if rest.is_empty() {
         return after.is_empty();
     }
-    // `*` spans up to the next `/`.
+    // `*` spans one or more characters up to the next `/`: never an empty segment.
     let limit = after.find('/').unwrap_or(after.len());
-    (0..=limit)
+    (1..=limit)
         .filter(|i| after.is_char_boundary(*i))
         .any(|i| glob_from(rest, &after[i..]))
 }
@@ -262,11 +262,13 @@ fn compile_at(
     };
     let (key, arg) = obj.iter().next()?;
     let here = format!("{path}.{key}");
-    let desc = |summary: String| -> Arc<str> { format!("{here}: {summary}").into() };
+    // Descriptions name the condition by its config path, then its argument:
+    // `routes[1].require.roles_any [admin]`.
+    let desc = |summary: String| -> Arc<str> { format!("{here} {summary}").into() };
     let kind = match key.as_str() {
         "roles_any" | "roles_all" | "scopes_any" | "scopes_all" => {
             let list = strings(arg, &here, errors)?;
-            let summary = format!("{key} [{}]", list.join(", "));
+            let summary = format!("[{}]", list.join(", "));
             let kind = match key.as_str() {
                 "roles_any" => Kind::RolesAny(list),
                 "roles_all" => Kind::RolesAll(list),
@@ -281,7 +283,7 @@ fn compile_at(
         "methods" => {
             let list = strings(arg, &here, errors)?;
             let list = crate::config::compile_methods(list, &here, errors);
-            let summary = format!("methods [{}]", list.join(", "));
+            let summary = format!("[{}]", list.join(", "));
             return Some(Condition {
                 kind: Kind::Methods(list),
                 desc: desc(summary),
@@ -289,7 +291,7 @@ fn compile_at(
         }
         "source_principals" => {
             let list = strings(arg, &here, errors)?;
-            let summary = format!("source_principals [{}]", list.join(", "));
+            let summary = format!("[{}]", list.join(", "));
             let globs = list.iter().map(|p| Glob::new(p)).collect();
             return Some(Condition {
                 kind: Kind::SourcePrincipals(globs),
@@ -313,7 +315,7 @@ fn compile_at(
             if out.len() != items.len() {
                 return None;
             }
-            let summary = format!("{key} of {} conditions", out.len());
+            let summary = format!("({} conditions)", out.len());
             let kind = if key == "all" {
                 Kind::All(out)
             } else {
@@ -326,7 +328,7 @@ fn compile_at(
         }
         "not" => {
             let inner = compile_at(arg, &here, ctx, errors, depth + 1)?;
-            let summary = format!("not ({})", inner.desc);
+            let summary = format!("({})", inner.desc);
             Kind::Not(Box::new(inner)).with(desc(summary))
         }
         "claim" => return compile_claim(arg, &here, ctx, errors),
@@ -464,10 +466,14 @@ fn compile_claim(
             return None;
         }
     };
-    let summary = format!("claim {} {op} {}", name.as_str(), arg);
+    // Strings are shown as written (a regex unescaped); other values as JSON.
+    let shown = match arg {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
     Some(Condition {
+        desc: format!("{path}: {} {op} {shown}", name.as_str()).into(),
         kind: Kind::Claim(name, test),
-        desc: format!("{here}: {summary}").into(),
     })
 }
 

@@ -16,8 +16,10 @@ use serde_json::Value;
 use super::{Dur, Errors, Mode};
 use crate::authn::apikey::{ApiKey, ApiKeySettings};
 use crate::authn::claims::ClaimPath;
+use crate::authn::introspection::{AuthMethod, BreakerSettings, IntrospectionSettings, Secret};
 use crate::authn::jwk::KeySet;
 use crate::authn::jwt::{Alg, JwtSettings, KeySource};
+use crate::authn::mesh::{self, MeshSettings};
 use crate::authn::token::TokenSource;
 use crate::authn::{ProviderKind, ProviderSettings};
 use crate::authz::condition;
@@ -152,6 +154,7 @@ struct RawProvider {
     jwt: Option<Value>,
     api_key: Option<Value>,
     introspection: Option<Value>,
+    mesh: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -197,6 +200,49 @@ struct RawApiKey {
     header: Option<String>,
     #[serde(default)]
     keys: Vec<RawKey>,
+    /// A YAML or JSON list of keys (a mounted Kubernetes Secret).
+    keys_file: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIntrospection {
+    endpoint: String,
+    client_id: String,
+    client_secret: String,
+    auth_method: Option<RawAuthMethod>,
+    issuer: Option<String>,
+    audiences: Option<Vec<String>>,
+    cache_ttl: Option<Dur>,
+    negative_cache_ttl: Option<Dur>,
+    timeout: Option<Dur>,
+    ca_file: Option<String>,
+    max_token_bytes: Option<usize>,
+    claims: Option<RawClaimMap>,
+    token_from: Option<Vec<RawTokenSource>>,
+    headers: Option<BTreeMap<String, String>>,
+    circuit_breaker: Option<RawBreaker>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum RawAuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBreaker {
+    failures: Option<u32>,
+    cool_down: Option<Dur>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMesh {
+    trust_domains: Vec<String>,
+    from_certificate: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -269,7 +315,11 @@ pub(super) fn compile(value: Value, base: &Path, errors: &mut Errors) -> Option<
                 &k,
                 format!(
                     "unknown field `{k}`, expected one of {}",
-                    TOP_KEYS.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
+                    TOP_KEYS
+                        .iter()
+                        .map(|t| format!("`{t}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             );
             map.remove(&k);
@@ -291,7 +341,13 @@ pub(super) fn compile(value: Value, base: &Path, errors: &mut Errors) -> Option<
     let mut names: HashMap<String, usize> = HashMap::new();
     for (i, raw) in top.providers.into_iter().enumerate() {
         let path = format!("providers[{i}]");
+        let name = raw.get("name").and_then(Value::as_str).map(str::to_owned);
         let Some(p) = compile_provider(raw, &path, base, errors) else {
+            // Known, though broken: routes naming it get no second, misleading error
+            // ("no provider is named"). The config is rejected anyway.
+            if let Some(n) = name {
+                names.entry(n).or_insert(usize::MAX);
+            }
             continue;
         };
         if names.insert(p.name.to_string(), providers.len()).is_some() {
@@ -454,18 +510,21 @@ fn check_owned_headers(
         }
     }
     for (i, p) in providers.iter().enumerate() {
-        if let ProviderKind::Jwt(jwt) = &p.kind {
-            for (_, h) in &jwt.claim_headers {
-                if let Some(prev) = seen.get(h.as_str()) {
-                    if !prev.starts_with("providers") {
-                        errors.add(
-                            &format!("providers[{i}].jwt.headers"),
-                            format!("`{h}` is already used by {prev}"),
-                        );
-                    }
-                } else {
-                    seen.insert(h.as_str(), format!("providers[{i}].jwt.headers"));
+        let kind = match &p.kind {
+            ProviderKind::Jwt(_) => "jwt",
+            ProviderKind::Introspection(_) => "introspection",
+            ProviderKind::ApiKey(_) | ProviderKind::Mesh(_) => continue,
+        };
+        for (_, h) in p.claim_headers() {
+            if let Some(prev) = seen.get(h.as_str()) {
+                if !prev.starts_with("providers") {
+                    errors.add(
+                        &format!("providers[{i}].{kind}.headers"),
+                        format!("`{h}` is already used by {prev}"),
+                    );
                 }
+            } else {
+                seen.insert(h.as_str(), format!("providers[{i}].{kind}.headers"));
             }
         }
     }
@@ -493,11 +552,12 @@ fn compile_provider(
         raw.jwt.is_some(),
         raw.api_key.is_some(),
         raw.introspection.is_some(),
+        raw.mesh.is_some(),
     ];
     if kinds.iter().filter(|k| **k).count() != 1 {
         errors.add(
             path,
-            "a provider has exactly one of `jwt`, `api_key`, `introspection`",
+            "a provider has exactly one of `jwt`, `api_key`, `introspection`, `mesh`",
         );
         return None;
     }
@@ -510,13 +570,22 @@ fn compile_provider(
             errors,
         )?))
     } else if let Some(ak) = raw.api_key {
-        ProviderKind::ApiKey(compile_api_key(ak, &format!("{path}.api_key"), errors)?)
-    } else {
-        errors.add(
+        ProviderKind::ApiKey(compile_api_key(
+            ak,
+            &format!("{path}.api_key"),
+            base,
+            errors,
+        )?)
+    } else if let Some(i) = raw.introspection {
+        ProviderKind::Introspection(Box::new(compile_introspection(
+            i,
             &format!("{path}.introspection"),
-            "introspection providers are not supported by this build of ward yet",
-        );
-        return None;
+            base,
+            errors,
+        )?))
+    } else {
+        let m = raw.mesh?;
+        ProviderKind::Mesh(compile_mesh(m, &format!("{path}.mesh"), errors)?)
     };
     Some(ProviderSettings { name, kind })
 }
@@ -606,40 +675,9 @@ fn compile_jwt(v: Value, path: &str, base: &Path, errors: &mut Errors) -> Option
         errors.add(&format!("{path}.max_token_bytes"), "must be greater than 0");
     }
 
-    let (roles_claim, scopes_claim) = match raw.claims {
-        Some(c) => (
-            c.roles
-                .map(|v| claim_path(&v, &format!("{path}.claims.roles"), errors)),
-            c.scopes
-                .map(|v| claim_path(&v, &format!("{path}.claims.scopes"), errors)),
-        ),
-        None => (None, None),
-    };
-
-    let token_from = match raw.token_from {
-        None => vec![TokenSource::default_bearer()],
-        Some(list) if list.is_empty() => {
-            errors.add(
-                &format!("{path}.token_from"),
-                "list at least one place to read the token from",
-            );
-            Vec::new()
-        }
-        Some(list) => list
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, s)| token_source(s, &format!("{path}.token_from[{i}]"), errors))
-            .collect(),
-    };
-
-    let mut claim_headers = Vec::new();
-    for (claim, header) in raw.headers.unwrap_or_default() {
-        let p = format!("{path}.headers.{claim}");
-        let cp = claim_path(&Value::String(claim.clone()), &p, errors);
-        if let Some(h) = owned_header(errors, &p, &header) {
-            claim_headers.push((cp, h));
-        }
-    }
+    let (roles_claim, scopes_claim) = claim_map(raw.claims, path, errors);
+    let token_from = token_from(raw.token_from, path, errors);
+    let claim_headers = claim_headers(raw.headers, path, errors);
 
     let timeout = raw.timeout.map_or(Duration::from_secs(5), |d| d.0);
     if timeout.is_zero() {
@@ -684,11 +722,208 @@ fn compile_jwt(v: Value, path: &str, base: &Path, errors: &mut Errors) -> Option
         timeout,
         ca_file,
         max_token_bytes,
-        roles_claim: roles_claim.unwrap_or_else(|| ClaimPath::parse("roles").expect("static path")),
-        scopes_claim: scopes_claim
-            .unwrap_or_else(|| ClaimPath::parse("scope").expect("static path")),
+        roles_claim,
+        scopes_claim,
         token_from,
         claim_headers,
+    })
+}
+
+/// `claims: {roles, scopes}`: where roles and scopes are read (defaults `roles`, `scope`).
+fn claim_map(raw: Option<RawClaimMap>, path: &str, errors: &mut Errors) -> (ClaimPath, ClaimPath) {
+    let (roles, scopes) = match raw {
+        Some(c) => (
+            c.roles
+                .map(|v| claim_path(&v, &format!("{path}.claims.roles"), errors)),
+            c.scopes
+                .map(|v| claim_path(&v, &format!("{path}.claims.scopes"), errors)),
+        ),
+        None => (None, None),
+    };
+    (
+        roles.unwrap_or_else(|| ClaimPath::parse("roles").expect("static path")),
+        scopes.unwrap_or_else(|| ClaimPath::parse("scope").expect("static path")),
+    )
+}
+
+/// `token_from`: where the bearer token is read (default `Authorization: Bearer`).
+fn token_from(
+    raw: Option<Vec<RawTokenSource>>,
+    path: &str,
+    errors: &mut Errors,
+) -> Vec<TokenSource> {
+    match raw {
+        None => vec![TokenSource::default_bearer()],
+        Some(list) if list.is_empty() => {
+            errors.add(
+                &format!("{path}.token_from"),
+                "list at least one place to read the token from",
+            );
+            Vec::new()
+        }
+        Some(list) => list
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, s)| token_source(s, &format!("{path}.token_from[{i}]"), errors))
+            .collect(),
+    }
+}
+
+/// `headers: {claim: header}`: claims passed upstream.
+fn claim_headers(
+    raw: Option<BTreeMap<String, String>>,
+    path: &str,
+    errors: &mut Errors,
+) -> Vec<(ClaimPath, HeaderName)> {
+    let mut out = Vec::new();
+    for (claim, header) in raw.unwrap_or_default() {
+        let p = format!("{path}.headers.{claim}");
+        let cp = claim_path(&Value::String(claim.clone()), &p, errors);
+        if let Some(h) = owned_header(errors, &p, &header) {
+            out.push((cp, h));
+        }
+    }
+    out
+}
+
+fn compile_introspection(
+    v: Value,
+    path: &str,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<IntrospectionSettings> {
+    let raw: RawIntrospection = errors.parse(path, v)?;
+    let before = errors_len(errors);
+
+    let endpoint = check_url(&raw.endpoint, &format!("{path}.endpoint"), errors);
+    if raw.client_id.is_empty() {
+        errors.add(&format!("{path}.client_id"), "must not be empty");
+    }
+    if raw.client_secret.is_empty() {
+        // Never echo the value: it is (or should have been) a secret.
+        errors.add(
+            &format!("{path}.client_secret"),
+            "must not be empty (set it from the environment: `${WARD_INTROSPECTION_SECRET}`)",
+        );
+    }
+    if raw.issuer.as_deref() == Some("") {
+        errors.add(
+            &format!("{path}.issuer"),
+            "must not be empty: leave it out to accept any `iss`",
+        );
+    }
+    let audiences = raw.audiences.unwrap_or_default();
+    if audiences.iter().any(String::is_empty) {
+        errors.add(
+            &format!("{path}.audiences"),
+            "an audience must not be empty",
+        );
+    }
+    let positive = |d: Option<Dur>, default: Duration, key: &str, errors: &mut Errors| {
+        let d = d.map_or(default, |d| d.0);
+        if d.is_zero() {
+            errors.add(&format!("{path}.{key}"), "must be greater than 0");
+        }
+        d
+    };
+    let timeout = positive(raw.timeout, Duration::from_secs(2), "timeout", errors);
+    let cache_ttl = raw.cache_ttl.map_or(Duration::from_secs(60), |d| d.0);
+    let negative_cache_ttl = raw
+        .negative_cache_ttl
+        .map_or(Duration::from_secs(10), |d| d.0);
+    let max_token_bytes = raw.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
+    if max_token_bytes == 0 {
+        errors.add(&format!("{path}.max_token_bytes"), "must be greater than 0");
+    }
+    let breaker = match raw.circuit_breaker {
+        None => BreakerSettings {
+            failures: 5,
+            cool_down: Duration::from_secs(30),
+        },
+        Some(b) => {
+            let failures = b.failures.unwrap_or(5);
+            if failures == 0 {
+                errors.add(
+                    &format!("{path}.circuit_breaker.failures"),
+                    "must be at least 1",
+                );
+            }
+            let cool_down = positive(
+                b.cool_down,
+                Duration::from_secs(30),
+                "circuit_breaker.cool_down",
+                errors,
+            );
+            BreakerSettings {
+                failures,
+                cool_down,
+            }
+        }
+    };
+    let ca_file = raw.ca_file.map(|c| base.join(c));
+    if let Some(ca) = &ca_file
+        && let Err(e) = std::fs::metadata(ca)
+    {
+        errors.add(
+            &format!("{path}.ca_file"),
+            format!("cannot read {}: {e}", ca.display()),
+        );
+    }
+    let (roles_claim, scopes_claim) = claim_map(raw.claims, path, errors);
+    let token_from = token_from(raw.token_from, path, errors);
+    let claim_headers = claim_headers(raw.headers, path, errors);
+
+    if errors_len(errors) != before {
+        return None;
+    }
+    Some(IntrospectionSettings {
+        endpoint: endpoint?,
+        client_id: raw.client_id,
+        client_secret: Secret::new(raw.client_secret),
+        auth_method: match raw.auth_method {
+            None | Some(RawAuthMethod::ClientSecretBasic) => AuthMethod::ClientSecretBasic,
+            Some(RawAuthMethod::ClientSecretPost) => AuthMethod::ClientSecretPost,
+        },
+        issuer: raw.issuer,
+        audiences,
+        cache_ttl,
+        negative_cache_ttl,
+        timeout,
+        ca_file,
+        max_token_bytes,
+        roles_claim,
+        scopes_claim,
+        token_from,
+        claim_headers,
+        breaker,
+    })
+}
+
+fn compile_mesh(v: Value, path: &str, errors: &mut Errors) -> Option<MeshSettings> {
+    let raw: RawMesh = errors.parse(path, v)?;
+    let before = errors_len(errors);
+    if raw.trust_domains.is_empty() {
+        errors.add(
+            &format!("{path}.trust_domains"),
+            "list at least one trust domain, such as `cluster.local`",
+        );
+    }
+    for (i, td) in raw.trust_domains.iter().enumerate() {
+        if !mesh::valid_trust_domain(td) {
+            errors.add(
+                &format!("{path}.trust_domains[{i}]"),
+                format!(
+                    "`{td}` is not a SPIFFE trust domain: lower-case letters, digits, `.`, `-`, `_`, without `spiffe://` (e.g. `cluster.local`)"
+                ),
+            );
+        }
+    }
+    if errors_len(errors) != before {
+        return None;
+    }
+    Some(MeshSettings {
+        trust_domains: raw.trust_domains,
+        from_certificate: raw.from_certificate.unwrap_or(true),
     })
 }
 
@@ -799,26 +1034,108 @@ fn non_empty(s: String, path: &str, errors: &mut Errors) -> Option<String> {
     }
 }
 
-fn compile_api_key(v: Value, path: &str, errors: &mut Errors) -> Option<ApiKeySettings> {
+fn compile_api_key(
+    v: Value,
+    path: &str,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<ApiKeySettings> {
     let raw: RawApiKey = errors.parse(path, v)?;
+    let before = errors_len(errors);
     let header = match HeaderName::parse(raw.header.as_deref().unwrap_or("x-api-key")) {
-        Ok(h) => h,
+        Ok(h) => Some(h),
         Err(e) => {
             errors.add(&format!("{path}.header"), e);
-            return None;
+            None
         }
     };
-    if raw.keys.is_empty() {
-        errors.add(&format!("{path}.keys"), "list at least one key");
-    }
-    let mut keys = Vec::new();
+    // Each key with the config path its errors are reported at.
+    let mut keys: Vec<(ApiKey, String)> = Vec::new();
     for (i, k) in raw.keys.into_iter().enumerate() {
+        let at = format!("{path}.keys[{i}]");
+        if k.subject.is_empty() {
+            errors.add(&format!("{at}.subject"), "must not be empty");
+        }
         match ApiKey::new(&k.sha256, k.subject, k.roles) {
-            Ok(key) => keys.push(key),
-            Err(e) => errors.add(&format!("{path}.keys[{i}].sha256"), e),
+            Ok(key) => keys.push((key, at)),
+            Err(e) => errors.add(&format!("{at}.sha256"), e),
         }
     }
-    Some(ApiKeySettings { header, keys })
+    if let Some(file) = &raw.keys_file {
+        let at = format!("{path}.keys_file");
+        let full = base.join(file);
+        match std::fs::read_to_string(&full) {
+            Ok(text) => match keys_from_file(&text) {
+                Ok(list) => keys.extend(list.into_iter().map(|(k, i)| (k, format!("{at}[{i}]")))),
+                Err(msgs) => {
+                    for m in msgs {
+                        errors.add(&at, format!("{}: {m}", full.display()));
+                    }
+                }
+            },
+            Err(e) => errors.add(&at, format!("cannot read {}: {e}", full.display())),
+        }
+    }
+    if keys.is_empty() && errors_len(errors) == before {
+        errors.add(
+            &format!("{path}.keys"),
+            "list at least one key (in `keys` or `keys_file`)",
+        );
+    }
+    for (i, (k, at)) in keys.iter().enumerate() {
+        if let Some((_, first)) = keys[..i].iter().find(|(o, _)| o.same_key(k)) {
+            errors.add(at, format!("the same key is already listed at {first}"));
+        }
+    }
+    if errors_len(errors) != before {
+        return None;
+    }
+    Some(ApiKeySettings {
+        header: header?,
+        keys: keys.into_iter().map(|(k, _)| k).collect(),
+    })
+}
+
+/// Keys from a `keys_file`: a YAML (or JSON) list of `{sha256, subject, roles}`. Errors
+/// name the file's own line and element.
+fn keys_from_file(text: &str) -> Result<Vec<(ApiKey, usize)>, Vec<String>> {
+    let (value, lines) = super::yaml::parse(text)
+        .map_err(|e| vec![format!("line {}: invalid YAML: {}", e.line, e.message)])?;
+    let Value::Array(items) = value else {
+        return Err(vec![
+            "expected a list of keys like `- {sha256: <hex>, subject: <name>, roles: [..]}`".into(),
+        ]);
+    };
+    let mut keys = Vec::new();
+    let mut errs = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let here = |field: &str| {
+            let p = if field.is_empty() {
+                format!("[{i}]")
+            } else {
+                format!("[{i}].{field}")
+            };
+            match lines.line_of(&p) {
+                Some(l) => format!("line {l}: {p}"),
+                None => p,
+            }
+        };
+        match serde_path_to_error::deserialize::<_, RawKey>(item) {
+            Err(e) => {
+                let inner = e.path().to_string();
+                let field = if inner == "." { String::new() } else { inner };
+                errs.push(format!("{}: {}", here(&field), e.into_inner()));
+            }
+            Ok(k) if k.subject.is_empty() => {
+                errs.push(format!("{}: must not be empty", here("subject")));
+            }
+            Ok(k) => match ApiKey::new(&k.sha256, k.subject, k.roles) {
+                Ok(key) => keys.push((key, i)),
+                Err(e) => errs.push(format!("{}: {e}", here("sha256"))),
+            },
+        }
+    }
+    if errs.is_empty() { Ok(keys) } else { Err(errs) }
 }
 
 fn compile_route(

@@ -124,8 +124,18 @@ impl Authorization for AuthzService {
         };
         let elapsed = start.elapsed();
         self.state.record(&decision, elapsed);
-        let sampled = decision.is_allow() && self.state.sample_allowed(engine.config().logging.allowed_sample);
-        log_decision(&decision, &request_id, path, elapsed, engine.config().logging.subject, sampled);
+        let sampled = decision.is_allow()
+            && self
+                .state
+                .sample_allowed(engine.config().logging.allowed_sample);
+        log_decision(
+            &decision,
+            &request_id,
+            path,
+            elapsed,
+            engine.config().logging.subject,
+            sampled,
+        );
         Ok(Response::new(response::check_response(
             &decision,
             &request_id,
@@ -167,11 +177,23 @@ pub fn log_decision(
             detail = %r.explain(), latency_us, "check would be denied (shadow mode)"
         ),
         (Verdict::Allow(_), None) if sampled => tracing::info!(
-            request_id, route, provider, subject, path, decision = "allow", latency_us,
+            request_id,
+            route,
+            provider,
+            subject,
+            path,
+            decision = "allow",
+            latency_us,
             "check allowed (sampled)"
         ),
         (Verdict::Allow(_), None) => tracing::debug!(
-            request_id, route, provider, subject, path, decision = "allow", latency_us,
+            request_id,
+            route,
+            provider,
+            subject,
+            path,
+            decision = "allow",
+            latency_us,
             "check allowed"
         ),
     }

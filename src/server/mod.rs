@@ -80,7 +80,7 @@ impl AppState {
         let n = self
             .allowed_seen
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        n % every == 0
+        n.is_multiple_of(every)
     }
 
     pub fn record(&self, d: &Decision, elapsed: Duration) {

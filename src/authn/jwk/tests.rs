@@ -177,7 +177,7 @@ fn ec_point_not_on_the_curve_is_skipped() {
         &jwks().p256,
         json!({"x": b64(&[1; 32]), "y": b64(&[2; 32])}),
     );
-    assert_skipped(off_curve, "EC key is invalid");
+    assert_skipped(off_curve, "EC point is not on the curve");
 }
 
 #[test]

@@ -114,7 +114,7 @@ fn roles_any_needs_one_listed_role() {
     );
     assert_eq!(
         &*f.condition,
-        "routes[0].require.roles_any: roles_any [orders-reader, admin]"
+        "routes[0].require.roles_any [orders-reader, admin]"
     );
     assert!(r.eval(&with_roles(&[], &[]), &req).is_err());
     // Roles compare exactly: no case folding, no prefix matching.
@@ -156,7 +156,7 @@ fn scope_failures_are_insufficient_scope() {
     assert!(f.insufficient_scope);
     assert_eq!(
         &*f.condition,
-        "routes[0].require.scopes_all: scopes_all [orders.read, orders.write]"
+        "routes[0].require.scopes_all [orders.read, orders.write]"
     );
     assert!(
         any.eval(&with_roles(&["orders.read"], &[]), &req).is_err(),
@@ -533,7 +533,6 @@ fn source_principal_globs_match_one_segment() {
 }
 
 #[test]
-#[ignore = "bug: a whole-segment `*` also matches an empty segment (glob_from starts at 0)"]
 fn source_principal_glob_needs_a_non_empty_segment() {
     // SPIFFE IDs have no empty segments; `sa/*` means "some service account".
     let r = Rule::new(json!({"source_principals": [
@@ -609,7 +608,7 @@ fn all_reports_its_first_failing_member() {
     let f = r.eval(&id, &req).unwrap_err();
     assert!(
         f.condition
-            .starts_with("routes[0].require.all[1].claim.equals_param"),
+            .starts_with("routes[0].require.all[1].claim: tenant equals_param tenant"),
         "{}",
         f.condition
     );
@@ -634,7 +633,7 @@ fn any_passes_on_one_branch_and_reports_itself() {
     assert!(r.eval(&with_roles(&["admin"], &[]), &req).is_ok());
     assert!(r.holds(json!({"tier": "gold"})));
     let f = r.claims(json!({"tier": "silver"})).unwrap_err();
-    assert_eq!(&*f.condition, "routes[0].require.any: any of 2 conditions");
+    assert_eq!(&*f.condition, "routes[0].require.any (2 conditions)");
     assert!(!f.insufficient_scope);
 }
 
@@ -677,7 +676,7 @@ fn not_inverts_and_is_never_a_scope_failure() {
     );
     assert_eq!(
         &*f.condition,
-        "routes[0].require.not: not (routes[0].require.not.scopes_any: scopes_any [guest])"
+        "routes[0].require.not (routes[0].require.not.scopes_any [guest])"
     );
 
     let twice = Rule::new(json!({"not": {"not": {"claim": {"name": "x", "equals": 1}}}}));
@@ -745,7 +744,7 @@ fn descriptions_never_show_claim_values() {
         f.condition
     );
     assert!(
-        f.condition.starts_with("routes[0].require.claim.equals"),
+        f.condition.starts_with("routes[0].require.claim: tenant equals acme"),
         "{}",
         f.condition
     );

@@ -1,0 +1,713 @@
+//! RFC 7662 introspection through ward's gRPC API, against a real introspection
+//! endpoint on 127.0.0.1: identity mapping, client authentication, caching (hits
+//! counted), the exp bound, single flight, every endpoint fault, the circuit breaker,
+//! metrics, and config validation of the new keys.
+
+mod authn_harness;
+mod introspect_server;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use authn_harness::{Req, Ward, start_with};
+use introspect_server::{CLIENT_ID, CLIENT_SECRET, Introspect, Reply};
+
+fn now() -> u64 {
+    ward::authn::cache::unix_now()
+}
+
+/// A config with one introspection provider `partners` on `/api`; `extra` is appended
+/// to the provider's settings (indented by 6).
+fn config(ep: &Introspect, extra: &str) -> String {
+    let defaults = [
+        ("timeout:", "timeout: 500ms"),
+        (
+            "circuit_breaker:",
+            "circuit_breaker: { failures: 50, cool_down: 30s }",
+        ),
+    ];
+    let mut settings = String::new();
+    for (key, line) in defaults {
+        if !extra.contains(key) {
+            settings.push_str(&format!("      {line}\n"));
+        }
+    }
+    for l in extra.lines().filter(|l| !l.trim().is_empty()) {
+        settings.push_str(&format!("      {}\n", l.trim()));
+    }
+    format!(
+        r#"
+providers:
+  - name: partners
+    introspection:
+      endpoint: {url}
+      client_id: {CLIENT_ID}
+      client_secret: ${{PARTNERS_SECRET}}
+{settings}
+routes:
+  - name: api
+    match: {{ path_prefix: /api }}
+    providers: [partners]
+"#,
+        url = ep.url()
+    )
+}
+
+async fn start(yaml: &str) -> Ward {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env: HashMap<String, String> =
+        [("PARTNERS_SECRET".to_string(), CLIENT_SECRET.to_string())].into();
+    start_with(yaml, dir.path(), &env).await
+}
+
+fn active(sub: &str, ttl: u64) -> serde_json::Value {
+    json!({"active": true, "sub": sub, "scope": "orders:read orders:write", "exp": now() + ttl})
+}
+
+const OK: (i32, u16, &str) = (0, 200, "ok");
+const UNAVAILABLE: (i32, u16, &str) = (14, 503, "authn_unavailable");
+const INVALID: (i32, u16, &str) = (16, 401, "invalid_token");
+
+// === identity and client authentication ===
+
+#[tokio::test]
+async fn active_token_maps_the_identity() {
+    let ep = Introspect::start().await;
+    ep.set_token(
+        "opaque-alice",
+        json!({
+            "active": true, "sub": "alice", "username": "alice@example.com",
+            "client_id": "partner-app", "scope": "orders:read orders:write",
+            "iss": "https://idp.test", "aud": ["orders-api"], "exp": now() + 300,
+            "realm_access": {"roles": ["orders-reader", "auditor"]}, "tenant": "acme"
+        }),
+    );
+    let ward = start(&config(
+        &ep,
+        "claims: { roles: realm_access.roles }
+         headers: { client_id: x-auth-client, username: x-auth-username }",
+    ))
+    .await;
+    let r = ward
+        .check(Req::get("/api/orders").bearer("opaque-alice"))
+        .await;
+    assert_eq!(r.short(), OK, "{r:?}");
+    assert_eq!(r.subject(), Some("alice"));
+    assert_eq!(r.header("x-auth-issuer"), Some("https://idp.test"));
+    assert_eq!(r.header("x-auth-provider"), Some("partners"));
+    assert_eq!(r.header("x-auth-roles"), Some("orders-reader,auditor"));
+    assert_eq!(r.header("x-auth-scopes"), Some("orders:read orders:write"));
+    assert_eq!(r.header("x-auth-client"), Some("partner-app"));
+    assert_eq!(r.header("x-auth-username"), Some("alice@example.com"));
+
+    // client_secret_basic (the default): credentials form-encoded in Basic, the token
+    // and its hint in the form body, no secret in the body.
+    let seen = ep.last().expect("a request");
+    assert_eq!(
+        seen.content_type.as_deref(),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert!(
+        seen.authorization
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("Basic ")
+    );
+    assert_eq!(
+        seen.form.get("token").map(String::as_str),
+        Some("opaque-alice")
+    );
+    assert_eq!(
+        seen.form.get("token_type_hint").map(String::as_str),
+        Some("access_token")
+    );
+    assert!(!seen.form.contains_key("client_secret"));
+}
+
+#[tokio::test]
+async fn client_secret_post_sends_the_credentials_in_the_body() {
+    let ep = Introspect::start().await;
+    ep.set_token("t1", active("bob", 300));
+    let ward = start(&config(&ep, "auth_method: client_secret_post")).await;
+    let r = ward.check(Req::get("/api/x").bearer("t1")).await;
+    assert_eq!(r.short(), OK, "{r:?}");
+    let seen = ep.last().expect("a request");
+    assert_eq!(seen.authorization, None);
+    assert_eq!(
+        seen.form.get("client_id").map(String::as_str),
+        Some(CLIENT_ID)
+    );
+    assert_eq!(
+        seen.form.get("client_secret").map(String::as_str),
+        Some(CLIENT_SECRET)
+    );
+}
+
+#[tokio::test]
+async fn rules_see_introspected_claims() {
+    let ep = Introspect::start().await;
+    ep.set_token("reader", active("r", 300));
+    ep.set_token(
+        "writer-only",
+        json!({"active": true, "sub": "w", "scope": "orders:write", "exp": now() + 300}),
+    );
+    let yaml = config(&ep, "").replace(
+        "providers: [partners]",
+        "providers: [partners]\n    require: { scopes_any: [orders:read] }",
+    );
+    let ward = start(&yaml).await;
+    assert_eq!(
+        ward.check(Req::get("/api/x").bearer("reader"))
+            .await
+            .short(),
+        OK
+    );
+    let r = ward.check(Req::get("/api/x").bearer("writer-only")).await;
+    assert_eq!(r.short(), (7, 403, "forbidden"));
+}
+
+#[tokio::test]
+async fn issuer_and_audiences_are_checked() {
+    let ep = Introspect::start().await;
+    let base = |iss: &str, aud: serde_json::Value| json!({"active": true, "sub": "s", "iss": iss, "aud": aud, "exp": now() + 300});
+    ep.set_token("good", base("https://idp.test", json!("orders-api")));
+    ep.set_token(
+        "good-list",
+        base("https://idp.test", json!(["x", "orders-api"])),
+    );
+    ep.set_token("other-iss", base("https://evil.test", json!("orders-api")));
+    ep.set_token("other-aud", base("https://idp.test", json!(["billing"])));
+    ep.set_token(
+        "no-aud",
+        json!({"active": true, "sub": "s", "iss": "https://idp.test"}),
+    );
+    let ward = start(&config(
+        &ep,
+        "issuer: https://idp.test
+         audiences: [orders-api]",
+    ))
+    .await;
+    for (tok, want, detail) in [
+        ("good", OK, ""),
+        ("good-list", OK, ""),
+        ("other-iss", INVALID, "issuer not accepted"),
+        ("other-aud", INVALID, "audience not accepted"),
+        ("no-aud", INVALID, "audience not accepted"),
+    ] {
+        let r = ward.check(Req::get("/api/x").bearer(tok)).await;
+        assert_eq!((r.short(), r.detail.as_str()), (want, detail), "{tok}");
+    }
+}
+
+#[tokio::test]
+async fn inactive_tokens_are_401_and_cached_briefly() {
+    let ep = Introspect::start().await;
+    let ward = start(&config(&ep, "negative_cache_ttl: 1s")).await;
+    for _ in 0..3 {
+        let r = ward.check(Req::get("/api/x").bearer("revoked")).await;
+        assert_eq!((r.short(), r.detail.as_str()), (INVALID, "token inactive"));
+    }
+    assert_eq!(ep.hits(), 1, "a refusal is cached for negative_cache_ttl");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    ep.set_token("revoked", active("back", 300));
+    let r = ward.check(Req::get("/api/x").bearer("revoked")).await;
+    assert_eq!(r.short(), OK, "asked again once negative_cache_ttl passed");
+    assert_eq!(ep.hits(), 2);
+}
+
+#[tokio::test]
+async fn an_active_answer_past_its_exp_is_refused() {
+    let ep = Introspect::start().await;
+    ep.set_token(
+        "stale",
+        json!({"active": true, "sub": "s", "exp": now() - 5}),
+    );
+    ep.set_token(
+        "bad-exp",
+        json!({"active": true, "sub": "s", "exp": "soon"}),
+    );
+    let ward = start(&config(&ep, "")).await;
+    let r = ward.check(Req::get("/api/x").bearer("stale")).await;
+    assert_eq!((r.short(), r.detail.as_str()), (INVALID, "token expired"));
+    let r = ward.check(Req::get("/api/x").bearer("bad-exp")).await;
+    assert_eq!((r.short(), r.detail.as_str()), (INVALID, "malformed token"));
+}
+
+// === caching ===
+
+#[tokio::test]
+async fn answers_are_cached_for_cache_ttl() {
+    let ep = Introspect::start().await;
+    ep.set_token("t-exp", active("with-exp", 3600));
+    ep.set_token("t-noexp", json!({"active": true, "sub": "no-exp"}));
+    let ward = start(&config(&ep, "cache_ttl: 1s")).await;
+    for _ in 0..5 {
+        assert_eq!(
+            ward.check(Req::get("/api/x").bearer("t-exp")).await.short(),
+            OK
+        );
+        let r = ward.check(Req::get("/api/x").bearer("t-noexp")).await;
+        assert_eq!(r.subject(), Some("no-exp"));
+    }
+    assert_eq!((ep.hits_for("t-exp"), ep.hits_for("t-noexp")), (1, 1));
+    let hits = ward
+        .metric(r#"ward_token_cache_requests_total{provider="partners",result="hit"}"#)
+        .await;
+    assert_eq!(hits, 8.0);
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    ward.check(Req::get("/api/x").bearer("t-exp")).await;
+    ward.check(Req::get("/api/x").bearer("t-noexp")).await;
+    assert_eq!(
+        (ep.hits_for("t-exp"), ep.hits_for("t-noexp")),
+        (2, 2),
+        "cache_ttl bounds both, with or without exp"
+    );
+}
+
+#[tokio::test]
+async fn the_cache_never_outlives_exp() {
+    let ep = Introspect::start().await;
+    let exp = now() + 2;
+    ep.set_token("short", json!({"active": true, "sub": "s", "exp": exp}));
+    let ward = start(&config(&ep, "cache_ttl: 1h")).await;
+    assert_eq!(
+        ward.check(Req::get("/api/x").bearer("short")).await.short(),
+        OK
+    );
+    assert_eq!(
+        ward.check(Req::get("/api/x").bearer("short")).await.short(),
+        OK
+    );
+    assert_eq!(ep.hits(), 1);
+    // After exp the IdP has expired it too.
+    ep.set_token("short", json!({"active": false}));
+    while now() < exp {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = ward.check(Req::get("/api/x").bearer("short")).await;
+    assert_eq!((r.short(), r.detail.as_str()), (INVALID, "token inactive"));
+    assert_eq!(
+        ep.hits(),
+        2,
+        "re-introspected once exp passed, despite cache_ttl: 1h"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_checks_of_one_token_share_one_call() {
+    let ep = Introspect::start().await;
+    ep.set_token("hot", active("hot", 300));
+    ep.set_delay(Duration::from_millis(300));
+    let ward = std::sync::Arc::new(start(&config(&ep, "")).await);
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let w = ward.clone();
+        tasks.push(tokio::spawn(async move {
+            w.check(Req::get("/api/x").bearer("hot")).await
+        }));
+    }
+    for t in tasks {
+        let r = t.await.expect("task");
+        assert_eq!((r.short(), r.subject()), (OK, Some("hot")));
+    }
+    assert_eq!(ep.hits(), 1, "50 concurrent checks, one introspection call");
+}
+
+// === endpoint faults ===
+
+/// Checks `tok` against an endpoint answering `reply` and expects a fast 503; then
+/// the endpoint recovers and the next check is answered (failures are never cached).
+async fn expect_unavailable(reply: Reply, label: &str) {
+    let ep = Introspect::start().await;
+    ep.set_token("t", active("s", 300));
+    ep.set_reply(reply.clone());
+    let ward = start(&config(&ep, "")).await;
+    let t0 = Instant::now();
+    let r = ward.check(Req::get("/api/x").bearer("t")).await;
+    assert_eq!(r.short(), UNAVAILABLE, "{reply:?}");
+    assert_eq!(r.detail, "identity provider unavailable");
+    assert!(t0.elapsed() < Duration::from_secs(2), "{reply:?}");
+    let series =
+        format!(r#"ward_introspection_requests_total{{provider="partners",result="{label}"}}"#);
+    assert_eq!(ward.metric(&series).await, 1.0, "{reply:?}");
+
+    ep.set_reply(Reply::Table);
+    let r = ward.check(Req::get("/api/x").bearer("t")).await;
+    assert_eq!(r.short(), OK, "a failure is not cached ({reply:?})");
+    assert_eq!(ep.hits(), 2);
+}
+
+#[tokio::test]
+async fn endpoint_error_status_is_503() {
+    expect_unavailable(Reply::Status(500), "http_status").await;
+    expect_unavailable(Reply::Status(401), "http_status").await;
+}
+
+#[tokio::test]
+async fn non_json_answer_is_503() {
+    expect_unavailable(Reply::Raw(b"<html>oops</html>".to_vec()), "not_json").await;
+    expect_unavailable(Reply::Raw(b"[true]".to_vec()), "not_json").await;
+    // A duplicate member is a parser differential waiting to happen: not accepted.
+    expect_unavailable(
+        Reply::Raw(br#"{"active":false,"active":true,"sub":"x"}"#.to_vec()),
+        "not_json",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn missing_or_non_boolean_active_is_503() {
+    expect_unavailable(Reply::Raw(br#"{"sub":"alice"}"#.to_vec()), "invalid").await;
+    expect_unavailable(Reply::Raw(br#"{"active":"true"}"#.to_vec()), "invalid").await;
+}
+
+#[tokio::test]
+async fn huge_bodies_are_capped() {
+    let two_mib = 2 * 1024 * 1024;
+    expect_unavailable(Reply::Huge(two_mib), "too_large").await;
+    expect_unavailable(Reply::HugeChunked(two_mib), "too_large").await;
+}
+
+#[tokio::test]
+async fn a_slow_endpoint_times_out() {
+    let ep = Introspect::start().await;
+    ep.set_token("t", active("s", 300));
+    ep.set_delay(Duration::from_secs(5));
+    let ward = start(&config(&ep, "timeout: 300ms")).await;
+    let t0 = Instant::now();
+    let r = ward.check(Req::get("/api/x").bearer("t")).await;
+    let took = t0.elapsed();
+    assert_eq!(r.short(), UNAVAILABLE);
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(1500),
+        "answered after {took:?}"
+    );
+    let series = r#"ward_introspection_requests_total{provider="partners",result="timeout"}"#;
+    assert_eq!(ward.metric(series).await, 1.0);
+    assert!(
+        ward.metrics()
+            .await
+            .contains("ward_introspection_duration_seconds_count{provider=\"partners\"} 1")
+    );
+}
+
+#[tokio::test]
+async fn an_endpoint_that_is_down_is_503_at_once() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let yaml = format!(
+        r#"
+providers:
+  - name: partners
+    introspection:
+      endpoint: http://{closed}/introspect
+      client_id: ward
+      client_secret: x
+routes:
+  - name: api
+    match: {{ path_prefix: /api }}
+    providers: [partners]
+"#
+    );
+    let ward = start(&yaml).await;
+    let t0 = Instant::now();
+    let r = ward.check(Req::get("/api/x").bearer("t")).await;
+    assert_eq!(r.short(), UNAVAILABLE);
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    let series = r#"ward_introspection_requests_total{provider="partners",result="unreachable"}"#;
+    assert_eq!(ward.metric(series).await, 1.0);
+}
+
+#[tokio::test]
+async fn an_endpoint_going_away_keeps_cached_answers() {
+    let ep = Introspect::start().await;
+    ep.set_token("known", active("known", 300));
+    let ward = start(&config(&ep, "")).await;
+    assert_eq!(
+        ward.check(Req::get("/api/x").bearer("known")).await.short(),
+        OK
+    );
+    ep.stop();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        ward.check(Req::get("/api/x").bearer("known")).await.short(),
+        OK,
+        "cached identities keep serving"
+    );
+    assert_eq!(
+        ward.check(Req::get("/api/x").bearer("unknown"))
+            .await
+            .short(),
+        UNAVAILABLE,
+        "nothing cached: 503"
+    );
+}
+
+#[tokio::test]
+async fn the_circuit_breaker_opens_then_recovers() {
+    let ep = Introspect::start().await;
+    ep.set_reply(Reply::Status(503));
+    let ward = start(&config(
+        &ep,
+        "circuit_breaker: { failures: 3, cool_down: 1s }",
+    ))
+    .await;
+    for i in 0..3 {
+        let r = ward
+            .check(Req::get("/api/x").bearer(&format!("t{i}")))
+            .await;
+        assert_eq!(r.short(), UNAVAILABLE);
+    }
+    assert_eq!(ep.hits(), 3);
+    // Open: answered at once, the endpoint is not called.
+    let t0 = Instant::now();
+    for i in 3..10 {
+        let r = ward
+            .check(Req::get("/api/x").bearer(&format!("t{i}")))
+            .await;
+        assert_eq!(r.short(), UNAVAILABLE);
+    }
+    assert!(t0.elapsed() < Duration::from_millis(500));
+    assert_eq!(ep.hits(), 3, "an open breaker makes no calls");
+    let open = r#"ward_introspection_requests_total{provider="partners",result="circuit_open"}"#;
+    assert_eq!(ward.metric(open).await, 7.0);
+
+    // After the cool-down one probe goes through; it fails, so the breaker reopens.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        ward.check(Req::get("/api/x").bearer("p1")).await.short(),
+        UNAVAILABLE
+    );
+    assert_eq!(ep.hits(), 4);
+    assert_eq!(
+        ward.check(Req::get("/api/x").bearer("p2")).await.short(),
+        UNAVAILABLE
+    );
+    assert_eq!(ep.hits(), 4, "reopened by the failed probe");
+
+    // The endpoint recovers: the next probe succeeds and closes the breaker.
+    ep.set_reply(Reply::Table);
+    ep.set_token("p3", active("p3", 300));
+    ep.set_token("p4", active("p4", 300));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        ward.check(Req::get("/api/x").bearer("p3")).await.short(),
+        OK
+    );
+    assert_eq!(
+        ward.check(Req::get("/api/x").bearer("p4")).await.short(),
+        OK
+    );
+    assert_eq!(
+        ep.hits(),
+        6,
+        "closed again: every new token is introspected"
+    );
+}
+
+// === bad input ===
+
+#[tokio::test]
+async fn malformed_tokens_never_reach_the_endpoint() {
+    let ep = Introspect::start().await;
+    let ward = start(&config(&ep, "max_token_bytes: 64")).await;
+    let cases: Vec<(Req, &str)> = vec![
+        (Req::get("/api/x").bearer(" padded"), "malformed token"),
+        (
+            Req::get("/api/x")
+                .header("authorization", "Bearer a b")
+                .raw(),
+            "malformed token",
+        ),
+        (
+            Req::get("/api/x")
+                .header("authorization", "Bearer t\u{e9}")
+                .raw(),
+            "malformed token",
+        ),
+        (
+            Req::get("/api/x")
+                .header("authorization", b"Bearer t\xff".as_slice())
+                .raw(),
+            "malformed token",
+        ),
+        (
+            Req::get("/api/x").bearer(&"a".repeat(65)),
+            "token too large",
+        ),
+        (
+            Req::get("/api/x").bearer("a").bearer("b"),
+            "more than one credential in the request",
+        ),
+        (
+            Req::get("/api/x").bearer("a").bearer("b").raw(),
+            "more than one credential in the request",
+        ),
+    ];
+    for (req, detail) in cases {
+        let r = ward.check(req.clone()).await;
+        assert_eq!(
+            (r.short(), r.detail.as_str()),
+            (INVALID, detail),
+            "{:?}",
+            req.headers
+        );
+    }
+    assert_eq!(ep.hits(), 0);
+    let r = ward.check(Req::get("/api/x")).await;
+    assert_eq!(r.short(), (16, 401, "missing_credential"));
+}
+
+#[tokio::test]
+async fn the_client_secret_is_never_printed() {
+    let env: HashMap<String, String> =
+        [("PARTNERS_SECRET".to_string(), CLIENT_SECRET.to_string())].into();
+    let ep = Introspect::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = ward::config::load_str(&config(&ep, ""), dir.path(), &env).expect("config");
+    let debug = format!("{config:?}");
+    assert!(debug.contains("<redacted>"), "{debug}");
+    assert!(!debug.contains(CLIENT_SECRET), "{debug}");
+}
+
+#[tokio::test]
+async fn introspection_metrics_are_exported() {
+    let ep = Introspect::start().await;
+    ep.set_token("a", active("a", 300));
+    let ward = start(&config(&ep, "")).await;
+    ward.check(Req::get("/api/x").bearer("a")).await;
+    ward.check(Req::get("/api/x").bearer("nope")).await;
+    let m = ward.metrics().await;
+    for want in [
+        r#"ward_introspection_requests_total{provider="partners",result="active"} 1"#,
+        r#"ward_introspection_requests_total{provider="partners",result="inactive"} 1"#,
+        r#"ward_introspection_duration_seconds_count{provider="partners"} 2"#,
+    ] {
+        assert!(m.contains(want), "{want} in\n{m}");
+    }
+}
+
+// === config validation ===
+
+fn errors(yaml: &str) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env: HashMap<String, String> = HashMap::new();
+    match ward::config::load_str(yaml, dir.path(), &env) {
+        Ok(_) => panic!("config accepted:\n{yaml}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+const ROUTES: &str = r#"
+routes:
+  - name: api
+    match: { path_prefix: /api }
+    providers: [p]
+"#;
+
+fn provider(body: &str) -> String {
+    format!("providers:\n  - name: p\n{body}{ROUTES}")
+}
+
+#[test]
+fn introspection_requires_endpoint_and_client() {
+    let e = errors(&provider(
+        "    introspection:\n      client_id: ward\n      client_secret: x\n",
+    ));
+    assert_eq!(
+        e,
+        "line 3: providers[0].introspection: missing field `endpoint`"
+    );
+}
+
+#[test]
+fn introspection_values_are_checked_with_path_and_line() {
+    let e = errors(&provider(
+        r#"    introspection:
+      endpoint: idp.example.com/introspect
+      client_id: ""
+      client_secret: ""
+      auth_method: private_key_jwt
+"#,
+    ));
+    assert_eq!(
+        e,
+        "line 7: providers[0].introspection.auth_method: unknown variant `private_key_jwt`, expected `client_secret_basic` or `client_secret_post`"
+    );
+    let e = errors(&provider(
+        r#"    introspection:
+      endpoint: idp.example.com/introspect
+      client_id: ""
+      client_secret: ""
+      timeout: 0s
+      audiences: [""]
+      issuer: ""
+      circuit_breaker: { failures: 0, cool_down: 0s }
+      headers: { email: x-auth-subject }
+"#,
+    ));
+    let want = [
+        "line 4: providers[0].introspection.endpoint: `idp.example.com/introspect` is not an http(s) URL",
+        "line 5: providers[0].introspection.client_id: must not be empty",
+        "line 6: providers[0].introspection.client_secret: must not be empty (set it from the environment: `${WARD_INTROSPECTION_SECRET}`)",
+        "line 7: providers[0].introspection.timeout: must be greater than 0",
+        "line 8: providers[0].introspection.audiences: an audience must not be empty",
+        "line 9: providers[0].introspection.issuer: must not be empty: leave it out to accept any `iss`",
+        "line 10: providers[0].introspection.circuit_breaker.failures: must be at least 1",
+        "line 10: providers[0].introspection.circuit_breaker.cool_down: must be greater than 0",
+    ];
+    assert_eq!(e, want.join("\n"));
+}
+
+#[test]
+fn introspection_claim_headers_cannot_shadow_identity_headers() {
+    let e = errors(&provider(
+        r#"    introspection:
+      endpoint: https://idp.example.com/introspect
+      client_id: ward
+      client_secret: x
+      headers: { email: x-auth-subject }
+"#,
+    ));
+    assert_eq!(
+        e,
+        "line 7: providers[0].introspection.headers: `x-auth-subject` is already used by identity_headers.subject"
+    );
+}
+
+#[test]
+fn unknown_introspection_keys_are_errors() {
+    let e = errors(&provider(
+        r#"    introspection:
+      endpoint: https://idp.example.com/introspect
+      client_id: ward
+      secret: x
+"#,
+    ));
+    assert!(
+        e.starts_with("line 6: providers[0].introspection.secret: unknown field `secret`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unset_secret_variable_is_an_error_not_an_empty_secret() {
+    let e = errors(&provider(
+        r#"    introspection:
+      endpoint: https://idp.example.com/introspect
+      client_id: ward
+      client_secret: ${WARD_MISSING_SECRET}
+"#,
+    ));
+    assert!(
+        e.contains(
+            "line 6: providers[0].introspection.client_secret: environment variable WARD_MISSING_SECRET is not set"
+        ),
+        "{e}"
+    );
+}
