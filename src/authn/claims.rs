@@ -84,6 +84,30 @@ pub struct Identity {
     pub expires_at: Option<u64>,
 }
 
+/// Whether an `aud` claim (a string or an array of strings) names one of `accepted`.
+pub fn audience_ok(aud: Option<&Value>, accepted: &[String]) -> bool {
+    let named = |a: &str| accepted.iter().any(|w| w == a);
+    match aud {
+        Some(Value::String(a)) => named(a),
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str().is_some_and(named)),
+        _ => false,
+    }
+}
+
+/// The configured claim headers that have a value safe to send upstream.
+pub fn claim_headers(
+    claims: &Value,
+    wanted: &[(ClaimPath, HeaderName)],
+) -> Vec<(HeaderName, String)> {
+    wanted
+        .iter()
+        .filter_map(|(path, h)| {
+            let v = header_value(path.lookup(claims)?)?;
+            crate::header::is_safe_value(&v).then(|| (h.clone(), v))
+        })
+        .collect()
+}
+
 /// Renders a claim as a header value: strings as they are, numbers and booleans as JSON,
 /// arrays of strings comma-joined; objects, nulls and mixed arrays are not emitted.
 pub fn header_value(v: &Value) -> Option<String> {

@@ -29,13 +29,12 @@ use serde_json::{Map, Value};
 use crate::authn::TokenError;
 use crate::authn::cache::TokenCache;
 use crate::authn::claims::{self, ClaimPath, Identity};
-use crate::authn::strict_json;
+use crate::authn::http::{self, HttpError};
 use crate::authn::token::TokenSource;
-use crate::header::{self, HeaderName};
+use crate::header::HeaderName;
 use crate::metrics::Metrics;
 
 /// Bodies above this are refused whatever `Content-Length` says.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// How ward authenticates itself to the introspection endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,16 +98,8 @@ pub struct IntrospectionSettings {
 /// Why introspection gave no verdict on a token. Never cached.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IntrospectError {
-    #[error("request failed: {0}")]
-    Unreachable(String),
-    #[error("timed out")]
-    Timeout,
-    #[error("status {0}")]
-    Status(u16),
-    #[error("body larger than {MAX_BODY_BYTES} bytes")]
-    TooLarge,
-    #[error("response is not a JSON object")]
-    NotJson,
+    #[error(transparent)]
+    Http(#[from] HttpError),
     #[error("response has no boolean `active`")]
     NoActive,
     #[error("circuit breaker open")]
@@ -119,11 +110,7 @@ impl IntrospectError {
     /// Bounded metric label (`result` of `ward_introspection_requests_total`).
     pub fn label(&self) -> &'static str {
         match self {
-            IntrospectError::Unreachable(_) => "unreachable",
-            IntrospectError::Timeout => "timeout",
-            IntrospectError::Status(_) => "http_status",
-            IntrospectError::TooLarge => "too_large",
-            IntrospectError::NotJson => "not_json",
+            IntrospectError::Http(e) => e.label(),
             IntrospectError::NoActive => "invalid",
             IntrospectError::CircuitOpen => "circuit_open",
         }
@@ -132,11 +119,17 @@ impl IntrospectError {
     /// Fixed text for `DenyReason::AuthnUnavailable` (logs, `ward check`).
     pub fn explain(&self) -> &'static str {
         match self {
-            IntrospectError::Unreachable(_) => "introspection endpoint unreachable",
-            IntrospectError::Timeout => "introspection endpoint timed out",
-            IntrospectError::Status(_) => "introspection endpoint answered an error status",
-            IntrospectError::TooLarge => "introspection response too large",
-            IntrospectError::NotJson => "introspection response is not a JSON object",
+            IntrospectError::Http(HttpError::Unreachable(_)) => {
+                "introspection endpoint unreachable"
+            }
+            IntrospectError::Http(HttpError::Timeout) => "introspection endpoint timed out",
+            IntrospectError::Http(HttpError::Status(_)) => {
+                "introspection endpoint answered an error status"
+            }
+            IntrospectError::Http(HttpError::TooLarge) => "introspection response too large",
+            IntrospectError::Http(HttpError::NotJson) => {
+                "introspection response is not a JSON object"
+            }
             IntrospectError::NoActive => "introspection response has no boolean `active`",
             IntrospectError::CircuitOpen => {
                 "introspection endpoint failing: circuit breaker open, not called"
@@ -213,21 +206,7 @@ impl Introspector {
         max_entries: u64,
         metrics: Arc<Metrics>,
     ) -> Result<Self, String> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("ward/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca) = &settings.ca_file {
-            let pem =
-                std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("{} is not a PEM bundle: {e}", ca.display()))?;
-            builder = builder.tls_certs_merge(certs);
-        }
-        let client = builder
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        let client = http::client(settings.timeout, settings.ca_file.as_deref())?;
         let basic = match settings.auth_method {
             AuthMethod::ClientSecretPost => None,
             AuthMethod::ClientSecretBasic => {
@@ -398,30 +377,8 @@ impl Introspector {
                 form.push(("client_secret", self.settings.client_secret.expose()));
             }
         }
-        let exchange = async {
-            let mut resp = req.form(&form).send().await.map_err(request_error)?;
-            if resp.status() != reqwest::StatusCode::OK {
-                return Err(IntrospectError::Status(resp.status().as_u16()));
-            }
-            if resp
-                .content_length()
-                .is_some_and(|l| l > MAX_BODY_BYTES as u64)
-            {
-                return Err(IntrospectError::TooLarge);
-            }
-            let mut body = Vec::new();
-            while let Some(chunk) = resp.chunk().await.map_err(request_error)? {
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(IntrospectError::TooLarge);
-                }
-                body.extend_from_slice(&chunk);
-            }
-            strict_json::parse_object(&body).map_err(|_| IntrospectError::NotJson)
-        };
-        match tokio::time::timeout(self.settings.timeout, exchange).await {
-            Err(_) => Err(IntrospectError::Timeout),
-            Ok(r) => r,
-        }
+        let (doc, _) = http::json_object(req.form(&form), self.settings.timeout).await?;
+        Ok(doc)
     }
 
     /// The identity of an active token, or why ward refuses it anyway.
@@ -446,27 +403,13 @@ impl Introspector {
             return Err(TokenError::Issuer);
         }
         if !s.audiences.is_empty() {
-            let aud_ok = match doc.get("aud") {
-                Some(Value::String(a)) => s.audiences.iter().any(|w| w == a),
-                Some(Value::Array(list)) => list.iter().any(|a| {
-                    a.as_str()
-                        .is_some_and(|a| s.audiences.iter().any(|w| w == a))
-                }),
-                _ => false,
-            };
+            let aud_ok = claims::audience_ok(doc.get("aud"), &s.audiences);
             if !aud_ok {
                 return Err(TokenError::Audience);
             }
         }
         let claims = Value::Object(doc);
-        let claim_headers = s
-            .claim_headers
-            .iter()
-            .filter_map(|(path, h)| {
-                let v = claims::header_value(path.lookup(&claims)?)?;
-                header::is_safe_value(&v).then(|| (h.clone(), v))
-            })
-            .collect();
+        let claim_headers = claims::claim_headers(&claims, &s.claim_headers);
         Ok(Identity {
             provider: self.provider.clone(),
             subject: claims.get("sub").and_then(Value::as_str).map(str::to_owned),
@@ -487,23 +430,6 @@ fn cache_now() -> u64 {
 }
 
 /// reqwest's message can carry the URL: keep only the cause.
-fn request_error(e: reqwest::Error) -> IntrospectError {
-    if e.is_timeout() {
-        return IntrospectError::Timeout;
-    }
-    let mut msg = if e.is_connect() {
-        "connection failed".to_string()
-    } else if e.is_body() || e.is_decode() {
-        "broken body".to_string()
-    } else {
-        "request error".to_string()
-    };
-    if let Some(src) = std::error::Error::source(&e) {
-        msg.push_str(": ");
-        msg.push_str(&src.to_string());
-    }
-    IntrospectError::Unreachable(msg)
-}
 
 /// `application/x-www-form-urlencoded` as RFC 6749 §2.3.1 asks for client credentials.
 fn form_encode(s: &str) -> String {

@@ -17,7 +17,7 @@ use crate::authn::claims::{self, ClaimPath, Identity};
 use crate::authn::jwk::KeySet;
 use crate::authn::strict_json;
 use crate::authn::token::TokenSource;
-use crate::header::{self, HeaderName};
+use crate::header::HeaderName;
 
 /// Signature algorithms ward accepts. `none` is not representable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -256,14 +256,7 @@ fn check_claims(c: &Map<String, Value>, s: &JwtSettings, now: u64) -> Result<(),
     if nbf.is_some_and(|nbf| now + leeway < nbf) {
         return Err(TokenError::NotYetValid);
     }
-    let aud_ok = match c.get("aud") {
-        Some(Value::String(a)) => s.audiences.iter().any(|w| w == a),
-        Some(Value::Array(list)) => list.iter().any(|a| {
-            a.as_str()
-                .is_some_and(|a| s.audiences.iter().any(|w| w == a))
-        }),
-        _ => false,
-    };
+    let aud_ok = claims::audience_ok(c.get("aud"), &s.audiences);
     if !aud_ok {
         return Err(TokenError::Audience);
     }
@@ -272,14 +265,7 @@ fn check_claims(c: &Map<String, Value>, s: &JwtSettings, now: u64) -> Result<(),
 
 fn identity(c: &Map<String, Value>, s: &JwtSettings, provider: &Arc<str>) -> Identity {
     let claims = Value::Object(c.clone());
-    let claim_headers = s
-        .claim_headers
-        .iter()
-        .filter_map(|(path, h)| {
-            let v = claims::header_value(path.lookup(&claims)?)?;
-            header::is_safe_value(&v).then(|| (h.clone(), v))
-        })
-        .collect();
+    let claim_headers = claims::claim_headers(&claims, &s.claim_headers);
     Identity {
         provider: provider.clone(),
         subject: c.get("sub").and_then(Value::as_str).map(str::to_owned),

@@ -3,6 +3,7 @@
 pub mod apikey;
 pub mod cache;
 pub mod claims;
+pub mod http;
 pub mod introspection;
 pub mod jwk;
 pub mod jwt;

@@ -17,11 +17,9 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use serde_json::Value;
 
+use crate::authn::http::{self, HttpError};
 use crate::authn::jwk::KeySet;
 use crate::metrics::Metrics;
-
-/// Bodies above this are refused whatever `Content-Length` says.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Where the key set is found.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -47,16 +45,8 @@ pub struct RemoteSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("request failed: {0}")]
-    Http(String),
-    #[error("timed out")]
-    Timeout,
-    #[error("status {0}")]
-    Status(u16),
-    #[error("body larger than {MAX_BODY_BYTES} bytes")]
-    TooLarge,
-    #[error("not JSON")]
-    NotJson,
+    #[error(transparent)]
+    Http(#[from] HttpError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -65,11 +55,7 @@ impl FetchError {
     /// Bounded metric label.
     pub fn label(&self) -> &'static str {
         match self {
-            FetchError::Http(_) => "unreachable",
-            FetchError::Timeout => "timeout",
-            FetchError::Status(_) => "http_status",
-            FetchError::TooLarge => "too_large",
-            FetchError::NotJson => "not_json",
+            FetchError::Http(e) => e.label(),
             FetchError::Invalid(_) => "invalid",
         }
     }
@@ -114,21 +100,7 @@ pub type Unavailable = &'static str;
 
 impl RemoteKeys {
     pub fn new(settings: RemoteSettings, metrics: Arc<Metrics>) -> Result<Arc<Self>, String> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("ward/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca) = &settings.ca_file {
-            let pem =
-                std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("{} is not a PEM bundle: {e}", ca.display()))?;
-            builder = builder.tls_certs_merge(certs);
-        }
-        let client = builder
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        let client = http::client(settings.timeout, settings.ca_file.as_deref())?;
         Ok(Arc::new(Self {
             settings,
             client,
@@ -284,51 +256,13 @@ impl RemoteKeys {
     }
 
     async fn get_json(&self, url: &str) -> Result<(Value, Option<Duration>), FetchError> {
-        let send = self
-            .client
-            .get(url)
-            .header("accept", "application/json")
-            .send();
-        let mut resp = match tokio::time::timeout(self.settings.timeout, send).await {
-            Err(_) => return Err(FetchError::Timeout),
-            Ok(Err(e)) if e.is_timeout() => return Err(FetchError::Timeout),
-            Ok(Err(e)) => return Err(FetchError::Http(without_url(&e))),
-            Ok(Ok(r)) => r,
-        };
-        if resp.status() != reqwest::StatusCode::OK {
-            return Err(FetchError::Status(resp.status().as_u16()));
-        }
-        if resp
-            .content_length()
-            .is_some_and(|l| l > MAX_BODY_BYTES as u64)
-        {
-            return Err(FetchError::TooLarge);
-        }
-        let max_age = resp
-            .headers()
+        let req = self.client.get(url).header("accept", "application/json");
+        let (doc, headers) = http::json_object(req, self.settings.timeout).await?;
+        let max_age = headers
             .get("cache-control")
             .and_then(|v| v.to_str().ok())
             .and_then(max_age);
-        let mut body = Vec::new();
-        let read = async {
-            while let Some(chunk) = resp
-                .chunk()
-                .await
-                .map_err(|e| FetchError::Http(without_url(&e)))?
-            {
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(FetchError::TooLarge);
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(())
-        };
-        match tokio::time::timeout(self.settings.timeout, read).await {
-            Err(_) => return Err(FetchError::Timeout),
-            Ok(r) => r?,
-        }
-        let doc = serde_json::from_slice(&body).map_err(|_| FetchError::NotJson)?;
-        Ok((doc, max_age))
+        Ok((Value::Object(doc), max_age))
     }
 
     /// The delay before the next scheduled refresh after a fetch.
@@ -349,22 +283,6 @@ impl RemoteKeys {
             }
         }
     }
-}
-
-/// reqwest's message can carry the URL (with any query secrets): keep only the cause.
-fn without_url(e: &reqwest::Error) -> String {
-    let mut msg = if e.is_connect() {
-        "connection failed".to_string()
-    } else if e.is_body() || e.is_decode() {
-        "broken body".to_string()
-    } else {
-        "request error".to_string()
-    };
-    if let Some(src) = std::error::Error::source(e) {
-        msg.push_str(": ");
-        msg.push_str(&src.to_string());
-    }
-    msg
 }
 
 /// `max-age=N` from a Cache-Control value.
