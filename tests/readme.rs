@@ -128,3 +128,22 @@ fn first_screen_serve_starts_on_the_example_and_stops_on_sigterm() {
     };
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }
+
+#[test]
+fn the_cases_excerpt_is_verbatim_from_a_tested_file() {
+    let readme = readme();
+    let start = readme.find("<!-- cases-excerpt:begin -->").expect("begin marker");
+    let end = readme.find("<!-- cases-excerpt:end -->").expect("end marker");
+    let block = readme[start..end]
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a yaml block");
+    let file = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/policies/keycloak.cases.yaml"),
+    )
+    .expect("cases file");
+    let body = block.strip_prefix("cases:\n").expect("starts with cases:");
+    assert!(file.contains("cases:\n"), "the file has a cases list");
+    assert!(file.contains(body), "README excerpt is not in keycloak.cases.yaml:\n{body}");
+}
