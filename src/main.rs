@@ -97,6 +97,9 @@ struct CheckArgs {
     /// The peer's principal (SPIFFE ID), as Envoy's source.principal.
     #[arg(long)]
     source_principal: Option<String>,
+    /// The peer certificate as Envoy sends it (URL-encoded PEM), for `mesh` providers.
+    #[arg(long)]
+    source_certificate: Option<String>,
     /// Print the decision as JSON.
     #[arg(long)]
     json: bool,
@@ -327,6 +330,7 @@ fn run_check(args: CheckArgs) -> anyhow::Result<bool> {
         host: &args.host,
         path: &args.path,
         source_principal: args.source_principal.as_deref().unwrap_or(""),
+        source_certificate: args.source_certificate.as_deref().unwrap_or(""),
         stream_id: "ward-check",
         context: context
             .iter()
