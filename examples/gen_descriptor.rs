@@ -12,7 +12,9 @@ use prost_types::FileDescriptorSet;
 const ROOT: &str = "envoy/service/auth/v3/external_auth.proto";
 
 fn main() {
-    let input = std::env::args().nth(1).expect("usage: gen_descriptor <types.bin>");
+    let input = std::env::args()
+        .nth(1)
+        .expect("usage: gen_descriptor <types.bin>");
     let bytes = std::fs::read(&input).expect("read types.bin");
     let set = FileDescriptorSet::decode(bytes.as_slice()).expect("a FileDescriptorSet");
     let by_name: HashMap<&str, _> = set.file.iter().map(|f| (f.name(), f)).collect();
@@ -22,7 +24,9 @@ fn main() {
         if !keep.insert(name.clone()) {
             continue;
         }
-        let file = by_name.get(name.as_str()).unwrap_or_else(|| panic!("{name} missing from the set"));
+        let file = by_name
+            .get(name.as_str())
+            .unwrap_or_else(|| panic!("{name} missing from the set"));
         todo.extend(file.dependency.iter().cloned());
     }
     // Dependencies first, as protoc orders them.

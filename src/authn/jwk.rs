@@ -231,7 +231,9 @@ fn parse_jwk(k: &Value) -> Result<VerifyKey, String> {
             if x.len() != 32 {
                 return Err("Ed25519 key is not 32 bytes".into());
             }
-            if aws_lc_rs::signature::ParsedPublicKey::new(&aws_lc_rs::signature::ED25519, &x).is_err() {
+            if aws_lc_rs::signature::ParsedPublicKey::new(&aws_lc_rs::signature::ED25519, &x)
+                .is_err()
+            {
                 return Err("Ed25519 key is invalid".into());
             }
             let key = DecodingKey::from_ed_components(s("x").unwrap_or_default())

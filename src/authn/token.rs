@@ -87,7 +87,11 @@ fn header<'a>(input: &CheckInput<'a>, name: &str, prefix: Option<&str>) -> Found
                     let part = trim_ows(part);
                     part.len() >= p.len() && part[..p.len()].eq_ignore_ascii_case(p.as_bytes())
                 });
-                return if ours_joined { Found::Duplicate } else { Found::Nothing };
+                return if ours_joined {
+                    Found::Duplicate
+                } else {
+                    Found::Nothing
+                };
             }
             &raw[p.len()..]
         }

@@ -18,9 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub(crate) use compile::normalize_methods as compile_methods;
-pub use compile::{
-    Config, IdentityHeaders, LoggingConfig, ServerConfig, SubjectLog, TlsConfig,
-};
+pub use compile::{Config, IdentityHeaders, LoggingConfig, ServerConfig, SubjectLog, TlsConfig};
 pub use duration::Dur;
 
 /// One problem in a config file: where it is and what is wrong.

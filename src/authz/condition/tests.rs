@@ -744,7 +744,8 @@ fn descriptions_never_show_claim_values() {
         f.condition
     );
     assert!(
-        f.condition.starts_with("routes[0].require.claim: tenant equals acme"),
+        f.condition
+            .starts_with("routes[0].require.claim: tenant equals acme"),
         "{}",
         f.condition
     );
