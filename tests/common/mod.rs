@@ -4,23 +4,33 @@
 //!
 //! - [`Ward`]: `ward::server::run` on two listeners bound to `127.0.0.1:0` before the
 //!   server is spawned (so a client can connect at once, no sleeps), from a YAML string
-//!   compiled with `ward::config::load_str`. Files the config names (`jwks_file`, ...)
-//!   go in a temporary directory that is the config's base directory.
+//!   compiled with `ward::config::load_str` or from a config file read with
+//!   `ward::config::load_file` (optionally watched for reloads, as `ward serve` does).
+//!   Files the config names (`jwks_file`, TLS files, ...) go in a temporary directory
+//!   that is the config's base directory. [`WardBuilder`] also compiles a config without
+//!   serving it: its errors ([`WardBuilder::config_error`]) or an in-process
+//!   [`ward::Engine`] ([`WardBuilder::engine`]).
 //! - [`Req`]: one request, encoded as Envoy's default `headers` map (repeated headers
 //!   joined with `,`, invalid UTF-8 turned into `!`) or as `header_map` with raw bytes
 //!   (Envoy's `encode_raw_headers: true`), see [`Shape`].
 //! - [`TestKey`] / [`KeyRing`]: real keys of every family (RSA 2048, P-256, P-384,
 //!   Ed25519, HMAC), and helpers to build hostile tokens by hand ([`jws`], [`b64url`]).
-//! - [`allowed`], [`denial`], [`metadata_str`], [`metric`]: readers for answers and
-//!   `/metrics`, each failing with a message that shows what came back instead.
+//! - [`allowed`], [`denial`], [`summary`], [`metadata_str`]: readers for answers, each
+//!   failing with a message that shows what came back instead.
+//! - [`metric`], [`samples`], [`families`]: readers for the Prometheus text of `/metrics`.
+//! - [`eventually`], [`wait_until`]: polling with a deadline, never a fixed sleep.
+//! - [`bin`]: the real `ward` binary, for one-shot commands and `ward serve`.
 //!
 //! Each test binary uses a part of this module, hence the `dead_code` allowance.
 
 #![allow(dead_code)]
 
+pub mod bin;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::encoding::AsDer;
@@ -37,12 +47,15 @@ use envoy_types::pb::envoy::service::auth::v3::{
 use envoy_types::pb::google::protobuf::value::Kind;
 use jsonwebtoken::EncodingKey;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 use ward::authn::jwt::Alg;
+use ward::config::Config;
 use ward::devtoken::SigningKey;
+use ward::server::AppState;
+use ward::server::reload::ReloadError;
 
 /// gRPC status codes as they appear in `CheckResponse.status.code`.
 pub mod code {
@@ -55,34 +68,76 @@ pub mod code {
 
 // === impl Ward ===
 
-/// A running ward: gRPC (`Authorization/Check`, health) and admin HTTP, both on
-/// 127.0.0.1 with ephemeral ports. Dropping it signals shutdown without waiting;
+/// A running ward: gRPC (`Authorization/Check`, health, reflection) and admin HTTP, both
+/// on 127.0.0.1 with ephemeral ports. Dropping it signals shutdown without waiting;
 /// [`Ward::shutdown`] signals and waits for `run` to return.
 pub struct Ward {
     pub grpc_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     /// The grace period `run` was given.
     pub grace: Duration,
+    /// What every handler shares; a reload swaps its engine.
+    pub state: Arc<AppState>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     client: Option<AuthorizationClient<Channel>>,
+    /// With [`WardBuilder::watch`]: the reload watcher and the line that plays SIGHUP.
+    watcher: Option<(JoinHandle<()>, mpsc::Sender<()>)>,
+    /// The config file, when ward was started from one.
+    config_file: Option<PathBuf>,
+    env: Arc<HashMap<String, String>>,
     /// Base directory of the config; lives as long as the server.
     dir: tempfile::TempDir,
 }
 
-/// How to start a [`Ward`]: the config text plus the files and `${ENV}` values it needs.
+/// Where the config comes from.
+enum Source {
+    /// YAML text, with the temporary directory as its base directory.
+    Text(String),
+    /// A file in the temporary directory, read as `ward serve --config` reads it.
+    File(PathBuf),
+}
+
+/// How to start a [`Ward`] (or only compile its config): the config plus the files and
+/// `${ENV}` values it needs. Files are written as they are added.
 pub struct WardBuilder {
-    yaml: String,
-    files: Vec<(String, Vec<u8>)>,
+    source: Source,
+    dir: tempfile::TempDir,
     env: HashMap<String, String>,
     grace: Duration,
+    /// `Some(interval)` runs the reload watcher (`None` inside: on SIGHUP only).
+    watch: Option<Option<Duration>>,
 }
 
 impl WardBuilder {
-    /// Writes `contents` at `name` (relative) in the config's base directory before the
-    /// config is loaded, for `jwks_file:` and the like.
-    pub fn file(mut self, name: &str, contents: impl Into<Vec<u8>>) -> Self {
-        self.files.push((name.to_string(), contents.into()));
+    fn new(source: impl FnOnce(&Path) -> Source) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory for the config");
+        WardBuilder {
+            source: source(dir.path()),
+            dir,
+            env: HashMap::new(),
+            grace: Duration::from_secs(2),
+            watch: None,
+        }
+    }
+
+    /// Writes `contents` at `name` (relative, parent directories created) in the config's
+    /// base directory, for `jwks_file:`, TLS files and the like.
+    pub fn file(self, name: &str, contents: impl AsRef<[u8]>) -> Self {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .unwrap_or_else(|e| panic!("mkdir {}: {e}", parent.display()));
+        }
+        std::fs::write(&path, contents).unwrap_or_else(|e| panic!("write {name}: {e}"));
+        self
+    }
+
+    /// Makes `link` (relative to the base directory) a symbolic link to `target` (taken
+    /// as written, so relative targets stay relative), as Kubernetes mounts a ConfigMap.
+    pub fn symlink(self, link: &str, target: &str) -> Self {
+        std::os::unix::fs::symlink(target, self.dir.path().join(link))
+            .unwrap_or_else(|e| panic!("symlink {link} -> {target}: {e}"));
         self
     }
 
@@ -99,19 +154,52 @@ impl WardBuilder {
         self
     }
 
+    /// Runs `ward::server::reload::watch` on the config file (only with
+    /// [`Ward::from_file`]): every `interval`, and on every [`Ward::sighup`]; with
+    /// `None`, on SIGHUP only.
+    pub fn watch(mut self, interval: Option<Duration>) -> Self {
+        self.watch = Some(interval);
+        self
+    }
+
+    /// The config's base directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Compiles the config as `try_start` would; an error is returned as ward prints it.
+    pub fn load(&self) -> Result<Config, String> {
+        match &self.source {
+            Source::Text(yaml) => ward::config::load_str(yaml, self.dir.path(), &self.env),
+            Source::File(path) => ward::config::load_file(path, &self.env),
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    /// The config's errors, one per line; fails the test if the config is accepted.
+    pub fn config_error(&self) -> String {
+        match self.load() {
+            Ok(_) => match &self.source {
+                Source::Text(yaml) => panic!("config accepted:\n{yaml}"),
+                Source::File(path) => panic!("config accepted: {}", path.display()),
+            },
+            Err(e) => e,
+        }
+    }
+
+    /// The config compiled into an in-process engine (no server, no remote key fetching:
+    /// what `ward::layer` embeds); a config error fails the test.
+    pub fn engine(&self) -> ward::Engine {
+        let config = self
+            .load()
+            .unwrap_or_else(|e| panic!("config does not load:\n{e}"));
+        ward::Engine::new(config, Arc::new(ward::metrics::Metrics::new()))
+    }
+
     /// Loads the config and starts the server; a config error is returned as its text.
     pub async fn try_start(self) -> Result<Ward, String> {
-        let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
-        for (name, contents) in &self.files {
-            let path = dir.path().join(name);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| format!("mkdir: {e}"))?;
-            }
-            std::fs::write(&path, contents).map_err(|e| format!("write {name}: {e}"))?;
-        }
-        let config =
-            ward::config::load_str(&self.yaml, dir.path(), &self.env).map_err(|e| e.to_string())?;
-        let state = ward::server::AppState::start(config)?;
+        let config = self.load()?;
+        let state = AppState::start(config)?;
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| format!("bind grpc: {e}"))?;
@@ -120,11 +208,33 @@ impl WardBuilder {
             .map_err(|e| format!("bind admin: {e}"))?;
         let grpc_addr = grpc.local_addr().map_err(|e| e.to_string())?;
         let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
+        let config_file = match &self.source {
+            Source::File(path) => Some(path.clone()),
+            Source::Text(_) => None,
+        };
+        let env = Arc::new(self.env);
+        let watcher = match self.watch {
+            None => None,
+            Some(interval) => {
+                let path = config_file
+                    .clone()
+                    .ok_or("watch() needs a config file: start with Ward::from_file")?;
+                let (hup, hup_rx) = mpsc::channel(1);
+                let task = tokio::spawn(ward::server::reload::watch(
+                    path,
+                    state.clone(),
+                    env.clone(),
+                    interval,
+                    hup_rx,
+                ));
+                Some((task, hup))
+            }
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(ward::server::run(
             grpc,
             admin,
-            state,
+            state.clone(),
             async move {
                 let _ = stopped.await;
             },
@@ -138,10 +248,14 @@ impl WardBuilder {
             grpc_addr,
             admin_addr,
             grace: self.grace,
+            state,
             stop: Some(stop),
             task: Some(task),
             client: Some(AuthorizationClient::new(channel)),
-            dir,
+            watcher,
+            config_file,
+            env,
+            dir: self.dir,
         })
     }
 
@@ -155,13 +269,15 @@ impl WardBuilder {
 }
 
 impl Ward {
+    /// A config given as YAML text.
     pub fn builder(yaml: &str) -> WardBuilder {
-        WardBuilder {
-            yaml: yaml.to_string(),
-            files: Vec::new(),
-            env: HashMap::new(),
-            grace: Duration::from_secs(2),
-        }
+        WardBuilder::new(|_| Source::Text(yaml.to_string()))
+    }
+
+    /// A config read from the file `name` in the base directory, which
+    /// [`WardBuilder::file`] (or [`WardBuilder::symlink`]) must provide.
+    pub fn from_file(name: &str) -> WardBuilder {
+        WardBuilder::new(|dir| Source::File(dir.join(name)))
     }
 
     /// Starts ward from a config that needs no files or environment.
@@ -170,13 +286,43 @@ impl Ward {
     }
 
     /// The config's base directory (where [`WardBuilder::file`] wrote).
-    pub fn dir(&self) -> &std::path::Path {
+    pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The config file ward was started from ([`Ward::from_file`]).
+    pub fn config_file(&self) -> &Path {
+        self.config_file
+            .as_deref()
+            .expect("ward was started from YAML text, not a file")
+    }
+
+    /// Reloads the config file now, as a SIGHUP would, and returns the outcome.
+    pub fn reload(&self) -> Result<(), ReloadError> {
+        ward::server::reload::reload(self.config_file(), &self.state, &*self.env)
+    }
+
+    /// Sends the reload watcher a SIGHUP (only with [`WardBuilder::watch`]).
+    pub async fn sighup(&self) {
+        let (_, hup) = self
+            .watcher
+            .as_ref()
+            .expect("no reload watcher: start with .watch(..)");
+        hup.send(()).await.expect("the reload watcher is running");
     }
 
     /// A new client on its own connection.
     pub async fn client(&self) -> AuthorizationClient<Channel> {
         AuthorizationClient::connect(format!("http://{}", self.grpc_addr))
+            .await
+            .expect("connect to ward's gRPC listener")
+    }
+
+    /// A new channel to the gRPC listener, for its other services (health, reflection).
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.grpc_addr))
+            .expect("gRPC URI")
+            .connect()
             .await
             .expect("connect to ward's gRPC listener")
     }
@@ -195,6 +341,25 @@ impl Ward {
         client.check(req).await.map(tonic::Response::into_inner)
     }
 
+    /// One `Check` call, read into a [`Summary`].
+    pub async fn summary(&self, req: CheckRequest) -> Summary {
+        summary(&self.check(req).await)
+    }
+
+    /// Sends `req` until it is allowed (remote keys arrive in the background), failing
+    /// after `within`; returns the allowing answer.
+    pub async fn wait_allowed(&self, req: &CheckRequest, within: Duration) -> CheckResponse {
+        eventually(within, async || {
+            let r = self.check(req.clone()).await;
+            if grpc_code(&r) == code::OK {
+                Ok(r)
+            } else {
+                Err(format!("still not allowed: {}", describe(&r)))
+            }
+        })
+        .await
+    }
+
     /// `GET` on the admin listener: status and body text.
     pub async fn admin_get(&self, path: &str) -> (u16, String) {
         let r = reqwest::get(format!("http://{}{path}", self.admin_addr))
@@ -211,39 +376,58 @@ impl Ward {
         body
     }
 
-    /// Polls `/readyz` until it answers `want`, failing after `within`.
-    pub async fn wait_ready(&self, want: u16, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            let (status, _) = self.admin_get("/readyz").await;
-            if status == want {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "/readyz still answers {status}, not {want}, after {within:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    /// One sample of `/metrics` (see [`metric`]).
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        metric(&self.metrics().await, name, labels)
     }
 
-    /// Triggers the shutdown future and waits for `run` to return; fails the test if it
-    /// does not within `grace` plus one second or returns an error. Returns how long
-    /// `run` took to return after the signal.
-    pub async fn shutdown(mut self) -> Duration {
+    /// Polls `/metrics` until the sample reaches `at_least` (an absent sample reads 0),
+    /// failing after `within`.
+    pub async fn wait_metric(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        at_least: f64,
+        within: Duration,
+    ) {
+        eventually(within, async || {
+            match self.metric(name, labels).await.unwrap_or(0.0) {
+                v if v >= at_least => Ok(()),
+                v => Err(format!("{name}{labels:?} is {v}, not yet {at_least}")),
+            }
+        })
+        .await
+    }
+
+    /// Polls `/readyz` until it answers `want`, failing after `within`.
+    pub async fn wait_ready(&self, want: u16, within: Duration) {
+        eventually(within, async || match self.admin_get("/readyz").await {
+            (status, _) if status == want => Ok(()),
+            (status, _) => Err(format!("/readyz still answers {status}, not {want}")),
+        })
+        .await
+    }
+
+    /// Triggers the shutdown future now and hands back the running `run`, to be joined
+    /// with [`Stopping::join`] (after, say, an in-flight check was answered).
+    pub fn stop(mut self) -> Stopping {
         self.client = None;
         let task = self.task.take().expect("ward is running");
         let started = Instant::now();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let limit = self.grace + Duration::from_secs(1);
-        match tokio::time::timeout(limit, task).await {
-            Err(_) => panic!("run did not return within {limit:?} of the shutdown signal"),
-            Ok(Err(join)) => panic!("run panicked or was cancelled: {join}"),
-            Ok(Ok(Err(io))) => panic!("run returned an error: {io}"),
-            Ok(Ok(Ok(()))) => started.elapsed(),
+        Stopping {
+            task,
+            started,
+            limit: self.grace + Duration::from_secs(1),
         }
+    }
+
+    /// Triggers the shutdown future and waits for `run` to return (see
+    /// [`Stopping::join`]). Returns how long `run` took to return after the signal.
+    pub async fn shutdown(self) -> Duration {
+        self.stop().join().await
     }
 }
 
@@ -252,7 +436,63 @@ impl Drop for Ward {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        if let Some((watcher, _)) = self.watcher.take() {
+            watcher.abort();
+        }
     }
+}
+
+/// A ward whose shutdown was signalled: `run` is draining.
+pub struct Stopping {
+    task: JoinHandle<std::io::Result<()>>,
+    started: Instant,
+    /// The grace period plus one second.
+    limit: Duration,
+}
+
+impl Stopping {
+    /// Waits for `run` to return; fails the test if it does not within the grace period
+    /// plus one second, or returns an error. Returns how long it took since the signal.
+    pub async fn join(self) -> Duration {
+        let limit = self.limit;
+        match tokio::time::timeout_at((self.started + limit).into(), self.task).await {
+            Err(_) => panic!("run did not return within {limit:?} of the shutdown signal"),
+            Ok(Err(join)) => panic!("run panicked or was cancelled: {join}"),
+            Ok(Ok(Err(io))) => panic!("run returned an error: {io}"),
+            Ok(Ok(Ok(()))) => self.started.elapsed(),
+        }
+    }
+}
+
+// === polling ===
+
+/// Retries `attempt` every 20 ms until it returns `Ok`, and returns that value; fails the
+/// test with the last `Err` once `within` has passed. For waiting on something that
+/// happens in the background (readiness, a reload, a refresh), never with a fixed sleep.
+pub async fn eventually<T>(
+    within: Duration,
+    mut attempt: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        match attempt().await {
+            Ok(v) => return v,
+            Err(why) => assert!(Instant::now() < deadline, "after {within:?}: {why}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Like [`eventually`] for a plain condition: fails with `what` once `within` has passed.
+pub async fn wait_until(what: &str, within: Duration, mut done: impl AsyncFnMut() -> bool) {
+    eventually(within, async || {
+        if done().await {
+            Ok(())
+        } else {
+            Err(format!("{what}: not yet"))
+        }
+    })
+    .await
 }
 
 // === impl Req ===
@@ -287,6 +527,8 @@ pub struct Req {
     pub context: BTreeMap<String, String>,
     /// `attributes.source.principal` (the peer's SPIFFE id in a mesh).
     pub principal: Option<String>,
+    /// `attributes.source.certificate`: the peer's URL-encoded PEM certificate.
+    pub certificate: Option<String>,
 }
 
 impl Req {
@@ -300,6 +542,7 @@ impl Req {
             headers: Vec::new(),
             context: BTreeMap::new(),
             principal: None,
+            certificate: None,
         }
     }
 
@@ -346,6 +589,12 @@ impl Req {
 
     pub fn principal(mut self, principal: &str) -> Self {
         self.principal = Some(principal.to_string());
+        self
+    }
+
+    /// The peer certificate, as Envoy fills `source.certificate` (URL-encoded PEM).
+    pub fn certificate(mut self, certificate: &str) -> Self {
+        self.certificate = Some(certificate.to_string());
         self
     }
 
@@ -405,8 +654,9 @@ impl Req {
     ) -> CheckRequest {
         CheckRequest {
             attributes: Some(AttributeContext {
-                source: self.principal.as_ref().map(|p| Peer {
-                    principal: p.clone(),
+                source: (self.principal.is_some() || self.certificate.is_some()).then(|| Peer {
+                    principal: self.principal.clone().unwrap_or_default(),
+                    certificate: self.certificate.clone().unwrap_or_default(),
                     ..Default::default()
                 }),
                 request: Some(Request {
@@ -463,6 +713,8 @@ pub struct TestKey {
     pub alg: Alg,
     /// PKCS#8 DER of the private key (for HMAC: the secret itself).
     pub private_der: Vec<u8>,
+    /// The private key as `ward token sign --key` reads it: PKCS#8 PEM (HMAC: the secret).
+    key_file: Vec<u8>,
     signing: SigningKey,
     encoding: EncodingKey,
     /// RSA only: the public key as SubjectPublicKeyInfo DER and as PKCS#1 DER.
@@ -530,10 +782,17 @@ impl TestKey {
         Self {
             alg,
             private_der: der,
+            key_file: input,
             signing,
             encoding,
             rsa_public,
         }
+    }
+
+    /// The private key as `ward token sign --key` and `ward token jwks --key` read it:
+    /// PKCS#8 PEM, or the raw secret for HMAC.
+    pub fn key_file(&self) -> &[u8] {
+        &self.key_file
     }
 
     /// The key id: the RFC 7638 thumbprint ward's devtoken puts in every header.
@@ -867,16 +1126,14 @@ pub fn assert_overwrite_option(o: &HeaderValueOption) {
     );
 }
 
+/// A field of `dynamic_metadata`.
+fn metadata_kind<'r>(r: &'r CheckResponse, key: &str) -> Option<&'r Kind> {
+    r.dynamic_metadata.as_ref()?.fields.get(key)?.kind.as_ref()
+}
+
 /// A string field of `dynamic_metadata`.
 pub fn metadata_str(r: &CheckResponse, key: &str) -> Option<String> {
-    match r
-        .dynamic_metadata
-        .as_ref()?
-        .fields
-        .get(key)?
-        .kind
-        .as_ref()?
-    {
+    match metadata_kind(r, key)? {
         Kind::StringValue(s) => Some(s.clone()),
         other => panic!("metadata {key} is not a string: {other:?}"),
     }
@@ -884,14 +1141,7 @@ pub fn metadata_str(r: &CheckResponse, key: &str) -> Option<String> {
 
 /// A list-of-strings field of `dynamic_metadata`.
 pub fn metadata_list(r: &CheckResponse, key: &str) -> Option<Vec<String>> {
-    match r
-        .dynamic_metadata
-        .as_ref()?
-        .fields
-        .get(key)?
-        .kind
-        .as_ref()?
-    {
+    match metadata_kind(r, key)? {
         Kind::ListValue(l) => Some(
             l.values
                 .iter()
@@ -946,6 +1196,26 @@ pub struct Summary {
     pub www_authenticate: Option<String>,
     pub set: Vec<(String, String)>,
     pub removed: BTreeSet<String>,
+}
+
+impl Summary {
+    /// (gRPC code, HTTP status, reason).
+    pub fn short(&self) -> (i32, u16, &str) {
+        (self.grpc_code, self.http_status, self.reason.as_str())
+    }
+
+    /// The value of a header set upstream (the first, if set twice).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.set
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `x-auth-subject`, as set upstream.
+    pub fn subject(&self) -> Option<&str> {
+        self.header("x-auth-subject")
+    }
 }
 
 pub fn summary(r: &CheckResponse) -> Summary {
@@ -1004,6 +1274,60 @@ pub fn samples(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
         .filter(|(n, _, _)| n == name)
         .map(|(_, ls, v)| (ls, v))
         .collect()
+}
+
+/// One metric family of a Prometheus text exposition.
+#[derive(Debug, Default, Clone)]
+pub struct Family {
+    /// From `# TYPE`: counter, gauge, histogram, ...
+    pub ty: String,
+    /// Label names on its samples (without `le`).
+    pub labels: BTreeSet<String>,
+    /// The `le` bounds of a histogram's buckets, as exposed.
+    pub le: BTreeSet<String>,
+    /// Label values seen, by label name.
+    pub values: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// Every family declared by a `# TYPE` line, with what its samples carry. A histogram's
+/// `_bucket`, `_sum` and `_count` samples count for the histogram. Fails the test on a
+/// sample line that does not parse.
+pub fn families(text: &str) -> BTreeMap<String, Family> {
+    let mut out: BTreeMap<String, Family> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut it = rest.split(' ');
+            let (name, ty) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
+            out.entry(name.to_string()).or_default().ty = ty.to_string();
+            continue;
+        }
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let (sample, labels, _) =
+            parse_sample(line).unwrap_or_else(|| panic!("not a Prometheus sample: {line:?}"));
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                sample
+                    .strip_suffix(s)
+                    .filter(|f| out.get(*f).is_some_and(|f| f.ty == "histogram"))
+            })
+            .unwrap_or(&sample)
+            .to_string();
+        let Some(f) = out.get_mut(&family) else {
+            continue;
+        };
+        for (k, v) in labels {
+            if k == "le" {
+                f.le.insert(v);
+            } else {
+                f.labels.insert(k.clone());
+                f.values.entry(k).or_default().insert(v);
+            }
+        }
+    }
+    out
 }
 
 fn parse_sample(line: &str) -> Option<(String, BTreeMap<String, String>, f64)> {
