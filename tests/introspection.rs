@@ -3,20 +3,15 @@
 //! counted), the exp bound, single flight, every endpoint fault, the circuit breaker,
 //! metrics, and config validation of the new keys.
 
-mod authn_harness;
+mod common;
 mod introspect_server;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use authn_harness::{Req, Ward, start_with};
+use common::{Req, Shape, Ward, metric, now};
 use introspect_server::{CLIENT_ID, CLIENT_SECRET, Introspect, Reply};
-
-fn now() -> u64 {
-    ward::authn::cache::unix_now()
-}
 
 /// A config with one introspection provider `partners` on `/api`; `extra` is appended
 /// to the provider's settings (indented by 6).
@@ -56,10 +51,10 @@ routes:
 }
 
 async fn start(yaml: &str) -> Ward {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let env: HashMap<String, String> =
-        [("PARTNERS_SECRET".to_string(), CLIENT_SECRET.to_string())].into();
-    start_with(yaml, dir.path(), &env).await
+    Ward::builder(yaml)
+        .env("PARTNERS_SECRET", CLIENT_SECRET)
+        .start()
+        .await
 }
 
 fn active(sub: &str, ttl: u64) -> serde_json::Value {
@@ -91,7 +86,7 @@ async fn active_token_maps_the_identity() {
     ))
     .await;
     let r = ward
-        .check(Req::get("/api/orders").bearer("opaque-alice"))
+        .summary(Req::get("/api/orders").bearer("opaque-alice").to_map())
         .await;
     assert_eq!(r.short(), OK, "{r:?}");
     assert_eq!(r.subject(), Some("alice"));
@@ -131,7 +126,7 @@ async fn client_secret_post_sends_the_credentials_in_the_body() {
     let ep = Introspect::start().await;
     ep.set_token("t1", active("bob", 300));
     let ward = start(&config(&ep, "auth_method: client_secret_post")).await;
-    let r = ward.check(Req::get("/api/x").bearer("t1")).await;
+    let r = ward.summary(Req::get("/api/x").bearer("t1").to_map()).await;
     assert_eq!(r.short(), OK, "{r:?}");
     let seen = ep.last().expect("a request");
     assert_eq!(seen.authorization, None);
@@ -159,12 +154,14 @@ async fn rules_see_introspected_claims() {
     );
     let ward = start(&yaml).await;
     assert_eq!(
-        ward.check(Req::get("/api/x").bearer("reader"))
+        ward.summary(Req::get("/api/x").bearer("reader").to_map())
             .await
             .short(),
         OK
     );
-    let r = ward.check(Req::get("/api/x").bearer("writer-only")).await;
+    let r = ward
+        .summary(Req::get("/api/x").bearer("writer-only").to_map())
+        .await;
     assert_eq!(r.short(), (7, 403, "forbidden"));
 }
 
@@ -196,7 +193,7 @@ async fn issuer_and_audiences_are_checked() {
         ("other-aud", INVALID, "audience not accepted"),
         ("no-aud", INVALID, "audience not accepted"),
     ] {
-        let r = ward.check(Req::get("/api/x").bearer(tok)).await;
+        let r = ward.summary(Req::get("/api/x").bearer(tok).to_map()).await;
         assert_eq!((r.short(), r.detail.as_str()), (want, detail), "{tok}");
     }
 }
@@ -206,13 +203,17 @@ async fn inactive_tokens_are_401_and_cached_briefly() {
     let ep = Introspect::start().await;
     let ward = start(&config(&ep, "negative_cache_ttl: 1s")).await;
     for _ in 0..3 {
-        let r = ward.check(Req::get("/api/x").bearer("revoked")).await;
+        let r = ward
+            .summary(Req::get("/api/x").bearer("revoked").to_map())
+            .await;
         assert_eq!((r.short(), r.detail.as_str()), (INVALID, "token inactive"));
     }
     assert_eq!(ep.hits(), 1, "a refusal is cached for negative_cache_ttl");
     tokio::time::sleep(Duration::from_millis(1200)).await;
     ep.set_token("revoked", active("back", 300));
-    let r = ward.check(Req::get("/api/x").bearer("revoked")).await;
+    let r = ward
+        .summary(Req::get("/api/x").bearer("revoked").to_map())
+        .await;
     assert_eq!(r.short(), OK, "asked again once negative_cache_ttl passed");
     assert_eq!(ep.hits(), 2);
 }
@@ -229,9 +230,13 @@ async fn an_active_answer_past_its_exp_is_refused() {
         json!({"active": true, "sub": "s", "exp": "soon"}),
     );
     let ward = start(&config(&ep, "")).await;
-    let r = ward.check(Req::get("/api/x").bearer("stale")).await;
+    let r = ward
+        .summary(Req::get("/api/x").bearer("stale").to_map())
+        .await;
     assert_eq!((r.short(), r.detail.as_str()), (INVALID, "token expired"));
-    let r = ward.check(Req::get("/api/x").bearer("bad-exp")).await;
+    let r = ward
+        .summary(Req::get("/api/x").bearer("bad-exp").to_map())
+        .await;
     assert_eq!((r.short(), r.detail.as_str()), (INVALID, "malformed token"));
 }
 
@@ -245,21 +250,30 @@ async fn answers_are_cached_for_cache_ttl() {
     let ward = start(&config(&ep, "cache_ttl: 1s")).await;
     for _ in 0..5 {
         assert_eq!(
-            ward.check(Req::get("/api/x").bearer("t-exp")).await.short(),
+            ward.summary(Req::get("/api/x").bearer("t-exp").to_map())
+                .await
+                .short(),
             OK
         );
-        let r = ward.check(Req::get("/api/x").bearer("t-noexp")).await;
+        let r = ward
+            .summary(Req::get("/api/x").bearer("t-noexp").to_map())
+            .await;
         assert_eq!(r.subject(), Some("no-exp"));
     }
     assert_eq!((ep.hits_for("t-exp"), ep.hits_for("t-noexp")), (1, 1));
     let hits = ward
-        .metric(r#"ward_token_cache_requests_total{provider="partners",result="hit"}"#)
+        .metric(
+            "ward_token_cache_requests_total",
+            &[("provider", "partners"), ("result", "hit")],
+        )
         .await;
-    assert_eq!(hits, 8.0);
+    assert_eq!(hits, Some(8.0));
 
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    ward.check(Req::get("/api/x").bearer("t-exp")).await;
-    ward.check(Req::get("/api/x").bearer("t-noexp")).await;
+    ward.summary(Req::get("/api/x").bearer("t-exp").to_map())
+        .await;
+    ward.summary(Req::get("/api/x").bearer("t-noexp").to_map())
+        .await;
     assert_eq!(
         (ep.hits_for("t-exp"), ep.hits_for("t-noexp")),
         (2, 2),
@@ -274,11 +288,15 @@ async fn the_cache_never_outlives_exp() {
     ep.set_token("short", json!({"active": true, "sub": "s", "exp": exp}));
     let ward = start(&config(&ep, "cache_ttl: 1h")).await;
     assert_eq!(
-        ward.check(Req::get("/api/x").bearer("short")).await.short(),
+        ward.summary(Req::get("/api/x").bearer("short").to_map())
+            .await
+            .short(),
         OK
     );
     assert_eq!(
-        ward.check(Req::get("/api/x").bearer("short")).await.short(),
+        ward.summary(Req::get("/api/x").bearer("short").to_map())
+            .await
+            .short(),
         OK
     );
     assert_eq!(ep.hits(), 1);
@@ -287,7 +305,9 @@ async fn the_cache_never_outlives_exp() {
     while now() < exp {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let r = ward.check(Req::get("/api/x").bearer("short")).await;
+    let r = ward
+        .summary(Req::get("/api/x").bearer("short").to_map())
+        .await;
     assert_eq!((r.short(), r.detail.as_str()), (INVALID, "token inactive"));
     assert_eq!(
         ep.hits(),
@@ -306,7 +326,7 @@ async fn concurrent_checks_of_one_token_share_one_call() {
     for _ in 0..50 {
         let w = ward.clone();
         tasks.push(tokio::spawn(async move {
-            w.check(Req::get("/api/x").bearer("hot")).await
+            w.summary(Req::get("/api/x").bearer("hot").to_map()).await
         }));
     }
     for t in tasks {
@@ -326,16 +346,20 @@ async fn expect_unavailable(reply: Reply, label: &str) {
     ep.set_reply(reply.clone());
     let ward = start(&config(&ep, "")).await;
     let t0 = Instant::now();
-    let r = ward.check(Req::get("/api/x").bearer("t")).await;
+    let r = ward.summary(Req::get("/api/x").bearer("t").to_map()).await;
     assert_eq!(r.short(), UNAVAILABLE, "{reply:?}");
     assert_eq!(r.detail, "identity provider unavailable");
     assert!(t0.elapsed() < Duration::from_secs(2), "{reply:?}");
-    let series =
-        format!(r#"ward_introspection_requests_total{{provider="partners",result="{label}"}}"#);
-    assert_eq!(ward.metric(&series).await, 1.0, "{reply:?}");
+    let series = [("provider", "partners"), ("result", label)];
+    assert_eq!(
+        ward.metric("ward_introspection_requests_total", &series)
+            .await,
+        Some(1.0),
+        "{reply:?}"
+    );
 
     ep.set_reply(Reply::Table);
-    let r = ward.check(Req::get("/api/x").bearer("t")).await;
+    let r = ward.summary(Req::get("/api/x").bearer("t").to_map()).await;
     assert_eq!(r.short(), OK, "a failure is not cached ({reply:?})");
     assert_eq!(ep.hits(), 2);
 }
@@ -378,19 +402,26 @@ async fn a_slow_endpoint_times_out() {
     ep.set_delay(Duration::from_secs(5));
     let ward = start(&config(&ep, "timeout: 300ms")).await;
     let t0 = Instant::now();
-    let r = ward.check(Req::get("/api/x").bearer("t")).await;
+    let r = ward.summary(Req::get("/api/x").bearer("t").to_map()).await;
     let took = t0.elapsed();
     assert_eq!(r.short(), UNAVAILABLE);
     assert!(
         took >= Duration::from_millis(250) && took < Duration::from_millis(1500),
         "answered after {took:?}"
     );
-    let series = r#"ward_introspection_requests_total{provider="partners",result="timeout"}"#;
-    assert_eq!(ward.metric(series).await, 1.0);
-    assert!(
-        ward.metrics()
-            .await
-            .contains("ward_introspection_duration_seconds_count{provider=\"partners\"} 1")
+    let series = [("provider", "partners"), ("result", "timeout")];
+    assert_eq!(
+        ward.metric("ward_introspection_requests_total", &series)
+            .await,
+        Some(1.0)
+    );
+    assert_eq!(
+        ward.metric(
+            "ward_introspection_duration_seconds_count",
+            &[("provider", "partners")]
+        )
+        .await,
+        Some(1.0)
     );
 }
 
@@ -416,11 +447,15 @@ routes:
     );
     let ward = start(&yaml).await;
     let t0 = Instant::now();
-    let r = ward.check(Req::get("/api/x").bearer("t")).await;
+    let r = ward.summary(Req::get("/api/x").bearer("t").to_map()).await;
     assert_eq!(r.short(), UNAVAILABLE);
     assert!(t0.elapsed() < Duration::from_secs(1));
-    let series = r#"ward_introspection_requests_total{provider="partners",result="unreachable"}"#;
-    assert_eq!(ward.metric(series).await, 1.0);
+    let series = [("provider", "partners"), ("result", "unreachable")];
+    assert_eq!(
+        ward.metric("ward_introspection_requests_total", &series)
+            .await,
+        Some(1.0)
+    );
 }
 
 #[tokio::test]
@@ -429,18 +464,22 @@ async fn an_endpoint_going_away_keeps_cached_answers() {
     ep.set_token("known", active("known", 300));
     let ward = start(&config(&ep, "")).await;
     assert_eq!(
-        ward.check(Req::get("/api/x").bearer("known")).await.short(),
+        ward.summary(Req::get("/api/x").bearer("known").to_map())
+            .await
+            .short(),
         OK
     );
     ep.stop();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
-        ward.check(Req::get("/api/x").bearer("known")).await.short(),
+        ward.summary(Req::get("/api/x").bearer("known").to_map())
+            .await
+            .short(),
         OK,
         "cached identities keep serving"
     );
     assert_eq!(
-        ward.check(Req::get("/api/x").bearer("unknown"))
+        ward.summary(Req::get("/api/x").bearer("unknown").to_map())
             .await
             .short(),
         UNAVAILABLE,
@@ -459,7 +498,7 @@ async fn the_circuit_breaker_opens_then_recovers() {
     .await;
     for i in 0..3 {
         let r = ward
-            .check(Req::get("/api/x").bearer(&format!("t{i}")))
+            .summary(Req::get("/api/x").bearer(&format!("t{i}")).to_map())
             .await;
         assert_eq!(r.short(), UNAVAILABLE);
     }
@@ -468,24 +507,32 @@ async fn the_circuit_breaker_opens_then_recovers() {
     let t0 = Instant::now();
     for i in 3..10 {
         let r = ward
-            .check(Req::get("/api/x").bearer(&format!("t{i}")))
+            .summary(Req::get("/api/x").bearer(&format!("t{i}")).to_map())
             .await;
         assert_eq!(r.short(), UNAVAILABLE);
     }
     assert!(t0.elapsed() < Duration::from_millis(500));
     assert_eq!(ep.hits(), 3, "an open breaker makes no calls");
-    let open = r#"ward_introspection_requests_total{provider="partners",result="circuit_open"}"#;
-    assert_eq!(ward.metric(open).await, 7.0);
+    let open = [("provider", "partners"), ("result", "circuit_open")];
+    assert_eq!(
+        ward.metric("ward_introspection_requests_total", &open)
+            .await,
+        Some(7.0)
+    );
 
     // After the cool-down one probe goes through; it fails, so the breaker reopens.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
-        ward.check(Req::get("/api/x").bearer("p1")).await.short(),
+        ward.summary(Req::get("/api/x").bearer("p1").to_map())
+            .await
+            .short(),
         UNAVAILABLE
     );
     assert_eq!(ep.hits(), 4);
     assert_eq!(
-        ward.check(Req::get("/api/x").bearer("p2")).await.short(),
+        ward.summary(Req::get("/api/x").bearer("p2").to_map())
+            .await
+            .short(),
         UNAVAILABLE
     );
     assert_eq!(ep.hits(), 4, "reopened by the failed probe");
@@ -496,11 +543,15 @@ async fn the_circuit_breaker_opens_then_recovers() {
     ep.set_token("p4", active("p4", 300));
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
-        ward.check(Req::get("/api/x").bearer("p3")).await.short(),
+        ward.summary(Req::get("/api/x").bearer("p3").to_map())
+            .await
+            .short(),
         OK
     );
     assert_eq!(
-        ward.check(Req::get("/api/x").bearer("p4")).await.short(),
+        ward.summary(Req::get("/api/x").bearer("p4").to_map())
+            .await
+            .short(),
         OK
     );
     assert_eq!(
@@ -516,60 +567,64 @@ async fn the_circuit_breaker_opens_then_recovers() {
 async fn malformed_tokens_never_reach_the_endpoint() {
     let ep = Introspect::start().await;
     let ward = start(&config(&ep, "max_token_bytes: 64")).await;
-    let cases: Vec<(Req, &str)> = vec![
-        (Req::get("/api/x").bearer(" padded"), "malformed token"),
+    let cases: Vec<(Req, Shape, &str)> = vec![
         (
-            Req::get("/api/x")
-                .header("authorization", "Bearer a b")
-                .raw(),
+            Req::get("/api/x").bearer(" padded"),
+            Shape::Map,
             "malformed token",
         ),
         (
-            Req::get("/api/x")
-                .header("authorization", "Bearer t\u{e9}")
-                .raw(),
+            Req::get("/api/x").header("authorization", "Bearer a b"),
+            Shape::Raw,
             "malformed token",
         ),
         (
-            Req::get("/api/x")
-                .header("authorization", b"Bearer t\xff".as_slice())
-                .raw(),
+            Req::get("/api/x").header("authorization", "Bearer t\u{e9}"),
+            Shape::Raw,
+            "malformed token",
+        ),
+        (
+            Req::get("/api/x").raw_header("authorization", b"Bearer t\xff"),
+            Shape::Raw,
             "malformed token",
         ),
         (
             Req::get("/api/x").bearer(&"a".repeat(65)),
+            Shape::Map,
             "token too large",
         ),
         (
             Req::get("/api/x").bearer("a").bearer("b"),
+            Shape::Map,
             "more than one credential in the request",
         ),
         (
-            Req::get("/api/x").bearer("a").bearer("b").raw(),
+            Req::get("/api/x").bearer("a").bearer("b"),
+            Shape::Raw,
             "more than one credential in the request",
         ),
     ];
-    for (req, detail) in cases {
-        let r = ward.check(req.clone()).await;
+    for (req, shape, detail) in cases {
+        let r = ward.summary(req.build(shape)).await;
         assert_eq!(
             (r.short(), r.detail.as_str()),
             (INVALID, detail),
-            "{:?}",
+            "{shape:?} {:?}",
             req.headers
         );
     }
     assert_eq!(ep.hits(), 0);
-    let r = ward.check(Req::get("/api/x")).await;
+    let r = ward.summary(Req::get("/api/x").to_map()).await;
     assert_eq!(r.short(), (16, 401, "missing_credential"));
 }
 
 #[tokio::test]
 async fn the_client_secret_is_never_printed() {
-    let env: HashMap<String, String> =
-        [("PARTNERS_SECRET".to_string(), CLIENT_SECRET.to_string())].into();
     let ep = Introspect::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = ward::config::load_str(&config(&ep, ""), dir.path(), &env).expect("config");
+    let config = Ward::builder(&config(&ep, ""))
+        .env("PARTNERS_SECRET", CLIENT_SECRET)
+        .load()
+        .expect("config");
     let debug = format!("{config:?}");
     assert!(debug.contains("<redacted>"), "{debug}");
     assert!(!debug.contains(CLIENT_SECRET), "{debug}");
@@ -580,27 +635,39 @@ async fn introspection_metrics_are_exported() {
     let ep = Introspect::start().await;
     ep.set_token("a", active("a", 300));
     let ward = start(&config(&ep, "")).await;
-    ward.check(Req::get("/api/x").bearer("a")).await;
-    ward.check(Req::get("/api/x").bearer("nope")).await;
+    ward.summary(Req::get("/api/x").bearer("a").to_map()).await;
+    ward.summary(Req::get("/api/x").bearer("nope").to_map())
+        .await;
     let m = ward.metrics().await;
-    for want in [
-        r#"ward_introspection_requests_total{provider="partners",result="active"} 1"#,
-        r#"ward_introspection_requests_total{provider="partners",result="inactive"} 1"#,
-        r#"ward_introspection_duration_seconds_count{provider="partners"} 2"#,
+    for (name, labels, want) in [
+        (
+            "ward_introspection_requests_total",
+            &[("provider", "partners"), ("result", "active")][..],
+            1.0,
+        ),
+        (
+            "ward_introspection_requests_total",
+            &[("provider", "partners"), ("result", "inactive")],
+            1.0,
+        ),
+        (
+            "ward_introspection_duration_seconds_count",
+            &[("provider", "partners")],
+            2.0,
+        ),
     ] {
-        assert!(m.contains(want), "{want} in\n{m}");
+        assert_eq!(
+            metric(&m, name, labels),
+            Some(want),
+            "{name}{labels:?} in\n{m}"
+        );
     }
 }
 
 // === config validation ===
 
 fn errors(yaml: &str) -> String {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let env: HashMap<String, String> = HashMap::new();
-    match ward::config::load_str(yaml, dir.path(), &env) {
-        Ok(_) => panic!("config accepted:\n{yaml}"),
-        Err(e) => e.to_string(),
-    }
+    Ward::builder(yaml).config_error()
 }
 
 const ROUTES: &str = r#"

@@ -2,13 +2,12 @@
 //! `source.principal` (a SPIFFE ID), the URI SAN of `source.certificate` when only the
 //! certificate is sent, malformed certificates, and precedence with a JWT provider.
 
-mod authn_harness;
-
-use std::collections::HashMap;
+mod common;
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-use authn_harness::{Req, corp_provider, es256_key, jwt, start};
+use common::{Req, TestKey, Ward, corp_provider, corp_token};
+use ward::authn::jwt::Alg;
 
 const OK: (i32, u16, &str) = (0, 200, "ok");
 const INVALID: (i32, u16, &str) = (16, 401, "invalid_token");
@@ -73,9 +72,9 @@ fn envoy_encode(pem: &str) -> String {
 
 #[tokio::test]
 async fn principal_based_routes() {
-    let ward = start(&default_config()).await;
+    let ward = Ward::start(&default_config()).await;
     let r = ward
-        .check(Req::get("/internal/jobs").principal(BILLING))
+        .summary(Req::get("/internal/jobs").principal(BILLING).to_map())
         .await;
     assert_eq!(r.short(), OK, "{r:?}");
     assert_eq!(r.subject(), Some(BILLING));
@@ -83,18 +82,22 @@ async fn principal_based_routes() {
     assert_eq!(r.header("x-auth-provider"), Some("mesh"));
 
     let r = ward
-        .check(Req::get("/internal/jobs").principal(ORDERS))
+        .summary(Req::get("/internal/jobs").principal(ORDERS).to_map())
         .await;
     assert_eq!(r.short(), FORBIDDEN, "another service account");
-    let r = ward.check(Req::get("/ns/x").principal(ORDERS)).await;
+    let r = ward
+        .summary(Req::get("/ns/x").principal(ORDERS).to_map())
+        .await;
     assert_eq!(r.short(), OK, "Istio namespace is a claim");
-    let r = ward.check(Req::get("/ns/x").principal(BILLING)).await;
+    let r = ward
+        .summary(Req::get("/ns/x").principal(BILLING).to_map())
+        .await;
     assert_eq!(r.short(), FORBIDDEN);
 }
 
 #[tokio::test]
 async fn peers_outside_the_trust_domains_or_not_spiffe_are_401() {
-    let ward = start(&default_config()).await;
+    let ward = Ward::start(&default_config()).await;
     for (principal, detail) in [
         (
             "spiffe://evil.example/ns/billing/sa/batch",
@@ -115,20 +118,22 @@ async fn peers_outside_the_trust_domains_or_not_spiffe_are_401() {
             "peer identity is not a SPIFFE ID",
         ),
     ] {
-        let r = ward.check(Req::get("/api/x").principal(principal)).await;
+        let r = ward
+            .summary(Req::get("/api/x").principal(principal).to_map())
+            .await;
         assert_eq!(
             (r.short(), r.detail.as_str()),
             (INVALID, detail),
             "{principal}"
         );
     }
-    let r = ward.check(Req::get("/api/x")).await;
+    let r = ward.summary(Req::get("/api/x").to_map()).await;
     assert_eq!(
         r.short(),
         (16, 401, "missing_credential"),
         "plain-text peer"
     );
-    let r = ward.check(Req::get("/public/x")).await;
+    let r = ward.summary(Req::get("/public/x").to_map()).await;
     assert_eq!(
         (r.short(), r.subject()),
         (OK, None),
@@ -138,10 +143,10 @@ async fn peers_outside_the_trust_domains_or_not_spiffe_are_401() {
 
 #[tokio::test]
 async fn the_certificate_uri_san_is_the_identity_when_no_principal_is_sent() {
-    let ward = start(&default_config()).await;
+    let ward = Ward::start(&default_config()).await;
     let cert = envoy_encode(&cert_pem(&[BILLING], &["batch.billing.svc"]));
     let r = ward
-        .check(Req::get("/internal/jobs").certificate(&cert))
+        .summary(Req::get("/internal/jobs").certificate(&cert).to_map())
         .await;
     assert_eq!(r.short(), OK, "{r:?}");
     assert_eq!(
@@ -152,23 +157,28 @@ async fn the_certificate_uri_san_is_the_identity_when_no_principal_is_sent() {
 
     // The principal, when sent, wins over the certificate.
     let r = ward
-        .check(
+        .summary(
             Req::get("/internal/jobs")
                 .principal(ORDERS)
-                .certificate(&cert),
+                .certificate(&cert)
+                .to_map(),
         )
         .await;
     assert_eq!((r.short(), r.subject()), (FORBIDDEN, None));
 
     // No URI SAN: no SPIFFE ID.
     let dns_only = envoy_encode(&cert_pem(&[], &["batch.billing.svc"]));
-    let r = ward.check(Req::get("/api/x").certificate(&dns_only)).await;
+    let r = ward
+        .summary(Req::get("/api/x").certificate(&dns_only).to_map())
+        .await;
     assert_eq!(
         (r.short(), r.detail.as_str()),
         (INVALID, "peer identity is not a SPIFFE ID")
     );
     let other_td = envoy_encode(&cert_pem(&["spiffe://evil.example/x"], &[]));
-    let r = ward.check(Req::get("/api/x").certificate(&other_td)).await;
+    let r = ward
+        .summary(Req::get("/api/x").certificate(&other_td).to_map())
+        .await;
     assert_eq!(
         (r.short(), r.detail.as_str()),
         (INVALID, "peer trust domain not accepted")
@@ -177,7 +187,7 @@ async fn the_certificate_uri_san_is_the_identity_when_no_principal_is_sent() {
 
 #[tokio::test]
 async fn malformed_certificates_are_401_never_a_crash() {
-    let ward = start(&default_config()).await;
+    let ward = Ward::start(&default_config()).await;
     let pem = cert_pem(&[BILLING], &[]);
     let encoded = envoy_encode(&pem);
     let body_start = pem.find('\n').expect("newline") + 1;
@@ -211,7 +221,9 @@ async fn malformed_certificates_are_401_never_a_crash() {
         ("huge", "A".repeat(70 * 1024)),
     ];
     for (what, cert) in cases {
-        let r = ward.check(Req::get("/api/x").certificate(&cert)).await;
+        let r = ward
+            .summary(Req::get("/api/x").certificate(&cert).to_map())
+            .await;
         assert_eq!(
             (r.short(), r.detail.as_str()),
             (INVALID, "malformed peer certificate"),
@@ -219,29 +231,35 @@ async fn malformed_certificates_are_401_never_a_crash() {
         );
     }
     // ward is still serving.
-    let r = ward.check(Req::get("/api/x").certificate(&encoded)).await;
+    let r = ward
+        .summary(Req::get("/api/x").certificate(&encoded).to_map())
+        .await;
     assert_eq!(r.short(), OK);
 }
 
 #[tokio::test]
 async fn certificates_can_be_ignored() {
-    let ward = start(&config(
+    let ward = Ward::start(&config(
         "{ trust_domains: [cluster.local], from_certificate: false }",
         "",
         "mesh",
     ))
     .await;
     let cert = envoy_encode(&cert_pem(&[BILLING], &[]));
-    let r = ward.check(Req::get("/api/x").certificate(&cert)).await;
+    let r = ward
+        .summary(Req::get("/api/x").certificate(&cert).to_map())
+        .await;
     assert_eq!(r.short(), (16, 401, "missing_credential"));
-    let r = ward.check(Req::get("/api/x").principal(BILLING)).await;
+    let r = ward
+        .summary(Req::get("/api/x").principal(BILLING).to_map())
+        .await;
     assert_eq!(r.short(), OK);
 }
 
 #[tokio::test]
 async fn a_user_token_first_then_the_peer_identity() {
-    let k = es256_key();
-    let ward = start(&config(
+    let k = TestKey::generate(Alg::ES256);
+    let ward = Ward::start(&config(
         "{ trust_domains: [cluster.local] }",
         &corp_provider(&k),
         "corp, mesh",
@@ -249,38 +267,47 @@ async fn a_user_token_first_then_the_peer_identity() {
     .await;
     // Both present: the JWT is listed first and decides.
     let r = ward
-        .check(
+        .summary(
             Req::get("/api/x")
-                .bearer(&jwt(&k, "alice"))
-                .principal(BILLING),
+                .bearer(&corp_token(&k, "alice"))
+                .principal(BILLING)
+                .to_map(),
         )
         .await;
     assert_eq!((r.short(), r.subject()), (OK, Some("alice")));
     let r = ward
-        .check(Req::get("/api/x").bearer("bad.jwt.here").principal(BILLING))
+        .summary(
+            Req::get("/api/x")
+                .bearer("bad.jwt.here")
+                .principal(BILLING)
+                .to_map(),
+        )
         .await;
     assert_eq!(r.short(), INVALID, "a bad token is not rescued by the peer");
     // No token: the peer identity decides.
-    let r = ward.check(Req::get("/api/x").principal(BILLING)).await;
+    let r = ward
+        .summary(Req::get("/api/x").principal(BILLING).to_map())
+        .await;
     assert_eq!((r.short(), r.subject()), (OK, Some(BILLING)));
 
     // Mesh listed first: every mTLS request has a peer, so the token is never looked at.
-    let ward = start(&config(
+    let ward = Ward::start(&config(
         "{ trust_domains: [cluster.local] }",
         &corp_provider(&k),
         "mesh, corp",
     ))
     .await;
     let r = ward
-        .check(
+        .summary(
             Req::get("/api/x")
-                .bearer(&jwt(&k, "alice"))
-                .principal(BILLING),
+                .bearer(&corp_token(&k, "alice"))
+                .principal(BILLING)
+                .to_map(),
         )
         .await;
     assert_eq!((r.short(), r.subject()), (OK, Some(BILLING)));
     let r = ward
-        .check(Req::get("/api/x").bearer(&jwt(&k, "alice")))
+        .summary(Req::get("/api/x").bearer(&corp_token(&k, "alice")).to_map())
         .await;
     assert_eq!(
         (r.short(), r.subject()),
@@ -292,11 +319,7 @@ async fn a_user_token_first_then_the_peer_identity() {
 // === config validation ===
 
 fn errors(yaml: &str) -> String {
-    let dir = tempfile::tempdir().expect("tempdir");
-    match ward::config::load_str(yaml, dir.path(), &HashMap::<String, String>::new()) {
-        Ok(_) => panic!("config accepted:\n{yaml}"),
-        Err(e) => e.to_string(),
-    }
+    Ward::builder(yaml).config_error()
 }
 
 const ROUTES: &str =

@@ -884,6 +884,21 @@ impl KeyRing {
     }
 }
 
+/// A JWT provider named `corp` (issuer `https://corp.test`, audience `api`) trusting
+/// `key` inline and its algorithm only, as a YAML item of `providers:`.
+pub fn corp_provider(key: &TestKey) -> String {
+    format!(
+        "  - name: corp\n    jwt:\n      issuer: https://corp.test\n      audiences: [api]\n      algorithms: [{}]\n      jwks: {}\n",
+        key.alg.as_str(),
+        key.jwks()
+    )
+}
+
+/// A token [`corp_provider`] accepts, for `sub`, valid for five minutes.
+pub fn corp_token(key: &TestKey, sub: &str) -> String {
+    key.sign(&json!({"iss": "https://corp.test", "aud": "api", "sub": sub, "exp": now() + 300}))
+}
+
 /// A JWKS holding every given key.
 pub fn jwks_of(keys: &[&TestKey]) -> Value {
     json!({ "keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>() })
