@@ -25,20 +25,19 @@
 //! PromQL syntax and the alerts' behaviour are checked by k8s/monitoring/check.sh
 //! (promtool).
 
+mod common;
 mod idp;
+mod introspect_server;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
-use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
 use serde_json::{Value, json};
-use ward::authn::jwt::Alg;
-use ward::devtoken::SigningKey;
 
-const SECRET: &[u8] = b"monitoring-test-secret-0123456789abcdef";
+use common::{Family, Req, TestKey, Ward, families, grpc_code, metric, now};
+use introspect_server::{CLIENT_ID, CLIENT_SECRET, Introspect};
+use ward::authn::jwt::Alg;
 
 /// Labels every scraped series carries, added by Prometheus and the Prometheus
 /// Operator's ServiceMonitor (k8s/base/servicemonitor.yaml).
@@ -119,64 +118,6 @@ fn read(rel: &str) -> String {
 }
 
 // ===================================================================== the scrape
-
-/// One metric family of a Prometheus text exposition.
-#[derive(Debug, Default, Clone)]
-struct Family {
-    ty: String,
-    /// Label names on its samples (without `le`).
-    labels: BTreeSet<String>,
-    /// The `le` bounds of a histogram's buckets, as exposed.
-    le: BTreeSet<String>,
-    /// Label values seen, by label name.
-    values: BTreeMap<String, BTreeSet<String>>,
-}
-
-/// Parses `name{a="x",b="y"} 1`-style lines; label values are ward's own (no escaped
-/// quotes or commas).
-fn families(text: &str) -> BTreeMap<String, Family> {
-    let mut out: BTreeMap<String, Family> = BTreeMap::new();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let mut it = rest.split(' ');
-            let (name, ty) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
-            out.entry(name.to_string()).or_default().ty = ty.to_string();
-            continue;
-        }
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        let name_end = line.find(['{', ' ']).unwrap_or(line.len());
-        let sample = &line[..name_end];
-        let family = ["_bucket", "_sum", "_count"]
-            .iter()
-            .find_map(|s| {
-                sample
-                    .strip_suffix(s)
-                    .filter(|f| out.get(*f).is_some_and(|f| f.ty == "histogram"))
-            })
-            .unwrap_or(sample)
-            .to_string();
-        let Some(f) = out.get_mut(&family) else {
-            continue;
-        };
-        let body = line[name_end..]
-            .strip_prefix('{')
-            .and_then(|l| l.split('}').next())
-            .unwrap_or("");
-        for kv in body.split(',').filter(|kv| !kv.is_empty()) {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            let v = v.trim_matches('"').to_string();
-            if k == "le" {
-                f.le.insert(v);
-            } else {
-                f.labels.insert(k.to_string());
-                f.values.entry(k.to_string()).or_default().insert(v);
-            }
-        }
-    }
-    out
-}
 
 // ===================================================================== PromQL
 
@@ -1404,57 +1345,17 @@ fn check_monitoring(scrape: &str, rules_yaml: &str, dashboard_json: &str, docs: 
 
 // ================================================================== live ward
 
-fn check_request(path: &str, auth: Option<&str>) -> CheckRequest {
-    let mut headers = HashMap::new();
-    if let Some(a) = auth {
-        headers.insert("authorization".to_string(), a.to_string());
-    }
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            request: Some(Request {
-                http: Some(HttpRequest {
-                    method: "GET".into(),
-                    path: path.into(),
-                    headers,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    }
-}
-
-/// An RFC 7662 endpoint that calls every token active.
-async fn introspection_endpoint() -> String {
-    async fn answer() -> impl axum::response::IntoResponse {
-        let body = json!({
-            "active": true,
-            "sub": "partner-app",
-            "exp": ward::authn::cache::unix_now() + 300,
-        });
-        (
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            body.to_string(),
-        )
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind introspection endpoint");
-    let addr = listener.local_addr().expect("addr");
-    let app = axum::Router::new().route("/introspect", axum::routing::post(answer));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}/introspect")
-}
-
 /// Starts ward with every kind of provider the dashboard shows, makes it decide and
 /// reload, and returns its `/metrics`.
 async fn scrape_a_busy_ward() -> String {
-    let key = SigningKey::from_bytes(SECRET, Alg::HS256).expect("key");
+    let key = TestKey::generate(Alg::HS256);
     let idp = idp::Idp::start(key.jwks()).await;
-    let introspect = introspection_endpoint().await;
+    let introspect = Introspect::start().await;
+    let opaque = "opaque-partner-token";
+    introspect.set_token(
+        opaque,
+        json!({"active": true, "sub": "partner-app", "exp": now() + 300}),
+    );
     let yaml = format!(
         r#"
 providers:
@@ -1462,8 +1363,8 @@ providers:
     jwt: {{ issuer: https://corp.test, audiences: [api], algorithms: [HS256], jwks_uri: {jwks}, refresh_interval: 10m }}
   - name: partners
     introspection:
-      endpoint: {introspect}
-      client_id: ward
+      endpoint: {endpoint}
+      client_id: {CLIENT_ID}
       client_secret: ${{PARTNERS_SECRET}}
       timeout: 2s
 routes:
@@ -1478,77 +1379,41 @@ routes:
     match: {{ path_prefix: /beta }}
     providers: [corp]
 "#,
-        jwks = idp.jwks_uri()
+        jwks = idp.jwks_uri(),
+        endpoint = introspect.url(),
     );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("ward.yaml");
-    std::fs::write(&path, &yaml).expect("write config");
-    let env: HashMap<String, String> =
-        [("PARTNERS_SECRET".to_string(), "s3cret".to_string())].into();
-    let config = ward::config::load_file(&path, &env).expect("config");
-    let state = ward::server::AppState::start(config).expect("state");
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let (grpc_addr, admin_addr) = (
-        grpc.local_addr().expect("addr"),
-        admin.local_addr().expect("addr"),
-    );
-    tokio::spawn(ward::server::run(
-        grpc,
-        admin,
-        state.clone(),
-        std::future::pending(),
-        Duration::from_secs(1),
-    ));
+    let ward = Ward::from_file("ward.yaml")
+        .file("ward.yaml", &yaml)
+        .env("PARTNERS_SECRET", CLIENT_SECRET)
+        .start()
+        .await;
 
-    let exp = ward::authn::cache::unix_now() + 120;
-    let token = key
-        .sign(&json!({"iss": "https://corp.test", "aud": "api", "sub": "alice", "exp": exp}))
-        .expect("sign");
-    let bearer = format!("Bearer {token}");
-    let mut client = AuthorizationClient::connect(format!("http://{grpc_addr}"))
-        .await
-        .expect("connect");
-    let mut code = async |req: CheckRequest| {
-        let r = client.check(req).await.expect("rpc").into_inner();
-        r.status.map_or(0, |s| s.code)
-    };
-    // The key set arrives from the stub IdP in the background.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while code(check_request("/api/orders", Some(&bearer))).await != 0 {
-        assert!(Instant::now() < deadline, "ward never got the IdP's keys");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(code(check_request("/api/orders", Some(&bearer))).await, 0);
-    assert_eq!(
-        code(check_request("/api/orders", Some("Bearer not-a-jwt"))).await,
-        16
+    let token = key.sign(
+        &json!({"iss": "https://corp.test", "aud": "api", "sub": "alice", "exp": now() + 120}),
     );
-    assert_eq!(code(check_request("/elsewhere", None)).await, 7);
-    let opaque = "Bearer opaque-partner-token";
-    assert_eq!(code(check_request("/partner/x", Some(opaque))).await, 0);
-    assert_eq!(code(check_request("/partner/x", Some(opaque))).await, 0);
+    let orders = Req::get("/api/orders").bearer(&token);
+    let code = async |req: &Req| grpc_code(&ward.check(req.to_map()).await);
+    // The key set arrives from the stub IdP in the background.
+    ward.wait_allowed(&orders.to_map(), Duration::from_secs(10))
+        .await;
+    assert_eq!(code(&orders).await, 0);
+    assert_eq!(code(&Req::get("/api/orders").bearer("not-a-jwt")).await, 16);
+    assert_eq!(code(&Req::get("/elsewhere")).await, 7);
+    let partner = Req::get("/partner/x").bearer(opaque);
+    assert_eq!(code(&partner).await, 0);
+    assert_eq!(code(&partner).await, 0);
     // shadow_deny: let through, counted.
-    assert_eq!(code(check_request("/beta/x", None)).await, 0);
+    assert_eq!(code(&Req::get("/beta/x")).await, 0);
 
     // One good reload, one rejected.
-    std::fs::write(&path, format!("{yaml}\n# touched\n")).expect("rewrite");
-    ward::server::reload::reload(&path, &state, &env).expect("good reload");
-    std::fs::write(&path, "routes: [ { garbage").expect("garbage");
-    assert!(ward::server::reload::reload(&path, &state, &env).is_err());
+    std::fs::write(ward.config_file(), format!("{yaml}\n# touched\n")).expect("rewrite");
+    ward.reload().expect("good reload");
+    std::fs::write(ward.config_file(), "routes: [ { garbage").expect("garbage");
+    assert!(ward.reload().is_err());
     // Checks still decided on the last good config.
-    assert_eq!(code(check_request("/api/orders", Some(&bearer))).await, 0);
+    assert_eq!(code(&orders).await, 0);
 
-    reqwest::get(format!("http://{admin_addr}/metrics"))
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("body")
+    ward.metrics().await
 }
 
 // ======================================================================= tests
@@ -1591,11 +1456,13 @@ async fn dashboard_and_alerts_query_only_what_ward_exports() {
             "{name}{{{label}=\"{value}\"}} missing:\n{scrape}"
         );
     }
-    assert!(
-        scrape.contains(r#"ward_config_reloads_total{result="failure"} 1"#)
-            && scrape.contains(r#"ward_config_reloads_total{result="success"} 1"#),
-        "{scrape}"
-    );
+    for result in ["failure", "success"] {
+        assert_eq!(
+            metric(&scrape, "ward_config_reloads_total", &[("result", result)]),
+            Some(1.0),
+            "{result}: {scrape}"
+        );
+    }
     assert!(
         fams["ward_check_duration_seconds"].le.contains("0.005"),
         "the SLO's le=\"0.005\" bucket is gone: {:?}",
