@@ -220,14 +220,21 @@ impl WardBuilder {
                     .clone()
                     .ok_or("watch() needs a config file: start with Ward::from_file")?;
                 let (hup, hup_rx) = mpsc::channel(1);
-                let task = tokio::spawn(ward::server::reload::watch(
+                let mut watch = Box::pin(ward::server::reload::watch(
                     path,
                     state.clone(),
                     env.clone(),
                     interval,
                     hup_rx,
                 ));
-                Some((task, hup))
+                // Run the watcher up to its first wait here, so it has read the file
+                // before the test can change it; then it goes on in its own task.
+                let ended = std::future::poll_fn(|cx| {
+                    std::task::Poll::Ready(watch.as_mut().poll(cx).is_ready())
+                })
+                .await;
+                assert!(!ended, "the reload watcher stopped at once");
+                Some((tokio::spawn(watch), hup))
             }
         };
         let (stop, stopped) = oneshot::channel::<()>();
