@@ -1,7 +1,8 @@
 //! The gRPC port's other services: grpc.health.v1.Health (what Kubernetes gRPC probes
 //! and Envoy health checks ask) and server reflection (what grpcurl uses).
 
-use std::collections::HashMap;
+mod common;
+
 use std::time::Duration;
 
 use tonic_health::pb::HealthCheckRequest;
@@ -12,44 +13,15 @@ use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
-async fn start() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let env: HashMap<String, String> = HashMap::new();
-    let yaml =
-        "routes:\n  - name: open\n    match: { path_prefix: / }\n    allow_anonymous: true\n";
-    let config = ward::config::load_str(yaml, std::path::Path::new("."), &env).expect("config");
-    let state = ward::server::AppState::start(config).expect("state");
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = grpc.local_addr().expect("addr");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(ward::server::run(
-        grpc,
-        admin,
-        state,
-        async move {
-            let _ = rx.await;
-        },
-        Duration::from_secs(1),
-    ));
-    (addr, tx)
-}
+use common::Ward;
 
-async fn channel(addr: std::net::SocketAddr) -> tonic::transport::Channel {
-    tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect")
-}
+const OPEN: &str =
+    "routes:\n  - name: open\n    match: { path_prefix: / }\n    allow_anonymous: true\n";
 
 #[tokio::test]
 async fn health_reports_serving_then_not_serving_on_shutdown() {
-    let (addr, stop) = start().await;
-    let mut health = HealthClient::new(channel(addr).await);
+    let ward = Ward::start(OPEN).await;
+    let mut health = HealthClient::new(ward.channel().await);
     for service in ["", "envoy.service.auth.v3.Authorization"] {
         let r = health
             .check(HealthCheckRequest {
@@ -84,7 +56,7 @@ async fn health_reports_serving_then_not_serving_on_shutdown() {
         .expect("stream")
         .expect("first status");
     assert_eq!(first.status(), ServingStatus::Serving);
-    let _ = stop.send(());
+    let _stopping = ward.stop();
     let next = tokio::time::timeout(Duration::from_secs(5), watch.message())
         .await
         .expect("a status change before the deadline");
@@ -95,8 +67,8 @@ async fn health_reports_serving_then_not_serving_on_shutdown() {
 
 #[tokio::test]
 async fn reflection_lists_and_describes_the_authorization_service() {
-    let (addr, _stop) = start().await;
-    let mut client = ServerReflectionClient::new(channel(addr).await);
+    let ward = Ward::start(OPEN).await;
+    let mut client = ServerReflectionClient::new(ward.channel().await);
     let ask = |m: MessageRequest| ServerReflectionRequest {
         host: String::new(),
         message_request: Some(m),

@@ -1,14 +1,14 @@
 //! The gRPC listener over TLS and mTLS, with certificates generated in the test (rcgen).
 
-use std::collections::HashMap;
-use std::path::Path;
+mod common;
+
 use std::time::Duration;
 
-use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+use common::{Req, Ward, grpc_code, wait_until};
 
 struct Ca {
     pem: String,
@@ -41,37 +41,24 @@ fn leaf(ca: &Ca, name: &str, expired: bool) -> (String, String) {
 const ROUTES: &str =
     "routes:\n  - name: open\n    match: { path_prefix: / }\n    allow_anonymous: true\n";
 
-/// Starts ward with TLS files in a temp dir; `client_ca` turns on mTLS.
-async fn start(dir: &Path, server_ca: &Ca, client_ca: Option<&Ca>) -> std::net::SocketAddr {
+/// Starts ward serving a `localhost` certificate from `server_ca` (its TLS files in the
+/// config's directory, watched every 50ms); `client_ca` turns on mTLS.
+async fn start(server_ca: &Ca, client_ca: Option<&Ca>) -> Ward {
     let (cert, key) = leaf(server_ca, "localhost", false);
-    std::fs::write(dir.join("cert.pem"), cert).expect("write");
-    std::fs::write(dir.join("key.pem"), key).expect("write");
-    let mut tls =
-        "server:\n  watch_interval: 50ms\n  tls: { cert_file: cert.pem, key_file: key.pem"
-            .to_string();
+    let mtls = match client_ca {
+        Some(_) => ", client_ca_file: clients.pem",
+        None => "",
+    };
+    let yaml = format!(
+        "server:\n  watch_interval: 50ms\n  tls: {{ cert_file: cert.pem, key_file: key.pem{mtls} }}\n{ROUTES}"
+    );
+    let mut builder = Ward::builder(&yaml)
+        .file("cert.pem", cert)
+        .file("key.pem", key);
     if let Some(c) = client_ca {
-        std::fs::write(dir.join("clients.pem"), &c.pem).expect("write");
-        tls.push_str(", client_ca_file: clients.pem");
+        builder = builder.file("clients.pem", &c.pem);
     }
-    tls.push_str(" }\n");
-    let env: HashMap<String, String> = HashMap::new();
-    let config = ward::config::load_str(&format!("{tls}{ROUTES}"), dir, &env).expect("config");
-    let state = ward::server::AppState::start(config).expect("state");
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = grpc.local_addr().expect("addr");
-    tokio::spawn(ward::server::run(
-        grpc,
-        admin,
-        state,
-        std::future::pending(),
-        Duration::from_secs(1),
-    ));
-    addr
+    builder.start().await
 }
 
 async fn check(addr: std::net::SocketAddr, tls: Option<ClientTlsConfig>) -> Result<i32, String> {
@@ -84,23 +71,10 @@ async fn check(addr: std::net::SocketAddr, tls: Option<ClientTlsConfig>) -> Resu
         ep = ep.tls_config(t).map_err(|e| e.to_string())?;
     }
     let channel = ep.connect().await.map_err(|e| format!("connect: {e:?}"))?;
-    let req = CheckRequest {
-        attributes: Some(AttributeContext {
-            request: Some(Request {
-                http: Some(HttpRequest {
-                    method: "GET".into(),
-                    path: "/".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    };
     AuthorizationClient::new(channel)
-        .check(req)
+        .check(Req::get("/").to_map())
         .await
-        .map(|r| r.into_inner().status.map_or(0, |s| s.code))
+        .map(|r| grpc_code(&r.into_inner()))
         .map_err(|e| format!("rpc: {e}"))
 }
 
@@ -116,9 +90,9 @@ fn client_tls(trust: &Ca, identity: Option<(String, String)>) -> ClientTlsConfig
 
 #[tokio::test]
 async fn tls_serves_checks_and_refuses_plaintext() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let server_ca = ca();
-    let addr = start(dir.path(), &server_ca, None).await;
+    let ward = start(&server_ca, None).await;
+    let addr = ward.grpc_addr;
     assert_eq!(check(addr, Some(client_tls(&server_ca, None))).await, Ok(0));
     assert!(
         check(addr, None).await.is_err(),
@@ -130,10 +104,10 @@ async fn tls_serves_checks_and_refuses_plaintext() {
 
 #[tokio::test]
 async fn mtls_requires_a_client_certificate_from_the_configured_ca() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let server_ca = ca();
     let clients = ca();
-    let addr = start(dir.path(), &server_ca, Some(&clients)).await;
+    let ward = start(&server_ca, Some(&clients)).await;
+    let addr = ward.grpc_addr;
     let good = leaf(&clients, "envoy", false);
     assert_eq!(
         check(addr, Some(client_tls(&server_ca, Some(good)))).await,
@@ -163,29 +137,27 @@ async fn mtls_requires_a_client_certificate_from_the_configured_ca() {
 
 #[tokio::test]
 async fn a_rotated_certificate_is_served_to_new_connections() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let old_ca = ca();
-    let addr = start(dir.path(), &old_ca, None).await;
+    let ward = start(&old_ca, None).await;
+    let (addr, dir) = (ward.grpc_addr, ward.dir());
     assert_eq!(check(addr, Some(client_tls(&old_ca, None))).await, Ok(0));
 
     // A broken replacement is ignored: the old certificate keeps serving.
-    std::fs::write(dir.path().join("cert.pem"), "not a certificate").expect("write");
+    std::fs::write(dir.join("cert.pem"), "not a certificate").expect("write");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(check(addr, Some(client_tls(&old_ca, None))).await, Ok(0));
 
     // cert-manager writes a new pair from a new CA.
     let new_ca = ca();
     let (cert, key) = leaf(&new_ca, "localhost", false);
-    std::fs::write(dir.path().join("key.pem"), key).expect("write");
-    std::fs::write(dir.path().join("cert.pem"), cert).expect("write");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while check(addr, Some(client_tls(&new_ca, None))).await != Ok(0) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the new certificate was never served"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    std::fs::write(dir.join("key.pem"), key).expect("write");
+    std::fs::write(dir.join("cert.pem"), cert).expect("write");
+    wait_until(
+        "the new certificate is served",
+        Duration::from_secs(10),
+        async || check(addr, Some(client_tls(&new_ca, None))).await == Ok(0),
+    )
+    .await;
     assert!(
         check(addr, Some(client_tls(&old_ca, None))).await.is_err(),
         "the old certificate is gone"
