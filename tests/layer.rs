@@ -1,6 +1,7 @@
 //! ward embedded as a tower layer: the same decisions with no network hop.
 
-use std::collections::HashMap;
+mod common;
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -10,12 +11,11 @@ use axum::{Extension, Router};
 use tower::ServiceExt;
 use ward::authn::Identity;
 use ward::authn::jwt::Alg;
-use ward::devtoken::SigningKey;
 
-const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-layer-test";
+use common::{TestKey, Ward, now};
 
-fn app() -> (Router, SigningKey) {
-    let key = SigningKey::from_bytes(SECRET, Alg::HS256).expect("key");
+fn app() -> (Router, TestKey) {
+    let key = TestKey::generate(Alg::HS256);
     let yaml = format!(
         r#"
 providers:
@@ -32,12 +32,7 @@ routes:
 "#,
         jwks = key.jwks()
     );
-    let env: HashMap<String, String> = HashMap::new();
-    let config = ward::config::load_str(&yaml, std::path::Path::new("."), &env).expect("config");
-    let engine = Arc::new(ward::Engine::new(
-        config,
-        Arc::new(ward::metrics::Metrics::new()),
-    ));
+    let engine = Arc::new(Ward::builder(&yaml).engine());
     let router = Router::new()
         .route(
             "/healthz",
@@ -78,10 +73,8 @@ async fn body(r: axum::response::Response) -> String {
     String::from_utf8(bytes.to_vec()).expect("utf8")
 }
 
-fn token(key: &SigningKey, roles: &[&str]) -> String {
-    let exp = ward::authn::cache::unix_now() + 60;
-    key.sign(&serde_json::json!({"iss": "https://local.test", "aud": "svc", "sub": "alice", "exp": exp, "roles": roles}))
-        .expect("sign")
+fn token(key: &TestKey, roles: &[&str]) -> String {
+    key.sign(&serde_json::json!({"iss": "https://local.test", "aud": "svc", "sub": "alice", "exp": now() + 60, "roles": roles}))
 }
 
 #[tokio::test]
