@@ -2,45 +2,19 @@
 //! provider, reason and latency; never a token (header or query), never the raw query;
 //! the subject hashed by default.
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod common;
 
-use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
+use serde_json::{Value, json};
+
+use common::bin::Serve;
+use common::{Req, TestKey, now};
 use ward::authn::jwt::Alg;
-use ward::devtoken::SigningKey;
-
-const SECRET: &[u8] = b"logs-test-secret-0123456789abcdef!!";
-
-fn request(path: &str, headers: &[(&str, String)]) -> CheckRequest {
-    let headers: HashMap<String, String> = headers
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            request: Some(Request {
-                http: Some(HttpRequest {
-                    method: "GET".into(),
-                    path: path.into(),
-                    headers,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-    }
-}
 
 #[test]
 fn decision_logs_carry_context_and_never_a_token() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let key = SigningKey::from_bytes(SECRET, Alg::HS256).expect("key");
+    let key = TestKey::generate(Alg::HS256);
     let config = format!(
         r#"
 logging: {{ allowed_sample: 1.0 }}
@@ -61,96 +35,33 @@ routes:
     );
     let path = dir.path().join("ward.yaml");
     std::fs::write(&path, config).expect("write config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ward"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .args([
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--admin-addr",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .env("RUST_LOG", "debug")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
-    let reader = {
-        let lines = lines.clone();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lines.lock().expect("lock").push(l);
-            }
-        })
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let grpc = loop {
-        let found = lines.lock().expect("lock").iter().find_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).ok()?;
-            (v["message"] == "ward serving")
-                .then(|| v["grpc"].as_str().map(str::to_string))
-                .flatten()
-        });
-        if let Some(g) = found {
-            break g;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "ward did not start: {:?}",
-            lines.lock().expect("lock")
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let mut ward = Serve::start(dir.path(), &path, &[("RUST_LOG", "debug")]);
 
-    let now = ward::authn::cache::unix_now();
-    let good = key.sign(&serde_json::json!({"iss": "https://corp.test", "aud": "api", "sub": "alice@example.com", "exp": now + 60})).expect("sign");
-    let expired = key.sign(&serde_json::json!({"iss": "https://corp.test", "aud": "api", "sub": "bob", "exp": now - 3600})).expect("sign");
+    let now = now();
+    let good = key.sign(&json!({"iss": "https://corp.test", "aud": "api", "sub": "alice@example.com", "exp": now + 60}));
+    let expired = key
+        .sign(&json!({"iss": "https://corp.test", "aud": "api", "sub": "bob", "exp": now - 3600}));
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let mut c = AuthorizationClient::connect(format!("http://{grpc}"))
+        let mut c = AuthorizationClient::connect(format!("http://{}", ward.grpc_addr))
             .await
             .expect("connect");
-        let rid = |id: &str| ("x-request-id", id.to_string());
-        c.check(request(
-            "/api/orders",
-            &[
-                ("authorization", format!("Bearer {good}")),
-                rid("req-allow"),
-            ],
-        ))
-        .await
-        .expect("rpc");
-        c.check(request(
-            "/api/orders",
-            &[
-                ("authorization", format!("Bearer {expired}")),
-                rid("req-expired"),
-            ],
-        ))
-        .await
-        .expect("rpc");
-        c.check(request(
-            &format!("/api/orders?access_token={expired}&x=1"),
-            &[rid("req-query")],
-        ))
-        .await
-        .expect("rpc");
-        c.check(request("/nowhere", &[rid("req-noroute")]))
-            .await
-            .expect("rpc");
+        for req in [
+            Req::get("/api/orders")
+                .bearer(&good)
+                .request_id("req-allow"),
+            Req::get("/api/orders")
+                .bearer(&expired)
+                .request_id("req-expired"),
+            Req::get(&format!("/api/orders?access_token={expired}&x=1")).request_id("req-query"),
+            Req::get("/nowhere").request_id("req-noroute"),
+        ] {
+            c.check(req.to_map()).await.expect("rpc");
+        }
     });
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    assert!(child.wait().expect("wait").success());
-    reader.join().expect("reader");
+    assert!(ward.terminate().success());
 
-    let lines = lines.lock().expect("lock").clone();
+    let lines = ward.lines();
     let all = lines.join("\n");
     for secret in [
         good.as_str(),
@@ -160,10 +71,10 @@ routes:
     ] {
         assert!(!all.contains(secret), "logs leak {secret:?}:\n{all}");
     }
-    let by_id = |id: &str| -> serde_json::Value {
+    let by_id = |id: &str| -> Value {
         lines
             .iter()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .find(|v| v["request_id"] == id)
             .unwrap_or_else(|| panic!("no log line for {id}:\n{all}"))
     };

@@ -1,10 +1,14 @@
 //! The README's promises, run as written: the quickstart block verbatim, and the
 //! first-screen `ward serve` on the bundled example config (then SIGTERM, exit 0).
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use common::bin::Serve;
+use common::wait_until;
 
 fn readme() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
@@ -67,73 +71,28 @@ fn quickstart_runs_verbatim() {
 
 #[test]
 fn first_screen_serve_starts_on_the_example_and_stops_on_sigterm() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ward"))
-        .args([
-            "serve",
-            "--config",
-            "examples/quickstart.yaml",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--admin-addr",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ward serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let admin = loop {
-        assert!(Instant::now() < deadline, "ward did not log its addresses");
-        let line = lines.next().expect("ward exited early").expect("read log");
-        let v: serde_json::Value = match serde_json::from_str(&line) {
-            Ok(v) => v,
-            Err(_) => continue,
-        };
-        if v["message"] == "ward serving" {
-            break v["admin"].as_str().expect("admin addr").to_string();
-        }
-    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut ward = Serve::start(root, Path::new("examples/quickstart.yaml"), &[]);
+    let readyz = format!("http://{}/readyz", ward.admin_addr);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let ready = rt.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let ready = reqwest::get(format!("http://{admin}/readyz")).await;
-            if ready.is_ok_and(|r| r.status() == 200) {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
-    assert!(ready, "/readyz never became 200");
-    let pid = child.id().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "ward did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    rt.block_on(wait_until(
+        "/readyz answers 200",
+        Duration::from_secs(10),
+        async || reqwest::get(&readyz).await.is_ok_and(|r| r.status() == 200),
+    ));
+    let status = ward.terminate();
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }
 
 #[test]
 fn the_cases_excerpt_is_verbatim_from_a_tested_file() {
     let readme = readme();
-    let start = readme.find("<!-- cases-excerpt:begin -->").expect("begin marker");
-    let end = readme.find("<!-- cases-excerpt:end -->").expect("end marker");
+    let start = readme
+        .find("<!-- cases-excerpt:begin -->")
+        .expect("begin marker");
+    let end = readme
+        .find("<!-- cases-excerpt:end -->")
+        .expect("end marker");
     let block = readme[start..end]
         .split("```yaml\n")
         .nth(1)
@@ -145,5 +104,8 @@ fn the_cases_excerpt_is_verbatim_from_a_tested_file() {
     .expect("cases file");
     let body = block.strip_prefix("cases:\n").expect("starts with cases:");
     assert!(file.contains("cases:\n"), "the file has a cases list");
-    assert!(file.contains(body), "README excerpt is not in keycloak.cases.yaml:\n{body}");
+    assert!(
+        file.contains(body),
+        "README excerpt is not in keycloak.cases.yaml:\n{body}"
+    );
 }
