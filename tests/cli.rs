@@ -3,91 +3,31 @@
 //! `ward check` allow the token, and `ward check` reports decisions and exit codes without
 //! ever printing the credential. Keys are generated here with aws-lc-rs, never checked in.
 
-use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair,
-};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
+
+use common::bin::{has_line, ward_out, ward_stdin};
+use common::{TestKey, each_case, now};
+use ward::authn::apikey::sha256_hex;
+use ward::authn::jwt::Alg;
 
 const ISSUER: &str = "https://idp.example.com/realms/corp";
 const AUDIENCE: &str = "orders-api";
 
-// === running ward ===
-
-fn ward(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ward"));
-    c.current_dir(dir)
-        .args(args)
-        .env_remove("WARD_CONFIG")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null());
-    c
-}
-
-fn run(mut c: Command) -> Output {
-    c.output().expect("run ward")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8(b.to_vec()).expect("utf-8 output")
-}
-
-/// Exit code, stdout, stderr.
-fn ward_out(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = run(ward(dir, args));
-    (out.status.code(), text(&out.stdout), text(&out.stderr))
-}
-
 // === keys ===
 
-fn pem(der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN PRIVATE KEY-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).unwrap());
-        out.push('\n');
-    }
-    out.push_str("-----END PRIVATE KEY-----\n");
-    out
-}
-
-/// A fresh private key for `alg`, written to `dir` as PKCS#8 PEM (for HS*: 48 random
-/// bytes, the secret itself).
+/// A fresh private key for `alg`, written to `dir` as `ward token sign --key` reads it
+/// (PKCS#8 PEM; for HS*: 48 random bytes, the secret itself).
 fn write_key(dir: &Path, alg: &str, name: &str) -> PathBuf {
-    let bytes: Vec<u8> = match alg {
-        "RS256" | "PS256" => {
-            let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-            let der: Pkcs8V1Der<'static> = kp.as_der().unwrap();
-            pem(der.as_ref()).into_bytes()
-        }
-        "ES256" => {
-            let kp = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
-            pem(kp.to_pkcs8v1().unwrap().as_ref()).into_bytes()
-        }
-        "ES384" => {
-            let kp = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING).unwrap();
-            pem(kp.to_pkcs8v1().unwrap().as_ref()).into_bytes()
-        }
-        "EdDSA" => {
-            let kp = Ed25519KeyPair::generate().unwrap();
-            pem(kp.to_pkcs8v1().unwrap().as_ref()).into_bytes()
-        }
-        "HS256" => {
-            let mut secret = vec![0u8; 48];
-            aws_lc_rs::rand::fill(&mut secret).unwrap();
-            secret
-        }
-        other => panic!("no key generator for {other}"),
-    };
+    let alg = Alg::parse(alg).unwrap_or_else(|| panic!("no key generator for {alg}"));
     let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
+    std::fs::write(&path, TestKey::generate(alg).key_file()).unwrap();
     path
 }
 
@@ -308,9 +248,9 @@ fn round_trip(alg: &str, how: Jwks) {
     let plain = sign(dir, &key, alg, &sub, &[]);
     let (code, stdout, stderr) = check(dir, &config, &plain, false);
     assert_eq!(code, Some(1), "{stdout}{stderr}");
-    assert!(stdout.lines().any(|l| l == "decision: deny"), "{stdout}");
-    assert!(stdout.lines().any(|l| l == "status: 403"), "{stdout}");
-    assert!(stdout.lines().any(|l| l == "reason: forbidden"), "{stdout}");
+    assert!(has_line(&stdout, "decision: deny"), "{stdout}");
+    assert!(has_line(&stdout, "status: 403"), "{stdout}");
+    assert!(has_line(&stdout, "reason: forbidden"), "{stdout}");
     assert!(
         !stdout.contains("set: "),
         "a denial sets no header: {stdout}"
@@ -327,15 +267,9 @@ fn round_trip(alg: &str, how: Jwks) {
     );
     let (code, stdout, stderr) = check(dir, &config, &expired, false);
     assert_eq!(code, Some(1), "{stdout}{stderr}");
-    assert!(stdout.lines().any(|l| l == "status: 401"), "{stdout}");
-    assert!(
-        stdout.lines().any(|l| l == "reason: invalid_token"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.lines().any(|l| l == "detail: token expired"),
-        "{stdout}"
-    );
+    assert!(has_line(&stdout, "status: 401"), "{stdout}");
+    assert!(has_line(&stdout, "reason: invalid_token"), "{stdout}");
+    assert!(has_line(&stdout, "detail: token expired"), "{stdout}");
     assert_secret_absent(&expired, &stdout, &stderr);
     let (code, stdout, stderr) = check(dir, &config, &expired, true);
     assert_eq!(code, Some(1));
@@ -349,33 +283,18 @@ fn round_trip(alg: &str, how: Jwks) {
 }
 
 #[test]
-fn rs256_round_trip() {
-    round_trip("RS256", Jwks::Inline);
-}
-
-#[test]
-fn ps256_round_trip() {
-    round_trip("PS256", Jwks::File);
-}
-
-#[test]
-fn es256_round_trip() {
-    round_trip("ES256", Jwks::Inline);
-}
-
-#[test]
-fn es384_round_trip() {
-    round_trip("ES384", Jwks::File);
-}
-
-#[test]
-fn eddsa_round_trip() {
-    round_trip("EdDSA", Jwks::Inline);
-}
-
-#[test]
-fn hs256_round_trip() {
-    round_trip("HS256", Jwks::File);
+fn every_key_family_round_trips() {
+    each_case(
+        [
+            ("RS256, inline JWKS", ("RS256", Jwks::Inline)),
+            ("PS256, JWKS file", ("PS256", Jwks::File)),
+            ("ES256, inline JWKS", ("ES256", Jwks::Inline)),
+            ("ES384, JWKS file", ("ES384", Jwks::File)),
+            ("EdDSA, inline JWKS", ("EdDSA", Jwks::Inline)),
+            ("HS256, JWKS file", ("HS256", Jwks::File)),
+        ],
+        |(alg, how)| round_trip(alg, how),
+    );
 }
 
 #[test]
@@ -384,11 +303,7 @@ fn a_token_whose_nbf_has_passed_is_allowed() {
     let dir = dir.path();
     let key = write_key(dir, "ES256", "key.pem");
     let config = write_config(dir, "ES256", &jwks(dir, &key, "ES256"), Jwks::Inline);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let nbf = format!("nbf={}", now - 60);
+    let nbf = format!("nbf={}", now() - 60);
     let token = sign(
         dir,
         &key,
@@ -428,14 +343,8 @@ fn a_token_from_another_key_is_refused() {
     );
     let (code, stdout, stderr) = check(dir, &config, &token, false);
     assert_eq!(code, Some(1), "{stdout}{stderr}");
-    assert!(
-        stdout.lines().any(|l| l == "reason: invalid_token"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.lines().any(|l| l == "detail: unknown key id"),
-        "{stdout}"
-    );
+    assert!(has_line(&stdout, "reason: invalid_token"), "{stdout}");
+    assert!(has_line(&stdout, "detail: unknown key id"), "{stdout}");
     assert_secret_absent(&token, &stdout, &stderr);
 }
 
@@ -518,22 +427,7 @@ fn a_malformed_header_argument_does_not_echo_the_credential() {
 // === API keys ===
 
 fn hash_key(dir: &Path, stdin: &[u8]) -> (Option<i32>, String, String) {
-    let mut c = ward(dir, &["token", "hash-key"]);
-    c.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
-    (out.status.code(), text(&out.stdout), text(&out.stderr))
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b)
-        .as_ref()
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
+    ward_stdin(dir, &["token", "hash-key"], stdin)
 }
 
 #[test]
@@ -622,13 +516,9 @@ routes:
         ],
     );
     assert_eq!(code, Some(1), "{stdout}{stderr}");
-    assert!(lines_has(&stdout, "status: 401"), "{stdout}");
-    assert!(lines_has(&stdout, "reason: invalid_token"), "{stdout}");
+    assert!(has_line(&stdout, "status: 401"), "{stdout}");
+    assert!(has_line(&stdout, "reason: invalid_token"), "{stdout}");
     assert_secret_absent(key, &stdout, &stderr);
-}
-
-fn lines_has(out: &str, line: &str) -> bool {
-    out.lines().any(|l| l == line)
 }
 
 // === path normalisation through the CLI ===
@@ -647,9 +537,9 @@ fn dot_segments_do_not_reach_the_public_route() {
         let (code, stdout, stderr) =
             ward_out(dir.path(), &["check", "--config", cfg, "--path", path]);
         assert_eq!(code, Some(1), "{path}: {stdout}{stderr}");
-        assert!(lines_has(&stdout, "route: admin"), "{path}: {stdout}");
+        assert!(has_line(&stdout, "route: admin"), "{path}: {stdout}");
         assert!(
-            lines_has(&stdout, "reason: missing_credential"),
+            has_line(&stdout, "reason: missing_credential"),
             "{path}: {stdout}"
         );
         assert!(!stdout.contains("route: public"), "{path}: {stdout}");
@@ -660,5 +550,5 @@ fn dot_segments_do_not_reach_the_public_route() {
         &["check", "--config", cfg, "--path", "/public/x"],
     );
     assert_eq!(code, Some(0), "{stdout}");
-    assert!(lines_has(&stdout, "route: public"), "{stdout}");
+    assert!(has_line(&stdout, "route: public"), "{stdout}");
 }

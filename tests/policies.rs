@@ -2,8 +2,12 @@
 //! passes its cases file, a cases file with wrong expectations fails with exit 1 and the
 //! differences, and unusable inputs exit 2 with their path and line.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
+
+use common::bin::{run, text, ward};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -11,21 +15,9 @@ fn root() -> &'static Path {
 
 /// Runs `ward test --config CONFIG CASES` from the repository root.
 fn ward_test(config: &Path, cases: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ward"))
-        .current_dir(root())
-        .arg("test")
-        .arg("--config")
-        .arg(config)
-        .arg(cases)
-        .env_remove("WARD_CONFIG")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ward")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8(b.to_vec()).expect("utf-8 output")
+    let config = config.to_str().expect("a UTF-8 config path");
+    let cases = cases.to_str().expect("a UTF-8 cases path");
+    run(ward(root(), &["test", "--config", config, cases]))
 }
 
 /// Every `NAME.cases.yaml` in `examples/policies/`, with its `NAME.yaml`.
@@ -153,25 +145,21 @@ fn a_broken_cases_file_exits_2_with_paths_and_lines() {
 
 #[test]
 fn a_missing_config_or_cases_file_exits_2() {
-    let out = ward_test(
-        Path::new("examples/policies/nope.yaml"),
-        Path::new("examples/policies/keycloak.cases.yaml"),
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("examples/policies/nope.yaml:cannot read"),
-        "{}",
-        text(&out.stderr)
-    );
-
-    let out = ward_test(
-        Path::new("examples/policies/keycloak.yaml"),
-        Path::new("examples/policies/nope.cases.yaml"),
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("nope.cases.yaml:cannot read"),
-        "{}",
-        text(&out.stderr)
-    );
+    for (config, cases, says) in [
+        (
+            "examples/policies/nope.yaml",
+            "examples/policies/keycloak.cases.yaml",
+            "examples/policies/nope.yaml:cannot read",
+        ),
+        (
+            "examples/policies/keycloak.yaml",
+            "examples/policies/nope.cases.yaml",
+            "nope.cases.yaml:cannot read",
+        ),
+    ] {
+        let out = ward_test(Path::new(config), Path::new(cases));
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{config} {cases}: {stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
 }

@@ -8,184 +8,241 @@
 //! config key: there the line is exact up to the unknown name and the list is checked to
 //! hold the key that was probably meant.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
+
+use common::bin::{run, text, ward};
+use common::each_case;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad-configs")
-}
-
-/// `ward <args>` in `dir`, with none of the variables these tests care about inherited.
-fn ward(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ward"));
-    c.current_dir(dir)
-        .args(args)
-        .env_remove("WARD_CONFIG")
-        .env_remove("WARD_TEST_ISSUER")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null());
-    c
-}
-
-fn run(mut c: Command) -> Output {
-    c.output().expect("run ward")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8(b.to_vec()).expect("utf-8 output")
 }
 
 fn validate_fixture(name: &str) -> Output {
     run(ward(&fixtures(), &["validate", "--config", name]))
 }
 
+/// One error line `ward validate` prints, after the file name.
+enum Line {
+    /// Exactly this.
+    Is(&'static str),
+    /// An unknown-field error: exactly `prefix` up to the field, then serde's list of
+    /// known keys, which must include `meant`.
+    UnknownField {
+        prefix: &'static str,
+        meant: &'static str,
+    },
+}
+
 /// Exit 1, nothing on stdout, and exactly these error lines on stderr, each prefixed
 /// with the file name.
-fn assert_errors(name: &str, expected: &[&str]) {
+fn assert_errors(name: &str, expected: &[Line]) {
     let out = validate_fixture(name);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{name}: stderr:\n{stderr}");
     assert_eq!(text(&out.stdout), "", "{name}");
-    let want: String = expected.iter().map(|l| format!("{name}:{l}\n")).collect();
-    assert_eq!(stderr, want, "{name}");
-}
-
-/// An unknown-field error line: exact up to the field, then serde's list of known keys,
-/// which must include `meant`.
-fn assert_unknown_field(line: &str, prefix: &str, meant: &str) {
-    let rest = line
-        .strip_prefix(prefix)
-        .unwrap_or_else(|| panic!("`{line}` does not start with `{prefix}`"));
-    let list = rest
-        .strip_prefix(", expected one of ")
-        .unwrap_or_else(|| panic!("`{line}`: no list of known keys"));
-    assert!(
-        list.split(", ").any(|k| k == format!("`{meant}`")),
-        "`{line}` does not list `{meant}`"
-    );
+    let lines: Vec<&str> = stderr.split_terminator('\n').collect();
+    assert_eq!(lines.len(), expected.len(), "{name}: stderr:\n{stderr}");
+    assert!(stderr.ends_with('\n'), "{name}: stderr:\n{stderr}");
+    for (line, want) in lines.iter().zip(expected) {
+        let line = line
+            .strip_prefix(&format!("{name}:"))
+            .unwrap_or_else(|| panic!("`{line}` does not start with `{name}:`"));
+        match want {
+            Line::Is(want) => assert_eq!(line, *want, "{name}"),
+            Line::UnknownField { prefix, meant } => {
+                let rest = line
+                    .strip_prefix(prefix)
+                    .unwrap_or_else(|| panic!("`{line}` does not start with `{prefix}`"));
+                let list = rest
+                    .strip_prefix(", expected one of ")
+                    .unwrap_or_else(|| panic!("`{line}`: no list of known keys"));
+                assert!(
+                    list.split(", ").any(|k| k == format!("`{meant}`")),
+                    "`{line}` does not list `{meant}`"
+                );
+            }
+        }
+    }
 }
 
 // === one error per fixture ===
 
 #[test]
-fn unknown_top_level_key() {
-    let out = validate_fixture("unknown-top-level-key.yaml");
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(text(&out.stdout), "");
-    let stderr = text(&out.stderr);
-    let lines: Vec<&str> = stderr.lines().collect();
-    // The typo is reported, and so is what it leaves missing.
-    assert_eq!(lines.len(), 2, "{stderr}");
-    assert_eq!(
-        lines[1],
-        "unknown-top-level-key.yaml: routes: no routes: every request would be denied with no_route"
-    );
-    assert_unknown_field(
-        lines[0],
-        "unknown-top-level-key.yaml:line 3: route: unknown field `route`",
-        "routes",
-    );
-}
-
-#[test]
-fn unknown_keys_in_a_route_and_a_provider_are_both_reported() {
-    let out = validate_fixture("unknown-key-route-and-provider.yaml");
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = text(&out.stderr);
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 2, "{stderr}");
-    assert_unknown_field(
-        lines[0],
-        "unknown-key-route-and-provider.yaml:line 8: providers[0].jwt.audience: unknown field `audience`",
-        "audiences",
-    );
-    assert_unknown_field(
-        lines[1],
-        "unknown-key-route-and-provider.yaml:line 13: routes[0].allow_anonymus: unknown field `allow_anonymus`",
-        "allow_anonymous",
-    );
-}
-
-#[test]
-fn bare_number_duration() {
-    assert_errors(
-        "duration-bare-number.yaml",
-        &[
-            "line 8: providers[0].jwt.leeway: invalid type: integer `30`, expected a duration string such as 30s or 5m",
+fn each_bad_fixture_reports_exactly_its_errors() {
+    use Line::{Is, UnknownField};
+    each_case(
+        [
+            (
+                // The typo is reported, and so is what it leaves missing.
+                "unknown_top_level_key",
+                (
+                    "unknown-top-level-key.yaml",
+                    &[
+                        UnknownField {
+                            prefix: "line 3: route: unknown field `route`",
+                            meant: "routes",
+                        },
+                        Is(" routes: no routes: every request would be denied with no_route"),
+                    ][..],
+                ),
+            ),
+            (
+                "unknown_keys_in_a_route_and_a_provider_are_both_reported",
+                (
+                    "unknown-key-route-and-provider.yaml",
+                    &[
+                        UnknownField {
+                            prefix: "line 8: providers[0].jwt.audience: unknown field `audience`",
+                            meant: "audiences",
+                        },
+                        UnknownField {
+                            prefix: "line 13: routes[0].allow_anonymus: unknown field `allow_anonymus`",
+                            meant: "allow_anonymous",
+                        },
+                    ],
+                ),
+            ),
+            (
+                "bare_number_duration",
+                (
+                    "duration-bare-number.yaml",
+                    &[Is(
+                        "line 8: providers[0].jwt.leeway: invalid type: integer `30`, expected a duration string such as 30s or 5m",
+                    )],
+                ),
+            ),
+            (
+                "unknown_duration_unit",
+                (
+                    "duration-bad-unit.yaml",
+                    &[Is(
+                        "line 8: providers[0].jwt.leeway: invalid duration `5x`: use a number with a unit, like 500ms, 30s, 5m, 1h",
+                    )],
+                ),
+            ),
+            (
+                "two_key_sources",
+                (
+                    "two-key-sources.yaml",
+                    &[Is(
+                        "line 4: providers[0].jwt: exactly one key source is needed (jwks_uri, jwks_file, jwks or discovery: true); found 2",
+                    )],
+                ),
+            ),
+            (
+                "route_names_an_unknown_provider",
+                (
+                    "unknown-provider.yaml",
+                    &[Is(
+                        "line 11: routes[0].providers[1]: no provider is named `partners`",
+                    )],
+                ),
+            ),
+            (
+                "alg_none_is_refused",
+                (
+                    "alg-none.yaml",
+                    &[Is(
+                        "line 8: providers[0].jwt.algorithms[1]: `none` is not an accepted algorithm (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA, HS256, HS384, HS512; `none` is never accepted)",
+                    )],
+                ),
+            ),
+            (
+                "empty_audiences",
+                (
+                    "empty-audiences.yaml",
+                    &[Is(
+                        "line 6: providers[0].jwt.audiences: list at least one audience: a token is accepted only when its `aud` names one",
+                    )],
+                ),
+            ),
+            (
+                "duplicate_yaml_key",
+                (
+                    "duplicate-key.yaml",
+                    &[Is(
+                        "line 6: invalid YAML: duplicate key `routes[0].providers`",
+                    )],
+                ),
+            ),
+            (
+                "yaml_syntax_error",
+                (
+                    "yaml-syntax.yaml",
+                    &[Is(
+                        "line 5: invalid YAML: while parsing a flow mapping, did not find expected ',' or '}'",
+                    )],
+                ),
+            ),
+            (
+                "unset_env_reference_is_an_error",
+                (
+                    "unset-env.yaml",
+                    &[Is(
+                        "line 5: providers[0].jwt.issuer: environment variable WARD_TEST_ISSUER is not set",
+                    )],
+                ),
+            ),
+            (
+                "missing_jwks_file",
+                (
+                    "missing-jwks-file.yaml",
+                    &[Is(
+                        "line 7: providers[0].jwt.jwks_file: cannot read no-such-jwks.json: No such file or directory (os error 2)",
+                    )],
+                ),
+            ),
+            (
+                "jwks_with_no_usable_key",
+                (
+                    "no-usable-keys.yaml",
+                    &[Is(
+                        "line 8: providers[0].jwt.jwks: the JWKS holds no usable signing key: keys[0]: `use` is not `sig`",
+                    )],
+                ),
+            ),
+            (
+                "bad_path_pattern",
+                (
+                    "bad-path-pattern.yaml",
+                    &[Is(
+                        "line 4: routes[0].match.path: `{tenant`: `{name}`, `*` and `**` must each be a whole segment",
+                    )],
+                ),
+            ),
+            (
+                "unknown_condition",
+                (
+                    "unknown-condition.yaml",
+                    &[Is(
+                        "line 15: routes[0].require.all[1].role_any: unknown condition `role_any` (one of roles_any, roles_all, scopes_any, scopes_all, claim, source_principals, methods, all, any, not)",
+                    )],
+                ),
+            ),
+            (
+                "equals_param_names_an_unbound_parameter",
+                (
+                    "equals-param-unbound.yaml",
+                    &[Is(
+                        "line 13: routes[0].require.claim.equals_param: the route's `match.path` binds no parameter `{org}`",
+                    )],
+                ),
+            ),
+            (
+                "route_with_no_providers_require_or_allow_anonymous",
+                (
+                    "route-allows-everything.yaml",
+                    &[Is(
+                        "line 6: routes[1]: this route names no providers and no `require`, so it would allow every request: set `allow_anonymous: true` to say so",
+                    )],
+                ),
+            ),
         ],
-    );
-}
-
-#[test]
-fn unknown_duration_unit() {
-    assert_errors(
-        "duration-bad-unit.yaml",
-        &[
-            "line 8: providers[0].jwt.leeway: invalid duration `5x`: use a number with a unit, like 500ms, 30s, 5m, 1h",
-        ],
-    );
-}
-
-#[test]
-fn two_key_sources() {
-    assert_errors(
-        "two-key-sources.yaml",
-        &[
-            "line 4: providers[0].jwt: exactly one key source is needed (jwks_uri, jwks_file, jwks or discovery: true); found 2",
-        ],
-    );
-}
-
-#[test]
-fn route_names_an_unknown_provider() {
-    assert_errors(
-        "unknown-provider.yaml",
-        &["line 11: routes[0].providers[1]: no provider is named `partners`"],
-    );
-}
-
-#[test]
-fn alg_none_is_refused() {
-    assert_errors(
-        "alg-none.yaml",
-        &[
-            "line 8: providers[0].jwt.algorithms[1]: `none` is not an accepted algorithm (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA, HS256, HS384, HS512; `none` is never accepted)",
-        ],
-    );
-}
-
-#[test]
-fn empty_audiences() {
-    assert_errors(
-        "empty-audiences.yaml",
-        &[
-            "line 6: providers[0].jwt.audiences: list at least one audience: a token is accepted only when its `aud` names one",
-        ],
-    );
-}
-
-#[test]
-fn duplicate_yaml_key() {
-    assert_errors(
-        "duplicate-key.yaml",
-        &["line 6: invalid YAML: duplicate key `routes[0].providers`"],
-    );
-}
-
-#[test]
-fn yaml_syntax_error() {
-    assert_errors(
-        "yaml-syntax.yaml",
-        &["line 5: invalid YAML: while parsing a flow mapping, did not find expected ',' or '}'"],
-    );
-}
-
-#[test]
-fn unset_env_reference_is_an_error() {
-    assert_errors(
-        "unset-env.yaml",
-        &["line 5: providers[0].jwt.issuer: environment variable WARD_TEST_ISSUER is not set"],
+        |(fixture, errors)| assert_errors(fixture, errors),
     );
 }
 
@@ -199,36 +256,6 @@ fn set_env_reference_is_expanded() {
     assert_eq!(
         text(&out.stdout),
         "unset-env.yaml: valid (1 providers, 1 routes)\n"
-    );
-}
-
-#[test]
-fn missing_jwks_file() {
-    assert_errors(
-        "missing-jwks-file.yaml",
-        &[
-            "line 7: providers[0].jwt.jwks_file: cannot read no-such-jwks.json: No such file or directory (os error 2)",
-        ],
-    );
-}
-
-#[test]
-fn jwks_with_no_usable_key() {
-    assert_errors(
-        "no-usable-keys.yaml",
-        &[
-            "line 8: providers[0].jwt.jwks: the JWKS holds no usable signing key: keys[0]: `use` is not `sig`",
-        ],
-    );
-}
-
-#[test]
-fn bad_path_pattern() {
-    assert_errors(
-        "bad-path-pattern.yaml",
-        &[
-            "line 4: routes[0].match.path: `{tenant`: `{name}`, `*` and `**` must each be a whole segment",
-        ],
     );
 }
 
@@ -268,36 +295,6 @@ fn regex_that_only_compiles_inside_the_wrapper_is_refused() {
     );
 }
 
-#[test]
-fn unknown_condition() {
-    assert_errors(
-        "unknown-condition.yaml",
-        &[
-            "line 15: routes[0].require.all[1].role_any: unknown condition `role_any` (one of roles_any, roles_all, scopes_any, scopes_all, claim, source_principals, methods, all, any, not)",
-        ],
-    );
-}
-
-#[test]
-fn equals_param_names_an_unbound_parameter() {
-    assert_errors(
-        "equals-param-unbound.yaml",
-        &[
-            "line 13: routes[0].require.claim.equals_param: the route's `match.path` binds no parameter `{org}`",
-        ],
-    );
-}
-
-#[test]
-fn route_with_no_providers_require_or_allow_anonymous() {
-    assert_errors(
-        "route-allows-everything.yaml",
-        &[
-            "line 6: routes[1]: this route names no providers and no `require`, so it would allow every request: set `allow_anonymous: true` to say so",
-        ],
-    );
-}
-
 // === every error at once ===
 
 #[test]
@@ -305,29 +302,31 @@ fn errors_in_every_section_are_reported_together_in_line_order() {
     assert_errors(
         "many-errors.yaml",
         &[
-            "line 3: server.grpc_addr: `not-an-address` is not a socket address like 0.0.0.0:9001",
-            "line 10: providers[0].jwt.timeout: invalid type: integer `5`, expected a duration string such as 30s or 5m",
-            "line 14: routes[0].providers[0]: no provider is named `nobody`",
-            "line 17: routes[1].require.any[0].roles_any: expected a non-empty list of strings",
+            Line::Is(
+                "line 3: server.grpc_addr: `not-an-address` is not a socket address like 0.0.0.0:9001",
+            ),
+            Line::Is(
+                "line 10: providers[0].jwt.timeout: invalid type: integer `5`, expected a duration string such as 30s or 5m",
+            ),
+            Line::Is("line 14: routes[0].providers[0]: no provider is named `nobody`"),
+            Line::Is(
+                "line 17: routes[1].require.any[0].roles_any: expected a non-empty list of strings",
+            ),
         ],
     );
 }
 
 #[test]
 fn unknown_top_level_key_does_not_hide_other_errors() {
-    let out = validate_fixture("unknown-top-level-key-hides-nothing.yaml");
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = text(&out.stderr);
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 2, "{stderr}");
-    assert_unknown_field(
-        lines[0],
-        "unknown-top-level-key-hides-nothing.yaml:line 2: routez: unknown field `routez`",
-        "routes",
-    );
-    assert_eq!(
-        lines[1],
-        "unknown-top-level-key-hides-nothing.yaml:line 6: routes[0].providers[0]: no provider is named `nobody`"
+    assert_errors(
+        "unknown-top-level-key-hides-nothing.yaml",
+        &[
+            Line::UnknownField {
+                prefix: "line 2: routez: unknown field `routez`",
+                meant: "routes",
+            },
+            Line::Is("line 6: routes[0].providers[0]: no provider is named `nobody`"),
+        ],
     );
 }
 
@@ -335,9 +334,9 @@ fn unknown_top_level_key_does_not_hide_other_errors() {
 fn an_invalid_provider_is_not_also_reported_as_missing() {
     assert_errors(
         "invalid-provider-referenced.yaml",
-        &[
+        &[Line::Is(
             "line 8: providers[0].jwt.leeway: invalid duration `5x`: use a number with a unit, like 500ms, 30s, 5m, 1h",
-        ],
+        )],
     );
 }
 

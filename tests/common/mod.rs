@@ -19,6 +19,7 @@
 //!   failing with a message that shows what came back instead.
 //! - [`metric`], [`samples`], [`families`]: readers for the Prometheus text of `/metrics`.
 //! - [`eventually`], [`wait_until`]: polling with a deadline, never a fixed sleep.
+//! - [`each_case`]: a table test that reports every failing row by name.
 //! - [`bin`]: the real `ward` binary, for one-shot commands and `ward serve`.
 //!
 //! Each test binary uses a part of this module, hence the `dead_code` allowance.
@@ -469,6 +470,31 @@ impl Stopping {
             Ok(Ok(Ok(()))) => self.started.elapsed(),
         }
     }
+}
+
+// === table tests ===
+
+/// Runs `check` on every case, then fails naming each case that failed: a table test
+/// reports all of its broken rows (each row's own panic message is printed as it
+/// happens), as separate tests would, not only the first.
+pub fn each_case<N: std::fmt::Display, T>(
+    cases: impl IntoIterator<Item = (N, T)>,
+    check: impl Fn(T),
+) {
+    let failed: Vec<String> = cases
+        .into_iter()
+        .filter_map(|(name, case)| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(case)))
+                .err()
+                .map(|_| name.to_string())
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} case(s) failed, see their messages above: {}",
+        failed.len(),
+        failed.join("; ")
+    );
 }
 
 // === polling ===
