@@ -11,6 +11,11 @@ use ward::authn::jwt::Alg;
 const OK: (i32, u16, &str) = (0, 200, "ok");
 const INVALID: (i32, u16, &str) = (16, 401, "invalid_token");
 
+/// `GET /api/x` presenting `key` in `x-api-key`.
+fn with_key(key: &str) -> Req {
+    Req::get("/api/x").header("x-api-key", key)
+}
+
 fn config(extra_providers: &str, route_providers: &str, require: &str) -> String {
     format!(
         r#"
@@ -36,24 +41,12 @@ routes:
 #[tokio::test]
 async fn known_keys_allow_with_their_identity() {
     let ward = Ward::start(&config("", "machines", "")).await;
-    let r = ward
-        .summary(
-            Req::get("/api/x")
-                .header("x-api-key", "key-one-0123456789")
-                .to_map(),
-        )
-        .await;
+    let r = ward.summary(with_key("key-one-0123456789").to_map()).await;
     assert_eq!(r.short(), OK, "{r:?}");
     assert_eq!(r.subject(), Some("billing-batch"));
     assert_eq!(r.header("x-auth-roles"), Some("billing"));
     assert_eq!(r.header("x-auth-provider"), Some("machines"));
-    let r = ward
-        .summary(
-            Req::get("/api/x")
-                .header("x-api-key", "key-two-0123456789")
-                .to_map(),
-        )
-        .await;
+    let r = ward.summary(with_key("key-two-0123456789").to_map()).await;
     assert_eq!((r.short(), r.subject()), (OK, Some("report-job")));
 }
 
@@ -61,11 +54,7 @@ async fn known_keys_allow_with_their_identity() {
 async fn unknown_and_missing_keys_are_401() {
     let ward = Ward::start(&config("", "machines", "")).await;
     let r = ward
-        .summary(
-            Req::get("/api/x")
-                .header("x-api-key", "key-three-0123456789")
-                .to_map(),
-        )
+        .summary(with_key("key-three-0123456789").to_map())
         .await;
     assert_eq!((r.short(), r.detail.as_str()), (INVALID, "unknown API key"));
     let r = ward.summary(Req::get("/api/x").to_map()).await;
@@ -80,21 +69,9 @@ async fn unknown_and_missing_keys_are_401() {
 #[tokio::test]
 async fn roles_of_a_key_meet_the_rules() {
     let ward = Ward::start(&config("", "machines", "require: { roles_any: [billing] }")).await;
-    let r = ward
-        .summary(
-            Req::get("/api/x")
-                .header("x-api-key", "key-one-0123456789")
-                .to_map(),
-        )
-        .await;
+    let r = ward.summary(with_key("key-one-0123456789").to_map()).await;
     assert_eq!(r.short(), OK);
-    let r = ward
-        .summary(
-            Req::get("/api/x")
-                .header("x-api-key", "key-two-0123456789")
-                .to_map(),
-        )
-        .await;
+    let r = ward.summary(with_key("key-two-0123456789").to_map()).await;
     assert_eq!(r.short(), (7, 403, "forbidden"));
 }
 
@@ -123,13 +100,7 @@ async fn keys_with_whitespace_or_non_ascii_bytes_are_refused_never_trimmed() {
             "{value:?}"
         );
     }
-    let r = ward
-        .summary(
-            Req::get("/api/x")
-                .header("x-api-key", &"k".repeat(5000))
-                .to_map(),
-        )
-        .await;
+    let r = ward.summary(with_key(&"k".repeat(5000)).to_map()).await;
     assert_eq!((r.short(), r.detail.as_str()), (INVALID, "token too large"));
 }
 
@@ -140,8 +111,7 @@ async fn two_key_headers_are_refused() {
     // Two header lines, raw.
     let r = ward
         .summary(
-            Req::get("/api/x")
-                .header("x-api-key", "key-one-0123456789")
+            with_key("key-one-0123456789")
                 .header("x-api-key", "key-two-0123456789")
                 .to_raw(),
         )
@@ -150,8 +120,7 @@ async fn two_key_headers_are_refused() {
     // Envoy's joined form (`a,b`) in the headers map, even when one key is valid.
     let r = ward
         .summary(
-            Req::get("/api/x")
-                .header("x-api-key", "key-one-0123456789")
+            with_key("key-one-0123456789")
                 .header("x-api-key", "nope")
                 .to_map(),
         )
@@ -204,13 +173,7 @@ routes:
             .await;
         assert_eq!((r.short(), r.subject()), (OK, Some(sub)), "{key}");
     }
-    let r = ward
-        .summary(
-            Req::get("/api/x")
-                .header("x-api-key", "json-key-0123456789")
-                .to_map(),
-        )
-        .await;
+    let r = ward.summary(with_key("json-key-0123456789").to_map()).await;
     assert_eq!(
         r.short(),
         INVALID,

@@ -475,20 +475,22 @@ routes:
     )
     .unwrap();
     let cfg = config.to_str().unwrap();
+    let check_with = |header: &str| {
+        ward_out(
+            dir,
+            &[
+                "check",
+                "--config",
+                cfg,
+                "--path",
+                "/billing/run",
+                "-H",
+                header,
+            ],
+        )
+    };
 
-    let good = format!("x-api-key: {key}");
-    let (code, stdout, stderr) = ward_out(
-        dir,
-        &[
-            "check",
-            "--config",
-            cfg,
-            "--path",
-            "/billing/run",
-            "-H",
-            &good,
-        ],
-    );
+    let (code, stdout, stderr) = check_with(&format!("x-api-key: {key}"));
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     for want in [
@@ -502,19 +504,7 @@ routes:
     }
     assert_secret_absent(key, &stdout, &stderr);
 
-    let wrong = format!("x-api-key: {key}x");
-    let (code, stdout, stderr) = ward_out(
-        dir,
-        &[
-            "check",
-            "--config",
-            cfg,
-            "--path",
-            "/billing/run",
-            "-H",
-            &wrong,
-        ],
-    );
+    let (code, stdout, stderr) = check_with(&format!("x-api-key: {key}x"));
     assert_eq!(code, Some(1), "{stdout}{stderr}");
     assert!(has_line(&stdout, "status: 401"), "{stdout}");
     assert!(has_line(&stdout, "reason: invalid_token"), "{stdout}");

@@ -64,6 +64,17 @@ routes:
 
 const ISS: &str = "https://idp.test";
 
+/// ward with one provider `idp` (issuer [`ISS`]) fetching its keys from `idp`'s
+/// jwks_uri, `extra` added to the provider's settings.
+async fn start_on(idp: &Idp, extra: &str) -> Ward {
+    Ward::start(&config(
+        ISS,
+        &format!("jwks_uri: {}", idp.jwks_uri()),
+        extra,
+    ))
+    .await
+}
+
 // === tests ===
 
 #[tokio::test]
@@ -78,7 +89,7 @@ async fn jwks_uri_keys_verify_every_family() {
     ];
     let keys: Vec<TestKey> = algs.iter().map(|a| TestKey::generate(*a)).collect();
     let idp = Idp::start(jwks_of(&keys.iter().collect::<Vec<_>>())).await;
-    let ward = Ward::start(&config(ISS, &format!("jwks_uri: {}", idp.jwks_uri()), "")).await;
+    let ward = start_on(&idp, "").await;
     ward.wait_ready(200, PATIENCE).await;
     for (alg, k) in algs.iter().zip(&keys) {
         let r = ward
@@ -178,12 +189,7 @@ async fn idp_down_at_start_answers_503_and_not_ready() {
 async fn idp_down_after_start_keeps_serving_cached_keys() {
     let k = TestKey::generate(Alg::RS256);
     let idp = Idp::start(jwks_of(&[&k])).await;
-    let ward = Ward::start(&config(
-        ISS,
-        &format!("jwks_uri: {}", idp.jwks_uri()),
-        "refresh_interval: 1s\n      min_refetch_interval: 1s",
-    ))
-    .await;
+    let ward = start_on(&idp, "refresh_interval: 1s\n      min_refetch_interval: 1s").await;
     ward.wait_ready(200, PATIENCE).await;
     idp.set_status(500);
     let hits = idp.jwks_hits();
@@ -294,7 +300,7 @@ async fn broken_key_documents_leave_ward_without_keys() {
             idp::Jwks::Json(v) => idp.set_jwks(v),
             idp::Jwks::Raw(b) => idp.set_raw(b),
         }
-        let ward = Ward::start(&config(ISS, &format!("jwks_uri: {}", idp.jwks_uri()), "")).await;
+        let ward = start_on(&idp, "").await;
         let r = ward
             .check(get("/api/x", Some(&token(&k, ISS, "alice", 60))))
             .await;
@@ -311,12 +317,7 @@ async fn broken_key_documents_leave_ward_without_keys() {
 async fn a_bad_refresh_keeps_the_last_good_keys() {
     let k = TestKey::generate(Alg::RS256);
     let idp = Idp::start(jwks_of(&[&k])).await;
-    let ward = Ward::start(&config(
-        ISS,
-        &format!("jwks_uri: {}", idp.jwks_uri()),
-        "refresh_interval: 1s\n      min_refetch_interval: 1s",
-    ))
-    .await;
+    let ward = start_on(&idp, "refresh_interval: 1s\n      min_refetch_interval: 1s").await;
     ward.wait_ready(200, PATIENCE).await;
     idp.set_raw(b"not json".to_vec());
     let hits = idp.jwks_hits();
@@ -333,12 +334,7 @@ async fn rotation_new_kid_is_fetched_and_removed_kid_stops_verifying() {
     let old = TestKey::generate(Alg::RS256);
     let new = TestKey::generate(Alg::RS256);
     let idp = Idp::start(jwks_of(&[&old])).await;
-    let ward = Ward::start(&config(
-        ISS,
-        &format!("jwks_uri: {}", idp.jwks_uri()),
-        "refresh_interval: 1h\n      min_refetch_interval: 1s",
-    ))
-    .await;
+    let ward = start_on(&idp, "refresh_interval: 1h\n      min_refetch_interval: 1s").await;
     ward.wait_ready(200, PATIENCE).await;
     assert_eq!(
         outcome(
@@ -376,12 +372,7 @@ async fn rotation_new_kid_is_fetched_and_removed_kid_stops_verifying() {
 async fn a_burst_of_unknown_kids_is_one_refetch() {
     let k = TestKey::generate(Alg::RS256);
     let idp = Idp::start(jwks_of(&[&k])).await;
-    let ward = Ward::start(&config(
-        ISS,
-        &format!("jwks_uri: {}", idp.jwks_uri()),
-        "min_refetch_interval: 30s",
-    ))
-    .await;
+    let ward = start_on(&idp, "min_refetch_interval: 30s").await;
     ward.wait_ready(200, PATIENCE).await;
     let before = idp.jwks_hits();
     let mut tasks = Vec::new();
@@ -412,12 +403,7 @@ async fn concurrent_misses_share_one_fetch() {
     let k = TestKey::generate(Alg::RS256);
     let idp = Idp::start(jwks_of(&[&k])).await;
     idp.set_delay(Duration::from_millis(200));
-    let ward = Ward::start(&config(
-        ISS,
-        &format!("jwks_uri: {}", idp.jwks_uri()),
-        "timeout: 2s",
-    ))
-    .await;
+    let ward = start_on(&idp, "timeout: 2s").await;
     let client = ward.client().await;
     let mut tasks = Vec::new();
     for i in 0..50 {
@@ -445,12 +431,7 @@ async fn cache_control_max_age_shortens_refresh() {
     let k = TestKey::generate(Alg::RS256);
     let idp = Idp::start(jwks_of(&[&k])).await;
     idp.set_cache_control(Some("public, max-age=1"));
-    let _ward = Ward::start(&config(
-        ISS,
-        &format!("jwks_uri: {}", idp.jwks_uri()),
-        "refresh_interval: 1h\n      min_refetch_interval: 1s",
-    ))
-    .await;
+    let _ward = start_on(&idp, "refresh_interval: 1h\n      min_refetch_interval: 1s").await;
     common::eventually(PATIENCE, async || match idp.jwks_hits() {
         n if n >= 3 => Ok(()),
         n => Err(format!("max-age=1 did not trigger refreshes ({n} hits)")),
@@ -462,12 +443,7 @@ async fn cache_control_max_age_shortens_refresh() {
 async fn cached_token_is_not_served_past_exp() {
     let k = TestKey::generate(Alg::RS256);
     let idp = Idp::start(jwks_of(&[&k])).await;
-    let ward = Ward::start(&config(
-        ISS,
-        &format!("jwks_uri: {}", idp.jwks_uri()),
-        "leeway: 0s",
-    ))
-    .await;
+    let ward = start_on(&idp, "leeway: 0s").await;
     ward.wait_ready(200, PATIENCE).await;
     let t = token(&k, ISS, "alice", 2);
     assert_eq!(outcome(&ward.check(get("/api/x", Some(&t))).await).1, 200);
@@ -539,12 +515,7 @@ async fn shutdown_lets_an_in_flight_check_finish() {
     let idp = Idp::start(jwks_of(&[&k])).await;
     // The only fetch takes 600ms: a check arriving now waits on it.
     idp.set_delay(Duration::from_millis(600));
-    let ward = Ward::start(&config(
-        ISS,
-        &format!("jwks_uri: {}", idp.jwks_uri()),
-        "timeout: 3s",
-    ))
-    .await;
+    let ward = start_on(&idp, "timeout: 3s").await;
     let mut client = ward.client().await;
     let t = token(&k, ISS, "inflight", 60);
     let in_flight = tokio::spawn(async move { client.check(get("/api/x", Some(&t))).await });
