@@ -148,7 +148,7 @@ fn token(claims: &Value) -> String {
 fn assert_invalid_token(r: &CheckResponse, detail: Option<&str>, case: &str) {
     let d = denial(r);
     assert_eq!(
-        (d.grpc_code, d.http_status, d.error.as_str()),
+        d.short(),
         (code::UNAUTHENTICATED, 401, "invalid_token"),
         "{case}: {}",
         describe(r)
@@ -257,7 +257,7 @@ async fn missing_credential_is_401_with_a_bare_challenge() {
         let r = ward.check(req.request_id("rid-1").to_map()).await;
         let d = denial(&r);
         assert_eq!(
-            (d.grpc_code, d.http_status, d.error.as_str()),
+            d.short(),
             (code::UNAUTHENTICATED, 401, "missing_credential"),
             "{}",
             describe(&r)
@@ -297,7 +297,7 @@ async fn unmet_role_rule_is_403_forbidden() {
         .await;
     let d = denial(&r);
     assert_eq!(
-        (d.grpc_code, d.http_status, d.error.as_str()),
+        d.short(),
         (code::PERMISSION_DENIED, 403, "forbidden"),
         "{}",
         describe(&r)
@@ -326,7 +326,7 @@ async fn unmet_scope_rule_is_403_insufficient_scope() {
     let r = ward.check(Req::get("/scoped").bearer(&tok).to_map()).await;
     let d = denial(&r);
     assert_eq!(
-        (d.grpc_code, d.http_status, d.error.as_str()),
+        d.short(),
         (code::PERMISSION_DENIED, 403, "forbidden"),
         "{}",
         describe(&r)
@@ -358,7 +358,7 @@ async fn no_route_is_403() {
         let r = ward.check(Req::get(path).to_map()).await;
         let d = denial(&r);
         assert_eq!(
-            (d.grpc_code, d.http_status, d.error.as_str()),
+            d.short(),
             (code::PERMISSION_DENIED, 403, "no_route"),
             "{path}: {}",
             describe(&r)
@@ -410,7 +410,7 @@ async fn request_without_http_attributes_is_400_not_a_crash() {
         let r = ward.check(req).await;
         let d = denial(&r);
         assert_eq!(
-            (d.grpc_code, d.http_status, d.error.as_str()),
+            d.short(),
             (code::INVALID_ARGUMENT, 400, "invalid_request"),
             "case {i}: {}",
             describe(&r)
@@ -721,7 +721,7 @@ async fn paths_that_cannot_be_normalised_are_400() {
                 .await;
             let d = denial(&r);
             assert_eq!(
-                (d.grpc_code, d.http_status, d.error.as_str()),
+                d.short(),
                 (code::INVALID_ARGUMENT, 400, "invalid_request"),
                 "{path} {shape:?}: {}",
                 describe(&r)
@@ -902,16 +902,31 @@ async fn hs256_signed_with_the_rsa_public_key_is_refused() {
     }
 }
 
+/// For each case, a token whose claims are `claims(sub)` changed by the case (see
+/// [`with`]): refused as `invalid_token` with the case's detail, or (`None`) allowed as
+/// `sub`.
+async fn assert_claim_cases(ward: &Ward, sub: &str, cases: Vec<(&str, Value, Option<&str>)>) {
+    for (case, extra, refused) in cases {
+        let tok = token(&with(claims(sub), extra));
+        let r = ward.check(Req::get("/api").bearer(&tok).to_map()).await;
+        match refused {
+            Some(detail) => assert_invalid_token(&r, Some(detail), case),
+            None => assert_eq!(
+                set_header_map(allowed_for(&r, case))["x-auth-subject"],
+                sub,
+                "{case}"
+            ),
+        }
+    }
+}
+
 #[tokio::test]
 async fn time_claims_are_enforced_with_leeway() {
     let ward = start().await;
     let t = now();
+    let (expired, malformed) = (Some("token expired"), Some("malformed token"));
     let cases: Vec<(&str, Value, Option<&str>)> = vec![
-        (
-            "expired beyond leeway",
-            json!({"exp": t - 120}),
-            Some("token expired"),
-        ),
+        ("expired beyond leeway", json!({"exp": t - 120}), expired),
         ("expired within leeway", json!({"exp": t - 5}), None),
         (
             "nbf in the future",
@@ -921,88 +936,45 @@ async fn time_claims_are_enforced_with_leeway() {
         (
             "exp as a string",
             json!({"exp": (t + 300).to_string()}),
-            Some("malformed token"),
+            malformed,
         ),
         (
             "missing exp",
             json!({"exp": null}),
             Some("token has no exp"),
         ),
-        (
-            "nbf as a string",
-            json!({"nbf": t.to_string()}),
-            Some("malformed token"),
-        ),
+        ("nbf as a string", json!({"nbf": t.to_string()}), malformed),
     ];
-    for (case, extra, refused) in cases {
-        let tok = token(&with(claims("kim"), extra));
-        let r = ward.check(Req::get("/api").bearer(&tok).to_map()).await;
-        match refused {
-            Some(detail) => assert_invalid_token(&r, Some(detail), case),
-            None => {
-                let ok = allowed_for(&r, case);
-                assert_eq!(set_header_map(ok)["x-auth-subject"], "kim", "{case}");
-            }
-        }
-    }
+    assert_claim_cases(&ward, "kim", cases).await;
 }
 
 #[tokio::test]
 async fn a_valid_nbf_is_accepted() {
     let ward = start().await;
     let t = now();
-    for (case, nbf) in [
-        ("nbf in the past", t - 60),
-        ("nbf now", t),
-        ("nbf within leeway", t + 5),
-    ] {
-        let tok = token(&with(claims("kim"), json!({ "nbf": nbf })));
-        let r = ward.check(Req::get("/api").bearer(&tok).to_map()).await;
-        assert_eq!(
-            set_header_map(allowed_for(&r, case))["x-auth-subject"],
-            "kim"
-        );
-    }
+    let cases = vec![
+        ("nbf in the past", json!({ "nbf": t - 60 }), None),
+        ("nbf now", json!({ "nbf": t }), None),
+        ("nbf within leeway", json!({ "nbf": t + 5 }), None),
+    ];
+    assert_claim_cases(&ward, "kim", cases).await;
 }
 
 #[tokio::test]
 async fn issuer_and_audience_must_match_exactly() {
     let ward = start().await;
+    let (iss, aud) = (Some("issuer not accepted"), Some("audience not accepted"));
     let cases: Vec<(&str, Value, Option<&str>)> = vec![
-        (
-            "wrong issuer",
-            json!({"iss": "https://evil.test"}),
-            Some("issuer not accepted"),
-        ),
-        (
-            "trailing slash",
-            json!({"iss": "https://idp.test/"}),
-            Some("issuer not accepted"),
-        ),
-        (
-            "issuer case",
-            json!({"iss": "https://IDP.test"}),
-            Some("issuer not accepted"),
-        ),
-        (
-            "no issuer",
-            json!({"iss": null}),
-            Some("issuer not accepted"),
-        ),
-        (
-            "wrong audience",
-            json!({"aud": "other-api"}),
-            Some("audience not accepted"),
-        ),
-        (
-            "no audience",
-            json!({"aud": null}),
-            Some("audience not accepted"),
-        ),
+        ("wrong issuer", json!({"iss": "https://evil.test"}), iss),
+        ("trailing slash", json!({"iss": "https://idp.test/"}), iss),
+        ("issuer case", json!({"iss": "https://IDP.test"}), iss),
+        ("no issuer", json!({"iss": null}), iss),
+        ("wrong audience", json!({"aud": "other-api"}), aud),
+        ("no audience", json!({"aud": null}), aud),
         (
             "audience array without ours",
             json!({"aud": ["x", "y"]}),
-            Some("audience not accepted"),
+            aud,
         ),
         (
             "audience array with ours",
@@ -1010,17 +982,7 @@ async fn issuer_and_audience_must_match_exactly() {
             None,
         ),
     ];
-    for (case, extra, refused) in cases {
-        let tok = token(&with(claims("leo"), extra));
-        let r = ward.check(Req::get("/api").bearer(&tok).to_map()).await;
-        match refused {
-            Some(detail) => assert_invalid_token(&r, Some(detail), case),
-            None => assert_eq!(
-                set_header_map(allowed_for(&r, case))["x-auth-subject"],
-                "leo"
-            ),
-        }
-    }
+    assert_claim_cases(&ward, "leo", cases).await;
 }
 
 #[tokio::test]

@@ -1018,6 +1018,11 @@ pub struct Denial {
 }
 
 impl Denial {
+    /// (gRPC code, HTTP status, `body.error`).
+    pub fn short(&self) -> (i32, u16, &str) {
+        (self.grpc_code, self.http_status, self.error.as_str())
+    }
+
     /// The single value of a response header; fails if it is repeated.
     pub fn header(&self, name: &str) -> Option<&str> {
         let mut it = self
