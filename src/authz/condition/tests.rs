@@ -498,25 +498,32 @@ fn equals_header_needs_exactly_one_matching_header() {
 
 // === source_principals, methods ===
 
-#[test]
-fn source_principal_globs_match_one_segment() {
-    let r = Rule::new(json!({"source_principals": [
+/// A request to `/tenants/acme/orders` from the peer `principal`.
+fn from(principal: &str) -> CheckInput<'_> {
+    CheckInput {
+        source_principal: principal,
+        ..get("/tenants/acme/orders")
+    }
+}
+
+/// Billing's service accounts, and the `gateway` account of any namespace.
+fn billing_or_gateways() -> Rule {
+    Rule::new(json!({"source_principals": [
         "spiffe://cluster.local/ns/billing/sa/*",
         "spiffe://cluster.local/ns/*/sa/gateway",
-    ]}));
+    ]}))
+}
+
+#[test]
+fn source_principal_globs_match_one_segment() {
+    let r = billing_or_gateways();
     let id = Identity::default();
-    let from = |p: &'static str| CheckInput {
-        source_principal: p,
-        ..get("/tenants/acme/orders")
-    };
-    assert!(
-        r.eval(&id, &from("spiffe://cluster.local/ns/billing/sa/batch"))
-            .is_ok()
-    );
-    assert!(
-        r.eval(&id, &from("spiffe://cluster.local/ns/edge/sa/gateway"))
-            .is_ok()
-    );
+    for allowed in [
+        "spiffe://cluster.local/ns/billing/sa/batch",
+        "spiffe://cluster.local/ns/edge/sa/gateway",
+    ] {
+        assert!(r.eval(&id, &from(allowed)).is_ok(), "{allowed}");
+    }
     for denied in [
         "spiffe://cluster.local/ns/billing/sa/batch/extra",
         "spiffe://cluster.local/ns/billing/sa",
@@ -535,45 +542,29 @@ fn source_principal_globs_match_one_segment() {
 #[test]
 fn source_principal_glob_needs_a_non_empty_segment() {
     // SPIFFE IDs have no empty segments; `sa/*` means "some service account".
-    let r = Rule::new(json!({"source_principals": [
-        "spiffe://cluster.local/ns/billing/sa/*",
-        "spiffe://cluster.local/ns/*/sa/gateway",
-    ]}));
-    let id = Identity::default();
-    let from = |p: &'static str| CheckInput {
-        source_principal: p,
-        ..get("/tenants/acme/orders")
-    };
-    assert!(
-        r.eval(&id, &from("spiffe://cluster.local/ns/billing/sa/"))
-            .is_err()
-    );
-    assert!(
-        r.eval(&id, &from("spiffe://cluster.local/ns//sa/gateway"))
-            .is_err()
-    );
+    let r = billing_or_gateways();
+    for denied in [
+        "spiffe://cluster.local/ns/billing/sa/",
+        "spiffe://cluster.local/ns//sa/gateway",
+    ] {
+        assert!(
+            r.eval(&Identity::default(), &from(denied)).is_err(),
+            "{denied}"
+        );
+    }
 }
 
 #[test]
 fn source_principal_without_glob_is_exact() {
     let r = Rule::new(json!({"source_principals": ["spiffe://cluster.local/ns/a/sa/b"]}));
-    let id = Identity::default();
-    let from = |p: &'static str| CheckInput {
-        source_principal: p,
-        ..get("/tenants/acme/orders")
-    };
-    assert!(
-        r.eval(&id, &from("spiffe://cluster.local/ns/a/sa/b"))
-            .is_ok()
-    );
-    assert!(
-        r.eval(&id, &from("spiffe://cluster.local/ns/a/sa/bb"))
-            .is_err()
-    );
-    assert!(
-        r.eval(&id, &from("spiffe://cluster.local/ns/a/sa"))
-            .is_err()
-    );
+    for (principal, allowed) in [
+        ("spiffe://cluster.local/ns/a/sa/b", true),
+        ("spiffe://cluster.local/ns/a/sa/bb", false),
+        ("spiffe://cluster.local/ns/a/sa", false),
+    ] {
+        let got = r.eval(&Identity::default(), &from(principal));
+        assert_eq!(got.is_ok(), allowed, "{principal}");
+    }
 }
 
 #[test]
