@@ -8,6 +8,7 @@ mod introspect_server;
 
 use std::time::{Duration, Instant};
 
+use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use serde_json::json;
 
 use common::{Req, Shape, Ward, metric, now};
@@ -55,6 +56,11 @@ async fn start(yaml: &str) -> Ward {
         .env("PARTNERS_SECRET", CLIENT_SECRET)
         .start()
         .await
+}
+
+/// `GET /api/x` with `Authorization: Bearer <token>`.
+fn with_token(token: &str) -> CheckRequest {
+    Req::get("/api/x").bearer(token).to_map()
 }
 
 fn active(sub: &str, ttl: u64) -> serde_json::Value {
@@ -126,7 +132,7 @@ async fn client_secret_post_sends_the_credentials_in_the_body() {
     let ep = Introspect::start().await;
     ep.set_token("t1", active("bob", 300));
     let ward = start(&config(&ep, "auth_method: client_secret_post")).await;
-    let r = ward.summary(Req::get("/api/x").bearer("t1").to_map()).await;
+    let r = ward.summary(with_token("t1")).await;
     assert_eq!(r.short(), OK, "{r:?}");
     let seen = ep.last().expect("a request");
     assert_eq!(seen.authorization, None);
@@ -153,15 +159,8 @@ async fn rules_see_introspected_claims() {
         "providers: [partners]\n    require: { scopes_any: [orders:read] }",
     );
     let ward = start(&yaml).await;
-    assert_eq!(
-        ward.summary(Req::get("/api/x").bearer("reader").to_map())
-            .await
-            .short(),
-        OK
-    );
-    let r = ward
-        .summary(Req::get("/api/x").bearer("writer-only").to_map())
-        .await;
+    assert_eq!(ward.summary(with_token("reader")).await.short(), OK);
+    let r = ward.summary(with_token("writer-only")).await;
     assert_eq!(r.short(), (7, 403, "forbidden"));
 }
 
@@ -193,7 +192,7 @@ async fn issuer_and_audiences_are_checked() {
         ("other-aud", INVALID, "audience not accepted"),
         ("no-aud", INVALID, "audience not accepted"),
     ] {
-        let r = ward.summary(Req::get("/api/x").bearer(tok).to_map()).await;
+        let r = ward.summary(with_token(tok)).await;
         assert_eq!((r.short(), r.detail.as_str()), (want, detail), "{tok}");
     }
 }
@@ -203,17 +202,13 @@ async fn inactive_tokens_are_401_and_cached_briefly() {
     let ep = Introspect::start().await;
     let ward = start(&config(&ep, "negative_cache_ttl: 1s")).await;
     for _ in 0..3 {
-        let r = ward
-            .summary(Req::get("/api/x").bearer("revoked").to_map())
-            .await;
+        let r = ward.summary(with_token("revoked")).await;
         assert_eq!((r.short(), r.detail.as_str()), (INVALID, "token inactive"));
     }
     assert_eq!(ep.hits(), 1, "a refusal is cached for negative_cache_ttl");
     tokio::time::sleep(Duration::from_millis(1200)).await;
     ep.set_token("revoked", active("back", 300));
-    let r = ward
-        .summary(Req::get("/api/x").bearer("revoked").to_map())
-        .await;
+    let r = ward.summary(with_token("revoked")).await;
     assert_eq!(r.short(), OK, "asked again once negative_cache_ttl passed");
     assert_eq!(ep.hits(), 2);
 }
@@ -230,13 +225,9 @@ async fn an_active_answer_past_its_exp_is_refused() {
         json!({"active": true, "sub": "s", "exp": "soon"}),
     );
     let ward = start(&config(&ep, "")).await;
-    let r = ward
-        .summary(Req::get("/api/x").bearer("stale").to_map())
-        .await;
+    let r = ward.summary(with_token("stale")).await;
     assert_eq!((r.short(), r.detail.as_str()), (INVALID, "token expired"));
-    let r = ward
-        .summary(Req::get("/api/x").bearer("bad-exp").to_map())
-        .await;
+    let r = ward.summary(with_token("bad-exp")).await;
     assert_eq!((r.short(), r.detail.as_str()), (INVALID, "malformed token"));
 }
 
@@ -249,15 +240,8 @@ async fn answers_are_cached_for_cache_ttl() {
     ep.set_token("t-noexp", json!({"active": true, "sub": "no-exp"}));
     let ward = start(&config(&ep, "cache_ttl: 1s")).await;
     for _ in 0..5 {
-        assert_eq!(
-            ward.summary(Req::get("/api/x").bearer("t-exp").to_map())
-                .await
-                .short(),
-            OK
-        );
-        let r = ward
-            .summary(Req::get("/api/x").bearer("t-noexp").to_map())
-            .await;
+        assert_eq!(ward.summary(with_token("t-exp")).await.short(), OK);
+        let r = ward.summary(with_token("t-noexp")).await;
         assert_eq!(r.subject(), Some("no-exp"));
     }
     assert_eq!((ep.hits_for("t-exp"), ep.hits_for("t-noexp")), (1, 1));
@@ -270,10 +254,8 @@ async fn answers_are_cached_for_cache_ttl() {
     assert_eq!(hits, Some(8.0));
 
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    ward.summary(Req::get("/api/x").bearer("t-exp").to_map())
-        .await;
-    ward.summary(Req::get("/api/x").bearer("t-noexp").to_map())
-        .await;
+    ward.summary(with_token("t-exp")).await;
+    ward.summary(with_token("t-noexp")).await;
     assert_eq!(
         (ep.hits_for("t-exp"), ep.hits_for("t-noexp")),
         (2, 2),
@@ -287,27 +269,15 @@ async fn the_cache_never_outlives_exp() {
     let exp = now() + 2;
     ep.set_token("short", json!({"active": true, "sub": "s", "exp": exp}));
     let ward = start(&config(&ep, "cache_ttl: 1h")).await;
-    assert_eq!(
-        ward.summary(Req::get("/api/x").bearer("short").to_map())
-            .await
-            .short(),
-        OK
-    );
-    assert_eq!(
-        ward.summary(Req::get("/api/x").bearer("short").to_map())
-            .await
-            .short(),
-        OK
-    );
+    assert_eq!(ward.summary(with_token("short")).await.short(), OK);
+    assert_eq!(ward.summary(with_token("short")).await.short(), OK);
     assert_eq!(ep.hits(), 1);
     // After exp the IdP has expired it too.
     ep.set_token("short", json!({"active": false}));
     while now() < exp {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let r = ward
-        .summary(Req::get("/api/x").bearer("short").to_map())
-        .await;
+    let r = ward.summary(with_token("short")).await;
     assert_eq!((r.short(), r.detail.as_str()), (INVALID, "token inactive"));
     assert_eq!(
         ep.hits(),
@@ -325,9 +295,9 @@ async fn concurrent_checks_of_one_token_share_one_call() {
     let mut tasks = Vec::new();
     for _ in 0..50 {
         let w = ward.clone();
-        tasks.push(tokio::spawn(async move {
-            w.summary(Req::get("/api/x").bearer("hot").to_map()).await
-        }));
+        tasks.push(tokio::spawn(
+            async move { w.summary(with_token("hot")).await },
+        ));
     }
     for t in tasks {
         let r = t.await.expect("task");
@@ -346,7 +316,7 @@ async fn expect_unavailable(reply: Reply, label: &str) {
     ep.set_reply(reply.clone());
     let ward = start(&config(&ep, "")).await;
     let t0 = Instant::now();
-    let r = ward.summary(Req::get("/api/x").bearer("t").to_map()).await;
+    let r = ward.summary(with_token("t")).await;
     assert_eq!(r.short(), UNAVAILABLE, "{reply:?}");
     assert_eq!(r.detail, "identity provider unavailable");
     assert!(t0.elapsed() < Duration::from_secs(2), "{reply:?}");
@@ -359,7 +329,7 @@ async fn expect_unavailable(reply: Reply, label: &str) {
     );
 
     ep.set_reply(Reply::Table);
-    let r = ward.summary(Req::get("/api/x").bearer("t").to_map()).await;
+    let r = ward.summary(with_token("t")).await;
     assert_eq!(r.short(), OK, "a failure is not cached ({reply:?})");
     assert_eq!(ep.hits(), 2);
 }
@@ -402,7 +372,7 @@ async fn a_slow_endpoint_times_out() {
     ep.set_delay(Duration::from_secs(5));
     let ward = start(&config(&ep, "timeout: 300ms")).await;
     let t0 = Instant::now();
-    let r = ward.summary(Req::get("/api/x").bearer("t").to_map()).await;
+    let r = ward.summary(with_token("t")).await;
     let took = t0.elapsed();
     assert_eq!(r.short(), UNAVAILABLE);
     assert!(
@@ -447,7 +417,7 @@ routes:
     );
     let ward = start(&yaml).await;
     let t0 = Instant::now();
-    let r = ward.summary(Req::get("/api/x").bearer("t").to_map()).await;
+    let r = ward.summary(with_token("t")).await;
     assert_eq!(r.short(), UNAVAILABLE);
     assert!(t0.elapsed() < Duration::from_secs(1));
     let series = [("provider", "partners"), ("result", "unreachable")];
@@ -463,25 +433,16 @@ async fn an_endpoint_going_away_keeps_cached_answers() {
     let ep = Introspect::start().await;
     ep.set_token("known", active("known", 300));
     let ward = start(&config(&ep, "")).await;
-    assert_eq!(
-        ward.summary(Req::get("/api/x").bearer("known").to_map())
-            .await
-            .short(),
-        OK
-    );
+    assert_eq!(ward.summary(with_token("known")).await.short(), OK);
     ep.stop();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
-        ward.summary(Req::get("/api/x").bearer("known").to_map())
-            .await
-            .short(),
+        ward.summary(with_token("known")).await.short(),
         OK,
         "cached identities keep serving"
     );
     assert_eq!(
-        ward.summary(Req::get("/api/x").bearer("unknown").to_map())
-            .await
-            .short(),
+        ward.summary(with_token("unknown")).await.short(),
         UNAVAILABLE,
         "nothing cached: 503"
     );
@@ -497,18 +458,14 @@ async fn the_circuit_breaker_opens_then_recovers() {
     ))
     .await;
     for i in 0..3 {
-        let r = ward
-            .summary(Req::get("/api/x").bearer(&format!("t{i}")).to_map())
-            .await;
+        let r = ward.summary(with_token(&format!("t{i}"))).await;
         assert_eq!(r.short(), UNAVAILABLE);
     }
     assert_eq!(ep.hits(), 3);
     // Open: answered at once, the endpoint is not called.
     let t0 = Instant::now();
     for i in 3..10 {
-        let r = ward
-            .summary(Req::get("/api/x").bearer(&format!("t{i}")).to_map())
-            .await;
+        let r = ward.summary(with_token(&format!("t{i}"))).await;
         assert_eq!(r.short(), UNAVAILABLE);
     }
     assert!(t0.elapsed() < Duration::from_millis(500));
@@ -522,19 +479,9 @@ async fn the_circuit_breaker_opens_then_recovers() {
 
     // After the cool-down one probe goes through; it fails, so the breaker reopens.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(
-        ward.summary(Req::get("/api/x").bearer("p1").to_map())
-            .await
-            .short(),
-        UNAVAILABLE
-    );
+    assert_eq!(ward.summary(with_token("p1")).await.short(), UNAVAILABLE);
     assert_eq!(ep.hits(), 4);
-    assert_eq!(
-        ward.summary(Req::get("/api/x").bearer("p2").to_map())
-            .await
-            .short(),
-        UNAVAILABLE
-    );
+    assert_eq!(ward.summary(with_token("p2")).await.short(), UNAVAILABLE);
     assert_eq!(ep.hits(), 4, "reopened by the failed probe");
 
     // The endpoint recovers: the next probe succeeds and closes the breaker.
@@ -542,18 +489,8 @@ async fn the_circuit_breaker_opens_then_recovers() {
     ep.set_token("p3", active("p3", 300));
     ep.set_token("p4", active("p4", 300));
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(
-        ward.summary(Req::get("/api/x").bearer("p3").to_map())
-            .await
-            .short(),
-        OK
-    );
-    assert_eq!(
-        ward.summary(Req::get("/api/x").bearer("p4").to_map())
-            .await
-            .short(),
-        OK
-    );
+    assert_eq!(ward.summary(with_token("p3")).await.short(), OK);
+    assert_eq!(ward.summary(with_token("p4")).await.short(), OK);
     assert_eq!(
         ep.hits(),
         6,
@@ -635,9 +572,8 @@ async fn introspection_metrics_are_exported() {
     let ep = Introspect::start().await;
     ep.set_token("a", active("a", 300));
     let ward = start(&config(&ep, "")).await;
-    ward.summary(Req::get("/api/x").bearer("a").to_map()).await;
-    ward.summary(Req::get("/api/x").bearer("nope").to_map())
-        .await;
+    ward.summary(with_token("a")).await;
+    ward.summary(with_token("nope")).await;
     let m = ward.metrics().await;
     for (name, labels, want) in [
         (
