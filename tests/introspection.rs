@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use serde_json::json;
 
-use common::{Req, Shape, Ward, metric, now};
+use common::{Req, Shape, Ward, closed_port, metric, now};
 use introspect_server::{CLIENT_ID, CLIENT_SECRET, Introspect, Reply};
 
 /// A config with one introspection provider `partners` on `/api`; `extra` is appended
@@ -397,10 +397,7 @@ async fn a_slow_endpoint_times_out() {
 
 #[tokio::test]
 async fn an_endpoint_that_is_down_is_503_at_once() {
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr")
-    };
+    let closed = closed_port();
     let yaml = format!(
         r#"
 providers:

@@ -161,11 +161,7 @@ async fn discovery_with_another_issuer_is_refused() {
 
 #[tokio::test]
 async fn idp_down_at_start_answers_503_and_not_ready() {
-    // A port with nothing listening.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr")
-    };
+    let closed = common::closed_port();
     let k = TestKey::generate(Alg::RS256);
     let ward = Ward::start(&config(ISS, &format!("jwks_uri: http://{closed}/jwks"), "")).await;
     let t0 = Instant::now();

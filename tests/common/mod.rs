@@ -472,6 +472,13 @@ impl Stopping {
     }
 }
 
+/// An address on 127.0.0.1 where nothing listens: an ephemeral port, bound and released,
+/// so a connection to it is refused at once.
+pub fn closed_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
 // === table tests ===
 
 /// Runs `check` on every case, then fails naming each case that failed: a table test
