@@ -77,8 +77,8 @@ pub struct Ward {
     pub admin_addr: SocketAddr,
     /// The grace period `run` was given.
     pub grace: Duration,
-    /// What every handler shares; a reload swaps its engine.
-    pub state: Arc<AppState>,
+    /// What every handler shares; [`Ward::reload`] swaps its engine.
+    state: Arc<AppState>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     client: Option<AuthorizationClient<Channel>>,
