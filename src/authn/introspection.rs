@@ -34,8 +34,6 @@ use crate::authn::token::TokenSource;
 use crate::header::HeaderName;
 use crate::metrics::Metrics;
 
-/// Bodies above this are refused whatever `Content-Length` says.
-
 /// How ward authenticates itself to the introspection endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
@@ -428,8 +426,6 @@ impl Introspector {
 fn cache_now() -> u64 {
     crate::authn::cache::unix_now()
 }
-
-/// reqwest's message can carry the URL: keep only the cause.
 
 /// `application/x-www-form-urlencoded` as RFC 6749 §2.3.1 asks for client credentials.
 fn form_encode(s: &str) -> String {
