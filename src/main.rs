@@ -325,22 +325,11 @@ fn run_check(args: CheckArgs) -> anyhow::Result<bool> {
             .with_context(|| format!("context `{c}` is not `key=value`"))?;
         context.push((k.to_string(), v.to_string()));
     }
-    let mut input = CheckInput {
-        method: &args.method,
-        host: &args.host,
-        path: &args.path,
-        source_principal: args.source_principal.as_deref().unwrap_or(""),
-        source_certificate: args.source_certificate.as_deref().unwrap_or(""),
-        stream_id: "ward-check",
-        context: context
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect(),
-        ..Default::default()
-    };
-    for (n, v) in &headers {
-        input.headers.push(n, v.as_bytes());
-    }
+    let mut input =
+        CheckInput::from_pairs(&args.method, &args.host, &args.path, &headers, &context);
+    input.source_principal = args.source_principal.as_deref().unwrap_or("");
+    input.source_certificate = args.source_certificate.as_deref().unwrap_or("");
+    input.stream_id = "ward-check";
     let engine = Engine::new(config, Arc::new(Metrics::new()));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -23,8 +23,8 @@ use serde_json::{Map, Value, json};
 
 use crate::authn::cache::unix_now;
 use crate::authn::jwt::Alg;
-use crate::config::yaml::{self, LineIndex};
-use crate::config::{self, ConfigError, Dur, Env, ProcessEnv};
+use crate::config::yaml;
+use crate::config::{self, ConfigError, Dur, Env, Errors, ProcessEnv};
 use crate::decision::{DenyReason, Report, Verdict};
 use crate::devtoken::SigningKey;
 use crate::engine::Engine;
@@ -218,21 +218,9 @@ impl Suite {
                 message: format!("invalid YAML: {}", e.message),
             }]
         })?;
-        let mut p = Problems {
-            lines: &lines,
-            list: Vec::new(),
-        };
+        let mut p = Errors::new(lines);
         let suite = compile(value, base, &mut p);
-        match suite {
-            Some(s) if p.list.is_empty() => Ok(s),
-            _ => {
-                if p.list.is_empty() {
-                    p.add("", "invalid cases file");
-                }
-                p.list.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
-                Err(p.list)
-            }
-        }
+        p.finish_as(suite, "invalid cases file")
     }
 
     /// Runs every case in order, writing one line per case (plus the differences of a
@@ -285,22 +273,14 @@ impl Case {
                 }
             }
         }
-        let mut input = CheckInput {
-            method: &r.method,
-            host: &r.host,
-            path: &path,
-            source_principal: &r.source_principal,
-            stream_id: "ward-test",
-            context: r
-                .context
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect(),
-            ..Default::default()
-        };
-        for (n, v) in &headers {
-            input.headers.push(n, v.as_bytes());
-        }
+        let context: Vec<(String, String)> = r
+            .context
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut input = CheckInput::from_pairs(&r.method, &r.host, &path, &headers, &context);
+        input.source_principal = &r.source_principal;
+        input.stream_id = "ward-test";
         let decision = engine.check(&input).await;
         let actual = Actual::of(&decision);
         let diff = self.expect.compare(&actual);
@@ -487,40 +467,6 @@ impl Expect {
 
 // === parsing ===
 
-/// Collects cases-file errors, each with its path and line.
-struct Problems<'l> {
-    lines: &'l LineIndex,
-    list: Vec<ConfigError>,
-}
-
-impl Problems<'_> {
-    fn add(&mut self, path: &str, message: impl Into<String>) {
-        self.list.push(ConfigError {
-            path: path.to_owned(),
-            line: self.lines.line_of(path),
-            message: message.into(),
-        });
-    }
-
-    /// Deserializes `value` as `T`, reporting a failure with its full path.
-    fn parse<T: serde::de::DeserializeOwned>(&mut self, path: &str, value: Value) -> Option<T> {
-        match serde_path_to_error::deserialize::<_, T>(value) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                let inner = e.path().to_string();
-                let full = match (path.is_empty(), inner.as_str()) {
-                    (_, ".") => path.to_owned(),
-                    (true, _) => inner,
-                    (false, i) if i.starts_with('[') => format!("{path}{i}"),
-                    (false, i) => format!("{path}.{i}"),
-                };
-                self.add(&full, e.into_inner().to_string());
-                None
-            }
-        }
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
@@ -625,7 +571,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     T::deserialize(d).map(Some)
 }
 
-fn compile(value: Value, base: &Path, p: &mut Problems<'_>) -> Option<Suite> {
+fn compile(value: Value, base: &Path, p: &mut Errors) -> Option<Suite> {
     if !value.is_object() {
         p.add(
             "",
@@ -674,7 +620,7 @@ fn compile(value: Value, base: &Path, p: &mut Problems<'_>) -> Option<Suite> {
     Some(Suite { cases })
 }
 
-fn load_key(v: Value, path: &str, base: &Path, p: &mut Problems<'_>) -> Option<SigningKey> {
+fn load_key(v: Value, path: &str, base: &Path, p: &mut Errors) -> Option<SigningKey> {
     let raw: RawKey = p.parse(path, v)?;
     let Some(alg) = Alg::parse(&raw.alg) else {
         p.add(
@@ -704,10 +650,10 @@ fn compile_case(
     path: &str,
     defaults: &RawDefaults,
     keys: &BTreeMap<String, Arc<SigningKey>>,
-    p: &mut Problems<'_>,
+    p: &mut Errors,
 ) -> Option<Case> {
     let raw: RawCase = p.parse(path, v)?;
-    let before = p.list.len();
+    let before = p.count();
     if raw.name.trim().is_empty() {
         p.add(&format!("{path}.name"), "a case needs a name");
     }
@@ -724,7 +670,7 @@ fn compile_case(
         compile_token(token, &format!("{path}.token"), keys, p)
     };
     let expect = compile_expect(raw.expect, &format!("{path}.expect"), p);
-    if p.list.len() != before {
+    if p.count() != before {
         return None;
     }
     Some(Case {
@@ -776,7 +722,7 @@ fn placed(defaults: &Value, case: &Value) -> Value {
     }
 }
 
-fn compile_request(v: Value, path: &str, p: &mut Problems<'_>) -> Option<Request> {
+fn compile_request(v: Value, path: &str, p: &mut Errors) -> Option<Request> {
     if v.is_null() {
         p.add(path, "a case needs a `request` with at least a `path`");
         return None;
@@ -826,7 +772,7 @@ fn scalar_text(v: &Value) -> Option<String> {
     }
 }
 
-fn header_name(name: &str, path: &str, p: &mut Problems<'_>) -> Option<String> {
+fn header_name(name: &str, path: &str, p: &mut Errors) -> Option<String> {
     match HeaderName::parse(name) {
         Ok(h) => Some(h.as_str().to_owned()),
         Err(e) => {
@@ -840,7 +786,7 @@ fn compile_token(
     v: Value,
     path: &str,
     keys: &BTreeMap<String, Arc<SigningKey>>,
-    p: &mut Problems<'_>,
+    p: &mut Errors,
 ) -> Option<TokenSpec> {
     let raw: RawToken = p.parse(path, v)?;
     let key = match (&raw.key, keys.len()) {
@@ -918,7 +864,7 @@ fn compile_token(
     })
 }
 
-fn compile_expect(v: Value, path: &str, p: &mut Problems<'_>) -> Option<Expect> {
+fn compile_expect(v: Value, path: &str, p: &mut Errors) -> Option<Expect> {
     if v.is_null() {
         p.add(path, "a case needs an `expect` with at least a `decision`");
         return None;

@@ -84,6 +84,32 @@ pub struct CheckInput<'a> {
 }
 
 impl<'a> CheckInput<'a> {
+    /// A request from owned parts (`ward check`, `ward test`): headers and context
+    /// extensions as name/value pairs, header names already lower-case.
+    pub fn from_pairs(
+        method: &'a str,
+        host: &'a str,
+        path: &'a str,
+        headers: &'a [(String, String)],
+        context: &'a [(String, String)],
+    ) -> Self {
+        let mut h = Headers::with_capacity(headers.len());
+        for (n, v) in headers {
+            h.push(n, v.as_bytes());
+        }
+        CheckInput {
+            method,
+            host,
+            path,
+            headers: h,
+            context: context
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
     /// The id reported in logs and denial bodies: `x-request-id`, else Envoy's stream id.
     /// Only printable ASCII up to 128 bytes is kept, so it is safe in a header or a log.
     pub fn request_id(&self) -> Cow<'a, str> {

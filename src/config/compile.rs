@@ -592,7 +592,7 @@ fn compile_provider(
 
 fn compile_jwt(v: Value, path: &str, base: &Path, errors: &mut Errors) -> Option<JwtSettings> {
     let raw: RawJwt = errors.parse(path, v)?;
-    let before = errors_len(errors);
+    let before = errors.count();
 
     if raw.issuer.is_empty() {
         errors.add(&format!("{path}.issuer"), "the issuer must not be empty");
@@ -706,7 +706,7 @@ fn compile_jwt(v: Value, path: &str, base: &Path, errors: &mut Errors) -> Option
         }
     }
 
-    if errors_len(errors) != before {
+    if errors.count() != before {
         return None;
     }
     Some(JwtSettings {
@@ -793,7 +793,7 @@ fn compile_introspection(
     errors: &mut Errors,
 ) -> Option<IntrospectionSettings> {
     let raw: RawIntrospection = errors.parse(path, v)?;
-    let before = errors_len(errors);
+    let before = errors.count();
 
     let endpoint = check_url(&raw.endpoint, &format!("{path}.endpoint"), errors);
     if raw.client_id.is_empty() {
@@ -873,7 +873,7 @@ fn compile_introspection(
     let token_from = token_from(raw.token_from, path, errors);
     let claim_headers = claim_headers(raw.headers, path, errors);
 
-    if errors_len(errors) != before {
+    if errors.count() != before {
         return None;
     }
     Some(IntrospectionSettings {
@@ -901,7 +901,7 @@ fn compile_introspection(
 
 fn compile_mesh(v: Value, path: &str, errors: &mut Errors) -> Option<MeshSettings> {
     let raw: RawMesh = errors.parse(path, v)?;
-    let before = errors_len(errors);
+    let before = errors.count();
     if raw.trust_domains.is_empty() {
         errors.add(
             &format!("{path}.trust_domains"),
@@ -918,17 +918,13 @@ fn compile_mesh(v: Value, path: &str, errors: &mut Errors) -> Option<MeshSetting
             );
         }
     }
-    if errors_len(errors) != before {
+    if errors.count() != before {
         return None;
     }
     Some(MeshSettings {
         trust_domains: raw.trust_domains,
         from_certificate: raw.from_certificate.unwrap_or(true),
     })
-}
-
-fn errors_len(errors: &Errors) -> usize {
-    errors.list.len()
 }
 
 fn check_url(url: &str, path: &str, errors: &mut Errors) -> Option<String> {
@@ -1041,7 +1037,7 @@ fn compile_api_key(
     errors: &mut Errors,
 ) -> Option<ApiKeySettings> {
     let raw: RawApiKey = errors.parse(path, v)?;
-    let before = errors_len(errors);
+    let before = errors.count();
     let header = match HeaderName::parse(raw.header.as_deref().unwrap_or("x-api-key")) {
         Ok(h) => Some(h),
         Err(e) => {
@@ -1076,7 +1072,7 @@ fn compile_api_key(
             Err(e) => errors.add(&at, format!("cannot read {}: {e}", full.display())),
         }
     }
-    if keys.is_empty() && errors_len(errors) == before {
+    if keys.is_empty() && errors.count() == before {
         errors.add(
             &format!("{path}.keys"),
             "list at least one key (in `keys` or `keys_file`)",
@@ -1087,7 +1083,7 @@ fn compile_api_key(
             errors.add(at, format!("the same key is already listed at {first}"));
         }
     }
-    if errors_len(errors) != before {
+    if errors.count() != before {
         return None;
     }
     Some(ApiKeySettings {
@@ -1145,7 +1141,7 @@ fn compile_route(
     errors: &mut Errors,
 ) -> Option<Route> {
     let raw: RawRoute = errors.parse(path, v)?;
-    let before = errors_len(errors);
+    let before = errors.count();
     let m = raw.matcher;
     let mpath = format!("{path}.match");
 
@@ -1211,7 +1207,7 @@ fn compile_route(
         );
     }
 
-    if errors_len(errors) != before {
+    if errors.count() != before {
         return None;
     }
     let name: Arc<str> = raw.name.into();

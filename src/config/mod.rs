@@ -115,7 +115,7 @@ pub(crate) struct Errors {
 }
 
 impl Errors {
-    fn new(lines: yaml::LineIndex) -> Self {
+    pub(crate) fn new(lines: yaml::LineIndex) -> Self {
         Self {
             lines,
             list: Vec::new(),
@@ -130,15 +130,31 @@ impl Errors {
         });
     }
 
-    fn finish<T>(mut self, value: Option<T>) -> Result<T, ConfigErrors> {
+    /// How many errors so far.
+    pub(crate) fn count(&self) -> usize {
+        self.list.len()
+    }
+
+    fn finish<T>(self, value: Option<T>) -> Result<T, ConfigErrors> {
+        self.finish_as(value, "invalid config")
+            .map_err(ConfigErrors)
+    }
+
+    /// `value` if no error was found; otherwise every error in document order (`what`
+    /// when the document failed without saying why).
+    pub(crate) fn finish_as<T>(
+        mut self,
+        value: Option<T>,
+        what: &str,
+    ) -> Result<T, Vec<ConfigError>> {
         match value {
             Some(v) if self.list.is_empty() => Ok(v),
             _ => {
                 if self.list.is_empty() {
-                    self.add("", "invalid config");
+                    self.add("", what);
                 }
                 self.list.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
-                Err(ConfigErrors(self.list))
+                Err(self.list)
             }
         }
     }
