@@ -1,0 +1,224 @@
+//! A plain loop of checks for profilers (callgrind, perf): no statistics, no threads,
+//! and each step in its own `#[inline(never)]` function so that instruction counts can
+//! be attributed. One iteration does what ward's gRPC handler does for one Check, minus
+//! tonic and HTTP/2: `CheckRequest` -> `CheckInput` (`server::grpc::input_from`), the
+//! engine's decision, the metrics (`AppState::record`), `CheckResponse` and its
+//! protobuf encoding.
+//!
+//! ```text
+//! cargo bench --bench profile --no-run
+//! valgrind --tool=callgrind --toggle-collect='profile::one_check' \
+//!     target/release/deps/profile-<hash> cached 20000
+//! callgrind_annotate --inclusive=yes callgrind.out.<pid>
+//! ```
+//! Scenarios: `cached` (RS256 token in the verified-token cache), `cold` (RS256, cache
+//! disabled), `cold-es256`, `anonymous`, `routes1000` (cached; the token's route is
+//! 999th of 1000), `issuers20` (cached; token from the 20th issuer of the route),
+//! `cached-subject-none` (`cached` with `logging: {subject: none}`: isolates the cost of
+//! hashing the subject for the decision log).
+//! Without arguments, or with `--quick` (as `cargo bench -- --quick` runs it), it does a
+//! short `cached` run.
+
+mod common;
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+
+use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
+use prost::Message as _;
+use ward::authn::jwt::Alg;
+use ward::metrics::Metrics;
+use ward::server::AppState;
+
+use common::{AUD, ISS, Keys, config_yaml, issuer};
+
+fn main() {
+    let mut args = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench" && a != "--quick");
+    let scenario = args.next().unwrap_or_else(|| "cached".into());
+    let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1000);
+
+    let keys = Keys::new();
+    let mut logging = "";
+    let (routes, providers, cache, alg, iss, path, anonymous) = match scenario.as_str() {
+        "cached" => (
+            10,
+            1,
+            None,
+            Alg::RS256,
+            0,
+            "/api/orders/42/items?expand=lines",
+            false,
+        ),
+        "cached-subject-none" => {
+            logging = "logging: { subject: none }\n";
+            (
+                10,
+                1,
+                None,
+                Alg::RS256,
+                0,
+                "/api/orders/42/items?expand=lines",
+                false,
+            )
+        }
+        "cold" => (
+            10,
+            1,
+            Some(0),
+            Alg::RS256,
+            0,
+            "/api/orders/42/items?expand=lines",
+            false,
+        ),
+        "cold-es256" => (
+            10,
+            1,
+            Some(0),
+            Alg::ES256,
+            0,
+            "/api/orders/42/items?expand=lines",
+            false,
+        ),
+        "anonymous" => (10, 1, None, Alg::RS256, 0, "/svc0/public/docs", true),
+        "routes1000" => (
+            1000,
+            1,
+            None,
+            Alg::RS256,
+            0,
+            "/api/orders/42/items?expand=lines",
+            false,
+        ),
+        "issuers20" => (
+            10,
+            20,
+            None,
+            Alg::RS256,
+            19,
+            "/api/orders/42/items?expand=lines",
+            false,
+        ),
+        other => {
+            eprintln!("profile: unknown scenario `{other}`");
+            std::process::exit(2);
+        }
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = common::load(
+        &format!("{logging}{}", config_yaml(routes, true, providers, cache)),
+        dir.path(),
+        &keys.jwks(),
+    );
+    let state = AppState::new(ward::Engine::new(config, Arc::new(Metrics::new())));
+    let mut req = common::envoy_request(path);
+    if !anonymous {
+        let tok = keys
+            .get(alg)
+            .sign(&common::claims(&issuer(iss), AUD, 1))
+            .expect("sign");
+        let _ = ISS;
+        if let Some(http) = req
+            .attributes
+            .as_mut()
+            .and_then(|a| a.request.as_mut())
+            .and_then(|r| r.http.as_mut())
+        {
+            http.headers
+                .insert("authorization".into(), format!("Bearer {tok}"));
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .with_writer(std::io::sink)
+        .init();
+    // Once outside the loop: the first check fills the cache, and must allow.
+    assert!(one_check(&state, &req, &rt).1, "{scenario}: not allowed");
+    let t = Instant::now();
+    let mut bytes = 0;
+    for _ in 0..n {
+        bytes += one_check(&state, black_box(&req), &rt).0;
+    }
+    let el = t.elapsed();
+    println!(
+        "profile {scenario}: {n} checks in {:.3}s, {:.2} µs/check ({} response bytes)",
+        el.as_secs_f64(),
+        el.as_secs_f64() * 1e6 / n as f64,
+        bytes / n.max(1)
+    );
+}
+
+/// One Check as `server::grpc` handles it, without the transport.
+#[inline(never)]
+fn one_check(
+    state: &Arc<AppState>,
+    req: &CheckRequest,
+    rt: &tokio::runtime::Runtime,
+) -> (usize, bool) {
+    let start = Instant::now();
+    let engine = state.engine.load_full();
+    let input = to_input(req);
+    let decision = decide(&engine, &input, rt);
+    let request_id = input.request_id().into_owned();
+    let elapsed = start.elapsed();
+    state.record(&decision, elapsed);
+    log(
+        state,
+        &engine,
+        &decision,
+        &request_id,
+        input.path_only(),
+        elapsed,
+    );
+    let resp = respond(&decision, &request_id);
+    (encode(&resp), decision.is_allow())
+}
+
+#[inline(never)]
+fn log(
+    state: &AppState,
+    engine: &ward::Engine,
+    d: &ward::Decision,
+    request_id: &str,
+    path: &str,
+    elapsed: std::time::Duration,
+) {
+    let logging = &engine.config().logging;
+    let sampled = d.is_allow() && state.sample_allowed(logging.allowed_sample);
+    ward::server::grpc::log_decision(d, request_id, path, elapsed, logging.subject, sampled);
+}
+
+#[inline(never)]
+fn to_input(req: &CheckRequest) -> ward::CheckInput<'_> {
+    ward::server::grpc::input_from(req.attributes.as_ref().expect("attributes"))
+        .expect("http attributes")
+}
+
+#[inline(never)]
+fn decide(
+    engine: &ward::Engine,
+    input: &ward::CheckInput<'_>,
+    rt: &tokio::runtime::Runtime,
+) -> ward::Decision {
+    rt.block_on(engine.check(input))
+}
+
+#[inline(never)]
+fn respond(
+    d: &ward::Decision,
+    request_id: &str,
+) -> envoy_types::pb::envoy::service::auth::v3::CheckResponse {
+    ward::response::check_response(d, request_id)
+}
+
+#[inline(never)]
+fn encode(r: &envoy_types::pb::envoy::service::auth::v3::CheckResponse) -> usize {
+    r.encode_to_vec().len()
+}
