@@ -81,7 +81,13 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 
 /// Hex of SHA-256, as the config stores it.
 pub fn sha256_hex(data: &[u8]) -> String {
-    sha256(data).iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for b in sha256(data) {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
 impl ApiKeySettings {

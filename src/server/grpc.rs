@@ -143,6 +143,20 @@ impl Authorization for AuthzService {
     }
 }
 
+/// The subject as logs show it. Called inside the log macros, so it is computed only
+/// for lines that are actually written (not for every allowed check at `info`).
+fn subject_for(d: &Decision, subject_log: SubjectLog) -> String {
+    d.identity
+        .as_ref()
+        .and_then(|i| i.subject.as_deref())
+        .map(|s| match subject_log {
+            SubjectLog::Plain => s.to_string(),
+            SubjectLog::Hash => crate::authn::apikey::sha256_hex(s.as_bytes())[..16].to_string(),
+            SubjectLog::None => String::new(),
+        })
+        .unwrap_or_default()
+}
+
 /// One line per decision: denials at info, allows at debug (and a sampled share of
 /// them at info). Never the token; the path without its query string (tokens travel in
 /// queries too); the subject hashed unless configured otherwise.
@@ -156,31 +170,21 @@ pub fn log_decision(
 ) {
     let route = d.route.as_deref().unwrap_or("");
     let provider = d.identity.as_ref().map_or("", |i| &*i.provider);
-    let subject = d
-        .identity
-        .as_ref()
-        .and_then(|i| i.subject.as_deref())
-        .map(|s| match subject_log {
-            SubjectLog::Plain => s.to_string(),
-            SubjectLog::Hash => crate::authn::apikey::sha256_hex(s.as_bytes())[..16].to_string(),
-            SubjectLog::None => String::new(),
-        })
-        .unwrap_or_default();
     let latency_us = elapsed.as_micros() as u64;
     match (&d.verdict, &d.shadow_deny) {
         (Verdict::Deny(r), _) => tracing::info!(
-            request_id, route, provider, subject, path, decision = "deny", reason = r.code(),
+            request_id, route, provider, subject = subject_for(d, subject_log), path, decision = "deny", reason = r.code(),
             detail = %r.explain(), latency_us, "check denied"
         ),
         (Verdict::Allow(_), Some(r)) => tracing::info!(
-            request_id, route, provider, subject, path, decision = "shadow_deny", reason = r.code(),
+            request_id, route, provider, subject = subject_for(d, subject_log), path, decision = "shadow_deny", reason = r.code(),
             detail = %r.explain(), latency_us, "check would be denied (shadow mode)"
         ),
         (Verdict::Allow(_), None) if sampled => tracing::info!(
             request_id,
             route,
             provider,
-            subject,
+            subject = subject_for(d, subject_log),
             path,
             decision = "allow",
             latency_us,
@@ -190,7 +194,7 @@ pub fn log_decision(
             request_id,
             route,
             provider,
-            subject,
+            subject = subject_for(d, subject_log),
             path,
             decision = "allow",
             latency_us,
