@@ -1,7 +1,8 @@
 //! Micro-benchmarks of the decision engine, on prebuilt state (config compiled, keys
 //! parsed, tokens minted and requests built outside the measured loop):
 //!
-//! - `route_match/*`: picking a route among 200 (path normalisation included);
+//! - `route_match/*`: picking a route among 200 through the route index (path
+//!   normalisation included);
 //! - `verify_cold/*`: one `Engine::check` whose token is verified from scratch, per
 //!   algorithm (token cache disabled with `token_cache: {max_entries: 0}`, and a pool of
 //!   distinct tokens rotated so that no cache could help);
@@ -118,6 +119,7 @@ fn route_match(c: &mut Criterion) {
     let s = engine(&config_yaml(200, false, 1, None), &keys);
     let routes = &s.engine.config().routes;
     assert_eq!(routes.len(), 200);
+    let index = route::RouteIndex::new(routes);
     let mut g = c.benchmark_group("route_match");
     let cases = [
         ("first_of_200", "/svc0/public/x", "GET"),
@@ -134,11 +136,13 @@ fn route_match(c: &mut Criterion) {
         };
         let expect_some = name != "none_of_200";
         let segs = path::normalize(p).expect("path");
-        assert_eq!(route::select(routes, &input, &segs).is_some(), expect_some);
+        assert_eq!(index.select(routes, &input, &segs).is_some(), expect_some);
         g.bench_function(name, |b| {
             b.iter(|| {
                 let segs = path::normalize(black_box(input.path)).expect("path");
-                route::select(routes, black_box(&input), &segs).map(|(i, _, p)| (i, p.len()))
+                index
+                    .select(routes, black_box(&input), &segs)
+                    .map(|(i, _, p)| (i, p.len()))
             })
         });
     }

@@ -15,7 +15,7 @@ use crate::authn::token::{self, Found, TokenSource};
 use crate::authn::{Identity, ProviderKind, ProviderSettings, TokenError};
 use crate::authz::condition::EvalCtx;
 use crate::authz::path::{self, Params};
-use crate::authz::route::{self, Route};
+use crate::authz::route::{Route, RouteIndex};
 use crate::config::{Config, Mode};
 use crate::decision::{Decision, DenyReason, Mutations, Verdict};
 use crate::header::{self, HeaderName};
@@ -34,6 +34,8 @@ pub struct Provider {
 pub struct Engine {
     config: Arc<Config>,
     providers: Vec<Provider>,
+    /// `config.routes` by first path segment.
+    route_index: RouteIndex,
     /// Per route: issuer -> JWT providers of that route with that issuer.
     route_issuers: Vec<HashMap<String, Vec<usize>>>,
     /// Every header ward owns, in a fixed order.
@@ -110,6 +112,7 @@ impl Engine {
             }
         }
         Self {
+            route_index: RouteIndex::new(&config.routes),
             cache: TokenCache::new(config.token_cache_max_entries),
             config: Arc::new(config),
             providers,
@@ -149,7 +152,10 @@ impl Engine {
             Ok(s) => s,
             Err(e) => return deny(None, e.into()),
         };
-        let Some((ri, route, params)) = route::select(&self.config.routes, input, &segments) else {
+        let Some((ri, route, params)) =
+            self.route_index
+                .select(&self.config.routes, input, &segments)
+        else {
             return deny(None, DenyReason::NoRoute);
         };
         let now = unix_now();

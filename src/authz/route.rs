@@ -1,5 +1,7 @@
-//! Routes: compiled matchers, picked first-match-wins for each request.
+//! Routes: compiled matchers, picked first-match-wins for each request through a
+//! [`RouteIndex`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::authz::condition::Condition;
@@ -7,7 +9,7 @@ use crate::config::Mode;
 use crate::request::CheckInput;
 
 pub use crate::authz::path::{HostPattern, PathMatch};
-use crate::authz::path::{Params, Segments};
+use crate::authz::path::{Params, PatSeg, Segments};
 
 #[derive(Debug)]
 pub struct Route {
@@ -58,14 +60,101 @@ impl RouteMatch {
     }
 }
 
-/// The first route that matches: its index, itself and its parameters.
-pub fn select<'r, 'a>(
-    routes: &'r [Route],
-    input: &CheckInput<'_>,
-    path: &Segments<'a>,
-) -> Option<(usize, &'r Route, Params<'a>)> {
-    routes
-        .iter()
-        .enumerate()
-        .find_map(|(i, r)| r.matcher.matches(input, path).map(|p| (i, r, p)))
+/// The routes of a config indexed by the first path segment they can match, so a
+/// request is tested only against the routes that could match its path, in config
+/// order (first match wins, exactly as a scan of every route would pick).
+///
+/// A route whose path starts with a literal segment (`path: /orders/{id}`,
+/// `path_prefix: /orders`) can only match a request whose first normalised segment is
+/// that literal, compared as [`PathMatch::matches`] compares it: exact, case-sensitive,
+/// on decoded text. Every other route (no path, `path_prefix: /`, `path: /`, a pattern
+/// starting with `{name}`, `*` or `**`) may match any path and is tried for every request.
+#[derive(Debug, Default)]
+pub struct RouteIndex {
+    /// First literal segment -> indices of the routes that need it, ascending.
+    by_first: HashMap<Box<str>, Vec<usize>>,
+    /// Indices of the routes that may match any first segment, ascending.
+    any_first: Vec<usize>,
+    /// How many routes were indexed: `select` must be given the same slice.
+    len: usize,
 }
+
+impl RouteIndex {
+    pub fn new(routes: &[Route]) -> Self {
+        let mut index = RouteIndex {
+            len: routes.len(),
+            ..Default::default()
+        };
+        for (i, r) in routes.iter().enumerate() {
+            match first_literal(r.matcher.path.as_ref()) {
+                Some(lit) => index.by_first.entry(lit.into()).or_default().push(i),
+                None => index.any_first.push(i),
+            }
+        }
+        index
+    }
+
+    /// The first route that matches: its index, itself and its parameters. `routes` is
+    /// the slice the index was built from.
+    pub fn select<'r, 'a>(
+        &self,
+        routes: &'r [Route],
+        input: &CheckInput<'_>,
+        path: &Segments<'a>,
+    ) -> Option<(usize, &'r Route, Params<'a>)> {
+        debug_assert_eq!(routes.len(), self.len, "index built from other routes");
+        self.candidates(path).find_map(|i| {
+            let r = routes.get(i)?;
+            r.matcher.matches(input, path).map(|p| (i, r, p))
+        })
+    }
+
+    /// The indices of the routes that may match `path`, ascending.
+    fn candidates(&self, path: &Segments<'_>) -> Merge<'_> {
+        let bucket = path
+            .first()
+            .and_then(|seg| self.by_first.get(seg.as_ref()))
+            .map_or(&[][..], Vec::as_slice);
+        Merge {
+            a: bucket,
+            b: &self.any_first,
+        }
+    }
+}
+
+/// The literal every path this matcher accepts starts with, if there is one.
+fn first_literal(path: Option<&PathMatch>) -> Option<&str> {
+    match path? {
+        PathMatch::Prefix(segs) => segs.first().map(String::as_str),
+        PathMatch::Pattern(segs) => match segs.first()? {
+            PatSeg::Lit(l) => Some(l.as_str()),
+            PatSeg::Param(_) | PatSeg::One | PatSeg::Rest => None,
+        },
+    }
+}
+
+/// Two ascending, disjoint index lists walked as one ascending list.
+struct Merge<'i> {
+    a: &'i [usize],
+    b: &'i [usize],
+}
+
+impl Iterator for Merge<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        let take_a = match (self.a.first(), self.b.first()) {
+            (Some(a), Some(b)) => a < b,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return None,
+        };
+        let list = if take_a { &mut self.a } else { &mut self.b };
+        let (first, rest) = list.split_first()?;
+        *list = rest;
+        Some(*first)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,284 @@
+//! The route index against the plain first-match-wins scan it replaces: hand-picked
+//! orderings (a route that may match any path before and after literal ones, prefixes,
+//! `{param}` first, routes without a path, the `/` request), then every pair of route
+//! shapes and many generated route lists, each compared with the scan on every path.
+
+use super::*;
+
+// === harness ===
+
+/// A route named `name` matching `path` (`prefix:/x`, `path:/x` or `-` for none) and,
+/// if given, only these methods.
+fn route(name: &str, path: &str, methods: Option<&[&str]>) -> Route {
+    let path = match path.split_once(':') {
+        Some(("prefix", p)) => Some(PathMatch::prefix(p).expect("test prefix")),
+        Some(("path", p)) => Some(PathMatch::pattern(p).expect("test pattern")),
+        _ => None,
+    };
+    Route {
+        name: name.into(),
+        matcher: RouteMatch {
+            path,
+            methods: methods.map(|ms| ms.iter().map(|m| m.to_string()).collect()),
+            ..Default::default()
+        },
+        providers: Vec::new(),
+        allow_anonymous: true,
+        require: None,
+        mode: Mode::Enforce,
+    }
+}
+
+fn routes(specs: &[&str]) -> Vec<Route> {
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| route(&format!("r{i}"), p, None))
+        .collect()
+}
+
+/// The scan the index must agree with: every route in order, first match wins.
+fn linear<'a>(
+    routes: &[Route],
+    input: &CheckInput<'_>,
+    path: &Segments<'a>,
+) -> Option<(usize, Params<'a>)> {
+    routes
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| r.matcher.matches(input, path).map(|p| (i, p)))
+}
+
+fn input<'a>(method: &'a str, path: &'a str) -> CheckInput<'a> {
+    CheckInput {
+        method,
+        host: "api.example.com",
+        path,
+        ..Default::default()
+    }
+}
+
+/// The index of the route picked for `method path`, checked against the scan.
+fn pick(routes: &[Route], method: &str, path: &str) -> Option<usize> {
+    let index = RouteIndex::new(routes);
+    let input = input(method, path);
+    let segs = crate::authz::path::normalize(path).expect("test paths normalise");
+    let got = index.select(routes, &input, &segs).map(|(i, r, p)| {
+        assert!(std::ptr::eq(r, &routes[i]), "index and route disagree");
+        (i, p)
+    });
+    assert_eq!(got, linear(routes, &input, &segs), "{method} {path}");
+    got.map(|(i, _)| i)
+}
+
+// === order ===
+
+#[test]
+fn a_route_for_any_path_before_literal_ones_still_wins() {
+    let mut rs = routes(&["-", "prefix:/orders", "path:/orders/{id}"]);
+    rs[0].matcher.methods = Some(vec!["POST".into()]);
+    assert_eq!(pick(&rs, "POST", "/orders/7"), Some(0));
+    assert_eq!(pick(&rs, "GET", "/orders/7"), Some(1));
+    let mut rs = routes(&["path:/**", "prefix:/orders"]);
+    rs[0].matcher.methods = Some(vec!["DELETE".into()]);
+    assert_eq!(pick(&rs, "DELETE", "/orders"), Some(0));
+    assert_eq!(pick(&rs, "GET", "/orders"), Some(1));
+    assert_eq!(pick(&rs, "GET", "/other"), None);
+}
+
+#[test]
+fn a_route_for_any_path_after_literal_ones_is_the_fallback() {
+    let mut rs = routes(&[
+        "path:/orders/{id}",
+        "path:/{kind}/{id}",
+        "prefix:/orders",
+        "-",
+    ]);
+    rs[0].matcher.methods = Some(vec!["GET".into()]);
+    assert_eq!(pick(&rs, "GET", "/orders/7"), Some(0));
+    assert_eq!(pick(&rs, "POST", "/orders/7"), Some(1));
+    assert_eq!(pick(&rs, "POST", "/orders/7/lines"), Some(2));
+    assert_eq!(pick(&rs, "POST", "/invoices/7/lines"), Some(3));
+    assert_eq!(pick(&rs, "GET", "/"), Some(3));
+}
+
+#[test]
+fn literal_routes_interleaved_with_wildcards_keep_config_order() {
+    let rs = routes(&[
+        "path:/a/x",
+        "path:/*/y",
+        "prefix:/a",
+        "path:/**/z",
+        "path:/a/{p}",
+        "prefix:/",
+    ]);
+    assert_eq!(pick(&rs, "GET", "/a/x"), Some(0));
+    assert_eq!(pick(&rs, "GET", "/a/y"), Some(1));
+    assert_eq!(pick(&rs, "GET", "/a/z"), Some(2));
+    assert_eq!(pick(&rs, "GET", "/b/z"), Some(3));
+    assert_eq!(pick(&rs, "GET", "/b/w"), Some(5));
+}
+
+#[test]
+fn prefix_routes_are_indexed_by_their_first_segment() {
+    let rs = routes(&["prefix:/api/v1", "prefix:/api", "prefix:/"]);
+    assert_eq!(pick(&rs, "GET", "/api/v1/items"), Some(0));
+    assert_eq!(pick(&rs, "GET", "/api/v2"), Some(1));
+    assert_eq!(pick(&rs, "GET", "/api"), Some(1));
+    assert_eq!(pick(&rs, "GET", "/apiv1"), Some(2));
+    assert_eq!(pick(&rs, "GET", "/"), Some(2));
+    let index = RouteIndex::new(&rs);
+    assert_eq!(index.any_first, vec![2]);
+    assert_eq!(index.by_first.get("api"), Some(&vec![0, 1]));
+}
+
+#[test]
+fn a_param_first_pattern_matches_any_first_segment() {
+    let rs = routes(&[
+        "path:/{tenant}/orders",
+        "path:/acme/orders",
+        "path:/*/invoices",
+    ]);
+    assert_eq!(pick(&rs, "GET", "/acme/orders"), Some(0));
+    assert_eq!(pick(&rs, "GET", "/globex/orders"), Some(0));
+    assert_eq!(pick(&rs, "GET", "/acme/invoices"), Some(2));
+    let index = RouteIndex::new(&rs);
+    assert_eq!(index.any_first, vec![0, 2]);
+}
+
+#[test]
+fn routes_without_a_path_match_every_path() {
+    let mut rs = routes(&["-", "path:/a", "-"]);
+    rs[0].matcher.methods = Some(vec!["DELETE".into()]);
+    assert_eq!(pick(&rs, "DELETE", "/a"), Some(0));
+    assert_eq!(pick(&rs, "GET", "/a"), Some(1));
+    assert_eq!(pick(&rs, "GET", "/b"), Some(2));
+    assert_eq!(pick(&rs, "GET", "/"), Some(2));
+}
+
+#[test]
+fn the_root_path_has_no_first_segment() {
+    let rs = routes(&["path:/a", "prefix:/a", "path:/", "prefix:/"]);
+    for root in ["/", "//", "/./", "/a/..", "/%2e%2e", "/?q=/a"] {
+        assert_eq!(pick(&rs, "GET", root), Some(2), "{root}");
+    }
+    assert_eq!(pick(&rs, "GET", "/a"), Some(0));
+    assert_eq!(pick(&rs, "GET", "/a/b"), Some(1));
+    assert_eq!(pick(&rs, "GET", "/b"), Some(3));
+    // `path: /` is not keyed: only a request without segments matches it.
+    let only_root = routes(&["path:/"]);
+    assert_eq!(pick(&only_root, "GET", "/"), Some(0));
+    assert_eq!(pick(&only_root, "GET", "/a"), None);
+}
+
+#[test]
+fn keys_compare_like_segments_case_sensitive_and_decoded() {
+    let rs = routes(&["path:/Orders", "prefix:/orders", "prefix:/café"]);
+    assert_eq!(pick(&rs, "GET", "/Orders"), Some(0));
+    assert_eq!(pick(&rs, "GET", "/%4Frders"), Some(0));
+    assert_eq!(pick(&rs, "GET", "/orders"), Some(1));
+    assert_eq!(pick(&rs, "GET", "/%6frders/1"), Some(1));
+    assert_eq!(pick(&rs, "GET", "/ORDERS"), None);
+    assert_eq!(pick(&rs, "GET", "/caf%C3%A9/x"), Some(2));
+    assert_eq!(pick(&rs, "GET", "/x/../orders"), Some(1));
+}
+
+#[test]
+fn no_routes_select_nothing() {
+    assert_eq!(pick(&[], "GET", "/"), None);
+    assert_eq!(pick(&[], "GET", "/a"), None);
+}
+
+// === the index agrees with the scan ===
+
+/// Route shapes: every kind of first segment, literals that differ only in case, and
+/// patterns whose later segments decide.
+const SHAPES: &[&str] = &[
+    "-",
+    "prefix:/",
+    "prefix:/a",
+    "prefix:/a/b",
+    "prefix:/A",
+    "prefix:/b",
+    "path:/",
+    "path:/a",
+    "path:/A",
+    "path:/a/{x}",
+    "path:/a/b",
+    "path:/{x}",
+    "path:/{x}/b",
+    "path:/*",
+    "path:/*/a",
+    "path:/**",
+    "path:/**/b",
+    "path:/a/**",
+    "path:/b/**/a",
+    "path:/c",
+];
+
+const PATHS: &[&str] = &[
+    "/", "/a", "/A", "/a/b", "/a/b/c", "/a/x", "/b", "/b/a", "/b/x/a", "/c", "/d", "/%61",
+    "/%61/b", "/a/../b", "/x/a", "/x/b", "/A/b",
+];
+
+const METHODS: &[&str] = &["GET", "POST"];
+
+/// Checks `rs` against the scan for every path and method.
+fn agree(rs: &[Route]) {
+    let index = RouteIndex::new(rs);
+    let names: Vec<String> = rs.iter().map(|r| format!("{:?}", r.matcher.path)).collect();
+    for path in PATHS {
+        let segs = crate::authz::path::normalize(path).expect("test paths normalise");
+        for method in METHODS {
+            let input = input(method, path);
+            let got = index.select(rs, &input, &segs).map(|(i, _, p)| (i, p));
+            assert_eq!(
+                got,
+                linear(rs, &input, &segs),
+                "{method} {path} over {names:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_pair_of_shapes_agrees_with_the_scan() {
+    for a in SHAPES {
+        for b in SHAPES {
+            for get_only in [None, Some(0), Some(1)] {
+                let mut rs = routes(&[a, b]);
+                if let Some(i) = get_only {
+                    rs[i].matcher.methods = Some(vec!["GET".into()]);
+                }
+                agree(&rs);
+            }
+        }
+    }
+}
+
+#[test]
+fn generated_route_lists_agree_with_the_scan() {
+    // A fixed linear congruential generator: the same lists on every run.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: usize| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 33) % n as u64) as usize
+    };
+    for _ in 0..1_500 {
+        let len = next(16);
+        let rs: Vec<Route> = (0..len)
+            .map(|i| {
+                let shape = SHAPES[next(SHAPES.len())];
+                let methods: Option<&[&str]> = match next(3) {
+                    0 => Some(&["GET"]),
+                    1 => Some(&["POST"]),
+                    _ => None,
+                };
+                route(&format!("r{i}"), shape, methods)
+            })
+            .collect();
+        agree(&rs);
+    }
+}
