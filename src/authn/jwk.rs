@@ -6,11 +6,12 @@
 //! never voiding the rest of the set.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use aws_lc_rs::hmac;
+use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaParameters, RsaPublicKeyComponents};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::DecodingKey;
 use serde_json::Value;
 
 use crate::authn::jwt::Alg;
@@ -44,7 +45,73 @@ pub struct VerifyKey {
     /// The key's own `alg`, which then is the only one it verifies.
     pub alg: Option<Alg>,
     pub kind: KeyKind,
-    pub key: DecodingKey,
+    key: PublicKey,
+}
+
+/// Key material, parsed into aws-lc-rs form once, when the JWKS is read: verifying a
+/// token never decodes or rebuilds a key.
+enum PublicKey {
+    Rsa(Box<RsaKey>),
+    /// An EC or Ed25519 key: it verifies exactly one algorithm, `alg`.
+    Single {
+        alg: Alg,
+        key: ParsedPublicKey,
+    },
+    /// An `oct` secret keyed for HS256, HS384 and HS512, in that order.
+    Hmac(Box<[hmac::Key; 3]>),
+}
+
+/// An RSA public key. One modulus may verify RS256, RS384, RS512, PS256, PS384 and
+/// PS512, but an aws-lc-rs [`ParsedPublicKey`] is bound to one padding and digest; so
+/// the components are kept and the key is parsed for an algorithm the first time a token
+/// of that algorithm is verified with it, then reused. A key with an `alg` only ever
+/// parses that one; a key without pays for the algorithms its tokens actually use.
+struct RsaKey {
+    n: Box<[u8]>,
+    e: Box<[u8]>,
+    /// Indexed by [`rsa_params`]; `None` once parsing failed (never for a key that
+    /// `parse_jwk` kept: it parses one algorithm up front).
+    parsed: [OnceLock<Option<ParsedPublicKey>>; 6],
+}
+
+impl RsaKey {
+    fn new(n: &[u8], e: &[u8]) -> Self {
+        RsaKey {
+            n: n.into(),
+            e: e.into(),
+            parsed: Default::default(),
+        }
+    }
+
+    /// The key parsed for `alg`, or `None` if `alg` is not an RSA algorithm or the
+    /// components do not form a key.
+    fn parsed(&self, alg: Alg) -> Option<&ParsedPublicKey> {
+        let (slot, params) = rsa_params(alg)?;
+        self.parsed[slot]
+            .get_or_init(|| {
+                let c = RsaPublicKeyComponents {
+                    n: &*self.n,
+                    e: &*self.e,
+                };
+                c.to_parsed_public_key(params).ok()
+            })
+            .as_ref()
+    }
+}
+
+/// The slot and the aws-lc-rs parameters of an RSA algorithm: the same ones
+/// jsonwebtoken verifies with (moduli of 2048 to 8192 bits, PSS salt as long as the
+/// digest).
+fn rsa_params(alg: Alg) -> Option<(usize, &'static RsaParameters)> {
+    Some(match alg {
+        Alg::RS256 => (0, &sig::RSA_PKCS1_2048_8192_SHA256),
+        Alg::RS384 => (1, &sig::RSA_PKCS1_2048_8192_SHA384),
+        Alg::RS512 => (2, &sig::RSA_PKCS1_2048_8192_SHA512),
+        Alg::PS256 => (3, &sig::RSA_PSS_2048_8192_SHA256),
+        Alg::PS384 => (4, &sig::RSA_PSS_2048_8192_SHA384),
+        Alg::PS512 => (5, &sig::RSA_PSS_2048_8192_SHA512),
+        _ => return None,
+    })
 }
 
 impl std::fmt::Debug for VerifyKey {
@@ -61,6 +128,33 @@ impl std::fmt::Debug for VerifyKey {
 impl VerifyKey {
     pub fn allows(&self, alg: Alg) -> bool {
         self.kind.allows(alg) && self.alg.is_none_or(|a| a == alg)
+    }
+
+    /// Whether `signature` (decoded bytes) is a valid `alg` signature of `message` by
+    /// this key. `false` for an `alg` this key does not [allow](Self::allows): the
+    /// family guard holds here too, whatever the caller checked. HMAC tags are compared
+    /// in constant time.
+    pub fn verify(&self, alg: Alg, message: &[u8], signature: &[u8]) -> bool {
+        if !self.allows(alg) {
+            return false;
+        }
+        match &self.key {
+            PublicKey::Rsa(rsa) => rsa
+                .parsed(alg)
+                .is_some_and(|k| k.verify_sig(message, signature).is_ok()),
+            PublicKey::Single { alg: own, key } => {
+                *own == alg && key.verify_sig(message, signature).is_ok()
+            }
+            PublicKey::Hmac(keys) => {
+                let key = match alg {
+                    Alg::HS256 => &keys[0],
+                    Alg::HS384 => &keys[1],
+                    Alg::HS512 => &keys[2],
+                    _ => return false,
+                };
+                hmac::verify(key, message, signature).is_ok()
+            }
+        }
     }
 }
 
@@ -191,37 +285,50 @@ fn parse_jwk(k: &Value) -> Result<VerifyKey, String> {
             if bits < 2048 {
                 return Err(format!("RSA modulus of {bits} bits is below 2048"));
             }
+            // Like `n`, a big-endian integer: leading zero bytes are not part of it.
+            let e = strip_leading_zeros(&e);
             if e.is_empty() || e.len() > 8 {
                 return Err("RSA exponent is invalid".into());
             }
-            (KeyKind::Rsa, DecodingKey::from_rsa_raw_components(n, &e))
+            let rsa = RsaKey::new(n, e);
+            // Parsed now for the algorithm it will most likely verify, so a key that
+            // could never verify anything is reported, and the first token is not slower.
+            let first = alg
+                .filter(|a| KeyKind::Rsa.allows(*a))
+                .unwrap_or(Alg::RS256);
+            if rsa.parsed(first).is_none() {
+                return Err("RSA key is invalid".into());
+            }
+            (KeyKind::Rsa, PublicKey::Rsa(Box::new(rsa)))
         }
         Some("EC") => {
-            let (kind, len) = match s("crv") {
-                Some("P-256") => (KeyKind::EcP256, 32),
-                Some("P-384") => (KeyKind::EcP384, 48),
-                _ => return Err("EC `crv` must be P-256 or P-384".into()),
-            };
+            let (kind, len, key_alg, params): (_, _, _, &'static dyn sig::VerificationAlgorithm) =
+                match s("crv") {
+                    Some("P-256") => (
+                        KeyKind::EcP256,
+                        32,
+                        Alg::ES256,
+                        &sig::ECDSA_P256_SHA256_FIXED,
+                    ),
+                    Some("P-384") => (
+                        KeyKind::EcP384,
+                        48,
+                        Alg::ES384,
+                        &sig::ECDSA_P384_SHA384_FIXED,
+                    ),
+                    _ => return Err("EC `crv` must be P-256 or P-384".into()),
+                };
             let x = b64(o.get("x"), "x")?;
             let y = b64(o.get("y"), "y")?;
             if x.len() != len || y.len() != len {
                 return Err("EC coordinates do not match `crv`".into());
             }
-            // The point must lie on the curve, or the key could never verify anything.
+            // The uncompressed point; it must lie on the curve, or the key could never
+            // verify anything.
             let point: Vec<u8> = [&[4u8][..], &x, &y].concat();
-            let alg: &'static dyn aws_lc_rs::signature::VerificationAlgorithm = match kind {
-                KeyKind::EcP256 => &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
-                _ => &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED,
-            };
-            if aws_lc_rs::signature::ParsedPublicKey::new(alg, &point).is_err() {
-                return Err("EC point is not on the curve".into());
-            }
-            let key = DecodingKey::from_ec_components(
-                s("x").unwrap_or_default(),
-                s("y").unwrap_or_default(),
-            )
-            .map_err(|_| "EC key is invalid")?;
-            (kind, key)
+            let key =
+                ParsedPublicKey::new(params, &point).map_err(|_| "EC point is not on the curve")?;
+            (kind, PublicKey::Single { alg: key_alg, key })
         }
         Some("OKP") => {
             if s("crv") != Some("Ed25519") {
@@ -231,22 +338,24 @@ fn parse_jwk(k: &Value) -> Result<VerifyKey, String> {
             if x.len() != 32 {
                 return Err("Ed25519 key is not 32 bytes".into());
             }
-            if aws_lc_rs::signature::ParsedPublicKey::new(&aws_lc_rs::signature::ED25519, &x)
-                .is_err()
-            {
-                return Err("Ed25519 key is invalid".into());
-            }
-            let key = DecodingKey::from_ed_components(s("x").unwrap_or_default())
-                .map_err(|_| "Ed25519 key is invalid")?;
-            (KeyKind::Ed25519, key)
+            let key =
+                ParsedPublicKey::new(&sig::ED25519, &x).map_err(|_| "Ed25519 key is invalid")?;
+            (
+                KeyKind::Ed25519,
+                PublicKey::Single {
+                    alg: Alg::EdDSA,
+                    key,
+                },
+            )
         }
         Some("oct") => {
             let secret = b64(o.get("k"), "k")?;
             if secret.len() < 32 {
                 return Err("an HMAC key shorter than 32 bytes is refused".into());
             }
-            let key = DecodingKey::from_secret(&secret).map_err(|_| "HMAC key is invalid")?;
-            (KeyKind::Oct, key)
+            let keys = [hmac::HMAC_SHA256, hmac::HMAC_SHA384, hmac::HMAC_SHA512]
+                .map(|a| hmac::Key::new(a, &secret));
+            (KeyKind::Oct, PublicKey::Hmac(Box::new(keys)))
         }
         Some(other) => return Err(format!("unsupported `kty` {other}")),
         None => return Err("missing `kty`".into()),

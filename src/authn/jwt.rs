@@ -1,9 +1,14 @@
 //! JWT verification: parse strictly, pick keys by `kid` and `alg`, verify the signature
-//! with jsonwebtoken's aws-lc-rs backend, then check the claims ourselves.
+//! with aws-lc-rs against keys parsed once per JWKS (see [`VerifyKey`]), then check the
+//! claims ourselves.
 //!
-//! ward does not use jsonwebtoken's `decode`/`Validation`: its defaults (60 s leeway, no
-//! `nbf` check, JSON parsed with last-member-wins) are not ours, and owning the checks
-//! keeps every rule of the contract in one readable place.
+//! ward does not use jsonwebtoken to verify: the `decode`/`Validation` defaults (60 s
+//! leeway, no `nbf` check, JSON parsed with last-member-wins) are not ours, owning the
+//! checks keeps every rule of the contract in one readable place, and its
+//! `crypto::verify` rebuilds the public key on every call. jsonwebtoken still signs
+//! (`ward token`).
+//!
+//! [`VerifyKey`]: crate::authn::jwk::VerifyKey
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,7 +147,8 @@ pub struct Parsed<'t> {
     pub kid: Option<String>,
     pub claims: Map<String, Value>,
     signing_input: &'t str,
-    signature: &'t str,
+    /// The signature, base64url-decoded once here.
+    signature: Vec<u8>,
 }
 
 impl Parsed<'_> {
@@ -169,7 +175,10 @@ pub fn parse(token: &str, max_bytes: usize) -> Result<Parsed<'_>, TokenError> {
     let payload_bytes = URL_SAFE_NO_PAD
         .decode(p)
         .map_err(|_| TokenError::Malformed)?;
-    if s.is_empty() || URL_SAFE_NO_PAD.decode(s).is_err() {
+    let signature = URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| TokenError::Malformed)?;
+    if signature.is_empty() {
         return Err(TokenError::Malformed);
     }
     let header = strict_json::parse_object(&header_bytes).map_err(json_error)?;
@@ -192,7 +201,7 @@ pub fn parse(token: &str, max_bytes: usize) -> Result<Parsed<'_>, TokenError> {
         kid,
         claims,
         signing_input: &token[..h.len() + 1 + p.len()],
-        signature: s,
+        signature,
     })
 }
 
@@ -222,11 +231,9 @@ pub fn verify(
             _ => TokenError::Signature,
         });
     }
-    let jalg = t.alg.to_jsonwebtoken();
-    let verified = candidates.iter().any(|k| {
-        jsonwebtoken::crypto::verify(t.signature, t.signing_input.as_bytes(), &k.key, jalg)
-            .unwrap_or(false)
-    });
+    let verified = candidates
+        .iter()
+        .any(|k| k.verify(t.alg, t.signing_input.as_bytes(), &t.signature));
     if !verified {
         return Err(TokenError::Signature);
     }

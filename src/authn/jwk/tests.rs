@@ -252,6 +252,20 @@ fn rsa_bad_exponent_is_skipped() {
 }
 
 #[test]
+fn rsa_exponent_leading_zeros_are_not_part_of_it() {
+    // Like the modulus, a big-endian integer: `AAEAAQ` is 65537, `AAA` is zero.
+    assert_eq!(jwks().rsa["e"], "AQAB");
+    assert_kept(
+        with(&jwks().rsa, json!({"e": b64(&[0, 1, 0, 1])})),
+        KeyKind::Rsa,
+    );
+    assert_skipped(
+        with(&jwks().rsa, json!({"e": b64(&[0, 0])})),
+        "RSA exponent is invalid",
+    );
+}
+
+#[test]
 fn okp_must_be_a_32_byte_ed25519_key() {
     assert_skipped(
         with(&jwks().ed25519, json!({"crv": "Ed448"})),
