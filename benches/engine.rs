@@ -8,7 +8,9 @@
 //!   distinct tokens rotated so that no cache could help);
 //! - `verify_cached/*`: the same check with the token already in the verified-token cache;
 //! - `parts/*`: pieces of a check, for attribution (the cache key's SHA-256, the JWT
-//!   parse, `block_on` itself, each signature verification alone);
+//!   parse, `block_on` itself, each signature verification alone: `signature_ward_*` as
+//!   ward verifies, `signature_*` through jsonwebtoken, `signature_*_parsed_key` through
+//!   aws-lc-rs directly);
 //! - `response/*`: a decision turned into Envoy's `CheckResponse`, and encoded;
 //! - `scale_routes/*`, `scale_issuers/*`: the cached check as the config grows (10, 100,
 //!   1000 routes with the token's route second to last; 1, 5, 20 JWT issuers on one route
@@ -222,7 +224,32 @@ fn verify(c: &mut Criterion) {
     g.bench_function("block_on_ready", |b| {
         b.iter(|| rt.block_on(async { black_box(1) }))
     });
-    // The signature alone (jsonwebtoken over aws-lc-rs, as ward calls it).
+    // The signature alone, as ward verifies it: a `VerifyKey` from the JWKS (public key
+    // parsed once) and the signature bytes decoded by `jwt::parse`.
+    let jwks_set = ward::authn::jwk::KeySet::from_jwks(&keys.jwks())
+        .expect("jwks")
+        .0;
+    for alg in algs {
+        let k = keys.get(alg);
+        let t = k.sign(&common::claims(ISS, AUD, 1)).expect("sign");
+        let (input, sig) = t.rsplit_once('.').expect("jws");
+        let sig = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(sig)
+                .expect("signature")
+        };
+        let key = jwks_set
+            .candidates(None, alg)
+            .into_iter()
+            .find(|key| key.verify(alg, input.as_bytes(), &sig))
+            .expect("a key of the JWKS verifies");
+        g.bench_function(format!("signature_ward_{}", alg.as_str()), |b| {
+            b.iter(|| key.verify(alg, black_box(input.as_bytes()), black_box(&sig)))
+        });
+    }
+    // The same signatures through jsonwebtoken over aws-lc-rs (how ward verified before
+    // it held parsed keys): the key is rebuilt and the signature decoded on every call.
     for alg in algs {
         let k = keys.get(alg);
         let t = k.sign(&common::claims(ISS, AUD, 1)).expect("sign");
@@ -236,9 +263,8 @@ fn verify(c: &mut Criterion) {
             b.iter(|| jsonwebtoken::crypto::verify(black_box(sig), input.as_bytes(), &key, jalg))
         });
     }
-    // The same signatures through aws-lc-rs with the public key parsed once (what a
-    // ward `VerifyKey` holding an `aws_lc_rs::signature::ParsedPublicKey` would do):
-    // jsonwebtoken rebuilds the key from the JWK's components on every call.
+    // The same signatures through aws-lc-rs directly, the public key parsed once: the
+    // floor under `signature_ward_*`.
     for (alg, params) in [
         (
             Alg::RS256,
