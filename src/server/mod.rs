@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod grpc;
 pub mod reload;
+pub mod stream;
 pub mod tls;
 
 use std::future::Future;
@@ -14,12 +15,14 @@ use arc_swap::ArcSwap;
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::AuthorizationServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_stream::StreamExt as _;
 
 use crate::authn::keys::KeySources;
 use crate::config::Config;
 use crate::decision::Decision;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
+use stream::Unvectored;
 
 /// `envoy/service/auth/v3/external_auth.proto` and its imports, for server reflection
 /// (cut from envoy-types' descriptor set by `examples/gen_descriptor.rs`).
@@ -139,13 +142,13 @@ pub async fn run(
             if let Some(i) = watch_interval {
                 tls_watch = Some(tokio::spawn(reloading.clone().watch(i)));
             }
-            tokio::spawn(
-                router.serve_with_incoming_shutdown(tls::incoming(grpc, reloading), grpc_stop),
-            )
+            let incoming = tls::incoming(grpc, reloading).map(|s| s.map(Unvectored));
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, grpc_stop))
         }
         None => {
-            let incoming =
-                tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
+            let incoming = tonic::transport::server::TcpIncoming::from(grpc)
+                .with_nodelay(Some(true))
+                .map(|s| s.map(Unvectored));
             tokio::spawn(router.serve_with_incoming_shutdown(incoming, grpc_stop))
         }
     };
