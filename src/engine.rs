@@ -38,6 +38,9 @@ pub struct Engine {
     route_index: RouteIndex,
     /// Per route: issuer -> JWT providers of that route with that issuer.
     route_issuers: Vec<HashMap<String, Vec<usize>>>,
+    /// The top-level claims some `claim:` condition reads: the only ones a cached
+    /// identity keeps.
+    kept_claims: Vec<String>,
     /// Every header ward owns, in a fixed order.
     owned: Vec<HeaderName>,
     authorization: HeaderName,
@@ -63,13 +66,26 @@ impl Engine {
         stores: Vec<Option<KeyStore>>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let mut kept_claims = Vec::new();
+        for r in &config.routes {
+            if let Some(c) = &r.require {
+                c.claim_names(&mut kept_claims);
+            }
+        }
+        kept_claims.sort();
+        kept_claims.dedup();
         let providers: Vec<Provider> = config
             .providers
             .iter()
             .zip(stores)
             .map(|(p, keys)| Provider {
                 sources: p.sources(),
-                introspector: introspector_for(p, config.token_cache_max_entries, &metrics),
+                introspector: introspector_for(
+                    p,
+                    config.token_cache_max_entries,
+                    &metrics,
+                    &kept_claims,
+                ),
                 settings: p.clone(),
                 keys,
             })
@@ -114,6 +130,7 @@ impl Engine {
         Self {
             route_index: RouteIndex::new(&config.routes),
             cache: TokenCache::new(config.token_cache_max_entries),
+            kept_claims,
             config: Arc::new(config),
             providers,
             route_issuers,
@@ -298,27 +315,34 @@ impl Engine {
                 if tok.len() > s.max_token_bytes {
                     return Err(invalid(TokenError::TooLarge));
                 }
-                if let Some(id) = self.cached(p, tok, now) {
+                let key = TokenCache::key(tok);
+                if let Some(id) = self.cache.get(&key, now)
+                    && let Some(c) = self.accepts(ri, pi, &id, tok, input)
+                {
+                    self.count_cache(c, "hit");
                     return Ok(id);
                 }
-                let parsed = jwt::parse(tok, s.max_token_bytes).map_err(invalid)?;
+                let parsed = match jwt::parse(tok, s.max_token_bytes) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        self.count_cache(pi, "miss");
+                        return Err(invalid(e));
+                    }
+                };
                 // The token's issuer picks among the route's JWT providers that read the
                 // same credential: one lookup, not a trial of every provider's keys.
-                let mut chosen = pi;
-                if let Some(iss) = parsed.issuer().filter(|iss| *iss != s.issuer) {
-                    let alt = self.route_issuers[ri].get(iss).and_then(|cands| {
-                        cands.iter().copied().find(|&c| {
-                            token::find_in(&self.providers[c].sources, input)
-                                == Found::One(tok.into())
-                        })
-                    });
-                    if let Some(c) = alt {
-                        chosen = c;
-                        if let Some(id) = self.cached(&self.providers[c], tok, now) {
-                            return Ok(id);
-                        }
-                    }
-                }
+                let chosen = parsed
+                    .issuer()
+                    .filter(|iss| *iss != s.issuer)
+                    .and_then(|iss| self.route_issuers[ri].get(iss))
+                    .and_then(|cands| {
+                        cands
+                            .iter()
+                            .copied()
+                            .find(|&c| self.reads_same_credential(pi, c, tok, input))
+                    })
+                    .unwrap_or(pi);
+                self.count_cache(chosen, "miss");
                 let p = &self.providers[chosen];
                 let ProviderKind::Jwt(s) = &p.settings.kind else {
                     return Err(invalid(TokenError::Issuer));
@@ -331,24 +355,56 @@ impl Engine {
                     .keys_for(parsed.kid.as_deref())
                     .await
                     .map_err(|u| DenyReason::AuthnUnavailable(u.0))?;
-                let id = Arc::new(
-                    jwt::verify(&parsed, s, &keys, &p.settings.name, now).map_err(invalid)?,
-                );
-                self.cache
-                    .insert(TokenCache::key(&p.settings.name, tok), id.clone(), now);
+                let id = jwt::verify(parsed, s, &keys, &p.settings.name, now, &self.kept_claims)
+                    .map_err(invalid)?;
+                let id = Arc::new(id);
+                self.cache.insert(key, id.clone(), now);
                 Ok(id)
             }
         }
     }
 
-    fn cached(&self, p: &Provider, tok: &str, now: u64) -> Option<Arc<Identity>> {
-        let hit = self.cache.get(&TokenCache::key(&p.settings.name, tok), now);
-        let result = if hit.is_some() { "hit" } else { "miss" };
+    /// Which provider a cached identity stands for on this route, if the route accepts
+    /// it here: the provider that verified the token must be one of the route's, and
+    /// read the credential where provider `pi` found it. The cache is keyed by the token
+    /// alone, so a token verified for another route's provider (another audience, say)
+    /// is verified again for this one, never reused.
+    fn accepts(
+        &self,
+        ri: usize,
+        pi: usize,
+        id: &Identity,
+        tok: &str,
+        input: &CheckInput<'_>,
+    ) -> Option<usize> {
+        let by = |c: usize| Arc::ptr_eq(&self.providers[c].settings.name, &id.provider);
+        if by(pi) {
+            return Some(pi);
+        }
+        self.config.routes[ri]
+            .providers
+            .iter()
+            .copied()
+            .find(|&c| by(c) && self.reads_same_credential(pi, c, tok, input))
+    }
+
+    /// Whether provider `c` finds `tok`, the credential provider `pi` found, in `input`.
+    fn reads_same_credential(
+        &self,
+        pi: usize,
+        c: usize,
+        tok: &str,
+        input: &CheckInput<'_>,
+    ) -> bool {
+        let (a, b) = (&self.providers[pi], &self.providers[c]);
+        a.sources == b.sources || token::find_in(&b.sources, input) == Found::One(tok.into())
+    }
+
+    fn count_cache(&self, pi: usize, result: &str) {
         self.metrics
             .token_cache_requests
-            .with_label_values(&[&*p.settings.name, result])
+            .with_label_values(&[&*self.providers[pi].settings.name, result])
             .inc();
-        hit
     }
 
     /// Sets every identity header that has a value; removes every other header ward owns,
@@ -397,11 +453,19 @@ fn introspector_for(
     p: &ProviderSettings,
     max_entries: u64,
     metrics: &Arc<Metrics>,
+    kept_claims: &[String],
 ) -> Option<Arc<Introspector>> {
     let ProviderKind::Introspection(s) = &p.kind else {
         return None;
     };
-    match Introspector::new(p.name.clone(), (**s).clone(), max_entries, metrics.clone()) {
+    let (name, settings) = (p.name.clone(), (**s).clone());
+    match Introspector::new(
+        name,
+        settings,
+        max_entries,
+        metrics.clone(),
+        kept_claims.to_vec(),
+    ) {
         Ok(i) => Some(Arc::new(i)),
         Err(error) => {
             tracing::error!(provider = &*p.name, %error, "introspection client unavailable");

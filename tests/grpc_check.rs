@@ -1074,6 +1074,13 @@ async fn es256_is_never_verified_with_a_p384_key() {
         let r = ward.check(Req::get("/p384").bearer(&tok).to_map()).await;
         assert_invalid_token(&r, None, case);
     }
+    // A genuine P-256 token, verified and cached by `corp`, is verified again (and
+    // refused) on the route of `p384-only`: the cache never lends one provider's
+    // verdict to another.
+    let tok = keys.es256.sign(&claims("nina"));
+    allowed(&ward.check(Req::get("/api").bearer(&tok).to_map()).await);
+    let r = ward.check(Req::get("/p384").bearer(&tok).to_map()).await;
+    assert_invalid_token(&r, None, "P-256 token cached by another provider");
     // On `corp`, whose key set holds both curves, a P-256 signature under the P-384 kid
     // is still refused.
     let tok = keys.es256.sign_parts(

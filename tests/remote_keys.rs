@@ -479,6 +479,9 @@ routes:
   - name: api
     match: {{ path_prefix: /api }}
     providers: [first, second]
+  - name: first-only
+    match: {{ path_prefix: /first }}
+    providers: [first]
 "#,
         ja = jwks_of(&[&a]),
         jb = jwks_of(&[&b]),
@@ -502,6 +505,37 @@ routes:
     let r = ward
         .check(get("/api", Some(&token(&a, "https://b.test", "z", 60))))
         .await;
+    assert_eq!(outcome(&r).2, "invalid_token");
+
+    // A repeated token is one cache lookup, counted under the provider that verified
+    // it: never a miss under the route's first provider.
+    let tb = token(&b, "https://b.test", "w", 60);
+    for _ in 0..2 {
+        let r = ward.check(get("/api", Some(&tb))).await;
+        assert_eq!(provider_of(&r).as_deref(), Some("second"));
+    }
+    let m = ward.metrics().await;
+    let count = |provider: &str, result: &str| {
+        metric(
+            &m,
+            "ward_token_cache_requests_total",
+            &[("provider", provider), ("result", result)],
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(
+        (count("first", "miss"), count("first", "hit")),
+        (2.0, 0.0),
+        "{m}"
+    );
+    assert_eq!(
+        (count("second", "miss"), count("second", "hit")),
+        (3.0, 1.0),
+        "{m}"
+    );
+    // Cached for `second`, the token is no credential on a route that only trusts
+    // `first`: verified again there, and refused.
+    let r = ward.check(get("/first", Some(&tb))).await;
     assert_eq!(outcome(&r).2, "invalid_token");
 }
 

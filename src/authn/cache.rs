@@ -1,8 +1,10 @@
 //! The verified-token cache: a repeated token costs a hash and a lookup, not a signature.
 //!
-//! Keys are SHA-256 of (provider, token), never the token: a dump of the cache holds no
+//! Keys are SHA-256 of the token, never the token: a dump of the cache holds no
 //! credential, and a collision that could hand one token another's identity would need a
-//! SHA-256 collision. Entries never outlive the token's `exp`, both through moka's
+//! SHA-256 collision. The key does not name a provider: the cached identity records the
+//! provider that verified it, and the engine accepts a hit only on a route of that
+//! provider, so a token with several issuers' providers on its route hashes once. Entries never outlive the token's `exp`, both through moka's
 //! per-entry expiry and a check on every hit.
 
 use std::sync::Arc;
@@ -45,13 +47,10 @@ impl TokenCache {
         }
     }
 
-    pub fn key(provider: &str, token: &str) -> Key {
-        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-        ctx.update(&(provider.len() as u64).to_be_bytes());
-        ctx.update(provider.as_bytes());
-        ctx.update(token.as_bytes());
+    pub fn key(token: &str) -> Key {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
         let mut out = [0u8; 32];
-        out.copy_from_slice(ctx.finish().as_ref());
+        out.copy_from_slice(digest.as_ref());
         out
     }
 
@@ -87,7 +86,7 @@ mod tests {
     fn never_serves_past_exp() {
         let c = TokenCache::new(10);
         let now = unix_now();
-        let k = TokenCache::key("p", "t");
+        let k = TokenCache::key("t");
         let id = Arc::new(Identity {
             expires_at: Some(now + 100),
             ..Default::default()
@@ -99,15 +98,20 @@ mod tests {
     }
 
     #[test]
-    fn keys_separate_providers() {
-        assert_ne!(TokenCache::key("a", "bt"), TokenCache::key("ab", "t"));
+    fn keys_are_the_token_digest() {
+        assert_ne!(TokenCache::key("a.b.c"), TokenCache::key("a.b.d"));
+        assert_eq!(
+            TokenCache::key("abc")[..4],
+            [0xba, 0x78, 0x16, 0xbf],
+            "SHA-256 of `abc` (FIPS 180-2 test vector)"
+        );
     }
 
     #[test]
     fn expired_tokens_are_not_cached() {
         let c = TokenCache::new(10);
         let now = unix_now();
-        let k = TokenCache::key("p", "t");
+        let k = TokenCache::key("t");
         c.insert(
             k,
             Arc::new(Identity {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::header::HeaderName;
 
@@ -41,14 +41,31 @@ impl ClaimPath {
     }
 
     pub fn lookup<'v>(&self, claims: &'v Value) -> Option<&'v Value> {
-        self.segments
-            .iter()
-            .try_fold(claims, |v, seg| v.as_object()?.get(seg))
+        self.lookup_in(claims.as_object()?)
+    }
+
+    /// [`lookup`](Self::lookup) in a claims object.
+    pub fn lookup_in<'v>(&self, claims: &'v Map<String, Value>) -> Option<&'v Value> {
+        let (first, rest) = self.segments.split_first()?;
+        rest.iter()
+            .try_fold(claims.get(first)?, |v, seg| v.as_object()?.get(seg))
     }
 
     pub fn as_str(&self) -> &str {
         &self.display
     }
+
+    /// The name of the top-level claim the path starts at.
+    pub fn top_level(&self) -> &str {
+        self.segments.first().map_or("", String::as_str)
+    }
+}
+
+/// The claims object an identity keeps: only the members named in `kept` (sorted), so a
+/// cached identity does not hold a copy of every claim of its token.
+pub fn kept(mut claims: Map<String, Value>, kept: &[String]) -> Value {
+    claims.retain(|name, _| kept.binary_search(name).is_ok());
+    Value::Object(claims)
 }
 
 /// A list claim read as strings: a JSON array of strings, or a space-separated string
@@ -76,7 +93,7 @@ pub struct Identity {
     pub issuer: Option<String>,
     pub roles: Vec<String>,
     pub scopes: Vec<String>,
-    /// Every claim, for `claim:` conditions.
+    /// The claims that `claim:` conditions read (the engine keeps only those).
     pub claims: Value,
     /// Configured claim headers with their values, already checked safe to emit.
     pub claim_headers: Vec<(HeaderName, String)>,
@@ -96,13 +113,13 @@ pub fn audience_ok(aud: Option<&Value>, accepted: &[String]) -> bool {
 
 /// The configured claim headers that have a value safe to send upstream.
 pub fn claim_headers(
-    claims: &Value,
+    claims: &Map<String, Value>,
     wanted: &[(ClaimPath, HeaderName)],
 ) -> Vec<(HeaderName, String)> {
     wanted
         .iter()
         .filter_map(|(path, h)| {
-            let v = header_value(path.lookup(claims)?)?;
+            let v = header_value(path.lookup_in(claims)?)?;
             crate::header::is_safe_value(&v).then(|| (h.clone(), v))
         })
         .collect()

@@ -186,6 +186,8 @@ pub struct Introspector {
     cache: Cache<[u8; 32], Verdict>,
     breaker: Breaker,
     metrics: Arc<Metrics>,
+    /// The claims `claim:` conditions read (sorted): all an identity keeps.
+    kept_claims: Vec<String>,
 }
 
 impl std::fmt::Debug for Introspector {
@@ -203,6 +205,7 @@ impl Introspector {
         settings: IntrospectionSettings,
         max_entries: u64,
         metrics: Arc<Metrics>,
+        kept_claims: Vec<String>,
     ) -> Result<Self, String> {
         let client = http::client(settings.timeout, settings.ca_file.as_deref())?;
         let basic = match settings.auth_method {
@@ -251,6 +254,7 @@ impl Introspector {
             basic,
             cache,
             metrics,
+            kept_claims,
         })
     }
 
@@ -268,7 +272,7 @@ impl Introspector {
         if !is_b64token(token) {
             return Err(Refusal::Token(TokenError::Malformed));
         }
-        let key = TokenCache::key(&self.provider, token);
+        let key = TokenCache::key(token);
         // Twice at most: a hit found stale by the exp check below is dropped and fetched.
         for _ in 0..2 {
             let called = AtomicBool::new(false);
@@ -406,17 +410,15 @@ impl Introspector {
                 return Err(TokenError::Audience);
             }
         }
-        let claims = Value::Object(doc);
-        let claim_headers = claims::claim_headers(&claims, &s.claim_headers);
         Ok(Identity {
             provider: self.provider.clone(),
-            subject: claims.get("sub").and_then(Value::as_str).map(str::to_owned),
+            subject: doc.get("sub").and_then(Value::as_str).map(str::to_owned),
             issuer: iss,
-            roles: claims::string_list(s.roles_claim.lookup(&claims)),
-            scopes: claims::string_list(s.scopes_claim.lookup(&claims)),
+            roles: claims::string_list(s.roles_claim.lookup_in(&doc)),
+            scopes: claims::string_list(s.scopes_claim.lookup_in(&doc)),
             expires_at: exp.map(|e| e.max(0.0) as u64),
-            claim_headers,
-            claims,
+            claim_headers: claims::claim_headers(&doc, &s.claim_headers),
+            claims: claims::kept(doc, &self.kept_claims),
         })
     }
 }

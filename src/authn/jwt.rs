@@ -213,13 +213,15 @@ fn json_error(e: String) -> TokenError {
     }
 }
 
-/// Verifies a parsed token against a provider and its keys at `now` (unix seconds).
+/// Verifies a parsed token against a provider and its keys at `now` (unix seconds). The
+/// identity keeps the claims named in `kept_claims` (sorted), for `claim:` conditions.
 pub fn verify(
-    t: &Parsed<'_>,
+    t: Parsed<'_>,
     s: &JwtSettings,
     keys: &KeySet,
     provider: &Arc<str>,
     now: u64,
+    kept_claims: &[String],
 ) -> Result<Identity, TokenError> {
     if !s.algorithms.contains(&t.alg) {
         return Err(TokenError::Algorithm);
@@ -238,7 +240,7 @@ pub fn verify(
         return Err(TokenError::Signature);
     }
     check_claims(&t.claims, s, now)?;
-    Ok(identity(&t.claims, s, provider))
+    Ok(identity(t.claims, s, provider, kept_claims))
 }
 
 fn check_claims(c: &Map<String, Value>, s: &JwtSettings, now: u64) -> Result<(), TokenError> {
@@ -270,21 +272,24 @@ fn check_claims(c: &Map<String, Value>, s: &JwtSettings, now: u64) -> Result<(),
     Ok(())
 }
 
-fn identity(c: &Map<String, Value>, s: &JwtSettings, provider: &Arc<str>) -> Identity {
-    let claims = Value::Object(c.clone());
-    let claim_headers = claims::claim_headers(&claims, &s.claim_headers);
+fn identity(
+    c: Map<String, Value>,
+    s: &JwtSettings,
+    provider: &Arc<str>,
+    kept_claims: &[String],
+) -> Identity {
     Identity {
         provider: provider.clone(),
         subject: c.get("sub").and_then(Value::as_str).map(str::to_owned),
         issuer: Some(s.issuer.clone()),
-        roles: claims::string_list(s.roles_claim.lookup(&claims)),
-        scopes: claims::string_list(s.scopes_claim.lookup(&claims)),
+        roles: claims::string_list(s.roles_claim.lookup_in(&c)),
+        scopes: claims::string_list(s.scopes_claim.lookup_in(&c)),
         expires_at: c
             .get("exp")
             .and_then(Value::as_f64)
             .map(|e| e.max(0.0) as u64),
-        claim_headers,
-        claims,
+        claim_headers: claims::claim_headers(&c, &s.claim_headers),
+        claims: claims::kept(c, kept_claims),
     }
 }
 

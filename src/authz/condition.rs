@@ -65,6 +65,21 @@ pub struct EvalCtx<'r, 'a> {
 }
 
 impl Condition {
+    /// Adds the top-level claim name of every `claim:` test in this condition to `out`.
+    pub fn claim_names(&self, out: &mut Vec<String>) {
+        match &self.kind {
+            Kind::Claim(path, _) => out.push(path.top_level().to_owned()),
+            Kind::All(cs) | Kind::Any(cs) => cs.iter().for_each(|c| c.claim_names(out)),
+            Kind::Not(c) => c.claim_names(out),
+            Kind::RolesAny(_)
+            | Kind::RolesAll(_)
+            | Kind::ScopesAny(_)
+            | Kind::ScopesAll(_)
+            | Kind::SourcePrincipals(_)
+            | Kind::Methods(_) => {}
+        }
+    }
+
     pub fn eval(&self, ctx: &EvalCtx<'_, '_>) -> Result<(), Failure> {
         let fail = |scope| {
             Err(Failure {

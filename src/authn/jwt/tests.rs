@@ -196,7 +196,8 @@ fn provider() -> Arc<str> {
 
 fn check_at(token: &str, s: &JwtSettings, keys: &KeySet, now: u64) -> Result<Identity, TokenError> {
     let parsed = parse(token, s.max_token_bytes)?;
-    verify(&parsed, s, keys, &provider(), now)
+    let kept = ["realm_access".to_string(), "tenant".to_string()];
+    verify(parsed, s, keys, &provider(), now, &kept)
 }
 
 fn check(token: &str, s: &JwtSettings, keys: &KeySet) -> Result<Identity, TokenError> {
@@ -931,6 +932,9 @@ fn claims_map_to_identity() {
     );
     assert_eq!(id.claims["tenant"], json!(42));
     assert_eq!(id.claims["realm_access"]["roles"][1], "admin");
+    // Only the claims that conditions read are kept with the identity.
+    let kept: Vec<&String> = id.claims.as_object().unwrap().keys().collect();
+    assert_eq!(kept, ["realm_access", "tenant"]);
     assert_eq!(id.expires_at, Some(NOW + 600));
 }
 
