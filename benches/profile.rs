@@ -15,7 +15,9 @@
 //! disabled), `cold-es256`, `anonymous`, `routes1000` (cached; the token's route is
 //! 999th of 1000), `issuers20` (cached; token from the 20th issuer of the route),
 //! `cached-subject-none` (`cached` with `logging: {subject: none}`: isolates the cost of
-//! hashing the subject for the decision log).
+//! hashing the subject for the decision log), `memory` (N distinct ES256 tokens checked
+//! once each with the default cache bound: prints the resident memory each cached
+//! identity costs).
 //! Without arguments, or with `--quick` (as `cargo bench -- --quick` runs it), it does a
 //! short `cached` run.
 
@@ -41,6 +43,10 @@ fn main() {
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1000);
 
     let keys = Keys::new();
+    if scenario == "memory" {
+        memory(&keys, n);
+        return;
+    }
     let mut logging = "";
     let (routes, providers, cache, alg, iss, path, anonymous) = match scenario.as_str() {
         "cached" => (
@@ -221,4 +227,52 @@ fn respond(
 #[inline(never)]
 fn encode(r: &envoy_types::pb::envoy::service::auth::v3::CheckResponse) -> usize {
     r.encode_to_vec().len()
+}
+
+/// Resident memory per verified-and-cached token: `n` distinct tokens through
+/// `Engine::check` with the default cache bound, VmRSS before and after.
+fn memory(keys: &Keys, n: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = common::load(&config_yaml(10, true, 1, None), dir.path(), &keys.jwks());
+    let engine = ward::Engine::new(config, Arc::new(Metrics::new()));
+    let tokens = common::mint_many(keys.get(Alg::ES256), &issuer(0), AUD, 1, n);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let mut req = common::envoy_request("/api/orders/42/items");
+    let rss = || {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    let before = rss();
+    let t = Instant::now();
+    for tok in &tokens {
+        if let Some(http) = req
+            .attributes
+            .as_mut()
+            .and_then(|a| a.request.as_mut())
+            .and_then(|r| r.http.as_mut())
+        {
+            http.headers
+                .insert("authorization".into(), format!("Bearer {tok}"));
+        }
+        let input = to_input(&req);
+        assert!(
+            decide(&engine, &input, &rt).is_allow(),
+            "memory: not allowed"
+        );
+    }
+    let el = t.elapsed();
+    let after = rss();
+    println!(
+        "profile memory: {n} distinct tokens in {:.2}s; RSS {:.1} -> {:.1} MiB, {} bytes per token",
+        el.as_secs_f64(),
+        before as f64 / 1048576.0,
+        after as f64 / 1048576.0,
+        after.saturating_sub(before) / n.max(1) as u64
+    );
 }
