@@ -27,6 +27,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
+
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use prost::Message as _;
 use ward::authn::jwt::Alg;
@@ -34,6 +37,38 @@ use ward::metrics::Metrics;
 use ward::server::AppState;
 
 use common::{AUD, ISS, Keys, config_yaml, issuer};
+
+/// The system allocator, counting live heap bytes and blocks (for `memory`).
+struct Counting;
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+static LIVE_BLOCKS: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards every call to `System` unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, Relaxed);
+        LIVE_BLOCKS.fetch_add(1, Relaxed);
+        // SAFETY: the caller's contract is System's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Relaxed);
+        LIVE_BLOCKS.fetch_sub(1, Relaxed);
+        // SAFETY: the caller's contract is System's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
+        // SAFETY: the caller's contract is System's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
 
 fn main() {
     let mut args = std::env::args()
@@ -249,6 +284,7 @@ fn memory(keys: &Keys, n: usize) {
             .map_or(0, |kb| kb * 1024)
     };
     let before = rss();
+    let (bytes0, blocks0) = (LIVE_BYTES.load(Relaxed), LIVE_BLOCKS.load(Relaxed));
     let t = Instant::now();
     for tok in &tokens {
         if let Some(http) = req
@@ -268,11 +304,24 @@ fn memory(keys: &Keys, n: usize) {
     }
     let el = t.elapsed();
     let after = rss();
+    let per = |v: isize| v / n.max(1) as isize;
+    let (bytes, blocks) = (LIVE_BYTES.load(Relaxed), LIVE_BLOCKS.load(Relaxed));
+    let cached = (per(bytes - bytes0), per(blocks - blocks0));
+    drop(engine);
+    let freed = (
+        per(bytes - LIVE_BYTES.load(Relaxed)),
+        per(blocks - LIVE_BLOCKS.load(Relaxed)),
+    );
     println!(
-        "profile memory: {n} distinct tokens in {:.2}s; RSS {:.1} -> {:.1} MiB, {} bytes per token",
+        "profile memory: {n} distinct tokens in {:.2}s; RSS {:.1} -> {:.1} MiB, {} bytes per token; \
+         live heap per token {} bytes in {} blocks, of which dropping the engine freed {} bytes in {} blocks",
         el.as_secs_f64(),
         before as f64 / 1048576.0,
         after as f64 / 1048576.0,
-        after.saturating_sub(before) / n.max(1) as u64
+        after.saturating_sub(before) / n.max(1) as u64,
+        cached.0,
+        cached.1,
+        freed.0,
+        freed.1,
     );
 }

@@ -114,7 +114,7 @@ impl ApiKeySettings {
             issuer: None,
             roles: k.roles.clone(),
             scopes: Vec::new(),
-            claims: serde_json::json!({ "sub": k.subject, "roles": k.roles }),
+            claims: serde_json::json!({ "sub": k.subject, "roles": k.roles }).into(),
             claim_headers: Vec::new(),
             expires_at: None,
         })

@@ -44,6 +44,13 @@ impl ClaimPath {
         self.lookup_in(claims.as_object()?)
     }
 
+    /// [`lookup`](Self::lookup) in an identity's claims.
+    pub fn lookup_claims<'v>(&self, claims: &'v Claims) -> Option<&'v Value> {
+        let (first, rest) = self.segments.split_first()?;
+        rest.iter()
+            .try_fold(claims.get(first)?, |v, seg| v.as_object()?.get(seg))
+    }
+
     /// [`lookup`](Self::lookup) in a claims object.
     pub fn lookup_in<'v>(&self, claims: &'v Map<String, Value>) -> Option<&'v Value> {
         let (first, rest) = self.segments.split_first()?;
@@ -61,11 +68,42 @@ impl ClaimPath {
     }
 }
 
-/// The claims object an identity keeps: only the members named in `kept` (sorted), so a
-/// cached identity does not hold a copy of every claim of its token.
-pub fn kept(mut claims: Map<String, Value>, kept: &[String]) -> Value {
-    claims.retain(|name, _| kept.binary_search(name).is_ok());
-    Value::Object(claims)
+/// The claims an identity keeps, by top-level name: a sorted slice, one allocation (a
+/// JSON object map would cost a whole B-tree node per cached identity).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Claims(Box<[(Box<str>, Value)]>);
+
+impl Claims {
+    /// Keeps only the members of `claims` named in `kept` (sorted, deduplicated), so a
+    /// cached identity does not hold a copy of every claim of its token.
+    pub fn kept(mut claims: Map<String, Value>, kept: &[String]) -> Self {
+        let members = kept
+            .iter()
+            .filter_map(|name| Some((name.as_str().into(), claims.remove(name)?)))
+            .collect();
+        Self(members)
+    }
+
+    /// The top-level claim `name`.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        let i = self.0.binary_search_by(|(n, _)| (**n).cmp(name)).ok()?;
+        Some(&self.0[i].1)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(n, _)| &**n)
+    }
+}
+
+/// Every member of a JSON object (anything else: none).
+impl From<Value> for Claims {
+    fn from(v: Value) -> Self {
+        match v {
+            // serde_json's map iterates in key order: already sorted.
+            Value::Object(m) => Self(m.into_iter().map(|(k, v)| (k.into(), v)).collect()),
+            _ => Self::default(),
+        }
+    }
 }
 
 /// A list claim read as strings: a JSON array of strings, or a space-separated string
@@ -94,7 +132,7 @@ pub struct Identity {
     pub roles: Vec<String>,
     pub scopes: Vec<String>,
     /// The claims that `claim:` conditions read (the engine keeps only those).
-    pub claims: Value,
+    pub claims: Claims,
     /// Configured claim headers with their values, already checked safe to emit.
     pub claim_headers: Vec<(HeaderName, String)>,
     /// When this identity stops being valid (unix seconds), if it expires.
@@ -163,6 +201,26 @@ mod tests {
         let p = ClaimPath::parse("https://x.io/roles").unwrap();
         assert_eq!(p.lookup(&claims), Some(&json!(["b"])));
         assert!(ClaimPath::parse("").is_err());
+    }
+
+    #[test]
+    fn identities_keep_only_the_named_claims() {
+        let Value::Object(all) = json!({"b": 1, "a": {"x": [2]}, "c": "3"}) else {
+            unreachable!()
+        };
+        let kept = Claims::kept(all, &["a".into(), "c".into(), "z".into()]);
+        assert_eq!(kept.names().collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(kept.get("c"), Some(&json!("3")));
+        assert_eq!(kept.get("b"), None, "not named: not kept");
+        let p = ClaimPath::parse("a.x").unwrap();
+        assert_eq!(p.lookup_claims(&kept), Some(&json!([2])));
+        assert_eq!(
+            Claims::from(json!(["not", "an", "object"])),
+            Claims::default()
+        );
+        let from = Claims::from(json!({"z": 1, "m": 2, "a": 3}));
+        assert_eq!(from.names().collect::<Vec<_>>(), ["a", "m", "z"]);
+        assert_eq!(from.get("m"), Some(&json!(2)));
     }
 
     #[test]

@@ -418,7 +418,7 @@ impl Introspector {
             scopes: claims::string_list(s.scopes_claim.lookup_in(&doc)),
             expires_at: exp.map(|e| e.max(0.0) as u64),
             claim_headers: claims::claim_headers(&doc, &s.claim_headers),
-            claims: claims::kept(doc, &self.kept_claims),
+            claims: claims::Claims::kept(doc, &self.kept_claims),
         })
     }
 }

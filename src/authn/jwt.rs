@@ -289,7 +289,7 @@ fn identity(
             .and_then(Value::as_f64)
             .map(|e| e.max(0.0) as u64),
         claim_headers: claims::claim_headers(&c, &s.claim_headers),
-        claims: claims::kept(c, kept_claims),
+        claims: claims::Claims::kept(c, kept_claims),
     }
 }
 

@@ -138,7 +138,7 @@ impl<'a> SpiffeId<'a> {
             issuer: Some(format!("spiffe://{}", self.trust_domain)),
             roles: Vec::new(),
             scopes: Vec::new(),
-            claims: Value::Object(claims),
+            claims: Value::Object(claims).into(),
             claim_headers: Vec::new(),
             expires_at: None,
         }
@@ -260,8 +260,8 @@ mod tests {
             Some("spiffe://cluster.local/ns/billing/sa/batch")
         );
         assert_eq!(id.issuer.as_deref(), Some("spiffe://cluster.local"));
-        assert_eq!(id.claims["namespace"], "billing");
-        assert_eq!(id.claims["service_account"], "batch");
+        assert_eq!(id.claims.get("namespace"), Some(&"billing".into()));
+        assert_eq!(id.claims.get("service_account"), Some(&"batch".into()));
         assert_eq!(
             m.verify(Peer::Principal("spiffe://other.td/ns/a/sa/b"), &p)
                 .unwrap_err(),

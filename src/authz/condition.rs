@@ -119,7 +119,7 @@ impl Condition {
                 }
             }
             Kind::Claim(path, test) => {
-                if claim_holds(path.lookup(&id.claims), test, ctx) {
+                if claim_holds(path.lookup_claims(&id.claims), test, ctx) {
                     Ok(())
                 } else {
                     fail(false)

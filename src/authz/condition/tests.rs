@@ -79,7 +79,7 @@ fn get(path: &str) -> CheckInput<'_> {
 fn with_claims(claims: Value) -> Identity {
     Identity {
         provider: "test".into(),
-        claims,
+        claims: claims.into(),
         ..Default::default()
     }
 }
@@ -89,7 +89,7 @@ fn with_roles(roles: &[&str], scopes: &[&str]) -> Identity {
         provider: "test".into(),
         roles: roles.iter().map(|r| r.to_string()).collect(),
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
-        claims: json!({}),
+        claims: json!({}).into(),
         ..Default::default()
     }
 }
@@ -592,10 +592,10 @@ fn all_reports_its_first_failing_member() {
     ]}));
     let req = get("/tenants/acme/orders");
     let mut id = with_roles(&["orders-reader"], &[]);
-    id.claims = json!({"tenant": "acme"});
+    id.claims = json!({"tenant": "acme"}).into();
     assert!(r.eval(&id, &req).is_ok());
 
-    id.claims = json!({"tenant": "globex"});
+    id.claims = json!({"tenant": "globex"}).into();
     let f = r.eval(&id, &req).unwrap_err();
     assert!(
         f.condition
@@ -696,7 +696,7 @@ fn nested_combinators_evaluate_as_written() {
         ]},
     ]}));
     let id = |roles: &[&str], claims: Value| Identity {
-        claims,
+        claims: claims.into(),
         ..with_roles(roles, &[])
     };
     let read = get("/tenants/acme/orders");
