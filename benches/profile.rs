@@ -2,8 +2,8 @@
 //! and each step in its own `#[inline(never)]` function so that instruction counts can
 //! be attributed. One iteration does what ward's gRPC handler does for one Check, minus
 //! tonic and HTTP/2: `CheckRequest` -> `CheckInput` (`server::grpc::input_from`), the
-//! engine's decision, the metrics (`AppState::record`), `CheckResponse` and its
-//! protobuf encoding.
+//! engine's decision, the metrics (`AppState::record`), the answer and its protobuf
+//! encoding (`response::Answer`, as the server writes it).
 //!
 //! ```text
 //! cargo bench --bench profile --no-run
@@ -218,8 +218,9 @@ fn one_check(
         input.path_only(),
         elapsed,
     );
-    let resp = respond(&decision, &request_id);
-    (encode(&resp), decision.is_allow())
+    let allowed = decision.is_allow();
+    let answer = respond(decision, &request_id);
+    (encode(&answer), allowed)
 }
 
 #[inline(never)]
@@ -252,15 +253,12 @@ fn decide(
 }
 
 #[inline(never)]
-fn respond(
-    d: &ward::Decision,
-    request_id: &str,
-) -> envoy_types::pb::envoy::service::auth::v3::CheckResponse {
-    ward::response::check_response(d, request_id)
+fn respond(d: ward::Decision, request_id: &str) -> ward::response::Answer {
+    ward::response::Answer::new(d, request_id)
 }
 
 #[inline(never)]
-fn encode(r: &envoy_types::pb::envoy::service::auth::v3::CheckResponse) -> usize {
+fn encode(r: &ward::response::Answer) -> usize {
     r.encode_to_vec().len()
 }
 

@@ -1,4 +1,6 @@
-//! Decision -> Envoy `CheckResponse`: the only place a `CheckResponse` is built.
+//! Decision -> Envoy `CheckResponse`: the only place one is built ([`check_response`]) or
+//! written ([`Answer`], which the gRPC server sends: the same message, encoded straight
+//! from the decision for allowed checks).
 //!
 //! Header options always carry `append: false` explicitly (Envoy up to 1.36 reads only
 //! that deprecated field; an unset `append_action` in 1.37.0 appended) *and*
@@ -17,6 +19,10 @@ use envoy_types::pb::google::rpc::Status;
 
 use crate::authn::TokenError;
 use crate::decision::{Decision, DenyReason, Verdict};
+
+mod wire;
+
+pub use wire::Answer;
 
 /// gRPC status codes used in `CheckResponse.status`.
 pub mod code {

@@ -127,3 +127,35 @@ async fn reflection_lists_and_describes_the_authorization_service() {
         "{names:?}"
     );
 }
+
+#[tokio::test]
+async fn an_unknown_method_of_the_authorization_service_is_unimplemented() {
+    use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
+
+    let ward = Ward::start(OPEN).await;
+    let mut grpc = tonic::client::Grpc::new(ward.channel().await);
+    grpc.ready().await.expect("channel ready");
+    let codec = tonic_prost::ProstCodec::<CheckRequest, CheckResponse>::default();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/envoy.service.auth.v3.Authorization/Nope",
+    );
+    let r = grpc
+        .unary(tonic::Request::new(CheckRequest::default()), path, codec)
+        .await;
+    assert_eq!(
+        r.expect_err("no such method").code(),
+        tonic::Code::Unimplemented
+    );
+    // The service itself still answers (a Check without attributes is a 400 denial).
+    let r = ward
+        .client()
+        .await
+        .check(CheckRequest::default())
+        .await
+        .expect("Check answers")
+        .into_inner();
+    assert_eq!(
+        r.status.expect("status").code,
+        ward::response::code::INVALID_ARGUMENT
+    );
+}

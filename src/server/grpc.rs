@@ -1,29 +1,22 @@
 //! The `envoy.service.auth.v3.Authorization` gRPC service: the only reader of
 //! `CheckRequest`. It builds a [`CheckInput`] once, asks the engine, records the outcome
-//! and hands the decision to `response.rs`.
+//! and hands the decision to `response.rs` ([`Answer`]).
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use envoy_types::pb::envoy::service::auth::v3::authorization_server::Authorization;
-use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
+use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
+use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
+use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
 use crate::config::SubjectLog;
 use crate::decision::{Decision, DenyReason, Verdict};
 use crate::request::{CheckInput, Headers};
-use crate::response;
+use crate::response::Answer;
 use crate::server::AppState;
-
-pub struct AuthzService {
-    state: Arc<AppState>,
-}
-
-impl AuthzService {
-    pub fn new(state: Arc<AppState>) -> Self {
-        Self { state }
-    }
-}
 
 /// Borrows Envoy's request as ward's input. Headers come from `header_map` (raw bytes,
 /// when Envoy's `encode_raw_headers` is on) or else from the `headers` map.
@@ -93,53 +86,113 @@ pub fn input_from(attrs: &AttributeContext) -> Option<CheckInput<'_>> {
     })
 }
 
-#[tonic::async_trait]
-impl Authorization for AuthzService {
-    async fn check(
-        &self,
-        request: Request<CheckRequest>,
-    ) -> Result<Response<CheckResponse>, Status> {
-        let start = Instant::now();
-        let req = request.into_inner();
-        let engine = self.state.engine.load_full();
-        let input = req.attributes.as_ref().and_then(input_from);
-        let (decision, request_id, path) = match &input {
-            Some(input) => (
-                engine.check(input).await,
-                input.request_id().into_owned(),
-                input.path_only(),
-            ),
-            None => (
-                Decision {
-                    route: None,
-                    verdict: Verdict::Deny(DenyReason::InvalidRequest(
-                        "no HTTP request attributes".into(),
-                    )),
-                    identity: None,
-                    shadow_deny: None,
-                },
-                String::new(),
-                "",
-            ),
-        };
-        let elapsed = start.elapsed();
-        self.state.record(&decision, elapsed);
-        let sampled = decision.is_allow()
-            && self
-                .state
-                .sample_allowed(engine.config().logging.allowed_sample);
-        log_decision(
-            &decision,
-            &request_id,
-            path,
-            elapsed,
-            engine.config().logging.subject,
-            sampled,
-        );
-        Ok(Response::new(response::check_response(
-            &decision,
-            &request_id,
-        )))
+/// Decides one Check: the request read once, the engine's decision, metrics, the log
+/// line, and the answer (written to the wire by [`Answer`]).
+async fn check(state: &AppState, req: CheckRequest) -> Answer {
+    let start = Instant::now();
+    let engine = state.engine.load_full();
+    let input = req.attributes.as_ref().and_then(input_from);
+    let (decision, request_id, path) = match &input {
+        Some(input) => (
+            engine.check(input).await,
+            input.request_id().into_owned(),
+            input.path_only(),
+        ),
+        None => (
+            Decision {
+                route: None,
+                verdict: Verdict::Deny(DenyReason::InvalidRequest(
+                    "no HTTP request attributes".into(),
+                )),
+                identity: None,
+                shadow_deny: None,
+            },
+            String::new(),
+            "",
+        ),
+    };
+    let elapsed = start.elapsed();
+    state.record(&decision, elapsed);
+    let logging = &engine.config().logging;
+    let sampled = decision.is_allow() && state.sample_allowed(logging.allowed_sample);
+    log_decision(
+        &decision,
+        &request_id,
+        path,
+        elapsed,
+        logging.subject,
+        sampled,
+    );
+    Answer::new(decision, &request_id)
+}
+
+/// `envoy.service.auth.v3.Authorization` as a tower service for tonic's router. It does
+/// what envoy-types' generated `AuthorizationServer` does (same path, same decoding of
+/// `CheckRequest`, `UNIMPLEMENTED` for any other method) but answers with an [`Answer`],
+/// which writes an allowed `CheckResponse` straight into the output buffer.
+#[derive(Clone)]
+pub struct AuthorizationService {
+    state: Arc<AppState>,
+}
+
+impl AuthorizationService {
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self { state }
+    }
+}
+
+impl NamedService for AuthorizationService {
+    const NAME: &'static str = "envoy.service.auth.v3.Authorization";
+}
+
+const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
+
+impl<B> Service<http::Request<B>> for AuthorizationService
+where
+    B: Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() == CHECK_PATH {
+            let method = CheckMethod(self.state.clone());
+            return Box::pin(async move {
+                let codec = tonic_prost::ProstCodec::<Answer, CheckRequest>::default();
+                Ok(tonic::server::Grpc::new(codec).unary(method, req).await)
+            });
+        }
+        Box::pin(async move {
+            let mut response = http::Response::new(tonic::body::Body::default());
+            let headers = response.headers_mut();
+            headers.insert(
+                Status::GRPC_STATUS,
+                (tonic::Code::Unimplemented as i32).into(),
+            );
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                tonic::metadata::GRPC_CONTENT_TYPE,
+            );
+            Ok(response)
+        })
+    }
+}
+
+struct CheckMethod(Arc<AppState>);
+
+impl UnaryService<CheckRequest> for CheckMethod {
+    type Response = Answer;
+    type Future = BoxFuture<Response<Answer>, Status>;
+
+    fn call(&mut self, request: Request<CheckRequest>) -> Self::Future {
+        let state = self.0.clone();
+        Box::pin(async move { Ok(Response::new(check(&state, request.into_inner()).await)) })
     }
 }
 

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use envoy_types::pb::envoy::service::auth::v3::authorization_server::AuthorizationServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::StreamExt as _;
@@ -110,9 +109,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (health, health_svc) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<AuthorizationServer<grpc::AuthzService>>()
-        .await;
+    health.set_serving::<grpc::AuthorizationService>().await;
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
@@ -126,9 +123,7 @@ pub async fn run(
     let router = tonic::transport::Server::builder()
         .add_service(health_svc)
         .add_service(reflection)
-        .add_service(AuthorizationServer::new(grpc::AuthzService::new(
-            state.clone(),
-        )));
+        .add_service(grpc::AuthorizationService::new(state.clone()));
     let (tls, watch_interval) = {
         let engine = state.engine.load();
         let server = &engine.config().server;
@@ -166,9 +161,7 @@ pub async fn run(
     health
         .set_service_status("", tonic_health::ServingStatus::NotServing)
         .await;
-    health
-        .set_not_serving::<AuthorizationServer<grpc::AuthzService>>()
-        .await;
+    health.set_not_serving::<grpc::AuthorizationService>().await;
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(grace, async {
         let _ = grpc_task.await;
