@@ -16,7 +16,7 @@ use prost::bytes::{Buf, BufMut};
 use prost::encoding::{DecodeContext, WireType};
 
 use super::check_response;
-use crate::decision::{Decision, Verdict};
+use crate::decision::{Decision, Mutations, Verdict};
 
 /// What the gRPC service answers: encoded by prost's codec through [`prost::Message`].
 #[derive(Debug)]
@@ -40,18 +40,14 @@ impl Answer {
 impl prost::Message for Answer {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         match &self.0 {
-            Inner::Allow(d) => allow(&mut Write(buf), d),
+            Inner::Allow(d) => put_allow(buf, d, allowed(d)),
             Inner::Built(r) => r.encode_raw(buf),
         }
     }
 
     fn encoded_len(&self) -> usize {
         match &self.0 {
-            Inner::Allow(d) => {
-                let mut c = Count(0);
-                allow(&mut c, d);
-                c.0
-            }
+            Inner::Allow(d) => allow_len(d, allowed(d)),
             Inner::Built(r) => r.encoded_len(),
         }
     }
@@ -69,6 +65,18 @@ impl prost::Message for Answer {
 
     fn clear(&mut self) {
         self.0 = Inner::Built(CheckResponse::default());
+    }
+}
+
+/// The mutations of an allowed decision ([`Answer::new`] keeps no other kind here).
+fn allowed(d: &Decision) -> &Mutations {
+    static NONE: Mutations = Mutations {
+        set: Vec::new(),
+        remove: Vec::new(),
+    };
+    match &d.verdict {
+        Verdict::Allow(m) => m,
+        Verdict::Deny(_) => &NONE,
     }
 }
 
@@ -90,140 +98,158 @@ const VALUE_STRING: u32 = 3;
 const VALUE_LIST: u32 = 6;
 const LIST_VALUES: u32 = 1;
 
-/// Where bytes go: counted (for a length prefix) or written.
-trait Out {
-    fn put(&mut self, bytes: &[u8]);
-    /// The running count, when this only counts.
-    fn count(&mut self) -> Option<&mut usize>;
+const LEN: u8 = WireType::LengthDelimited as u8;
+const VARINT: u8 = WireType::Varint as u8;
+
+/// A field's key: every field number here is below 16, so one byte.
+const fn key(tag: u32, wire: u8) -> u8 {
+    (tag as u8) << 3 | wire
 }
 
-struct Count(usize);
-
-impl Out for Count {
-    fn put(&mut self, bytes: &[u8]) {
-        self.0 += bytes.len();
-    }
-
-    fn count(&mut self) -> Option<&mut usize> {
-        Some(&mut self.0)
-    }
+fn varint_len(v: usize) -> usize {
+    let bits = usize::BITS - (v | 1).leading_zeros();
+    bits.div_ceil(7) as usize
 }
 
-struct Write<'b, B>(&'b mut B);
-
-impl<B: BufMut> Out for Write<'_, B> {
-    fn put(&mut self, bytes: &[u8]) {
-        self.0.put_slice(bytes);
-    }
-
-    fn count(&mut self) -> Option<&mut usize> {
-        None
-    }
-}
-
-fn varint(o: &mut dyn Out, mut v: u64) {
-    let mut b = [0u8; 10];
-    let mut n = 0;
+fn put_varint(buf: &mut impl BufMut, mut v: usize) {
     while v >= 0x80 {
-        b[n] = (v as u8) | 0x80;
+        buf.put_u8(v as u8 | 0x80);
         v >>= 7;
-        n += 1;
     }
-    b[n] = v as u8;
-    o.put(&b[..=n]);
+    buf.put_u8(v as u8);
 }
 
-fn key(o: &mut dyn Out, tag: u32, wire: WireType) {
-    varint(o, u64::from(tag << 3 | wire as u32));
+/// A length-delimited field holding `inner` bytes: key, length, content.
+fn field_len(inner: usize) -> usize {
+    1 + varint_len(inner) + inner
 }
 
 /// A string field, omitted when empty (proto3's default), as prost does.
-fn string(o: &mut dyn Out, tag: u32, s: &str) {
+fn str_len(s: &str) -> usize {
+    if s.is_empty() { 0 } else { field_len(s.len()) }
+}
+
+fn put_str(buf: &mut impl BufMut, tag: u32, s: &str) {
     if !s.is_empty() {
-        string_always(o, tag, s);
+        put_str_always(buf, tag, s);
     }
 }
 
-/// A string that is written even when empty (a oneof member).
-fn string_always(o: &mut dyn Out, tag: u32, s: &str) {
-    key(o, tag, WireType::LengthDelimited);
-    varint(o, s.len() as u64);
-    o.put(s.as_bytes());
+/// A string written even when empty (a oneof member, such as `Value.string_value`).
+fn put_str_always(buf: &mut impl BufMut, tag: u32, s: &str) {
+    put_head(buf, tag, s.len());
+    buf.put_slice(s.as_bytes());
 }
 
-/// A nested message: its length first (from a counting pass), then its fields. While
-/// counting, the fields are visited once: a message costs a pass per level above it, not
-/// one per path through the levels.
-fn message(o: &mut dyn Out, tag: u32, fields: &dyn Fn(&mut dyn Out)) {
-    let mut c = Count(0);
-    fields(&mut c);
-    key(o, tag, WireType::LengthDelimited);
-    varint(o, c.0 as u64);
-    match o.count() {
-        Some(n) => *n += c.0,
-        None => fields(o),
-    }
+/// The key and length of a length-delimited field.
+fn put_head(buf: &mut impl BufMut, tag: u32, len: usize) {
+    buf.put_u8(key(tag, LEN));
+    put_varint(buf, len);
 }
 
-fn allow(o: &mut dyn Out, d: &Decision) {
-    let Verdict::Allow(m) = &d.verdict else {
-        return;
-    };
+// HeaderValueOption { header: HeaderValue { key, value }, append: BoolValue {},
+// append_action }: `append` is an empty message (false is the default), 2 bytes; the
+// action a one-byte varint, 2 bytes.
+fn header_len(name: &str, value: &str) -> usize {
+    str_len(name) + str_len(value)
+}
+
+fn option_len(name: &str, value: &str) -> usize {
+    field_len(header_len(name, value)) + 2 + 2
+}
+
+fn ok_len(m: &Mutations) -> usize {
+    let set: usize = m
+        .set
+        .iter()
+        .map(|(h, v)| field_len(option_len(h.as_str(), v)))
+        .sum();
+    set + m.remove.iter().map(|h| str_len(h.as_str())).sum::<usize>()
+}
+
+/// The string members of `response::metadata`, in the same shape.
+fn texts(d: &Decision) -> [Option<(&'static str, &str)>; 6] {
+    let id = d.identity.as_deref();
+    [
+        d.route.as_deref().map(|r| ("route", r)),
+        Some(("decision", d.label())),
+        Some(("reason", d.reason_code())),
+        id.and_then(|i| i.subject.as_deref())
+            .map(|s| ("subject", s)),
+        id.and_then(|i| i.issuer.as_deref()).map(|s| ("issuer", s)),
+        id.map(|i| ("provider", &*i.provider)),
+    ]
+}
+
+// A map entry { key, value: Value { string_value } }.
+fn text_entry_len(name: &str, value: &str) -> usize {
+    str_len(name) + field_len(field_len(value.len()))
+}
+
+// ListValue { values: [Value { string_value }] }.
+fn roles_list_len(roles: &[String]) -> usize {
+    roles.iter().map(|r| field_len(field_len(r.len()))).sum()
+}
+
+// A map entry { key: "roles", value: Value { list_value } }.
+fn roles_entry_len(list: usize) -> usize {
+    str_len("roles") + field_len(field_len(list))
+}
+
+fn metadata_len(d: &Decision) -> usize {
+    let texts: usize = texts(d)
+        .iter()
+        .flatten()
+        .map(|(n, v)| field_len(text_entry_len(n, v)))
+        .sum();
+    let roles = d
+        .identity
+        .as_deref()
+        .map_or(0, |i| field_len(roles_entry_len(roles_list_len(&i.roles))));
+    texts + roles
+}
+
+fn allow_len(d: &Decision, m: &Mutations) -> usize {
+    field_len(0) + field_len(ok_len(m)) + field_len(metadata_len(d))
+}
+
+fn put_allow(buf: &mut impl BufMut, d: &Decision, m: &Mutations) {
     // Status { code: OK }: the code is proto3's default, so the message is empty.
-    message(o, CHECK_RESPONSE_STATUS, &|_| {});
-    message(o, CHECK_RESPONSE_OK, &|o| {
-        for (h, v) in &m.set {
-            message(o, OK_HEADERS, &|o| {
-                message(o, OPTION_HEADER, &|o| {
-                    string(o, HEADER_KEY, h.as_str());
-                    string(o, HEADER_VALUE, v);
-                });
-                // append: BoolValue { value: false } (an empty message), and the action.
-                message(o, OPTION_APPEND, &|_| {});
-                key(o, OPTION_APPEND_ACTION, WireType::Varint);
-                varint(o, HeaderAppendAction::OverwriteIfExistsOrAdd as u64);
-            });
-        }
-        for h in &m.remove {
-            string(o, OK_HEADERS_TO_REMOVE, h.as_str());
-        }
-    });
-    message(o, CHECK_RESPONSE_METADATA, &|o| metadata(o, d));
-}
+    put_head(buf, CHECK_RESPONSE_STATUS, 0);
 
-/// The fields of `response::metadata`, in the same shape.
-fn metadata(o: &mut dyn Out, d: &Decision) {
-    let text = |o: &mut dyn Out, name: &str, value: &str| {
-        message(o, STRUCT_FIELDS, &|o| {
-            string(o, ENTRY_KEY, name);
-            message(o, ENTRY_VALUE, &|o| string_always(o, VALUE_STRING, value));
-        });
-    };
-    if let Some(r) = &d.route {
-        text(o, "route", r);
+    put_head(buf, CHECK_RESPONSE_OK, ok_len(m));
+    for (h, v) in &m.set {
+        let (name, value) = (h.as_str(), v.as_str());
+        put_head(buf, OK_HEADERS, option_len(name, value));
+        put_head(buf, OPTION_HEADER, header_len(name, value));
+        put_str(buf, HEADER_KEY, name);
+        put_str(buf, HEADER_VALUE, value);
+        put_head(buf, OPTION_APPEND, 0);
+        buf.put_u8(key(OPTION_APPEND_ACTION, VARINT));
+        buf.put_u8(HeaderAppendAction::OverwriteIfExistsOrAdd as u8);
     }
-    text(o, "decision", d.label());
-    text(o, "reason", d.reason_code());
-    let Some(id) = &d.identity else {
-        return;
-    };
-    if let Some(sub) = id.subject.as_deref() {
-        text(o, "subject", sub);
+    for h in &m.remove {
+        put_str(buf, OK_HEADERS_TO_REMOVE, h.as_str());
     }
-    if let Some(iss) = id.issuer.as_deref() {
-        text(o, "issuer", iss);
+
+    put_head(buf, CHECK_RESPONSE_METADATA, metadata_len(d));
+    for (name, value) in texts(d).into_iter().flatten() {
+        put_head(buf, STRUCT_FIELDS, text_entry_len(name, value));
+        put_str(buf, ENTRY_KEY, name);
+        put_head(buf, ENTRY_VALUE, field_len(value.len()));
+        put_str_always(buf, VALUE_STRING, value);
     }
-    text(o, "provider", &id.provider);
-    message(o, STRUCT_FIELDS, &|o| {
-        string(o, ENTRY_KEY, "roles");
-        message(o, ENTRY_VALUE, &|o| {
-            message(o, VALUE_LIST, &|o| {
-                for r in &id.roles {
-                    message(o, LIST_VALUES, &|o| string_always(o, VALUE_STRING, r));
-                }
-            });
-        });
-    });
+    if let Some(id) = d.identity.as_deref() {
+        let list = roles_list_len(&id.roles);
+        put_head(buf, STRUCT_FIELDS, roles_entry_len(list));
+        put_str(buf, ENTRY_KEY, "roles");
+        put_head(buf, ENTRY_VALUE, field_len(list));
+        put_head(buf, VALUE_LIST, list);
+        for r in &id.roles {
+            put_head(buf, LIST_VALUES, field_len(r.len()));
+            put_str_always(buf, VALUE_STRING, r);
+        }
+    }
 }
 
 #[cfg(test)]
