@@ -304,10 +304,15 @@ impl Engine {
                 let client = p.introspector.as_ref().ok_or(DenyReason::AuthnUnavailable(
                     "introspection client unavailable",
                 ))?;
-                client.verify(tok, now).await.map_err(|r| match r {
-                    Refusal::Token(e) => invalid(e),
-                    Refusal::Unavailable(e) => DenyReason::AuthnUnavailable(e.explain()),
-                })
+                // Boxed, as the key fetch below: these futures are large (HTTP client,
+                // cache, single flight) and would otherwise be part of every check's
+                // future, copied on every request even when no call is made.
+                Box::pin(client.verify(tok, now))
+                    .await
+                    .map_err(|r| match r {
+                        Refusal::Token(e) => invalid(e),
+                        Refusal::Unavailable(e) => DenyReason::AuthnUnavailable(e.explain()),
+                    })
             }
             // The peer identity is not a token: `authenticate` verifies it.
             ProviderKind::Mesh(_) => Err(invalid(TokenError::PeerIdentity)),
@@ -351,8 +356,7 @@ impl Engine {
                     .keys
                     .as_ref()
                     .ok_or(DenyReason::AuthnUnavailable("provider has no key source"))?;
-                let keys = store
-                    .keys_for(parsed.kid.as_deref())
+                let keys = Box::pin(store.keys_for(parsed.kid.as_deref()))
                     .await
                     .map_err(|u| DenyReason::AuthnUnavailable(u.0))?;
                 let id = jwt::verify(parsed, s, &keys, &p.settings.name, now, &self.kept_claims)
@@ -413,6 +417,7 @@ impl Engine {
         let ih = &self.config.identity_headers;
         let mut set: Vec<(HeaderName, String)> = Vec::new();
         if let Some(id) = id {
+            set.reserve_exact(self.owned.len());
             let mut put = |h: &HeaderName, v: Option<String>| {
                 if let Some(v) = v.filter(|v| !v.is_empty() && header::is_safe_value(v)) {
                     set.push((h.clone(), v));
@@ -434,12 +439,12 @@ impl Engine {
                 put(h, Some(v.clone()));
             }
         }
-        let mut remove: Vec<HeaderName> = self
-            .owned
-            .iter()
-            .filter(|h| !set.iter().any(|(s, _)| s == *h))
-            .cloned()
-            .collect();
+        let mut remove = Vec::with_capacity(self.owned.len() + 1);
+        for h in &self.owned {
+            if !set.iter().any(|(s, _)| s == h) {
+                remove.push(h.clone());
+            }
+        }
         if self.config.strip_authorization {
             remove.push(self.authorization.clone());
         }

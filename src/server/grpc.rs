@@ -2,6 +2,7 @@
 //! `CheckRequest`. It builds a [`CheckInput`] once, asks the engine, records the outcome
 //! and hands the decision to `response.rs` ([`Answer`]).
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -95,7 +96,7 @@ async fn check(state: &AppState, req: CheckRequest) -> Answer {
     let (decision, request_id, path) = match &input {
         Some(input) => (
             engine.check(input).await,
-            input.request_id().into_owned(),
+            input.request_id(),
             input.path_only(),
         ),
         None => (
@@ -107,7 +108,7 @@ async fn check(state: &AppState, req: CheckRequest) -> Answer {
                 identity: None,
                 shadow_deny: None,
             },
-            String::new(),
+            Cow::Borrowed(""),
             "",
         ),
     };
