@@ -337,6 +337,13 @@ fn response(c: &mut Criterion) {
         g.bench_function(format!("{name}_and_encode"), |b| {
             b.iter(|| ward::response::check_response(black_box(d), black_box(rid)).encode_to_vec())
         });
+        // What the server sends: `Answer` (written straight from the decision when
+        // allowed). The clone of the decision is part of the measured loop.
+        g.bench_function(format!("{name}_answer_encode"), |b| {
+            b.iter(|| {
+                ward::response::Answer::new(black_box(d).clone(), black_box(rid)).encode_to_vec()
+            })
+        });
     }
     g.finish();
 }
