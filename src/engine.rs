@@ -19,7 +19,7 @@ use crate::authz::route::{Route, RouteIndex};
 use crate::config::{Config, Mode};
 use crate::decision::{Decision, DenyReason, Mutations, Verdict};
 use crate::header::{self, HeaderName};
-use crate::metrics::Metrics;
+use crate::metrics::{CacheCounters, Metrics};
 use crate::request::CheckInput;
 
 /// A provider as used at run time: its settings, where it reads credentials, its keys.
@@ -29,6 +29,8 @@ pub struct Provider {
     pub keys: Option<KeyStore>,
     /// The client, cache and breaker of an introspection provider.
     pub introspector: Option<Arc<Introspector>>,
+    /// Its verified-token cache counters (JWT providers).
+    cache_counters: Option<CacheCounters>,
 }
 
 pub struct Engine {
@@ -86,6 +88,8 @@ impl Engine {
                     &metrics,
                     &kept_claims,
                 ),
+                cache_counters: matches!(p.kind, ProviderKind::Jwt(_))
+                    .then(|| metrics.token_cache(&p.name)),
                 settings: p.clone(),
                 keys,
             })
@@ -103,15 +107,6 @@ impl Engine {
                 m
             })
             .collect();
-        for p in &config.providers {
-            if matches!(p.kind, ProviderKind::Jwt(_)) {
-                for result in ["hit", "miss"] {
-                    metrics
-                        .token_cache_requests
-                        .with_label_values(&[&*p.name, result]);
-                }
-            }
-        }
         let ih = &config.identity_headers;
         let mut owned = vec![
             ih.subject.clone(),
@@ -324,13 +319,13 @@ impl Engine {
                 if let Some(id) = self.cache.get(&key, now)
                     && let Some(c) = self.accepts(ri, pi, &id, tok, input)
                 {
-                    self.count_cache(c, "hit");
+                    self.count_cache(c, true);
                     return Ok(id);
                 }
                 let parsed = match jwt::parse(tok, s.max_token_bytes) {
                     Ok(t) => t,
                     Err(e) => {
-                        self.count_cache(pi, "miss");
+                        self.count_cache(pi, false);
                         return Err(invalid(e));
                     }
                 };
@@ -347,7 +342,7 @@ impl Engine {
                             .find(|&c| self.reads_same_credential(pi, c, tok, input))
                     })
                     .unwrap_or(pi);
-                self.count_cache(chosen, "miss");
+                self.count_cache(chosen, false);
                 let p = &self.providers[chosen];
                 let ProviderKind::Jwt(s) = &p.settings.kind else {
                     return Err(invalid(TokenError::Issuer));
@@ -404,11 +399,10 @@ impl Engine {
         a.sources == b.sources || token::find_in(&b.sources, input) == Found::One(tok.into())
     }
 
-    fn count_cache(&self, pi: usize, result: &str) {
-        self.metrics
-            .token_cache_requests
-            .with_label_values(&[&*self.providers[pi].settings.name, result])
-            .inc();
+    fn count_cache(&self, pi: usize, hit: bool) {
+        if let Some(c) = &self.providers[pi].cache_counters {
+            c.count(hit);
+        }
     }
 
     /// Sets every identity header that has a value; removes every other header ward owns,

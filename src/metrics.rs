@@ -2,9 +2,23 @@
 //! route and provider names from config, decisions and reasons from fixed sets.
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
+
+/// One provider's `ward_token_cache_requests_total` series, looked up once (when the
+/// engine is built), so a check counts its lookup without hashing label values.
+#[derive(Clone)]
+pub struct CacheCounters {
+    pub hit: IntCounter,
+    pub miss: IntCounter,
+}
+
+impl CacheCounters {
+    pub fn count(&self, hit: bool) {
+        if hit { &self.hit } else { &self.miss }.inc();
+    }
+}
 
 pub struct Metrics {
     pub registry: Registry,
@@ -153,6 +167,18 @@ impl Metrics {
             introspection_duration,
             config_reloads,
             config_last_reload_success,
+        }
+    }
+
+    /// The cache counters of `provider`; both series exist (at zero) from this call on.
+    pub fn token_cache(&self, provider: &str) -> CacheCounters {
+        let series = |result| {
+            self.token_cache_requests
+                .with_label_values(&[provider, result])
+        };
+        CacheCounters {
+            hit: series("hit"),
+            miss: series("miss"),
         }
     }
 

@@ -32,7 +32,7 @@ use crate::authn::claims::{self, ClaimPath, Identity};
 use crate::authn::http::{self, HttpError};
 use crate::authn::token::TokenSource;
 use crate::header::HeaderName;
-use crate::metrics::Metrics;
+use crate::metrics::{CacheCounters, Metrics};
 
 /// How ward authenticates itself to the introspection endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +186,7 @@ pub struct Introspector {
     cache: Cache<[u8; 32], Verdict>,
     breaker: Breaker,
     metrics: Arc<Metrics>,
+    cache_counters: CacheCounters,
     /// The claims `claim:` conditions read (sorted): all an identity keeps.
     kept_claims: Vec<String>,
 }
@@ -234,11 +235,7 @@ impl Introspector {
         metrics
             .introspection_duration
             .with_label_values(&[&*provider]);
-        for result in ["hit", "miss"] {
-            metrics
-                .token_cache_requests
-                .with_label_values(&[&*provider, result]);
-        }
+        let cache_counters = metrics.token_cache(&provider);
         let cache = Cache::builder()
             .max_capacity(max_entries.max(1))
             .expire_after(Lifetimes {
@@ -254,6 +251,7 @@ impl Introspector {
             basic,
             cache,
             metrics,
+            cache_counters,
             kept_claims,
         })
     }
@@ -283,15 +281,7 @@ impl Introspector {
                     self.introspect(token, now).await
                 })
                 .await;
-            let result = if called.load(Ordering::Relaxed) {
-                "miss"
-            } else {
-                "hit"
-            };
-            self.metrics
-                .token_cache_requests
-                .with_label_values(&[&*self.provider, result])
-                .inc();
+            self.cache_counters.count(!called.load(Ordering::Relaxed));
             match got {
                 Err(e) => return Err(Refusal::Unavailable((*e).clone())),
                 Ok(Err(t)) => return Err(Refusal::Token(t)),
