@@ -150,31 +150,30 @@ pub fn check_response(d: &Decision, request_id: &str) -> CheckResponse {
 /// `dynamic_metadata` for access logs: who, through which provider and route, and the
 /// decision. Envoy stores it under `envoy.filters.http.ext_authz`.
 fn metadata(d: &Decision) -> Struct {
-    let mut s = Struct::default();
-    let mut put = |k: &str, v: Value| {
-        s.fields.insert(k.to_string(), v);
-    };
-    if let Some(r) = &d.route {
-        put("route", string_value(r));
-    }
-    put("decision", string_value(d.label()));
-    put("reason", string_value(d.reason_code()));
+    let mut fields: std::collections::HashMap<String, Value> = metadata_texts(d)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.to_string(), string_value(v)))
+        .collect();
     if let Some(id) = &d.identity {
-        if let Some(sub) = id.subject.as_deref() {
-            put("subject", string_value(sub));
-        }
-        if let Some(iss) = id.issuer.as_deref() {
-            put("issuer", string_value(iss));
-        }
-        put("provider", string_value(&id.provider));
-        put(
-            "roles",
-            Value {
-                kind: Some(Kind::ListValue(ListValue {
-                    values: id.roles.iter().map(|r| string_value(r)).collect(),
-                })),
-            },
-        );
+        let roles = id.roles.iter().map(|r| string_value(r)).collect();
+        let list = Kind::ListValue(ListValue { values: roles });
+        fields.insert("roles".into(), Value { kind: Some(list) });
     }
-    s
+    Struct { fields }
+}
+
+/// The string members of `dynamic_metadata` (besides `roles`, the identity's role list).
+/// [`Answer`] writes the same members.
+pub(crate) fn metadata_texts(d: &Decision) -> [Option<(&'static str, &str)>; 6] {
+    let id = d.identity.as_deref();
+    [
+        d.route.as_deref().map(|r| ("route", r)),
+        Some(("decision", d.label())),
+        Some(("reason", d.reason_code())),
+        id.and_then(|i| i.subject.as_deref())
+            .map(|s| ("subject", s)),
+        id.and_then(|i| i.issuer.as_deref()).map(|s| ("issuer", s)),
+        id.map(|i| ("provider", &*i.provider)),
+    ]
 }

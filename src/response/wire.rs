@@ -15,7 +15,7 @@ use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
 use prost::bytes::{Buf, BufMut};
 use prost::encoding::{DecodeContext, WireType};
 
-use super::check_response;
+use super::{check_response, metadata_texts};
 use crate::decision::{Decision, Mutations, Verdict};
 
 /// What the gRPC service answers: encoded by prost's codec through [`prost::Message`].
@@ -167,20 +167,6 @@ fn ok_len(m: &Mutations) -> usize {
     set + m.remove.iter().map(|h| str_len(h.as_str())).sum::<usize>()
 }
 
-/// The string members of `response::metadata`, in the same shape.
-fn texts(d: &Decision) -> [Option<(&'static str, &str)>; 6] {
-    let id = d.identity.as_deref();
-    [
-        d.route.as_deref().map(|r| ("route", r)),
-        Some(("decision", d.label())),
-        Some(("reason", d.reason_code())),
-        id.and_then(|i| i.subject.as_deref())
-            .map(|s| ("subject", s)),
-        id.and_then(|i| i.issuer.as_deref()).map(|s| ("issuer", s)),
-        id.map(|i| ("provider", &*i.provider)),
-    ]
-}
-
 // A map entry { key, value: Value { string_value } }.
 fn text_entry_len(name: &str, value: &str) -> usize {
     str_len(name) + field_len(field_len(value.len()))
@@ -197,7 +183,7 @@ fn roles_entry_len(list: usize) -> usize {
 }
 
 fn metadata_len(d: &Decision) -> usize {
-    let texts: usize = texts(d)
+    let texts: usize = metadata_texts(d)
         .iter()
         .flatten()
         .map(|(n, v)| field_len(text_entry_len(n, v)))
@@ -233,7 +219,7 @@ fn put_allow(buf: &mut impl BufMut, d: &Decision, m: &Mutations) {
     }
 
     put_head(buf, CHECK_RESPONSE_METADATA, metadata_len(d));
-    for (name, value) in texts(d).into_iter().flatten() {
+    for (name, value) in metadata_texts(d).into_iter().flatten() {
         put_head(buf, STRUCT_FIELDS, text_entry_len(name, value));
         put_str(buf, ENTRY_KEY, name);
         put_head(buf, ENTRY_VALUE, field_len(value.len()));
