@@ -40,22 +40,22 @@ impl ClaimPath {
         }
     }
 
-    pub fn lookup<'v>(&self, claims: &'v Value) -> Option<&'v Value> {
-        self.lookup_in(claims.as_object()?)
-    }
-
-    /// [`lookup`](Self::lookup) in an identity's claims.
-    pub fn lookup_claims<'v>(&self, claims: &'v Claims) -> Option<&'v Value> {
-        let (first, rest) = self.segments.split_first()?;
-        rest.iter()
-            .try_fold(claims.get(first)?, |v, seg| v.as_object()?.get(seg))
-    }
-
-    /// [`lookup`](Self::lookup) in a claims object.
+    /// The value at this path in a claims object (a token's payload, an introspection
+    /// answer).
     pub fn lookup_in<'v>(&self, claims: &'v Map<String, Value>) -> Option<&'v Value> {
+        self.descend(|name| claims.get(name))
+    }
+
+    /// The value at this path in the claims an identity kept.
+    pub fn lookup_claims<'v>(&self, claims: &'v Claims) -> Option<&'v Value> {
+        self.descend(|name| claims.get(name))
+    }
+
+    /// Follows the path from the top-level member that `top` finds by name.
+    fn descend<'v>(&self, top: impl FnOnce(&str) -> Option<&'v Value>) -> Option<&'v Value> {
         let (first, rest) = self.segments.split_first()?;
         rest.iter()
-            .try_fold(claims.get(first)?, |v, seg| v.as_object()?.get(seg))
+            .try_fold(top(first)?, |v, seg| v.as_object()?.get(seg))
     }
 
     pub fn as_str(&self) -> &str {
@@ -186,20 +186,21 @@ mod tests {
     #[test]
     fn lookups_follow_dots_and_explicit_segments() {
         let claims = json!({"realm_access": {"roles": ["a"]}, "https://x.io/roles": ["b"]});
+        let claims = claims.as_object().unwrap();
         let p = ClaimPath::parse("realm_access.roles").unwrap();
-        assert_eq!(p.lookup(&claims), Some(&json!(["a"])));
+        assert_eq!(p.lookup_in(claims), Some(&json!(["a"])));
         let p = ClaimPath::from_segments(vec!["https://x.io/roles".into()]).unwrap();
-        assert_eq!(p.lookup(&claims), Some(&json!(["b"])));
+        assert_eq!(p.lookup_in(claims), Some(&json!(["b"])));
         assert_eq!(
             ClaimPath::parse("realm_access.roles.x")
                 .unwrap()
-                .lookup(&claims),
+                .lookup_in(claims),
             None
         );
         assert!(ClaimPath::parse("a..b").is_err());
         // A namespaced claim written as a URL is one name, dots included.
         let p = ClaimPath::parse("https://x.io/roles").unwrap();
-        assert_eq!(p.lookup(&claims), Some(&json!(["b"])));
+        assert_eq!(p.lookup_in(claims), Some(&json!(["b"])));
         assert!(ClaimPath::parse("").is_err());
     }
 

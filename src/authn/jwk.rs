@@ -52,11 +52,8 @@ pub struct VerifyKey {
 /// token never decodes or rebuilds a key.
 enum PublicKey {
     Rsa(Box<RsaKey>),
-    /// An EC or Ed25519 key: it verifies exactly one algorithm, `alg`.
-    Single {
-        alg: Alg,
-        key: ParsedPublicKey,
-    },
+    /// An EC or Ed25519 key: it verifies the one algorithm its [`KeyKind`] allows.
+    Single(ParsedPublicKey),
     /// An `oct` secret keyed for HS256, HS384 and HS512, in that order.
     Hmac(Box<[hmac::Key; 3]>),
 }
@@ -142,9 +139,8 @@ impl VerifyKey {
             PublicKey::Rsa(rsa) => rsa
                 .parsed(alg)
                 .is_some_and(|k| k.verify_sig(message, signature).is_ok()),
-            PublicKey::Single { alg: own, key } => {
-                *own == alg && key.verify_sig(message, signature).is_ok()
-            }
+            // `allows` above bound `alg` to this key's curve.
+            PublicKey::Single(key) => key.verify_sig(message, signature).is_ok(),
             PublicKey::Hmac(keys) => {
                 let key = match alg {
                     Alg::HS256 => &keys[0],
@@ -302,20 +298,10 @@ fn parse_jwk(k: &Value) -> Result<VerifyKey, String> {
             (KeyKind::Rsa, PublicKey::Rsa(Box::new(rsa)))
         }
         Some("EC") => {
-            let (kind, len, key_alg, params): (_, _, _, &'static dyn sig::VerificationAlgorithm) =
+            let (kind, len, params): (_, _, &'static dyn sig::VerificationAlgorithm) =
                 match s("crv") {
-                    Some("P-256") => (
-                        KeyKind::EcP256,
-                        32,
-                        Alg::ES256,
-                        &sig::ECDSA_P256_SHA256_FIXED,
-                    ),
-                    Some("P-384") => (
-                        KeyKind::EcP384,
-                        48,
-                        Alg::ES384,
-                        &sig::ECDSA_P384_SHA384_FIXED,
-                    ),
+                    Some("P-256") => (KeyKind::EcP256, 32, &sig::ECDSA_P256_SHA256_FIXED),
+                    Some("P-384") => (KeyKind::EcP384, 48, &sig::ECDSA_P384_SHA384_FIXED),
                     _ => return Err("EC `crv` must be P-256 or P-384".into()),
                 };
             let x = b64(o.get("x"), "x")?;
@@ -328,7 +314,7 @@ fn parse_jwk(k: &Value) -> Result<VerifyKey, String> {
             let point: Vec<u8> = [&[4u8][..], &x, &y].concat();
             let key =
                 ParsedPublicKey::new(params, &point).map_err(|_| "EC point is not on the curve")?;
-            (kind, PublicKey::Single { alg: key_alg, key })
+            (kind, PublicKey::Single(key))
         }
         Some("OKP") => {
             if s("crv") != Some("Ed25519") {
@@ -340,13 +326,7 @@ fn parse_jwk(k: &Value) -> Result<VerifyKey, String> {
             }
             let key =
                 ParsedPublicKey::new(&sig::ED25519, &x).map_err(|_| "Ed25519 key is invalid")?;
-            (
-                KeyKind::Ed25519,
-                PublicKey::Single {
-                    alg: Alg::EdDSA,
-                    key,
-                },
-            )
+            (KeyKind::Ed25519, PublicKey::Single(key))
         }
         Some("oct") => {
             let secret = b64(o.get("k"), "k")?;
