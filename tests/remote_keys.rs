@@ -507,6 +507,10 @@ routes:
         .await;
     assert_eq!(outcome(&r).2, "invalid_token");
 
+    // A token that does not even parse is a miss of the provider that found it.
+    let r = ward.check(get("/api", Some("not.a-jwt"))).await;
+    assert_eq!(outcome(&r).2, "invalid_token");
+
     // A repeated token is one cache lookup, counted under the provider that verified
     // it: never a miss under the route's first provider.
     let tb = token(&b, "https://b.test", "w", 60);
@@ -525,7 +529,7 @@ routes:
     };
     assert_eq!(
         (count("first", "miss"), count("first", "hit")),
-        (2.0, 0.0),
+        (3.0, 0.0),
         "{m}"
     );
     assert_eq!(
