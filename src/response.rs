@@ -156,7 +156,7 @@ fn metadata(d: &Decision) -> Struct {
         .map(|(k, v)| (k.to_string(), string_value(v)))
         .collect();
     if let Some(id) = &d.identity {
-        let roles = id.roles.iter().map(|r| string_value(r)).collect();
+        let roles = id.roles.iter().map(string_value).collect();
         let list = Kind::ListValue(ListValue { values: roles });
         fields.insert("roles".into(), Value { kind: Some(list) });
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 use crate::authn::TokenError;
-use crate::authn::claims::Identity;
+use crate::authn::claims::{Identity, Names};
 use crate::header::HeaderName;
 
 /// Keys longer than this are refused before hashing.
@@ -110,12 +110,12 @@ impl ApiKeySettings {
         let k = found.ok_or(TokenError::UnknownKey)?;
         Ok(Identity {
             provider: provider.clone(),
-            subject: Some(k.subject.clone()),
+            subject: Some(k.subject.as_str().into()),
             issuer: None,
-            roles: k.roles.clone(),
-            scopes: Vec::new(),
+            roles: k.roles.iter().map(String::as_str).collect(),
+            scopes: Names::default(),
             claims: serde_json::json!({ "sub": k.subject, "roles": k.roles }).into(),
-            claim_headers: Vec::new(),
+            claim_headers: Box::default(),
             expires_at: None,
         })
     }
@@ -136,7 +136,7 @@ mod tests {
         let p: Arc<str> = "machines".into();
         let id = s.verify("k1", &p).unwrap();
         assert_eq!(id.subject.as_deref(), Some("batch"));
-        assert_eq!(id.roles, vec!["billing"]);
+        assert_eq!(id.roles, Names::from(["billing"]));
         assert_eq!(s.verify("k2", &p).unwrap_err(), TokenError::UnknownKey);
     }
 

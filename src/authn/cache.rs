@@ -4,14 +4,18 @@
 //! credential, and a collision that could hand one token another's identity would need a
 //! SHA-256 collision. The key does not name a provider: the cached identity records the
 //! provider that verified it, and the engine accepts a hit only on a route of that
-//! provider, so a token with several issuers' providers on its route hashes once. Entries never outlive the token's `exp`, both through moka's
-//! per-entry expiry and a check on every hit.
+//! provider, so a token with several issuers' providers on its route hashes once.
+//!
+//! The map is `quick_cache` (CLOCK-PRO eviction, sharded), not moka: at the default bound
+//! of 100 000 entries its per-entry bookkeeping is a slot of some 70 bytes against moka's
+//! ~350 (entry, key, deque nodes, timer node), which is most of the difference between
+//! ward fitting its memory budget or not (BENCHMARKS.md, memory). Entries carry no timer:
+//! a hit at or past the token's `exp` is removed and answered as a miss, so an entry
+//! never outlives its token, and expired entries are otherwise only ever evicted by the
+//! bound, which caps their memory like any other entry's.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use moka::Expiry;
-use moka::sync::Cache;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::authn::claims::Identity;
 
@@ -19,16 +23,7 @@ type Key = [u8; 32];
 
 #[derive(Clone)]
 pub struct TokenCache {
-    inner: Cache<Key, Arc<Identity>>,
-}
-
-struct UntilExp;
-
-impl Expiry<Key, Arc<Identity>> for UntilExp {
-    fn expire_after_create(&self, _: &Key, id: &Arc<Identity>, _: Instant) -> Option<Duration> {
-        let exp = id.expires_at?;
-        Some(Duration::from_secs(exp.saturating_sub(unix_now())))
-    }
+    inner: Arc<quick_cache::sync::Cache<Key, Arc<Identity>>>,
 }
 
 pub fn unix_now() -> u64 {
@@ -39,11 +34,9 @@ pub fn unix_now() -> u64 {
 
 impl TokenCache {
     pub fn new(max_entries: u64) -> Self {
+        let bound = usize::try_from(max_entries).unwrap_or(usize::MAX).max(1);
         Self {
-            inner: Cache::builder()
-                .max_capacity(max_entries)
-                .expire_after(UntilExp)
-                .build(),
+            inner: Arc::new(quick_cache::sync::Cache::new(bound)),
         }
     }
 
@@ -59,7 +52,7 @@ impl TokenCache {
         let id = self.inner.get(key)?;
         match id.expires_at {
             Some(exp) if now >= exp => {
-                self.inner.invalidate(key);
+                self.inner.remove(key);
                 None
             }
             _ => Some(id),
@@ -71,10 +64,6 @@ impl TokenCache {
         if id.expires_at.is_some_and(|exp| exp > now) {
             self.inner.insert(key, id);
         }
-    }
-
-    pub fn entry_count(&self) -> u64 {
-        self.inner.entry_count()
     }
 }
 
@@ -95,6 +84,21 @@ mod tests {
         assert!(c.get(&k, now).is_some());
         assert!(c.get(&k, now + 100).is_none());
         assert!(c.get(&k, now).is_none(), "expired entry was evicted");
+    }
+
+    #[test]
+    fn the_bound_holds() {
+        let c = TokenCache::new(100);
+        let now = unix_now();
+        for i in 0..1000 {
+            let id = Arc::new(Identity {
+                expires_at: Some(now + 100),
+                ..Default::default()
+            });
+            c.insert(TokenCache::key(&i.to_string()), id, now);
+        }
+        let held = c.inner.len();
+        assert!((1..=100).contains(&held), "{held} entries");
     }
 
     #[test]

@@ -71,15 +71,16 @@ impl ClaimPath {
 /// The claims an identity keeps, by top-level name: a sorted slice, one allocation (a
 /// JSON object map would cost a whole B-tree node per cached identity).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Claims(Box<[(Box<str>, Value)]>);
+pub struct Claims(Box<[(Arc<str>, Value)]>);
 
 impl Claims {
     /// Keeps only the members of `claims` named in `kept` (sorted, deduplicated), so a
     /// cached identity does not hold a copy of every claim of its token.
-    pub fn kept(mut claims: Map<String, Value>, kept: &[String]) -> Self {
+    /// The names are the engine's, shared by every identity.
+    pub fn kept(mut claims: Map<String, Value>, kept: &[Arc<str>]) -> Self {
         let members = kept
             .iter()
-            .filter_map(|name| Some((name.as_str().into(), claims.remove(name)?)))
+            .filter_map(|name| Some((name.clone(), claims.remove(&**name)?)))
             .collect();
         Self(members)
     }
@@ -106,20 +107,83 @@ impl From<Value> for Claims {
     }
 }
 
-/// A list claim read as strings: a JSON array of strings, or a space-separated string
-/// (the `scope` convention). Anything else yields nothing: never coerced.
-pub fn string_list(v: Option<&Value>) -> Vec<String> {
+/// A list claim read as names: a JSON array of strings, or a space-separated string (the
+/// `scope` convention). Anything else yields nothing: never coerced.
+pub fn string_list(v: Option<&Value>) -> Names {
     match v {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|i| i.as_str().map(str::to_owned))
-            .collect(),
-        Some(Value::String(s)) => s
-            .split(' ')
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        _ => Vec::new(),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        Some(Value::String(s)) => s.split(' ').collect(),
+        _ => Names::default(),
+    }
+}
+
+/// A short list of names (roles, scopes) in one allocation: the names joined by NUL.
+///
+/// Every cached identity holds two of these, so their size is the cache's size: one
+/// block instead of a vector and a string per name. A name that is empty or holds a
+/// control character is not kept: it could never be emitted in a header, and a rule
+/// naming it could not be written in YAML without escapes anyway.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Names(Box<str>);
+
+impl Names {
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.split('\0').filter(|n| !n.is_empty())
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.iter().any(|n| n == name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The names joined by `sep`, skipping any that contain it (a role holding the list
+    /// separator would read as two roles upstream).
+    pub fn join(&self, sep: char) -> String {
+        let mut out = String::with_capacity(self.0.len());
+        for n in self.iter().filter(|n| !n.contains(sep)) {
+            if !out.is_empty() {
+                out.push(sep);
+            }
+            out.push_str(n);
+        }
+        out
+    }
+}
+
+impl<'a> FromIterator<&'a str> for Names {
+    fn from_iter<I: IntoIterator<Item = &'a str>>(names: I) -> Self {
+        let mut joined = String::new();
+        for n in names {
+            if n.is_empty() || n.chars().any(char::is_control) {
+                continue;
+            }
+            if !joined.is_empty() {
+                joined.push('\0');
+            }
+            joined.push_str(n);
+        }
+        Self(joined.into_boxed_str())
+    }
+}
+
+impl<const N: usize> From<[&str; N]> for Names {
+    fn from(names: [&str; N]) -> Self {
+        names.into_iter().collect()
+    }
+}
+
+impl std::fmt::Debug for Names {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl serde::Serialize for Names {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
     }
 }
 
@@ -127,14 +191,15 @@ pub fn string_list(v: Option<&Value>) -> Vec<String> {
 #[derive(Debug, Clone, Default)]
 pub struct Identity {
     pub provider: Arc<str>,
-    pub subject: Option<String>,
-    pub issuer: Option<String>,
-    pub roles: Vec<String>,
-    pub scopes: Vec<String>,
+    pub subject: Option<Box<str>>,
+    /// Shared with the provider's settings when it is the configured issuer.
+    pub issuer: Option<Arc<str>>,
+    pub roles: Names,
+    pub scopes: Names,
     /// The claims that `claim:` conditions read (the engine keeps only those).
     pub claims: Claims,
     /// Configured claim headers with their values, already checked safe to emit.
-    pub claim_headers: Vec<(HeaderName, String)>,
+    pub claim_headers: Box<[(HeaderName, Box<str>)]>,
     /// When this identity stops being valid (unix seconds), if it expires.
     pub expires_at: Option<u64>,
 }
@@ -149,16 +214,18 @@ pub fn audience_ok(aud: Option<&Value>, accepted: &[String]) -> bool {
     }
 }
 
-/// The configured claim headers that have a value safe to send upstream.
+/// The configured claim headers that have a value safe to send upstream, in a slice of
+/// their exact length (a collected `Vec` would keep room for four in every cached
+/// identity).
 pub fn claim_headers(
     claims: &Map<String, Value>,
     wanted: &[(ClaimPath, HeaderName)],
-) -> Vec<(HeaderName, String)> {
+) -> Box<[(HeaderName, Box<str>)]> {
     wanted
         .iter()
         .filter_map(|(path, h)| {
             let v = header_value(path.lookup_in(claims)?)?;
-            crate::header::is_safe_value(&v).then(|| (h.clone(), v))
+            crate::header::is_safe_value(&v).then(|| (h.clone(), v.into_boxed_str()))
         })
         .collect()
 }
@@ -226,11 +293,39 @@ mod tests {
 
     #[test]
     fn string_lists_never_coerce() {
-        assert_eq!(string_list(Some(&json!("a b  c"))), vec!["a", "b", "c"]);
-        assert_eq!(string_list(Some(&json!(["a", 1, "b"]))), vec!["a", "b"]);
+        assert_eq!(
+            string_list(Some(&json!("a b  c"))),
+            Names::from(["a", "b", "c"])
+        );
+        assert_eq!(
+            string_list(Some(&json!(["a", 1, "b"]))),
+            Names::from(["a", "b"])
+        );
         assert!(string_list(Some(&json!({"a": 1}))).is_empty());
         assert!(string_list(Some(&json!(42))).is_empty());
         assert!(string_list(None).is_empty());
+    }
+
+    #[test]
+    fn names_keep_only_names_that_can_be_matched_and_emitted() {
+        let n = string_list(Some(&json!([
+            "admin",
+            "",
+            "a\u{0}b",
+            "line\nbreak",
+            "ünï",
+            "x,y"
+        ])));
+        assert_eq!(n.iter().collect::<Vec<_>>(), ["admin", "ünï", "x,y"]);
+        assert!(n.contains("admin") && n.contains("x,y"));
+        assert!(!n.contains("a") && !n.contains("") && !n.contains("a\u{0}b"));
+        // The header forms skip a name holding their separator.
+        assert_eq!(n.join(','), "admin,ünï");
+        assert_eq!(Names::from(["a b", "c"]).join(' '), "c");
+        assert_eq!(Names::from(["", "\t"]), Names::default());
+        assert!(Names::default().iter().next().is_none());
+        assert_eq!(format!("{n:?}"), r#"["admin", "ünï", "x,y"]"#);
+        assert_eq!(json!(n), json!(["admin", "ünï", "x,y"]));
     }
 
     #[test]

@@ -78,7 +78,7 @@ pub struct IntrospectionSettings {
     pub client_secret: Secret,
     pub auth_method: AuthMethod,
     /// When set, `iss` must equal it exactly.
-    pub issuer: Option<String>,
+    pub issuer: Option<Arc<str>>,
     /// When non-empty, `aud` must name at least one.
     pub audiences: Vec<String>,
     pub cache_ttl: Duration,
@@ -188,7 +188,7 @@ pub struct Introspector {
     metrics: Arc<Metrics>,
     cache_counters: CacheCounters,
     /// The claims `claim:` conditions read (sorted): all an identity keeps.
-    kept_claims: Vec<String>,
+    kept_claims: Vec<Arc<str>>,
 }
 
 impl std::fmt::Debug for Introspector {
@@ -206,7 +206,7 @@ impl Introspector {
         settings: IntrospectionSettings,
         max_entries: u64,
         metrics: Arc<Metrics>,
-        kept_claims: Vec<String>,
+        kept_claims: Vec<Arc<str>>,
     ) -> Result<Self, String> {
         let client = http::client(settings.timeout, settings.ca_file.as_deref())?;
         let basic = match settings.auth_method {
@@ -384,16 +384,13 @@ impl Introspector {
         if exp.is_some_and(|e| e <= now as f64) {
             return Err(TokenError::Expired);
         }
-        let iss = match doc.get("iss") {
-            None => None,
-            Some(Value::String(i)) => Some(i.clone()),
-            Some(_) => return Err(TokenError::Malformed),
+        let iss: Option<Arc<str>> = match (doc.get("iss"), &s.issuer) {
+            (None, None) => None,
+            (Some(Value::String(i)), Some(want)) if **want == **i => Some(want.clone()),
+            (Some(Value::String(i)), None) => Some(i.as_str().into()),
+            (Some(Value::String(_)) | None, Some(_)) => return Err(TokenError::Issuer),
+            (Some(_), _) => return Err(TokenError::Malformed),
         };
-        if let Some(want) = &s.issuer
-            && iss.as_deref() != Some(want.as_str())
-        {
-            return Err(TokenError::Issuer);
-        }
         if !s.audiences.is_empty() {
             let aud_ok = claims::audience_ok(doc.get("aud"), &s.audiences);
             if !aud_ok {
@@ -402,7 +399,7 @@ impl Introspector {
         }
         Ok(Identity {
             provider: self.provider.clone(),
-            subject: doc.get("sub").and_then(Value::as_str).map(str::to_owned),
+            subject: doc.get("sub").and_then(Value::as_str).map(Into::into),
             issuer: iss,
             roles: claims::string_list(s.roles_claim.lookup_in(&doc)),
             scopes: claims::string_list(s.scopes_claim.lookup_in(&doc)),

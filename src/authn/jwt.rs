@@ -123,7 +123,7 @@ pub enum KeySource {
 
 #[derive(Debug, Clone)]
 pub struct JwtSettings {
-    pub issuer: String,
+    pub issuer: Arc<str>,
     pub audiences: Vec<String>,
     pub key_source: KeySource,
     pub algorithms: Vec<Alg>,
@@ -221,7 +221,7 @@ pub fn verify(
     keys: &KeySet,
     provider: &Arc<str>,
     now: u64,
-    kept_claims: &[String],
+    kept_claims: &[Arc<str>],
 ) -> Result<Identity, TokenError> {
     if !s.algorithms.contains(&t.alg) {
         return Err(TokenError::Algorithm);
@@ -246,7 +246,7 @@ pub fn verify(
 fn check_claims(c: &Map<String, Value>, s: &JwtSettings, now: u64) -> Result<(), TokenError> {
     let leeway = s.leeway.as_secs_f64();
     let now = now as f64;
-    if c.get("iss").and_then(Value::as_str) != Some(s.issuer.as_str()) {
+    if c.get("iss").and_then(Value::as_str) != Some(&*s.issuer) {
         return Err(TokenError::Issuer);
     }
     let exp = match c.get("exp") {
@@ -276,11 +276,11 @@ fn identity(
     c: Map<String, Value>,
     s: &JwtSettings,
     provider: &Arc<str>,
-    kept_claims: &[String],
+    kept_claims: &[Arc<str>],
 ) -> Identity {
     Identity {
         provider: provider.clone(),
-        subject: c.get("sub").and_then(Value::as_str).map(str::to_owned),
+        subject: c.get("sub").and_then(Value::as_str).map(Into::into),
         issuer: Some(s.issuer.clone()),
         roles: claims::string_list(s.roles_claim.lookup_in(&c)),
         scopes: claims::string_list(s.scopes_claim.lookup_in(&c)),

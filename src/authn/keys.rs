@@ -48,7 +48,7 @@ fn remote_settings(name: &Arc<str>, j: &JwtSettings) -> Option<RemoteSettings> {
         KeySource::Remote(u) => Locator::Jwks(u.clone()),
         KeySource::Discovery(u) => Locator::Discovery {
             url: u.clone(),
-            issuer: j.issuer.clone(),
+            issuer: j.issuer.to_string(),
         },
     };
     Some(RemoteSettings {

@@ -17,7 +17,7 @@ use percent_encoding::percent_decode;
 use serde_json::{Map, Value};
 
 use crate::authn::TokenError;
-use crate::authn::claims::Identity;
+use crate::authn::claims::{Identity, Names};
 use crate::request::CheckInput;
 
 /// A `source.certificate` larger than this is refused (a leaf certificate is 1–3 KiB).
@@ -134,12 +134,12 @@ impl<'a> SpiffeId<'a> {
         }
         Identity {
             provider: provider.clone(),
-            subject: Some(self.id.to_string()),
-            issuer: Some(format!("spiffe://{}", self.trust_domain)),
-            roles: Vec::new(),
-            scopes: Vec::new(),
+            subject: Some(self.id.into()),
+            issuer: Some(format!("spiffe://{}", self.trust_domain).into()),
+            roles: Names::default(),
+            scopes: Names::default(),
             claims: Value::Object(claims).into(),
-            claim_headers: Vec::new(),
+            claim_headers: Box::default(),
             expires_at: None,
         }
     }

@@ -88,31 +88,30 @@ impl Condition {
             })
         };
         let id = ctx.identity;
-        let has = |list: &[String], want: &String| list.iter().any(|r| r == want);
         match &self.kind {
             Kind::RolesAny(w) => {
-                if w.iter().any(|r| has(&id.roles, r)) {
+                if w.iter().any(|r| id.roles.contains(r)) {
                     Ok(())
                 } else {
                     fail(false)
                 }
             }
             Kind::RolesAll(w) => {
-                if w.iter().all(|r| has(&id.roles, r)) {
+                if w.iter().all(|r| id.roles.contains(r)) {
                     Ok(())
                 } else {
                     fail(false)
                 }
             }
             Kind::ScopesAny(w) => {
-                if w.iter().any(|s| has(&id.scopes, s)) {
+                if w.iter().any(|s| id.scopes.contains(s)) {
                     Ok(())
                 } else {
                     fail(true)
                 }
             }
             Kind::ScopesAll(w) => {
-                if w.iter().all(|s| has(&id.scopes, s)) {
+                if w.iter().all(|s| id.scopes.contains(s)) {
                     Ok(())
                 } else {
                     fail(true)

@@ -710,7 +710,7 @@ fn compile_jwt(v: Value, path: &str, base: &Path, errors: &mut Errors) -> Option
         return None;
     }
     Some(JwtSettings {
-        issuer: raw.issuer,
+        issuer: raw.issuer.into(),
         audiences: raw.audiences,
         key_source: key_source?,
         algorithms,
@@ -884,7 +884,7 @@ fn compile_introspection(
             None | Some(RawAuthMethod::ClientSecretBasic) => AuthMethod::ClientSecretBasic,
             Some(RawAuthMethod::ClientSecretPost) => AuthMethod::ClientSecretPost,
         },
-        issuer: raw.issuer,
+        issuer: raw.issuer.map(Into::into),
         audiences,
         cache_ttl,
         negative_cache_ttl,

@@ -173,7 +173,7 @@ fn text_entry_len(name: &str, value: &str) -> usize {
 }
 
 // ListValue { values: [Value { string_value }] }.
-fn roles_list_len(roles: &[String]) -> usize {
+fn roles_list_len(roles: &crate::authn::claims::Names) -> usize {
     roles.iter().map(|r| field_len(field_len(r.len()))).sum()
 }
 
@@ -231,7 +231,7 @@ fn put_allow(buf: &mut impl BufMut, d: &Decision, m: &Mutations) {
         put_str(buf, ENTRY_KEY, "roles");
         put_head(buf, ENTRY_VALUE, field_len(list));
         put_head(buf, VALUE_LIST, list);
-        for r in &id.roles {
+        for r in id.roles.iter() {
             put_head(buf, LIST_VALUES, field_len(r.len()));
             put_str_always(buf, VALUE_STRING, r);
         }

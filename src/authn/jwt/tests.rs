@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::authn::ProviderKind;
+use crate::authn::claims::Names;
 use crate::authn::jwk::VerifyKey;
 use crate::devtoken::SigningKey;
 
@@ -196,7 +197,7 @@ fn provider() -> Arc<str> {
 
 fn check_at(token: &str, s: &JwtSettings, keys: &KeySet, now: u64) -> Result<Identity, TokenError> {
     let parsed = parse(token, s.max_token_bytes)?;
-    let kept = ["realm_access".to_string(), "tenant".to_string()];
+    let kept: [Arc<str>; 2] = ["realm_access".into(), "tenant".into()];
     verify(parsed, s, keys, &provider(), now, &kept)
 }
 
@@ -919,15 +920,15 @@ fn claims_map_to_identity() {
     }));
     let t = token(&keys().rsa_a, Some("a"), &c);
     let id = check(&t, &s, &rsa_set()).unwrap();
-    assert_eq!(id.roles, vec!["orders-reader", "admin"]);
-    assert_eq!(id.scopes, vec!["orders.read", "orders.write"]);
+    assert_eq!(id.roles, Names::from(["orders-reader", "admin"]));
+    assert_eq!(id.scopes, Names::from(["orders.read", "orders.write"]));
     assert_eq!(
-        id.claim_headers,
-        vec![
-            (h("x-auth-email"), "alice@example.com".to_string()),
-            (h("x-auth-tenant"), "42".to_string()),
-            (h("x-auth-groups"), "eng,ops".to_string()),
-            (h("x-auth-org"), "Zoë & Co".to_string()),
+        *id.claim_headers,
+        [
+            (h("x-auth-email"), "alice@example.com".into()),
+            (h("x-auth-tenant"), "42".into()),
+            (h("x-auth-groups"), "eng,ops".into()),
+            (h("x-auth-org"), "Zoë & Co".into()),
         ]
     );
     assert_eq!(id.claims.get("tenant"), Some(&json!(42)));
@@ -943,8 +944,8 @@ fn default_claim_paths_are_roles_and_scope() {
     let s = settings();
     let c = claims(json!({"roles": ["a", 1, "b"], "scope": ["x", "y"]}));
     let id = check(&token(&keys().rsa_a, Some("a"), &c), &s, &rsa_set()).unwrap();
-    assert_eq!(id.roles, vec!["a", "b"]);
-    assert_eq!(id.scopes, vec!["x", "y"]);
+    assert_eq!(id.roles, Names::from(["a", "b"]));
+    assert_eq!(id.scopes, Names::from(["x", "y"]));
     // Wrong types give nothing, never a coerced value.
     let c = claims(json!({"roles": {"admin": true}, "scope": 7}));
     let id = check(&token(&keys().rsa_a, Some("a"), &c), &s, &rsa_set()).unwrap();

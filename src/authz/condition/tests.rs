@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::{EvalCtx, Failure};
-use crate::authn::claims::Identity;
+use crate::authn::claims::{Identity, Names};
 use crate::authz::path;
 use crate::config::{self, Config, ConfigError};
 use crate::request::CheckInput;
@@ -87,8 +87,8 @@ fn with_claims(claims: Value) -> Identity {
 fn with_roles(roles: &[&str], scopes: &[&str]) -> Identity {
     Identity {
         provider: "test".into(),
-        roles: roles.iter().map(|r| r.to_string()).collect(),
-        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        roles: roles.iter().copied().collect(),
+        scopes: scopes.iter().copied().collect(),
         claims: json!({}).into(),
         ..Default::default()
     }
@@ -604,7 +604,7 @@ fn all_reports_its_first_failing_member() {
         f.condition
     );
 
-    id.roles.clear();
+    id.roles = Names::default();
     let f = r.eval(&id, &req).unwrap_err();
     assert!(
         f.condition

@@ -4,6 +4,7 @@ use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
 use prost::Message as _;
 
 use super::Answer;
+use crate::authn::claims::Names;
 use crate::authn::{Identity, TokenError};
 use crate::decision::{Decision, DenyReason, Mutations, Verdict};
 use crate::header::HeaderName;
@@ -33,8 +34,8 @@ fn alice() -> Identity {
         provider: "corp".into(),
         subject: Some("alice".into()),
         issuer: Some("https://idp.example.com/realms/main".into()),
-        roles: vec!["admin".into(), "orders-reader".into()],
-        scopes: vec!["openid".into()],
+        roles: Names::from(["admin", "orders-reader"]),
+        scopes: Names::from(["openid"]),
         expires_at: Some(1),
         ..Default::default()
     }
@@ -72,9 +73,9 @@ fn allowed_answers_decode_to_the_built_response() {
     );
     let bare = Identity {
         provider: "keys".into(),
-        subject: Some(String::new()),
+        subject: Some("".into()),
         issuer: None,
-        roles: Vec::new(),
+        roles: Names::default(),
         ..Default::default()
     };
     assert_same(
@@ -82,8 +83,8 @@ fn allowed_answers_decode_to_the_built_response() {
         "empty subject, no issuer, no roles",
     );
     let odd = Identity {
-        roles: vec![String::new(), "ünïcode-rôle".into(), "r".repeat(300)],
-        subject: Some("s".repeat(20_000)),
+        roles: Names::from(["", "ünïcode-rôle", &"r".repeat(300)]),
+        subject: Some("s".repeat(20_000).into()),
         ..alice()
     };
     let long_value = "v".repeat(200);
