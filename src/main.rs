@@ -145,6 +145,12 @@ enum LogFormat {
     Text,
 }
 
+/// mimalloc, not the system allocator: the token cache holds ~100 000 small long-lived
+/// blocks allocated between the short-lived ones of each request, and glibc's arenas
+/// keep the pages those pin resident. See BENCHMARKS.md (memory).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
