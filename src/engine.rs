@@ -68,6 +68,22 @@ impl Engine {
         stores: Vec<Option<KeyStore>>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        Self::build(config, stores, metrics, None)
+    }
+
+    /// The engine for a reloaded `config`, which replaces this one. An introspection
+    /// provider left unchanged keeps this engine's cache and circuit breaker, as JWT
+    /// providers keep their keys through `stores`.
+    pub fn reloaded(&self, config: Config, stores: Vec<Option<KeyStore>>) -> Self {
+        Self::build(config, stores, self.metrics.clone(), Some(self))
+    }
+
+    fn build(
+        config: Config,
+        stores: Vec<Option<KeyStore>>,
+        metrics: Arc<Metrics>,
+        previous: Option<&Engine>,
+    ) -> Self {
         let mut names = Vec::new();
         for r in &config.routes {
             if let Some(c) = &r.require {
@@ -88,6 +104,7 @@ impl Engine {
                     config.token_cache_max_entries,
                     &metrics,
                     &kept_claims,
+                    previous.and_then(|e| e.introspector(&p.name)),
                 ),
                 cache_counters: matches!(p.kind, ProviderKind::Jwt(_))
                     .then(|| metrics.token_cache(&p.name)),
@@ -134,6 +151,14 @@ impl Engine {
             authorization: HeaderName::parse("authorization").expect("static header name"),
             metrics,
         }
+    }
+
+    /// The introspection client of the provider named `name`.
+    fn introspector(&self, name: &str) -> Option<&Introspector> {
+        self.providers
+            .iter()
+            .find(|p| *p.settings.name == *name)
+            .and_then(|p| p.introspector.as_deref())
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -447,6 +472,7 @@ fn introspector_for(
     max_entries: u64,
     metrics: &Arc<Metrics>,
     kept_claims: &[Arc<str>],
+    previous: Option<&Introspector>,
 ) -> Option<Arc<Introspector>> {
     let ProviderKind::Introspection(s) = &p.kind else {
         return None;
@@ -458,6 +484,7 @@ fn introspector_for(
         max_entries,
         metrics.clone(),
         kept_claims.to_vec(),
+        previous,
     ) {
         Ok(i) => Some(Arc::new(i)),
         Err(error) => {

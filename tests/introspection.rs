@@ -287,6 +287,44 @@ async fn the_cache_never_outlives_exp() {
 }
 
 #[tokio::test]
+async fn a_reload_keeps_the_answers_of_an_unchanged_provider() {
+    let ep = Introspect::start().await;
+    ep.set_token("t", active("alice", 3600));
+    let v1 = config(&ep, "cache_ttl: 60s");
+    let ward = Ward::from_file("ward.yaml")
+        .file("ward.yaml", &v1)
+        .env("PARTNERS_SECRET", CLIENT_SECRET)
+        .start()
+        .await;
+    assert_eq!(ward.summary(with_token("t")).await.short(), OK);
+
+    // Another route, the same provider: the cached answer still serves.
+    let more_routes = format!(
+        "{v1}  - name: health\n    match: {{ path: /healthz }}\n    allow_anonymous: true\n"
+    );
+    std::fs::write(ward.config_file(), &more_routes).expect("rewrite");
+    ward.reload().expect("reload");
+    assert_eq!(
+        route_of_health(&ward).await,
+        "health",
+        "the new config serves"
+    );
+    assert_eq!(ward.summary(with_token("t")).await.short(), OK);
+    assert_eq!(ep.hits_for("t"), 1, "the unchanged provider kept its cache");
+
+    // A changed provider starts afresh: its answers were made under other settings.
+    std::fs::write(ward.config_file(), config(&ep, "cache_ttl: 30s")).expect("rewrite");
+    ward.reload().expect("reload");
+    assert_eq!(ward.summary(with_token("t")).await.short(), OK);
+    assert_eq!(ep.hits_for("t"), 2, "a changed provider asked again");
+}
+
+async fn route_of_health(ward: &Ward) -> String {
+    let r = ward.check(common::Req::get("/healthz").to_map()).await;
+    common::route_of(&r).unwrap_or_default()
+}
+
+#[tokio::test]
 async fn concurrent_checks_of_one_token_share_one_call() {
     let ep = Introspect::start().await;
     ep.set_token("hot", active("hot", 300));

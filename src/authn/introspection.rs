@@ -71,7 +71,7 @@ pub struct BreakerSettings {
     pub cool_down: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IntrospectionSettings {
     pub endpoint: String,
     pub client_id: String,
@@ -183,8 +183,9 @@ pub struct Introspector {
     client: reqwest::Client,
     /// Precomputed `Authorization` value for `client_secret_basic`, marked sensitive.
     basic: Option<reqwest::header::HeaderValue>,
+    /// Shared with the previous config's client when a reload left the provider as it was.
     cache: Cache<[u8; 32], Verdict>,
-    breaker: Breaker,
+    breaker: Arc<Breaker>,
     metrics: Arc<Metrics>,
     cache_counters: CacheCounters,
     /// The claims `claim:` conditions read (sorted): all an identity keeps.
@@ -207,6 +208,7 @@ impl Introspector {
         max_entries: u64,
         metrics: Arc<Metrics>,
         kept_claims: Vec<Arc<str>>,
+        previous: Option<&Introspector>,
     ) -> Result<Self, String> {
         let client = http::client(settings.timeout, settings.ca_file.as_deref())?;
         let basic = match settings.auth_method {
@@ -236,15 +238,31 @@ impl Introspector {
             .introspection_duration
             .with_label_values(&[&*provider]);
         let cache_counters = metrics.token_cache(&provider);
-        let cache = Cache::builder()
-            .max_capacity(max_entries.max(1))
-            .expire_after(Lifetimes {
-                positive: settings.cache_ttl,
-                negative: settings.negative_cache_ttl,
-            })
-            .build();
+        let max_entries = max_entries.max(1);
+        // A reload that leaves the provider as it was keeps its answers and its breaker:
+        // the cached verdicts were made by the same settings, for the same claims. The
+        // HTTP client is always new, so a rotated `ca_file` applies.
+        let kept = previous.filter(|p| {
+            p.provider == provider
+                && p.settings == settings
+                && p.kept_claims == kept_claims
+                && p.cache.policy().max_capacity() == Some(max_entries)
+        });
+        let (cache, breaker) = match kept {
+            Some(p) => (p.cache.clone(), p.breaker.clone()),
+            None => (
+                Cache::builder()
+                    .max_capacity(max_entries)
+                    .expire_after(Lifetimes {
+                        positive: settings.cache_ttl,
+                        negative: settings.negative_cache_ttl,
+                    })
+                    .build(),
+                Arc::new(Breaker::new(settings.breaker)),
+            ),
+        };
         Ok(Self {
-            breaker: Breaker::new(settings.breaker),
+            breaker,
             provider,
             settings,
             client,

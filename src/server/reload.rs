@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use crate::authn::apikey::sha256;
 use crate::config::{self, ConfigErrors, Env};
-use crate::engine::Engine;
 use crate::server::AppState;
 
 /// Why a reload did not take effect.
@@ -41,11 +40,7 @@ pub fn reload(path: &Path, state: &AppState, env: &dyn Env) -> Result<(), Reload
                 .key_sources
                 .stores_for(&config)
                 .map_err(ReloadError::Keys)?;
-            Ok(Engine::with_key_stores(
-                config,
-                stores,
-                state.metrics.clone(),
-            ))
+            Ok(running.reloaded(config, stores))
         });
     let m = &state.metrics;
     match result {
