@@ -754,14 +754,8 @@ fn encoded(
         .into_iter()
         .map(|(cred, expect)| {
             let mut req = template.clone();
-            if let Some(c) = cred
-                && let Some(http) = req
-                    .attributes
-                    .as_mut()
-                    .and_then(|a| a.request.as_mut())
-                    .and_then(|r| r.http.as_mut())
-            {
-                http.headers.insert("authorization".into(), c);
+            if let Some(c) = cred {
+                common::set_authorization(&mut req, c);
             }
             (Bytes::from(req.encode_to_vec()), expect)
         })

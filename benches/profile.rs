@@ -161,15 +161,7 @@ fn main() {
             .sign(&common::claims(&issuer(iss), AUD, 1))
             .expect("sign");
         let _ = ISS;
-        if let Some(http) = req
-            .attributes
-            .as_mut()
-            .and_then(|a| a.request.as_mut())
-            .and_then(|r| r.http.as_mut())
-        {
-            http.headers
-                .insert("authorization".into(), format!("Bearer {tok}"));
-        }
+        common::set_authorization(&mut req, format!("Bearer {tok}"));
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -285,15 +277,7 @@ fn memory(keys: &Keys, n: usize) {
     let (bytes0, blocks0) = (LIVE_BYTES.load(Relaxed), LIVE_BLOCKS.load(Relaxed));
     let t = Instant::now();
     for tok in &tokens {
-        if let Some(http) = req
-            .attributes
-            .as_mut()
-            .and_then(|a| a.request.as_mut())
-            .and_then(|r| r.http.as_mut())
-        {
-            http.headers
-                .insert("authorization".into(), format!("Bearer {tok}"));
-        }
+        common::set_authorization(&mut req, format!("Bearer {tok}"));
         let input = to_input(&req);
         assert!(
             decide(&engine, &input, &rt).is_allow(),

@@ -230,6 +230,18 @@ impl Keys {
 
 // === Envoy requests ===
 
+/// Sets `authorization: {value}` in an Envoy request's headers map.
+pub fn set_authorization(req: &mut CheckRequest, value: String) {
+    if let Some(http) = req
+        .attributes
+        .as_mut()
+        .and_then(|a| a.request.as_mut())
+        .and_then(|r| r.http.as_mut())
+    {
+        http.headers.insert("authorization".into(), value);
+    }
+}
+
 /// A CheckRequest as Envoy sends it for `GET https://api.example.com{path}` (headers map,
 /// pseudo-headers included; source and destination peers; request time).
 pub fn envoy_request(path: &str) -> CheckRequest {
