@@ -199,7 +199,13 @@ fn init_tracing(format: Option<LogFormat>) {
 }
 
 fn load(path: &Path) -> Result<Config, String> {
-    config::load_file(path, &ProcessEnv).map_err(|errs| {
+    load_tracked(path).map(|(config, _)| config)
+}
+
+/// [`load`], also returning the files read, for the reload watcher.
+fn load_tracked(path: &Path) -> Result<(Config, config::Sources), String> {
+    let (loaded, sources) = config::load_file_tracked(path, &ProcessEnv);
+    loaded.map(|c| (c, sources)).map_err(|errs| {
         errs.0
             .iter()
             .map(|e| match e.line {
@@ -235,7 +241,8 @@ fn serve(
     grpc_addr: Option<std::net::SocketAddr>,
     admin_addr: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
-    let config = load(path).map_err(|e| anyhow::anyhow!("invalid config, not starting:\n{e}"))?;
+    let (config, sources) =
+        load_tracked(path).map_err(|e| anyhow::anyhow!("invalid config, not starting:\n{e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -260,6 +267,7 @@ fn serve(
             Arc::new(ProcessEnv),
             watch_interval,
             hup_rx,
+            sources,
         ));
         tracing::info!(
             grpc = %grpc.local_addr()?, admin = %admin.local_addr()?, config = %path.display(),

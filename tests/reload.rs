@@ -1,13 +1,19 @@
 //! Hot reload through ward's gRPC API: a file write, a Kubernetes-style `..data` symlink
-//! swap, SIGHUP, and invalid replacements that must leave the last good config serving.
+//! swap, SIGHUP, and invalid replacements that must leave the last good config serving;
+//! and the files a config names (`keys_file`, `jwks_file`), rotated without touching it.
 
 mod common;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{Req, Ward, describe, eventually, grpc_code, route_of};
+use common::{
+    Req, TestKey, Ward, code, corp_token, describe, eventually, grpc_code, jwks_of, route_of,
+};
+use ward::authn::apikey::sha256_hex;
+use ward::authn::jwt::Alg;
 
 /// v1 lets /x through anonymously; v2 names a provider, so /x needs a token.
 const V1: &str = r#"
@@ -85,14 +91,22 @@ async fn a_configmap_symlink_swap_is_picked_up() {
         .start()
         .await;
     assert_eq!(route(&ward).await, "open");
-    let dir = ward.dir();
-    let v2 = dir.join("..v2");
-    std::fs::create_dir(&v2).expect("mkdir");
-    std::fs::write(v2.join("ward.yaml"), V2).expect("write");
-    std::os::unix::fs::symlink("..v2", dir.join("..data_tmp")).expect("link");
-    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).expect("atomic swap");
-    std::fs::remove_dir_all(dir.join("..v1")).expect("old version removed");
+    kubelet_update(ward.dir(), "..v2", &[("ward.yaml", V2)]);
     wait_route(&ward, "closed").await;
+}
+
+/// Updates a mounted ConfigMap or Secret as the kubelet does: writes `files` into a new
+/// `version` directory, renames a new `..data` link over the old one, and removes the
+/// version that `..data` pointed to.
+fn kubelet_update(dir: &Path, version: &str, files: &[(&str, &str)]) {
+    let old = std::fs::read_link(dir.join("..data")).expect("..data is a link");
+    std::fs::create_dir(dir.join(version)).expect("mkdir");
+    for (name, text) in files {
+        std::fs::write(dir.join(version).join(name), text).expect("write");
+    }
+    std::os::unix::fs::symlink(version, dir.join("..data_tmp")).expect("link");
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).expect("atomic swap");
+    std::fs::remove_dir_all(dir.join(old)).expect("old version removed");
 }
 
 #[tokio::test]
@@ -177,4 +191,148 @@ async fn reloads_under_load_never_fail_a_check() {
         total += w.await.expect("worker");
     }
     assert!(total > 50, "only {total} checks ran");
+}
+
+/// A route that needs an API key from `keys.yaml` (a `keys_file`).
+const KEYS: &str = r#"
+providers:
+  - name: keys
+    api_key: { keys_file: keys.yaml }
+routes:
+  - name: closed
+    match: { path_prefix: /x }
+    providers: [keys]
+"#;
+
+/// A `keys_file` holding one key, `key`.
+fn keys_file(key: &str) -> String {
+    format!(
+        "- sha256: {}\n  subject: batch\n",
+        sha256_hex(key.as_bytes())
+    )
+}
+
+/// The gRPC code of a check of /x presenting `key`.
+async fn with_key(ward: &Ward, key: &str) -> i32 {
+    grpc_code(
+        &ward
+            .check(Req::get("/x").header("x-api-key", key).to_map())
+            .await,
+    )
+}
+
+async fn wait_accepted(ward: &Ward, key: &str) {
+    eventually(PATIENCE, async || match with_key(ward, key).await {
+        code::OK => Ok(()),
+        c => Err(format!("{key} is still refused (gRPC code {c})")),
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_rotated_keys_file_secret_is_picked_up_without_a_config_change() {
+    let ward = Ward::from_file("ward.yaml")
+        .file("ward.yaml", KEYS)
+        .file("..v1/keys.yaml", keys_file("key-one"))
+        .symlink("..data", "..v1")
+        .symlink("keys.yaml", "..data/keys.yaml")
+        .watch(Some(Duration::from_millis(50)))
+        .start()
+        .await;
+    assert_eq!(with_key(&ward, "key-one").await, code::OK);
+    assert_eq!(with_key(&ward, "key-two").await, code::UNAUTHENTICATED);
+
+    kubelet_update(ward.dir(), "..v2", &[("keys.yaml", &keys_file("key-two"))]);
+    wait_accepted(&ward, "key-two").await;
+    assert_eq!(
+        with_key(&ward, "key-one").await,
+        code::UNAUTHENTICATED,
+        "the rotated-out key is refused"
+    );
+    wait_reloads(&ward, "success", 1.0).await;
+}
+
+#[tokio::test]
+async fn a_keys_file_that_disappears_keeps_the_last_good_keys_until_it_returns() {
+    let ward = Ward::from_file("ward.yaml")
+        .file("ward.yaml", KEYS)
+        .file("keys.yaml", keys_file("key-one"))
+        .watch(Some(Duration::from_millis(50)))
+        .start()
+        .await;
+    let keys = ward.dir().join("keys.yaml");
+    std::fs::remove_file(&keys).expect("remove");
+    wait_reloads(&ward, "failure", 1.0).await;
+    assert_eq!(with_key(&ward, "key-one").await, code::OK, "last good keys");
+
+    std::fs::write(&keys, keys_file("key-two")).expect("restore");
+    wait_accepted(&ward, "key-two").await;
+    assert_eq!(with_key(&ward, "key-one").await, code::UNAUTHENTICATED);
+    assert_eq!(
+        ward.metric("ward_config_reloads_total", &[("result", "failure")])
+            .await,
+        Some(1.0),
+        "one failure for the removal, not one per watch tick"
+    );
+}
+
+#[tokio::test]
+async fn a_file_named_by_a_rejected_config_is_watched_too() {
+    // The config moves to a keys file that does not exist yet: rejected. Creating the
+    // file is enough; the operator does not have to touch ward.yaml again.
+    let ward = Ward::from_file("ward.yaml")
+        .file("ward.yaml", KEYS)
+        .file("keys.yaml", keys_file("key-one"))
+        .watch(Some(Duration::from_millis(50)))
+        .start()
+        .await;
+    std::fs::write(
+        ward.config_file(),
+        KEYS.replace("keys.yaml", "new-keys.yaml"),
+    )
+    .expect("rewrite");
+    wait_reloads(&ward, "failure", 1.0).await;
+    assert_eq!(
+        with_key(&ward, "key-one").await,
+        code::OK,
+        "last good config"
+    );
+
+    std::fs::write(ward.dir().join("new-keys.yaml"), keys_file("key-two")).expect("create");
+    wait_accepted(&ward, "key-two").await;
+}
+
+#[tokio::test]
+async fn a_rewritten_jwks_file_is_picked_up() {
+    let old = TestKey::generate(Alg::ES256);
+    let new = TestKey::generate(Alg::ES256);
+    let config = r#"
+providers:
+  - name: corp
+    jwt: { issuer: https://corp.test, audiences: [api], jwks_file: jwks.json }
+routes:
+  - name: api
+    match: { path_prefix: /x }
+    providers: [corp]
+"#;
+    let ward = Ward::from_file("ward.yaml")
+        .file("ward.yaml", config)
+        .file("jwks.json", jwks_of(&[&old]).to_string())
+        .watch(Some(Duration::from_millis(50)))
+        .start()
+        .await;
+    let check = async |key: &TestKey| {
+        let req = Req::get("/x").bearer(&corp_token(key, "alice"));
+        grpc_code(&ward.check(req.to_map()).await)
+    };
+    assert_eq!(check(&old).await, code::OK);
+    assert_eq!(check(&new).await, code::UNAUTHENTICATED);
+
+    std::fs::write(ward.dir().join("jwks.json"), jwks_of(&[&new]).to_string()).expect("rotate");
+    eventually(PATIENCE, async || match check(&new).await {
+        code::OK => Ok(()),
+        c => Err(format!("the new key is still refused (gRPC code {c})")),
+    })
+    .await;
+    assert_eq!(check(&old).await, code::UNAUTHENTICATED, "the removed key");
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Dur, Errors, Mode};
+use super::{Dur, Errors, Mode, Sources};
 use crate::authn::apikey::{ApiKey, ApiKeySettings};
 use crate::authn::claims::ClaimPath;
 use crate::authn::introspection::{AuthMethod, BreakerSettings, IntrospectionSettings, Secret};
@@ -293,7 +293,12 @@ const TOP_KEYS: &[&str] = &[
     "routes",
 ];
 
-pub(super) fn compile(value: Value, base: &Path, errors: &mut Errors) -> Option<Config> {
+pub(super) fn compile(
+    value: Value,
+    base: &Path,
+    sources: &mut Sources,
+    errors: &mut Errors,
+) -> Option<Config> {
     if !value.is_object() {
         errors.add(
             "",
@@ -342,7 +347,7 @@ pub(super) fn compile(value: Value, base: &Path, errors: &mut Errors) -> Option<
     for (i, raw) in top.providers.into_iter().enumerate() {
         let path = format!("providers[{i}]");
         let name = raw.get("name").and_then(Value::as_str).map(str::to_owned);
-        let Some(p) = compile_provider(raw, &path, base, errors) else {
+        let Some(p) = compile_provider(raw, &path, base, sources, errors) else {
             // Known, though broken: routes naming it get no second, misleading error
             // ("no provider is named"). The config is rejected anyway.
             if let Some(n) = name {
@@ -534,6 +539,7 @@ fn compile_provider(
     v: Value,
     path: &str,
     base: &Path,
+    sources: &mut Sources,
     errors: &mut Errors,
 ) -> Option<ProviderSettings> {
     let raw: RawProvider = errors.parse(path, v)?;
@@ -567,6 +573,7 @@ fn compile_provider(
             jwt,
             &format!("{path}.jwt"),
             base,
+            sources,
             errors,
         )?))
     } else if let Some(ak) = raw.api_key {
@@ -574,6 +581,7 @@ fn compile_provider(
             ak,
             &format!("{path}.api_key"),
             base,
+            sources,
             errors,
         )?)
     } else if let Some(i) = raw.introspection {
@@ -581,6 +589,7 @@ fn compile_provider(
             i,
             &format!("{path}.introspection"),
             base,
+            sources,
             errors,
         )?))
     } else {
@@ -590,7 +599,13 @@ fn compile_provider(
     Some(ProviderSettings { name, kind })
 }
 
-fn compile_jwt(v: Value, path: &str, base: &Path, errors: &mut Errors) -> Option<JwtSettings> {
+fn compile_jwt(
+    v: Value,
+    path: &str,
+    base: &Path,
+    sources: &mut Sources,
+    errors: &mut Errors,
+) -> Option<JwtSettings> {
     let raw: RawJwt = errors.parse(path, v)?;
     let before = errors.count();
 
@@ -604,17 +619,17 @@ fn compile_jwt(v: Value, path: &str, base: &Path, errors: &mut Errors) -> Option
         );
     }
 
-    let sources = [
+    let given = [
         raw.jwks_uri.is_some(),
         raw.jwks_file.is_some(),
         raw.jwks.is_some(),
         raw.discovery == Some(true),
     ];
-    let key_source = match sources.iter().filter(|s| **s).count() {
+    let key_source = match given.iter().filter(|s| **s).count() {
         1 => {
             if let Some(file) = raw.jwks_file {
                 let full = base.join(&file);
-                match std::fs::read_to_string(&full) {
+                match sources.read_to_string(&full) {
                     Ok(text) => keyset_from_text(&text, &format!("{path}.jwks_file"), errors)
                         .map(KeySource::Static),
                     Err(e) => {
@@ -790,6 +805,7 @@ fn compile_introspection(
     v: Value,
     path: &str,
     base: &Path,
+    sources: &mut Sources,
     errors: &mut Errors,
 ) -> Option<IntrospectionSettings> {
     let raw: RawIntrospection = errors.parse(path, v)?;
@@ -861,8 +877,9 @@ fn compile_introspection(
         }
     };
     let ca_file = raw.ca_file.map(|c| base.join(c));
+    // Read here so that a rotated bundle reloads the config (its HTTP client is rebuilt).
     if let Some(ca) = &ca_file
-        && let Err(e) = std::fs::metadata(ca)
+        && let Err(e) = sources.read(ca)
     {
         errors.add(
             &format!("{path}.ca_file"),
@@ -1034,6 +1051,7 @@ fn compile_api_key(
     v: Value,
     path: &str,
     base: &Path,
+    sources: &mut Sources,
     errors: &mut Errors,
 ) -> Option<ApiKeySettings> {
     let raw: RawApiKey = errors.parse(path, v)?;
@@ -1060,7 +1078,7 @@ fn compile_api_key(
     if let Some(file) = &raw.keys_file {
         let at = format!("{path}.keys_file");
         let full = base.join(file);
-        match std::fs::read_to_string(&full) {
+        match sources.read_to_string(&full) {
             Ok(text) => match keys_from_file(&text) {
                 Ok(list) => keys.extend(list.into_iter().map(|(k, i)| (k, format!("{at}[{i}]")))),
                 Err(msgs) => {

@@ -9,6 +9,7 @@
 
 mod compile;
 pub mod duration;
+mod sources;
 pub mod yaml;
 
 use std::fmt;
@@ -20,6 +21,7 @@ use serde_json::Value;
 pub(crate) use compile::normalize_methods as compile_methods;
 pub use compile::{Config, IdentityHeaders, LoggingConfig, ServerConfig, SubjectLog, TlsConfig};
 pub use duration::Dur;
+pub use sources::Sources;
 
 /// One problem in a config file: where it is and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,19 +84,41 @@ impl<S: std::hash::BuildHasher> Env for std::collections::HashMap<String, String
 /// Reads and compiles a config file. Relative paths inside it (`jwks_file`, TLS files)
 /// are taken relative to the file's own directory.
 pub fn load_file(path: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            path: String::new(),
-            line: None,
-            message: format!("cannot read {}: {e}", path.display()),
-        }])
-    })?;
+    load_file_tracked(path, env).0
+}
+
+/// [`load_file`], also returning every file the load read (the config file first), so
+/// that a watcher can reload when one of them changes. Returned for a failed load too:
+/// fixing a file that a rejected config names is a change worth a retry.
+pub fn load_file_tracked(path: &Path, env: &dyn Env) -> (Result<Config, ConfigErrors>, Sources) {
+    let mut sources = Sources::default();
+    let text = match sources.read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            let error = ConfigError {
+                path: String::new(),
+                line: None,
+                message: format!("cannot read {}: {e}", path.display()),
+            };
+            return (Err(ConfigErrors(vec![error])), sources);
+        }
+    };
     let base = path.parent().unwrap_or(Path::new("."));
-    load_str(&text, base, env)
+    let config = load(&text, base, env, &mut sources);
+    (config, sources)
 }
 
 /// Compiles config text; `base_dir` anchors relative file paths.
 pub fn load_str(text: &str, base_dir: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
+    load(text, base_dir, env, &mut Sources::default())
+}
+
+fn load(
+    text: &str,
+    base_dir: &Path,
+    env: &dyn Env,
+    sources: &mut Sources,
+) -> Result<Config, ConfigErrors> {
     let (mut value, lines) = yaml::parse(text).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             path: String::new(),
@@ -104,7 +128,7 @@ pub fn load_str(text: &str, base_dir: &Path, env: &dyn Env) -> Result<Config, Co
     })?;
     let mut errors = Errors::new(lines);
     expand_env(&mut value, String::new(), env, &mut errors);
-    let config = compile::compile(value, base_dir, &mut errors);
+    let config = compile::compile(value, base_dir, sources, &mut errors);
     errors.finish(config)
 }
 

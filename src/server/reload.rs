@@ -1,5 +1,6 @@
-//! Hot reload: the config file is watched (by content, so Kubernetes ConfigMap `..data`
-//! symlink swaps count) and reloaded on SIGHUP. A new config is compiled and validated
+//! Hot reload: the config file and the files whose content it holds (`jwks_file`,
+//! `keys_file`, an introspection `ca_file`) are watched by content, so Kubernetes
+//! ConfigMap and Secret `..data` symlink swaps count; SIGHUP reloads at once. A new config is compiled and validated
 //! first, then swapped in atomically; an invalid one is logged with every error,
 //! counted, and the last good config keeps serving. Checks in flight finish on the
 //! engine they loaded. Remote key stores whose provider did not change are reused, so a
@@ -9,8 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::authn::apikey::sha256;
-use crate::config::{self, ConfigErrors, Env};
+use crate::config::{self, ConfigErrors, Env, Sources};
 use crate::server::AppState;
 
 /// Why a reload did not take effect.
@@ -24,24 +24,37 @@ pub enum ReloadError {
 
 /// Reloads `path` into `state`. On error the running config is untouched.
 pub fn reload(path: &Path, state: &AppState, env: &dyn Env) -> Result<(), ReloadError> {
-    let result = config::load_file(path, env)
-        .map_err(ReloadError::Invalid)
-        .and_then(|config| {
-            let running = state.engine.load();
-            let old = &running.config().server;
-            if old.grpc_addr != config.server.grpc_addr
-                || old.admin_addr != config.server.admin_addr
-            {
-                tracing::warn!(
-                    "listen addresses changed in the config: they apply on restart only"
-                );
-            }
-            let stores = state
-                .key_sources
-                .stores_for(&config)
-                .map_err(ReloadError::Keys)?;
-            Ok(running.reloaded(config, stores))
-        });
+    reload_tracked(path, state, env).0
+}
+
+/// [`reload`], also returning the files the attempt read.
+fn reload_tracked(
+    path: &Path,
+    state: &AppState,
+    env: &dyn Env,
+) -> (Result<(), ReloadError>, Sources) {
+    let (loaded, sources) = config::load_file_tracked(path, env);
+    let result = loaded.map_err(ReloadError::Invalid).and_then(|config| {
+        let running = state.engine.load();
+        let old = &running.config().server;
+        if old.grpc_addr != config.server.grpc_addr || old.admin_addr != config.server.admin_addr {
+            tracing::warn!("listen addresses changed in the config: they apply on restart only");
+        }
+        let stores = state
+            .key_sources
+            .stores_for(&config)
+            .map_err(ReloadError::Keys)?;
+        Ok(running.reloaded(config, stores))
+    });
+    (record(path, state, result), sources)
+}
+
+/// Swaps in a new engine, or logs why not; counts either way.
+fn record(
+    path: &Path,
+    state: &AppState,
+    result: Result<crate::Engine, ReloadError>,
+) -> Result<(), ReloadError> {
     let m = &state.metrics;
     match result {
         Ok(engine) => {
@@ -68,17 +81,17 @@ pub fn reload(path: &Path, state: &AppState, env: &dyn Env) -> Result<(), Reload
     }
 }
 
-/// Watches `path` every `interval` and reloads when its content changes; also reloads on
-/// every message on `trigger` (SIGHUP). Runs until the task is dropped or aborted.
+/// Every `interval`, reloads when a file the last load read changed: `path` itself, or
+/// a file it names (`seen` holds what the running config was loaded from). Also reloads
+/// on every message on `trigger` (SIGHUP). Runs until the task is dropped or aborted.
 pub async fn watch(
     path: PathBuf,
     state: Arc<AppState>,
     env: Arc<dyn Env + Send + Sync>,
     interval: Option<Duration>,
     trigger: tokio::sync::mpsc::Receiver<()>,
+    mut seen: Sources,
 ) {
-    let digest = |p: &Path| std::fs::read(p).ok().map(|b| sha256(&b));
-    let mut seen = digest(&path);
     let mut missing_logged = false;
     let mut tick = interval.map(|i| {
         let mut t = tokio::time::interval(i);
@@ -111,8 +124,7 @@ pub async fn watch(
                 }
             } => false,
         };
-        let now = digest(&path);
-        if now.is_none() {
+        if std::fs::metadata(&path).is_err() {
             if !missing_logged {
                 tracing::warn!(config = %path.display(), "config file is missing; the last good config keeps serving");
                 missing_logged = true;
@@ -127,9 +139,13 @@ pub async fn watch(
             continue;
         }
         missing_logged = false;
-        if forced || now != seen {
-            seen = now;
-            let _ = reload(&path, &state, &*env);
+        let changed = seen.changed().map(Path::to_path_buf);
+        if forced || changed.is_some() {
+            if let Some(file) = changed.filter(|f| *f != path) {
+                tracing::info!(file = %file.display(), "a file the config names changed");
+            }
+            let (_, read) = reload_tracked(&path, &state, &*env);
+            seen = read;
         }
     }
 }

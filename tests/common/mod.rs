@@ -170,11 +170,19 @@ impl WardBuilder {
 
     /// Compiles the config as `try_start` would; an error is returned as ward prints it.
     pub fn load(&self) -> Result<Config, String> {
-        match &self.source {
-            Source::Text(yaml) => ward::config::load_str(yaml, self.dir.path(), &self.env),
-            Source::File(path) => ward::config::load_file(path, &self.env),
-        }
-        .map_err(|e| e.to_string())
+        self.load_tracked().map(|(config, _)| config)
+    }
+
+    /// [`WardBuilder::load`], with the files read (none for a config given as text).
+    fn load_tracked(&self) -> Result<(Config, ward::config::Sources), String> {
+        let (loaded, sources) = match &self.source {
+            Source::Text(yaml) => (
+                ward::config::load_str(yaml, self.dir.path(), &self.env),
+                ward::config::Sources::default(),
+            ),
+            Source::File(path) => ward::config::load_file_tracked(path, &self.env),
+        };
+        loaded.map(|c| (c, sources)).map_err(|e| e.to_string())
     }
 
     /// The config's errors, one per line; fails the test if the config is accepted.
@@ -199,7 +207,7 @@ impl WardBuilder {
 
     /// Loads the config and starts the server; a config error is returned as its text.
     pub async fn try_start(self) -> Result<Ward, String> {
-        let config = self.load()?;
+        let (config, sources) = self.load_tracked()?;
         let state = AppState::start(config)?;
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -221,20 +229,14 @@ impl WardBuilder {
                     .clone()
                     .ok_or("watch() needs a config file: start with Ward::from_file")?;
                 let (hup, hup_rx) = mpsc::channel(1);
-                let mut watch = Box::pin(ward::server::reload::watch(
+                let watch = ward::server::reload::watch(
                     path,
                     state.clone(),
                     env.clone(),
                     interval,
                     hup_rx,
-                ));
-                // Run the watcher up to its first wait here, so it has read the file
-                // before the test can change it; then it goes on in its own task.
-                let ended = std::future::poll_fn(|cx| {
-                    std::task::Poll::Ready(watch.as_mut().poll(cx).is_ready())
-                })
-                .await;
-                assert!(!ended, "the reload watcher stopped at once");
+                    sources,
+                );
                 Some((tokio::spawn(watch), hup))
             }
         };
