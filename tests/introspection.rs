@@ -287,6 +287,40 @@ async fn the_cache_never_outlives_exp() {
 }
 
 #[tokio::test]
+async fn a_never_expiring_answer_is_still_asked_again_after_cache_ttl() {
+    // `Long.MAX_VALUE` ("never") and a number beyond any clock: cached for cache_ttl
+    // only, so a revocation is seen; and the check that caches them must not crash.
+    let ep = Introspect::start().await;
+    ep.set_token(
+        "forever",
+        json!({"active": true, "sub": "s", "exp": i64::MAX}),
+    );
+    ep.set_token("huge", json!({"active": true, "sub": "s", "exp": 1e300}));
+    let ward = start(&config(&ep, "cache_ttl: 1s")).await;
+    for t in ["forever", "huge"] {
+        for _ in 0..2 {
+            let r = ward
+                .try_check(with_token(t))
+                .await
+                .expect("an answer, not a reset");
+            assert_eq!(common::summary(&r).short(), OK, "{t}");
+        }
+        assert_eq!(ep.hits_for(t), 1, "{t} cached");
+        ep.set_token(t, json!({"active": false}));
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for t in ["forever", "huge"] {
+        let r = ward.summary(with_token(t)).await;
+        assert_eq!(
+            (r.short(), r.detail.as_str()),
+            (INVALID, "token inactive"),
+            "{t}"
+        );
+        assert_eq!(ep.hits_for(t), 2, "{t} asked again once cache_ttl passed");
+    }
+}
+
+#[tokio::test]
 async fn a_reload_keeps_the_answers_of_an_unchanged_provider() {
     let ep = Introspect::start().await;
     ep.set_token("t", active("alice", 3600));

@@ -167,11 +167,15 @@ impl Expiry<[u8; 32], Verdict> for Lifetimes {
     }
 }
 
-/// Time from now to the unix second `exp` (zero when past).
+/// Time from now to the unix second `exp` (zero when past; `Duration::MAX` when beyond
+/// what the clock can represent, such as Java's `Long.MAX_VALUE` for "never").
 fn until(exp: u64) -> Duration {
-    let exp = UNIX_EPOCH + Duration::from_secs(exp);
-    exp.duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO)
+    match UNIX_EPOCH.checked_add(Duration::from_secs(exp)) {
+        Some(exp) => exp
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+        None => Duration::MAX,
+    }
 }
 
 // === impl Introspector ===
@@ -580,6 +584,16 @@ mod tests {
         assert!(b.acquire().is_none());
         drop(probe);
         assert!(b.acquire().is_some(), "the next caller may probe");
+    }
+
+    #[test]
+    fn until_saturates_instead_of_overflowing() {
+        assert_eq!(until(0), Duration::ZERO, "past");
+        assert_eq!(until(u64::MAX), Duration::MAX);
+        assert!(until(i64::MAX as u64) > Duration::from_secs(1 << 62));
+        assert_eq!(until(1 << 63), Duration::MAX, "i64::MAX through an f64");
+        let soon = until(crate::authn::cache::unix_now() + 100);
+        assert!(soon > Duration::from_secs(98) && soon <= Duration::from_secs(100));
     }
 
     #[test]
