@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use serde_json::json;
 
-use common::{Req, TestKey, Ward, jwks_of, jws, metric, now, summary, wait_until};
+use common::{Req, TestKey, Ward, describe, jwks_of, jws, metric, now, summary, wait_until};
 use idp::Idp;
 use ward::authn::jwt::Alg;
 
@@ -462,6 +462,44 @@ async fn cached_token_is_not_served_past_exp() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let r = ward.check(get("/api/x", Some(&t))).await;
     assert_eq!(outcome(&r), (16, 401, "invalid_token".into(), None));
+}
+
+#[tokio::test]
+async fn the_picked_provider_caps_the_token_size_too() {
+    // `first` finds the credential (its cap is the default 8 KiB); the token's `iss`
+    // picks `small`, whose own cap the token exceeds: refused, as on a `small`-only route.
+    let a = TestKey::generate(Alg::RS256);
+    let b = TestKey::generate(Alg::RS256);
+    let yaml = format!(
+        r#"
+providers:
+  - name: first
+    jwt: {{ issuer: https://a.test, audiences: [api], jwks: {ja} }}
+  - name: small
+    jwt: {{ issuer: https://b.test, audiences: [api], jwks: {jb}, max_token_bytes: 1200 }}
+routes:
+  - name: api
+    match: {{ path_prefix: /api }}
+    providers: [first, small]
+"#,
+        ja = jwks_of(&[&a]),
+        jb = jwks_of(&[&b]),
+    );
+    let ward = Ward::start(&yaml).await;
+    let claims = |pad: usize| json!({"iss": "https://b.test", "aud": "api", "sub": "m", "exp": now() + 60, "pad": "x".repeat(pad)});
+    let fits = b.sign(&claims(0));
+    let big = b.sign(&claims(1000));
+    assert!(
+        fits.len() <= 1200 && big.len() > 1200,
+        "{} {}",
+        fits.len(),
+        big.len()
+    );
+    let r = ward.check(get("/api", Some(&fits))).await;
+    assert_eq!(outcome(&r).0, 0, "{}", describe(&r));
+    let r = ward.check(get("/api", Some(&big))).await;
+    assert_eq!(summary(&r).short(), (16, 401, "invalid_token"));
+    assert_eq!(summary(&r).detail, "token too large");
 }
 
 #[tokio::test]

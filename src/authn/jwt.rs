@@ -143,6 +143,8 @@ pub struct JwtSettings {
 /// A token split and decoded, not yet trusted.
 #[derive(Debug)]
 pub struct Parsed<'t> {
+    /// The whole token's length, checked again against the verifying provider's cap.
+    len: usize,
     pub alg: Alg,
     pub kid: Option<String>,
     pub claims: Map<String, Value>,
@@ -197,6 +199,7 @@ pub fn parse(token: &str, max_bytes: usize) -> Result<Parsed<'_>, TokenError> {
         Some(_) => return Err(TokenError::Malformed),
     };
     Ok(Parsed {
+        len: token.len(),
         alg,
         kid,
         claims,
@@ -223,6 +226,11 @@ pub fn verify(
     now: u64,
     kept_claims: &[Arc<str>],
 ) -> Result<Identity, TokenError> {
+    // Parsed under one provider's cap, the token may be verified by another (its `iss`
+    // picks among the route's providers): the verifying provider's cap applies.
+    if t.len > s.max_token_bytes {
+        return Err(TokenError::TooLarge);
+    }
     if !s.algorithms.contains(&t.alg) {
         return Err(TokenError::Algorithm);
     }

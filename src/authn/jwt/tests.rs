@@ -778,6 +778,11 @@ fn max_token_bytes_is_inclusive() {
     let mut s = settings();
     s.max_token_bytes = t.len() - 1;
     assert_eq!(refused(&t, &s, &rsa_set()), TokenError::TooLarge);
+    // Parsed under a larger cap (the provider that found it), verified by one whose cap
+    // it exceeds (picked by `iss`): the verifier's cap holds.
+    let parsed = parse(&t, t.len()).unwrap();
+    let err = verify(parsed, &s, &rsa_set(), &provider(), NOW, &[]).unwrap_err();
+    assert_eq!(err, TokenError::TooLarge);
     // Too large is decided before anything is decoded.
     let junk = "x".repeat(20_000);
     assert_eq!(parse(&junk, 16_384).unwrap_err(), TokenError::TooLarge);
