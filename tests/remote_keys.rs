@@ -465,6 +465,37 @@ async fn cached_token_is_not_served_past_exp() {
 }
 
 #[tokio::test]
+async fn a_reload_that_changes_how_keys_are_fetched_keeps_them_while_the_idp_is_down() {
+    let k = TestKey::generate(Alg::RS256);
+    let idp = Idp::start(jwks_of(&[&k])).await;
+    let source = format!("jwks_uri: {}", idp.jwks_uri());
+    let ward = Ward::from_file("ward.yaml")
+        .file("ward.yaml", config(ISS, &source, "timeout: 500ms"))
+        .start()
+        .await;
+    ward.wait_ready(200, PATIENCE).await;
+    let t = token(&k, ISS, "alice", 60);
+    assert_eq!(outcome(&ward.check(get("/api/x", Some(&t))).await).1, 200);
+
+    idp.stop();
+    // Every fetch setting changes: a new store, which must start from the old keys.
+    let v2 = config(ISS, &source, "timeout: 900ms\n      refresh_interval: 5m")
+        .replace("name: idp", "name: idp-v2")
+        .replace("providers: [idp]", "providers: [idp-v2]");
+    std::fs::write(ward.config_file(), v2).expect("rewrite");
+    ward.reload().expect("a valid config");
+    let t = token(&k, ISS, "bob", 60);
+    let r = ward.check(get("/api/x", Some(&t))).await;
+    assert_eq!(outcome(&r).1, 200, "{}", describe(&r));
+    assert_eq!(ward.admin_get("/readyz").await.0, 200, "still holding keys");
+    assert_eq!(
+        ward.metric("ward_jwks_keys", &[("provider", "idp-v2")])
+            .await,
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
 async fn the_picked_provider_caps_the_token_size_too() {
     // `first` finds the credential (its cap is the default 8 KiB); the token's `iss`
     // picks `small`, whose own cap the token exceeds: refused, as on a `small`-only route.

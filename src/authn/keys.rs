@@ -62,7 +62,9 @@ fn remote_settings(name: &Arc<str>, j: &JwtSettings) -> Option<RemoteSettings> {
 }
 
 /// Hands out key stores for a config. A remote store whose settings are unchanged is
-/// reused by the next config, keys and all, so a reload never empties a key cache.
+/// reused by the next config, keys and all; a new store for the same document (its
+/// timeout or intervals changed, say) starts from the old store's keys. Either way a
+/// reload never empties a key cache.
 pub struct KeySources {
     metrics: Arc<Metrics>,
     /// Start background refresh for new remote stores (the server); `ward check` fetches
@@ -99,6 +101,12 @@ impl KeySources {
                             None => {
                                 let r = RemoteKeys::new(rs.clone(), self.metrics.clone())
                                     .map_err(|e| format!("provider {}: {e}", p.name))?;
+                                let same_document = live.values().find(|old| {
+                                    old.settings().locator == rs.locator && old.current().is_some()
+                                });
+                                if let Some(old) = same_document {
+                                    r.inherit(old);
+                                }
                                 let m = &self.metrics;
                                 m.jwks_refresh.with_label_values(&[&*p.name, "success"]);
                                 m.jwks_keys.with_label_values(&[&*p.name]);

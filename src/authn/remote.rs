@@ -123,6 +123,32 @@ impl RemoteKeys {
         self.keys.load_full()
     }
 
+    /// Starts from `old`'s keys when both fetch the same document: a reload that changes
+    /// how keys are fetched (timeout, intervals, CA bundle, provider name) must not empty
+    /// the key set, least of all while the IdP is down. Call before [`Self::start_refresh`],
+    /// whose first fetch then replaces them, or keeps them if it fails.
+    pub fn inherit(&self, old: &RemoteKeys) {
+        if old.settings.locator != self.settings.locator {
+            return;
+        }
+        let Some(keys) = old.keys.load_full() else {
+            return;
+        };
+        let (m, provider) = (&self.metrics, &*self.settings.provider);
+        m.jwks_keys
+            .with_label_values(&[provider])
+            .set(keys.len() as i64);
+        let fetched_at = m
+            .jwks_last_success
+            .with_label_values(&[&*old.settings.provider])
+            .get();
+        m.jwks_last_success
+            .with_label_values(&[provider])
+            .set(fetched_at);
+        self.keys.store(Some(keys));
+        self.jwks_uri.store(old.jwks_uri.load_full());
+    }
+
     /// Starts the background refresh (fetch now, then every interval). Stops when the
     /// store is dropped.
     pub fn start_refresh(self: &Arc<Self>) {
