@@ -134,6 +134,18 @@ fn each_bad_fixture_reports_exactly_its_errors() {
                 ),
             ),
             (
+                "key_fetch_intervals_under_a_second",
+                (
+                    "fetch-intervals-too-short.yaml",
+                    &[
+                        Is("line 9: providers[0].jwt.refresh_interval: must be at least 1s"),
+                        Is(
+                            "line 10: providers[0].jwt.min_refetch_interval: must be at least 1s (it bounds how often unknown kids make ward fetch keys)",
+                        ),
+                    ],
+                ),
+            ),
+            (
                 "route_names_an_unknown_provider",
                 (
                     "unknown-provider.yaml",

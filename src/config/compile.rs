@@ -704,6 +704,16 @@ fn compile_jwt(
     if refresh_interval < Duration::from_secs(1) {
         errors.add(&format!("{path}.refresh_interval"), "must be at least 1s");
     }
+    // It bounds the fetches that unknown kids and `max-age=0` can cause: never zero.
+    let min_refetch_interval = raw
+        .min_refetch_interval
+        .map_or(Duration::from_secs(30), |d| d.0);
+    if min_refetch_interval < Duration::from_secs(1) {
+        errors.add(
+            &format!("{path}.min_refetch_interval"),
+            "must be at least 1s (it bounds how often unknown kids make ward fetch keys)",
+        );
+    }
 
     let ca_file = raw.ca_file.map(|c| base.join(c));
     if let Some(ca) = &ca_file {
@@ -731,9 +741,7 @@ fn compile_jwt(
         algorithms,
         leeway: raw.leeway.map_or(Duration::from_secs(30), |d| d.0),
         refresh_interval,
-        min_refetch_interval: raw
-            .min_refetch_interval
-            .map_or(Duration::from_secs(30), |d| d.0),
+        min_refetch_interval,
         timeout,
         ca_file,
         max_token_bytes,
