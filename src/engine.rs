@@ -45,7 +45,9 @@ pub struct Engine {
     kept_claims: Vec<Arc<str>>,
     /// Every header ward owns, in a fixed order.
     owned: Vec<HeaderName>,
-    authorization: HeaderName,
+    /// Per route, with `strip_authorization`: the credential headers removed upstream
+    /// (`authorization` and every header the route's providers read a credential from).
+    strip: Vec<Box<[HeaderName]>>,
     cache: TokenCache,
     metrics: Arc<Metrics>,
 }
@@ -140,6 +142,30 @@ impl Engine {
                 }
             }
         }
+        let strip = config
+            .routes
+            .iter()
+            .map(|r| {
+                if !config.strip_authorization {
+                    return Box::default();
+                }
+                let authorization = HeaderName::parse("authorization").expect("static name");
+                let mut names = vec![authorization];
+                let headers = r
+                    .providers
+                    .iter()
+                    .flat_map(|&i| config.providers[i].sources());
+                for source in headers {
+                    if let TokenSource::Header { name, .. } = source
+                        && !names.contains(&name)
+                        && !owned.contains(&name)
+                    {
+                        names.push(name);
+                    }
+                }
+                names.into_boxed_slice()
+            })
+            .collect();
         Self {
             route_index: RouteIndex::new(&config.routes),
             cache: TokenCache::new(config.token_cache_max_entries),
@@ -148,7 +174,7 @@ impl Engine {
             providers,
             route_issuers,
             owned,
-            authorization: HeaderName::parse("authorization").expect("static header name"),
+            strip,
             metrics,
         }
     }
@@ -199,14 +225,14 @@ impl Engine {
         let now = unix_now();
         let identity = match self.authenticate(ri, route, input, now).await {
             Ok(id) => id,
-            Err(reason) => return self.refuse(route, reason, None),
+            Err(reason) => return self.refuse(ri, input, reason, None),
         };
         if let Some(req) = &route.require {
             let anon = Identity::default();
             // A mesh identity read from `source.certificate` is also the peer principal
             // that `source_principals` conditions see.
             let with_peer;
-            let input = match identity.as_deref() {
+            let rule_input = match identity.as_deref() {
                 Some(id) if input.source_principal.is_empty() && self.is_mesh(&id.provider) => {
                     with_peer = CheckInput {
                         source_principal: id.subject.as_deref().unwrap_or(""),
@@ -219,25 +245,26 @@ impl Engine {
             let ctx = EvalCtx {
                 identity: identity.as_deref().unwrap_or(&anon),
                 params: &params,
-                input,
+                input: rule_input,
             };
             if let Err(f) = req.eval(&ctx) {
-                return self.refuse(route, DenyReason::Forbidden(f), identity);
+                return self.refuse(ri, input, DenyReason::Forbidden(f), identity);
             }
         }
         let _: &Params<'_> = &params;
-        self.allow(route, identity, None)
+        self.allow(ri, input, identity, None)
     }
 
     fn allow(
         &self,
-        route: &Route,
+        ri: usize,
+        input: &CheckInput<'_>,
         identity: Option<Arc<Identity>>,
         shadow: Option<DenyReason>,
     ) -> Decision {
         Decision {
-            route: Some(route.name.clone()),
-            verdict: Verdict::Allow(self.mutations(identity.as_deref())),
+            route: Some(self.config.routes[ri].name.clone()),
+            verdict: Verdict::Allow(self.mutations(ri, input, identity.as_deref())),
             identity,
             shadow_deny: shadow,
         }
@@ -247,13 +274,15 @@ impl Engine {
     /// the verified identity when the rules failed, as anonymous when the credential did.
     fn refuse(
         &self,
-        route: &Route,
+        ri: usize,
+        input: &CheckInput<'_>,
         reason: DenyReason,
         identity: Option<Arc<Identity>>,
     ) -> Decision {
+        let route = &self.config.routes[ri];
         if route.mode == Mode::Shadow {
             let keep = matches!(reason, DenyReason::Forbidden(_));
-            return self.allow(route, identity.filter(|_| keep), Some(reason));
+            return self.allow(ri, input, identity.filter(|_| keep), Some(reason));
         }
         Decision {
             route: Some(route.name.clone()),
@@ -433,7 +462,7 @@ impl Engine {
 
     /// Sets every identity header that has a value; removes every other header ward owns,
     /// so a client can never smuggle one upstream.
-    fn mutations(&self, id: Option<&Identity>) -> Mutations {
+    fn mutations(&self, ri: usize, input: &CheckInput<'_>, id: Option<&Identity>) -> Mutations {
         let ih = &self.config.identity_headers;
         let mut set: Vec<(HeaderName, String)> = Vec::new();
         if let Some(id) = id {
@@ -452,15 +481,25 @@ impl Engine {
                 put(h, Some(v.to_string()));
             }
         }
-        let mut remove = Vec::with_capacity(self.owned.len() + 1);
+        let strip = &self.strip[ri];
+        let mut remove = Vec::with_capacity(self.owned.len() + strip.len());
         for h in &self.owned {
             if !set.iter().any(|(s, _)| s == h) {
                 remove.push(h.clone());
             }
         }
-        if self.config.strip_authorization {
-            remove.push(self.authorization.clone());
+        // `x_auth_subject` is `x-auth-subject` to CGI-style upstreams (both become
+        // HTTP_X_AUTH_SUBJECT): a client's underscore spelling of an owned name goes too.
+        for (name, _) in input.headers.iter() {
+            if name.contains('_')
+                && self.owned.iter().any(|o| underscore_spelling(name, o))
+                && let Ok(h) = HeaderName::parse(name)
+                && !remove.contains(&h)
+            {
+                remove.push(h);
+            }
         }
+        remove.extend(strip.iter().cloned());
         Mutations { set, remove }
     }
 }
@@ -492,6 +531,16 @@ fn introspector_for(
             None
         }
     }
+}
+
+/// Whether `name` is `owned` with some of its `-` written as `_`.
+fn underscore_spelling(name: &str, owned: &HeaderName) -> bool {
+    let owned = owned.as_str().as_bytes();
+    name.len() == owned.len()
+        && name
+            .bytes()
+            .zip(owned)
+            .all(|(a, &b)| a == b || (a == b'_' && b == b'-'))
 }
 
 fn deny(route: Option<Arc<str>>, reason: DenyReason) -> Decision {

@@ -535,6 +535,83 @@ async fn strip_authorization_removes_the_credential() {
     assert_eq!(removed(ok), want, "also on an anonymous route");
 }
 
+#[tokio::test]
+async fn strip_authorization_removes_every_credential_header_the_route_reads() {
+    let key = "k-3f9a2c";
+    let yaml = format!(
+        r#"
+strip_authorization: true
+providers:
+  - name: batch
+    api_key: {{ header: x-api-key, keys: [ {{ sha256: "{hash}", subject: job }} ] }}
+  - name: corp
+    jwt:
+      issuer: {ISS}
+      audiences: [api]
+      jwks: {jwks}
+      token_from: [ {{ header: x-token }}, {{ cookie: session }} ]
+routes:
+  - name: api
+    match: {{ path_prefix: /api }}
+    providers: [batch, corp]
+  - name: public
+    match: {{ path_prefix: /public }}
+    allow_anonymous: true
+"#,
+        hash = ward::authn::apikey::sha256_hex(key.as_bytes()),
+        jwks = KeyRing::shared().rs256.jwks(),
+    );
+    let ward = Ward::start(&yaml).await;
+    let credentials = ["authorization", "x-api-key", "x-token"];
+    let r = ward
+        .check(Req::get("/api").header("x-api-key", key).to_map())
+        .await;
+    let gone = removed(allowed(&r));
+    for h in credentials {
+        assert!(gone.contains(h), "{h} not removed: {gone:?}");
+    }
+    let tok = KeyRing::shared().rs256.sign(&claims("kim"));
+    let r = ward
+        .check(Req::get("/api").header("x-token", &tok).to_map())
+        .await;
+    assert_eq!(set_header_map(allowed(&r))["x-auth-subject"], "kim");
+    assert!(removed(allowed(&r)).contains("x-token"));
+    // A route without providers reads no credential but `authorization`.
+    let r = ward.check(Req::get("/public").to_map()).await;
+    let gone = removed(allowed(&r));
+    assert!(
+        gone.contains("authorization") && !gone.contains("x-api-key"),
+        "{gone:?}"
+    );
+}
+
+#[tokio::test]
+async fn underscore_spellings_of_owned_headers_are_removed() {
+    // CGI, WSGI and Rack read `x_auth_subject` as `x-auth-subject`.
+    let ward = start().await;
+    let tok = token(&claims("lee"));
+    for (req, what) in [
+        (Req::get("/public"), "anonymous"),
+        (Req::get("/api").bearer(&tok), "verified"),
+    ] {
+        let req = req
+            .header("x_auth_subject", "admin")
+            .header("x-auth_roles", "admin")
+            .header("x_auth_email", "root@example.com")
+            .header("x_other", "kept");
+        for shape in [Shape::Map, Shape::Raw] {
+            let r = ward.check(req.build(shape)).await;
+            let ok = allowed(&r);
+            let gone = removed(ok);
+            for h in ["x_auth_subject", "x-auth_roles", "x_auth_email"] {
+                assert!(gone.contains(h), "{what} {shape:?}: {h} kept: {gone:?}");
+            }
+            assert!(!gone.contains("x_other"), "{what}: {gone:?}");
+            assert_overwrites(ok);
+        }
+    }
+}
+
 // === header shapes ===
 
 #[tokio::test]
