@@ -791,6 +791,10 @@ async fn paths_that_cannot_be_normalised_are_400() {
         "/public/%252e%252e/admin",
         "/public/%c0%ae%c0%ae/admin",
         "admin",
+        // `..;` is `..` to servlet containers: /admin/users, not a public path.
+        "/public/..;/admin/users",
+        "/public/..%3B/admin/users",
+        "/admin;jsessionid=1/users",
     ] {
         for shape in Shape::BOTH {
             let r = ward

@@ -6,7 +6,9 @@
 //! segments and resolves `..`. Anything it cannot normalise without guessing how the
 //! upstream would read it is refused: an encoded `/` or `\` or NUL inside a segment,
 //! invalid UTF-8, a broken or double (`%252e`) percent-encoding, a raw `#`, a path that
-//! does not start with `/`.
+//! does not start with `/`, and a `;` in a segment, raw or encoded: servlet containers
+//! cut `;params` off each segment (`/public/..;/admin` is `/admin` to Tomcat), others
+//! keep them, so no single reading is safe.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -24,6 +26,8 @@ pub enum PathError {
     BadEncoding,
     #[error("path segment holds an encoded separator, NUL or control character")]
     EncodedSeparator,
+    #[error("path segment holds a `;` parameter")]
+    SegmentParameter,
 }
 
 /// A normalised path: its decoded segments.
@@ -58,6 +62,9 @@ fn decode_segment(seg: &str) -> Result<Cow<'_, str>, PathError> {
         if seg.chars().any(|c| c == '\\' || c.is_control()) {
             return Err(PathError::EncodedSeparator);
         }
+        if seg.contains(';') {
+            return Err(PathError::SegmentParameter);
+        }
         return Ok(Cow::Borrowed(seg));
     }
     // Every `%` must start a valid escape; percent_decode would pass `%zz` through.
@@ -73,6 +80,9 @@ fn decode_segment(seg: &str) -> Result<Cow<'_, str>, PathError> {
         .map_err(|_| PathError::BadEncoding)?;
     if decoded.chars().any(bad_char) {
         return Err(PathError::EncodedSeparator);
+    }
+    if decoded.contains(';') {
+        return Err(PathError::SegmentParameter);
     }
     if looks_encoded(&decoded) {
         return Err(PathError::BadEncoding);
@@ -183,36 +193,44 @@ impl PathMatch {
     }
 }
 
+/// Matches `pat` against `path`, binding parameters. `**` takes as few segments as it
+/// can; when what follows it fails, it takes one more. Only the last `**` seen is ever
+/// revisited (an earlier one could only take segments the later one can take too), so
+/// the cost is at most segments × pattern length, however many `**` there are.
 fn match_from<'a>(pat: &[PatSeg], path: &[Cow<'a, str>], params: &mut Params<'a>) -> bool {
-    let Some((first, rest)) = pat.split_first() else {
-        return path.is_empty();
-    };
-    match first {
-        PatSeg::Rest => {
-            if rest.is_empty() {
-                return true;
+    let (mut p, mut s) = (0, 0);
+    // After the last `**`: the pattern index that follows it, the path index where its
+    // segments end, and how many parameters were bound before it.
+    let mut glob: Option<(usize, usize, usize)> = None;
+    loop {
+        let step = match (pat.get(p), path.get(s)) {
+            (Some(PatSeg::Rest), _) if p + 1 == pat.len() => return true,
+            (Some(PatSeg::Rest), _) => {
+                p += 1;
+                glob = Some((p, s, params.len()));
+                continue;
             }
-            (0..=path.len()).any(|skip| {
-                let mark = params.len();
-                let ok = match_from(rest, &path[skip..], params);
-                if !ok {
-                    params.truncate(mark);
-                }
-                ok
-            })
+            (None, None) => return true,
+            (Some(PatSeg::Lit(l)), Some(seg)) => l.as_str() == seg.as_ref(),
+            (Some(PatSeg::Param(name)), Some(seg)) => {
+                params.push((name.clone(), seg.clone()));
+                true
+            }
+            (Some(PatSeg::One), Some(_)) => true,
+            (None, Some(_)) | (Some(_), None) => false,
+        };
+        if step {
+            p += 1;
+            s += 1;
+            continue;
         }
-        _ => {
-            let Some((seg, tail)) = path.split_first() else {
-                return false;
-            };
-            match first {
-                PatSeg::Lit(l) if l != seg => false,
-                PatSeg::Param(name) => {
-                    params.push((name.clone(), seg.clone()));
-                    match_from(rest, tail, params)
-                }
-                _ => match_from(rest, tail, params),
+        match &mut glob {
+            Some((after, end, bound)) if *end < path.len() => {
+                *end += 1;
+                (p, s) = (*after, *end);
+                params.truncate(*bound);
             }
+            _ => return false,
         }
     }
 }
@@ -226,6 +244,11 @@ fn pattern_segments(text: &str) -> Result<Vec<&str>, String> {
     if text.contains(['?', '#', '%', '\\']) {
         return Err(format!(
             "`{text}`: write the decoded path, without query, fragment or escapes"
+        ));
+    }
+    if text.contains(';') {
+        return Err(format!(
+            "`{text}`: a path with `;` never matches (such requests are refused)"
         ));
     }
     let segs: Vec<&str> = text.split('/').filter(|s| !s.is_empty()).collect();
@@ -330,6 +353,26 @@ mod tests {
         assert_eq!(norm("*"), Err(PathError::NotAbsolute));
     }
 
+    #[test]
+    fn segment_parameters_are_refused_raw_or_encoded() {
+        // Tomcat and Jetty cut `;...` off each segment: `..;` is `..` to them.
+        for p in [
+            "/public/..;/admin/users",
+            "/public/..%3B/admin/users",
+            "/public/..%3b/admin",
+            "/admin;jsessionid=1/users",
+            "/;x=1/admin",
+            "/a/b;",
+        ] {
+            assert_eq!(norm(p), Err(PathError::SegmentParameter), "{p}");
+        }
+        assert_eq!(
+            norm("/a/b?x=1;y=2").unwrap(),
+            "/a/b",
+            "the query may hold `;`"
+        );
+    }
+
     fn segs(p: &str) -> Segments<'_> {
         normalize(p).unwrap()
     }
@@ -385,6 +428,94 @@ mod tests {
         assert!(PathMatch::pattern("/a/../b").is_err());
         assert!(PathMatch::pattern("/a?x=1").is_err());
         assert!(PathMatch::prefix("/a/{b}").is_err());
+        assert!(PathMatch::pattern("/a;v=1/b").is_err());
+        assert!(PathMatch::prefix("/a;b").is_err());
+    }
+
+    /// The plain recursive definition of a match: every way to place each `**`, fewest
+    /// segments first. Exponential, so only for checking [`match_from`] on small inputs.
+    fn reference<'a>(pat: &[PatSeg], path: &[Cow<'a, str>], params: &mut Params<'a>) -> bool {
+        let Some((first, rest)) = pat.split_first() else {
+            return path.is_empty();
+        };
+        match first {
+            PatSeg::Rest => (0..=path.len()).any(|skip| {
+                let mark = params.len();
+                let ok = reference(rest, &path[skip..], params);
+                if !ok {
+                    params.truncate(mark);
+                }
+                ok
+            }),
+            _ => {
+                let Some((seg, tail)) = path.split_first() else {
+                    return false;
+                };
+                match first {
+                    PatSeg::Lit(l) if l != seg => false,
+                    PatSeg::Param(name) => {
+                        params.push((name.clone(), seg.clone()));
+                        reference(rest, tail, params)
+                    }
+                    _ => reference(rest, tail, params),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn matching_agrees_with_the_recursive_definition() {
+        // Every pattern of up to 5 segments over {a, b, {p}, *, **} (the parameter at
+        // most once) against every path of up to 6 segments over {a, b}.
+        let kinds = |i: usize| match i {
+            0 => PatSeg::Lit("a".into()),
+            1 => PatSeg::Lit("b".into()),
+            2 => PatSeg::Param("p".into()),
+            3 => PatSeg::One,
+            _ => PatSeg::Rest,
+        };
+        let mut patterns = vec![Vec::new()];
+        for len in 1..=5u32 {
+            for mut n in 0..5usize.pow(len) {
+                let mut pat = Vec::new();
+                for _ in 0..len {
+                    pat.push(kinds(n % 5));
+                    n /= 5;
+                }
+                if pat.iter().filter(|s| matches!(s, PatSeg::Param(_))).count() <= 1 {
+                    patterns.push(pat);
+                }
+            }
+        }
+        let mut paths: Vec<Segments<'static>> = vec![Vec::new()];
+        for len in 1..=6u32 {
+            for n in 0..2usize.pow(len) {
+                let segs = (0..len).map(|i| if n >> i & 1 == 0 { "a" } else { "b" });
+                paths.push(segs.map(Cow::Borrowed).collect());
+            }
+        }
+        let mut checked = 0;
+        for pat in &patterns {
+            for path in &paths {
+                let (mut want, mut got) = (Vec::new(), Vec::new());
+                let expected = reference(pat, path, &mut want).then_some(want);
+                let actual = match_from(pat, path, &mut got).then_some(got);
+                assert_eq!(actual, expected, "{pat:?} on {path:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 300_000, "{checked}");
+    }
+
+    #[test]
+    fn many_globs_on_a_long_path_stay_linear() {
+        // Backtracking over every placement would take minutes here.
+        let m = PathMatch::pattern("/**/x/**/y/**/z").unwrap();
+        let long = "/x".repeat(30_000);
+        let s = normalize(&long).unwrap();
+        assert!(m.matches(&s).is_none());
+        let hit = format!("{long}/y/z");
+        assert!(m.matches(&normalize(&hit).unwrap()).is_some());
     }
 
     #[test]
