@@ -126,16 +126,25 @@ async fn sighup_reloads_even_without_watching() {
 async fn invalid_replacements_keep_the_last_good_config() {
     let ward = start(V1, Some(Duration::from_millis(50))).await;
     let mut failures = 0.0;
+    let deep_yaml = format!("routes:\n  - {}x\n", "- ".repeat(5000));
+    let deep_rules = format!(
+        "routes:\n  - name: x\n    match: {{path: /x}}\n    require: {}{{roles_any: [a]}}{}\n",
+        "{not: ".repeat(95),
+        "}".repeat(95)
+    );
     for bad in [
         "{{{{ not yaml",
         "",
         "routes: []\nbogus_key: 1\n",
         "routes:\n  - name: x\n    match: {path: nope}\n",
+        &deep_yaml,
+        &deep_rules,
     ] {
         std::fs::write(ward.config_file(), bad).expect("write bad");
         failures += 1.0;
         wait_reloads(&ward, "failure", failures).await;
-        assert_eq!(route(&ward).await, "open", "still serving after {bad:?}");
+        let shown = &bad[..bad.len().min(60)];
+        assert_eq!(route(&ward).await, "open", "still serving after {shown:?}");
     }
     // Deleted, then recreated with a good config.
     std::fs::remove_file(ward.config_file()).expect("remove");

@@ -84,7 +84,7 @@ impl<'a> Builder<'a> {
                     }
                     let (ev, span) = self.next()?;
                     self.index.lines.insert(String::new(), span.start.line());
-                    root = self.node(ev, span, "")?;
+                    root = self.node(ev, span, "", 0)?;
                 }
                 Event::StreamEnd => break,
                 _ => {
@@ -98,8 +98,22 @@ impl<'a> Builder<'a> {
         Ok((root, std::mem::take(&mut self.index)))
     }
 
-    fn node(&mut self, ev: Event<'a>, span: Span, path: &str) -> Result<Value, YamlError> {
+    fn node(
+        &mut self,
+        ev: Event<'a>,
+        span: Span,
+        path: &str,
+        depth: usize,
+    ) -> Result<Value, YamlError> {
         let line = span.start.line();
+        if depth > MAX_DEPTH {
+            // Block sequences (`- - - …`) nest without the parser's own limit: without
+            // this a 10 KB file would overflow the stack of a reloading server.
+            return Err(YamlError {
+                line,
+                message: format!("nested deeper than {MAX_DEPTH} levels"),
+            });
+        }
         let refuse = |what: &str| {
             Err(YamlError {
                 line,
@@ -128,7 +142,7 @@ impl<'a> Builder<'a> {
                     }
                     let child = format!("{path}[{}]", items.len());
                     self.index.lines.insert(child.clone(), span.start.line());
-                    items.push(self.node(ev, span, &child)?);
+                    items.push(self.node(ev, span, &child, depth + 1)?);
                 }
                 Ok(Value::Array(items))
             }
@@ -159,7 +173,7 @@ impl<'a> Builder<'a> {
                     }
                     self.index.lines.insert(child.clone(), span.start.line());
                     let (ev, span) = self.next()?;
-                    let value = self.node(ev, span, &child)?;
+                    let value = self.node(ev, span, &child, depth + 1)?;
                     map.insert(key, value);
                 }
                 Ok(Value::Object(map))
@@ -171,6 +185,10 @@ impl<'a> Builder<'a> {
         }
     }
 }
+
+/// How deep collections may nest; ward's own schema needs about a dozen levels
+/// (conditions nest up to 32 `all`/`any`/`not`, two YAML levels each).
+const MAX_DEPTH: usize = 100;
 
 /// Resolves a scalar with the YAML 1.2 core schema: quoted scalars are always strings;
 /// plain ones may be null, booleans, integers or floats. (`yes`/`on` stay strings: 1.2.)
@@ -231,6 +249,25 @@ mod tests {
         assert!(parse("a: !!str 1\n").is_err());
         assert!(parse("? [a]\n: 1\n").is_err());
         assert!(parse("a: 1\n---\nb: 2\n").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        // On a tokio worker's stack (2 MiB) the file is refused long before overflowing.
+        const STACK: usize = 2 * 1024 * 1024;
+        let deep = std::thread::Builder::new()
+            .stack_size(STACK)
+            .spawn(|| parse(&format!("routes:\n  - {}x\n", "- ".repeat(200_000))))
+            .expect("thread")
+            .join()
+            .expect("no overflow");
+        let e = deep.unwrap_err();
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (2, "nested deeper than 100 levels")
+        );
+        let (shallow, _) = parse(&format!("a: {}1{}\n", "[".repeat(90), "]".repeat(90))).unwrap();
+        assert!(shallow["a"].is_array());
     }
 
     #[test]
