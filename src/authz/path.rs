@@ -278,6 +278,16 @@ impl HostPattern {
                         || matches!(b, b'-' | b'.' | b'_' | b'[' | b']' | b':')
                 })
         };
+        let unbracketed = t
+            .strip_prefix('[')
+            .map_or(t.as_str(), |v6| v6.strip_suffix(']').map_or(v6, |_| ""));
+        if unbracketed.contains(':') {
+            // The request's port is ignored, so a pattern with one could never match.
+            return Err(format!(
+                "`{text}`: hosts are compared without the port; write `{}`",
+                strip_port(text)
+            ));
+        }
         if let Some(rest) = t.strip_prefix("*.") {
             if label_ok(rest) {
                 return Ok(HostPattern::Suffix(format!(".{rest}")));
@@ -531,5 +541,16 @@ mod tests {
         assert!(!w.matches("aexample.com"));
         assert_eq!(strip_port("[::1]:80"), "[::1]");
         assert!(HostPattern::parse("a b").is_err());
+        assert!(HostPattern::parse("[::1]").unwrap().matches("[::1]:8443"));
+        for with_port in [
+            "admin.example.com:8443",
+            "*.example.com:443",
+            "[::1]:80",
+            "::1",
+        ] {
+            assert!(HostPattern::parse(with_port).is_err(), "{with_port}");
+        }
+        let e = HostPattern::parse("admin.example.com:8443").unwrap_err();
+        assert!(e.ends_with("write `admin.example.com`"), "{e}");
     }
 }
