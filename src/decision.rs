@@ -51,6 +51,9 @@ impl DenyReason {
     /// What operators see in logs and `ward check`: the failed condition, the provider.
     pub fn explain(&self) -> Cow<'static, str> {
         match self {
+            DenyReason::Forbidden(f) if f.wrong_type => {
+                format!("claim of the wrong type for: {}", f.condition).into()
+            }
             DenyReason::Forbidden(f) => format!("condition not met: {}", f.condition).into(),
             DenyReason::AuthnUnavailable(why) => (*why).into(),
             other => other.detail(),

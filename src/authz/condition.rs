@@ -55,6 +55,10 @@ pub struct Failure {
     pub condition: Arc<str>,
     /// A scope rule failed: the 403 says `error="insufficient_scope"` (RFC 6750).
     pub insufficient_scope: bool,
+    /// Undecided rather than false: a claim of the wrong type for its test (a string
+    /// where `equals: true` wants a boolean, a string where `contains` wants a list).
+    /// `not` keeps it a failure, so a wrong type can never turn into an allow.
+    pub wrong_type: bool,
 }
 
 /// What a condition may look at.
@@ -85,6 +89,7 @@ impl Condition {
             Err(Failure {
                 condition: self.desc.clone(),
                 insufficient_scope: scope,
+                wrong_type: false,
             })
         };
         let id = ctx.identity;
@@ -117,13 +122,16 @@ impl Condition {
                     fail(true)
                 }
             }
-            Kind::Claim(path, test) => {
-                if claim_holds(path.lookup_claims(&id.claims), test, ctx) {
-                    Ok(())
-                } else {
-                    fail(false)
-                }
-            }
+            Kind::Claim(path, test) => match claim_holds(path.lookup_claims(&id.claims), test, ctx)
+            {
+                Some(true) => Ok(()),
+                Some(false) => fail(false),
+                None => Err(Failure {
+                    condition: self.desc.clone(),
+                    insufficient_scope: false,
+                    wrong_type: true,
+                }),
+            },
             Kind::SourcePrincipals(globs) => {
                 let p = ctx.input.source_principal;
                 if !p.is_empty() && globs.iter().any(|g| g.matches(p)) {
@@ -139,49 +147,89 @@ impl Condition {
                     fail(false)
                 }
             }
-            Kind::All(cs) => cs.iter().try_for_each(|c| c.eval(ctx)),
+            // A branch that is false decides an `all`; an undecided one (wrong type) only
+            // if no branch is false.
+            Kind::All(cs) => {
+                let mut undecided = None;
+                for c in cs {
+                    match c.eval(ctx) {
+                        Ok(()) => {}
+                        Err(f) if f.wrong_type => {
+                            undecided.get_or_insert(f);
+                        }
+                        Err(f) => return Err(f),
+                    }
+                }
+                undecided.map_or(Ok(()), Err)
+            }
             Kind::Any(cs) => {
-                // The `any` itself is reported; it is a scope failure only if every branch was.
+                // The `any` itself is reported; it is a scope failure only if every branch
+                // was, and undecided if any branch was.
                 let mut all_scope = true;
+                let mut undecided = None;
                 for c in cs {
                     match c.eval(ctx) {
                         Ok(()) => return Ok(()),
+                        Err(f) if f.wrong_type => {
+                            undecided.get_or_insert(f);
+                        }
                         Err(f) => all_scope &= f.insufficient_scope,
                     }
                 }
-                fail(all_scope)
+                match undecided {
+                    Some(f) => Err(f),
+                    None => fail(all_scope),
+                }
             }
             Kind::Not(c) => match c.eval(ctx) {
                 Ok(()) => fail(false),
+                Err(f) if f.wrong_type => Err(f),
                 Err(_) => Ok(()),
             },
         }
     }
 }
 
-/// Claims compare as JSON types: 42 is not "42", "true" is not true; a claim of the
-/// wrong type fails its test.
-fn claim_holds(claim: Option<&Value>, test: &ClaimTest, ctx: &EvalCtx<'_, '_>) -> bool {
+/// Claims compare as JSON types: 42 is not "42", "true" is not true. `Some(false)`: the
+/// test is false (an absent claim, another value of the right type); `None`: the claim
+/// has the wrong type for the test, which fails it too, and also fails its `not`.
+fn claim_holds(claim: Option<&Value>, test: &ClaimTest, ctx: &EvalCtx<'_, '_>) -> Option<bool> {
+    // Absent, or null (which reads as absent): false for every test but `present: false`
+    // and a test for null itself.
+    let Some(claim) = claim.filter(|c| !c.is_null()) else {
+        return Some(match test {
+            ClaimTest::Present(want) => !want,
+            ClaimTest::Equals(v) => claim.is_some() && v.is_null(),
+            ClaimTest::OneOf(vs) => claim.is_some() && vs.iter().any(Value::is_null),
+            _ => false,
+        });
+    };
     match test {
-        ClaimTest::Present(want) => claim.is_some_and(|v| !v.is_null()) == *want,
-        ClaimTest::Equals(v) => claim.is_some_and(|c| json_eq(c, v)),
-        ClaimTest::OneOf(vs) => claim.is_some_and(|c| vs.iter().any(|v| json_eq(c, v))),
-        ClaimTest::Contains(v) => {
-            matches!(claim, Some(Value::Array(items)) if items.iter().any(|i| json_eq(i, v)))
+        ClaimTest::Present(want) => Some(*want),
+        ClaimTest::Equals(v) => same_type(claim, v).then(|| json_eq(claim, v)),
+        ClaimTest::OneOf(vs) => {
+            let typed = vs.iter().any(|v| same_type(claim, v));
+            typed.then(|| vs.iter().any(|v| json_eq(claim, v)))
         }
-        ClaimTest::Matches(re) => matches!(claim, Some(Value::String(s)) if re.is_match(s)),
-        ClaimTest::EqualsParam(name) => match claim {
-            Some(Value::String(s)) => ctx
-                .params
+        ClaimTest::Contains(v) => match claim {
+            Value::Array(items) => Some(items.iter().any(|i| json_eq(i, v))),
+            _ => None,
+        },
+        ClaimTest::Matches(re) => claim.as_str().map(|s| re.is_match(s)),
+        ClaimTest::EqualsParam(name) => claim.as_str().map(|s| {
+            ctx.params
                 .iter()
-                .any(|(n, v)| &**n == name.as_str() && v == s),
-            _ => false,
-        },
-        ClaimTest::EqualsHeader(h) => match claim {
-            Some(Value::String(s)) => ctx.input.headers.get_str(h.as_str()) == Some(s.as_str()),
-            _ => false,
-        },
+                .any(|(n, v)| &**n == name.as_str() && v == s)
+        }),
+        ClaimTest::EqualsHeader(h) => claim
+            .as_str()
+            .map(|s| ctx.input.headers.get_str(h.as_str()) == Some(s)),
     }
+}
+
+/// Whether two JSON values have the same type (every number is one type).
+fn same_type(a: &Value, b: &Value) -> bool {
+    std::mem::discriminant(a) == std::mem::discriminant(b)
 }
 
 /// JSON equality: same type and value. Numbers compare by value (`1` equals `1.0`, as in

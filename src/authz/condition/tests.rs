@@ -674,11 +674,51 @@ fn not_inverts_and_is_never_a_scope_failure() {
     assert!(twice.holds(json!({"x": 1})));
     assert!(!twice.holds(json!({"x": "1"})));
 
-    // `not` over a type mismatch is satisfied: write the positive form when that matters.
+    // A claim of the wrong type fails its test and its `not` alike: never an allow.
     let banned = Rule::new(json!({"not": {"claim": {"name": "banned", "equals": true}}}));
     assert!(banned.holds(json!({"banned": false})));
-    assert!(banned.holds(json!({"banned": "true"})));
+    assert!(banned.holds(json!({})), "absent: not banned");
+    assert!(
+        banned.holds(json!({"banned": null})),
+        "null reads as absent"
+    );
     assert!(!banned.holds(json!({"banned": true})));
+    for wrong in [json!("true"), json!(1), json!([true]), json!({"v": true})] {
+        let claims = json!({"banned": wrong});
+        assert!(!banned.holds(claims.clone()), "{claims}");
+        let f = banned.eval(&with_claims(claims), &get("/x")).unwrap_err();
+        assert!(f.wrong_type);
+        assert_eq!(
+            &*f.condition, "routes[0].require.not.claim: banned equals true",
+            "the test that could not be decided is named"
+        );
+    }
+    // A single group sent as a string, not a list.
+    let suspended =
+        Rule::new(json!({"not": {"claim": {"name": "groups", "contains": "suspended"}}}));
+    assert!(suspended.holds(json!({"groups": ["staff"]})));
+    assert!(!suspended.holds(json!({"groups": "suspended"})));
+    assert!(!suspended.holds(json!({"groups": ["suspended"]})));
+    // Wrong types anywhere under `not`: undecided through `any` and `all` too, unless
+    // another branch decides.
+    let any = Rule::new(json!({"not": {"any": [
+        {"claim": {"name": "banned", "equals": true}},
+        {"claim": {"name": "tier", "equals": "free"}},
+    ]}}));
+    assert!(!any.holds(json!({"banned": "yes", "tier": "pro"})));
+    assert!(
+        !any.holds(json!({"banned": "yes", "tier": "free"})),
+        "a true branch decides"
+    );
+    let all = Rule::new(json!({"not": {"all": [
+        {"claim": {"name": "banned", "equals": true}},
+        {"claim": {"name": "tier", "equals": "free"}},
+    ]}}));
+    assert!(
+        all.holds(json!({"banned": "yes", "tier": "pro"})),
+        "a false branch decides"
+    );
+    assert!(!all.holds(json!({"banned": "yes", "tier": "free"})));
 }
 
 #[test]
