@@ -146,11 +146,18 @@ async fn invalid_replacements_keep_the_last_good_config() {
         let shown = &bad[..bad.len().min(60)];
         assert_eq!(route(&ward).await, "open", "still serving after {shown:?}");
     }
-    // Deleted, then recreated with a good config.
+    // Deleted: counted once by the watcher (not once per tick), once more per SIGHUP.
     std::fs::remove_file(ward.config_file()).expect("remove");
-    ward.sighup().await;
     wait_reloads(&ward, "failure", failures + 1.0).await;
+    ward.sighup().await;
+    wait_reloads(&ward, "failure", failures + 2.0).await;
     assert_eq!(route(&ward).await, "open");
+    tokio::time::sleep(Duration::from_millis(200)).await; // four watch ticks
+    assert_eq!(
+        ward.metric("ward_config_reloads_total", &[("result", "failure")])
+            .await,
+        Some(failures + 2.0)
+    );
     std::fs::write(ward.config_file(), V2).expect("recreate");
     wait_route(&ward, "closed").await;
 }

@@ -125,16 +125,17 @@ pub async fn watch(
             } => false,
         };
         if std::fs::metadata(&path).is_err() {
-            if !missing_logged {
-                tracing::warn!(config = %path.display(), "config file is missing; the last good config keeps serving");
-                missing_logged = true;
-            }
-            if forced {
+            // Counted when it goes missing and on every SIGHUP, not on every tick.
+            if !missing_logged || forced {
                 state
                     .metrics
                     .config_reloads
                     .with_label_values(&["failure"])
                     .inc();
+            }
+            if !missing_logged {
+                tracing::error!(config = %path.display(), "config file is missing; the last good config keeps serving");
+                missing_logged = true;
             }
             continue;
         }
