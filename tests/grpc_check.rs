@@ -778,6 +778,36 @@ async fn dot_segments_and_encodings_cannot_dodge_the_admin_route() {
 }
 
 #[tokio::test]
+async fn a_check_request_beyond_4_mib_is_decided_not_errored() {
+    // A 5 MiB buffered body, and a 5 MiB header: a decision each, never a gRPC error
+    // (which Envoy treats as a failure of ward, allowed under failure_mode_allow).
+    let ward = start().await;
+    let mut with_body = Req::get("/api").to_map();
+    if let Some(http) = with_body
+        .attributes
+        .as_mut()
+        .and_then(|a| a.request.as_mut())
+        .and_then(|r| r.http.as_mut())
+    {
+        http.body = "a".repeat(5 << 20);
+    }
+    let big_header = Req::get("/api")
+        .header("x-big", &"b".repeat(5 << 20))
+        .to_raw();
+    for (what, req) in [("body", with_body), ("header", big_header)] {
+        let r = ward
+            .try_check(req)
+            .await
+            .unwrap_or_else(|s| panic!("{what}: {s:?}"));
+        assert_eq!(
+            denial(&r).short(),
+            (code::UNAUTHENTICATED, 401, "missing_credential"),
+            "{what}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn paths_that_cannot_be_normalised_are_400() {
     let ward = start().await;
     for path in [

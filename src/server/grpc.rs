@@ -166,7 +166,9 @@ where
             let method = CheckMethod(self.state.clone());
             return Box::pin(async move {
                 let codec = tonic_prost::ProstCodec::<Answer, CheckRequest>::default();
-                Ok(tonic::server::Grpc::new(codec).unary(method, req).await)
+                let mut grpc = tonic::server::Grpc::new(codec)
+                    .max_decoding_message_size(MAX_CHECK_REQUEST_BYTES);
+                Ok(grpc.unary(method, req).await)
             });
         }
         Box::pin(async move {
@@ -184,6 +186,12 @@ where
         })
     }
 }
+
+/// The largest CheckRequest decided rather than refused with a gRPC error. tonic's default
+/// (4 MiB) is below what Envoy may send: headers up to 8 MiB (`max_request_headers_kb`),
+/// a buffered body (`with_request_body`), and a gRPC error is Envoy's "error", not a
+/// denial (`failure_mode_allow: true` would let the request through).
+pub const MAX_CHECK_REQUEST_BYTES: usize = 32 * 1024 * 1024;
 
 struct CheckMethod(Arc<AppState>);
 
