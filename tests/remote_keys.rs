@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use serde_json::json;
 
-use common::{Req, TestKey, Ward, describe, jwks_of, jws, metric, now, summary, wait_until};
+use common::{
+    Req, TestKey, Ward, describe, eventually, jwks_of, jws, metric, now, summary, wait_until,
+};
 use idp::Idp;
 use ward::authn::jwt::Alg;
 
@@ -462,6 +464,66 @@ async fn cached_token_is_not_served_past_exp() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let r = ward.check(get("/api/x", Some(&t))).await;
     assert_eq!(outcome(&r), (16, 401, "invalid_token".into(), None));
+}
+
+#[tokio::test]
+async fn a_key_fetch_outlives_the_check_that_started_it() {
+    // Envoy cancels a check that waits longer than its timeout. The key fetch that check
+    // started must not be abandoned with it: min_refetch_interval (here 1h) would then
+    // keep the new key out until the next scheduled refresh.
+    let old = TestKey::generate(Alg::RS256);
+    let new = TestKey::generate(Alg::RS256);
+    let idp = Idp::start(jwks_of(&[&old])).await;
+    let ward = start_on(&idp, "refresh_interval: 1h\n      min_refetch_interval: 1h").await;
+    ward.wait_ready(200, PATIENCE).await;
+    idp.set_jwks(jwks_of(&[&old, &new]));
+    idp.set_delay(Duration::from_millis(400));
+    let t = token(&new, ISS, "alice", 60);
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(100),
+        ward.check(get("/api/x", Some(&t))),
+    )
+    .await;
+    assert!(cancelled.is_err(), "the check waits for the slow fetch");
+    eventually(PATIENCE, async || {
+        match outcome(&ward.check(get("/api/x", Some(&t))).await) {
+            (0, ..) => Ok(()),
+            o => Err(format!("the new key never arrived: {o:?}")),
+        }
+    })
+    .await;
+    assert_eq!(idp.jwks_hits(), 2, "startup, then the one on-demand fetch");
+}
+
+#[tokio::test]
+async fn an_engine_without_background_refresh_still_drops_a_removed_key() {
+    // `Engine::new` (the tower layer, `ward check`) runs no refresh task: a check that
+    // finds its keys older than refresh_interval refetches them behind itself.
+    let old = TestKey::generate(Alg::RS256);
+    let new = TestKey::generate(Alg::RS256);
+    let idp = Idp::start(jwks_of(&[&old])).await;
+    let yaml = config(
+        ISS,
+        &format!("jwks_uri: {}", idp.jwks_uri()),
+        "refresh_interval: 1s\n      min_refetch_interval: 1s",
+    );
+    let engine = Ward::builder(&yaml).engine();
+    let code = async |k: &TestKey| {
+        let headers = [(
+            "authorization".to_string(),
+            format!("Bearer {}", token(k, ISS, "u", 60)),
+        )];
+        let input = ward::request::CheckInput::from_pairs("GET", "h", "/api/x", &headers, &[]);
+        ward::decision::Report::new(&engine.check(&input).await).status()
+    };
+    assert_eq!(code(&old).await, 200);
+    idp.set_jwks(jwks_of(&[&new]));
+    eventually(PATIENCE, async || match code(&old).await {
+        401 => Ok(()),
+        c => Err(format!("the removed key still verifies ({c})")),
+    })
+    .await;
+    assert_eq!(code(&new).await, 200);
 }
 
 #[tokio::test]

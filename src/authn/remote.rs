@@ -10,7 +10,7 @@
 //! - a failed fetch (down, slow, not JSON, no usable keys, too large) keeps the last good
 //!   keys; a provider with no keys yet retries with backoff, up to `refresh_interval`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,11 @@ pub struct RemoteKeys {
     generation: AtomicU64,
     /// When the last on-demand refetch started (ms since `epoch`), for rate limiting.
     last_on_demand: AtomicU64,
+    /// When keys were last fetched (ms since `epoch`; `u64::MAX`: never).
+    fetched_at: AtomicU64,
+    /// A background task refreshes these keys ([`RemoteKeys::start_refresh`]); without
+    /// one (an engine built by `Engine::new`), checks refresh stale keys themselves.
+    refreshed: AtomicBool,
     epoch: Instant,
     metrics: Arc<Metrics>,
     refresher: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -109,6 +114,8 @@ impl RemoteKeys {
             fetch_lock: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
             last_on_demand: AtomicU64::new(u64::MAX),
+            fetched_at: AtomicU64::new(u64::MAX),
+            refreshed: AtomicBool::new(false),
             epoch: Instant::now(),
             metrics,
             refresher: std::sync::Mutex::new(None),
@@ -152,6 +159,7 @@ impl RemoteKeys {
     /// Starts the background refresh (fetch now, then every interval). Stops when the
     /// store is dropped.
     pub fn start_refresh(self: &Arc<Self>) {
+        self.refreshed.store(true, Ordering::Release);
         let weak = Arc::downgrade(self);
         let handle = tokio::spawn(refresh_loop(weak));
         if let Ok(mut r) = self.refresher.lock()
@@ -162,26 +170,55 @@ impl RemoteKeys {
     }
 
     /// Keys to verify a token with `kid`. Known kid: immediate. Unknown kid or no keys:
-    /// one rate-limited, shared refetch.
-    pub async fn keys_for(&self, kid: Option<&str>) -> Result<Arc<KeySet>, Unavailable> {
+    /// one rate-limited, shared refetch, which goes on in its own task if the check that
+    /// started it is cancelled (Envoy's timeout), so its keys still arrive. Keys that no
+    /// background task refreshes are refetched, behind the check, once they are older
+    /// than `refresh_interval`: a key the IdP removed stops verifying.
+    pub async fn keys_for(self: &Arc<Self>, kid: Option<&str>) -> Result<Arc<KeySet>, Unavailable> {
         let current = self.keys.load_full();
+        let seen = self.generation.load(Ordering::Acquire);
         if let Some(k) = &current
             && kid.is_none_or(|kid| k.has_kid(kid))
         {
+            if self.is_stale() && self.may_refetch_now() {
+                drop(self.spawn_fetch(seen));
+            }
             return Ok(k.clone());
         }
-        let seen = self.generation.load(Ordering::Acquire);
         let in_progress = self.fetch_lock.try_lock().is_err();
         if in_progress {
             // A fetch is already running (startup, refresh, another miss): its result is
             // what a refetch would bring, so wait for it (it is bounded by `timeout`).
             drop(self.fetch_lock.lock().await);
         } else if self.may_refetch_now() {
-            let _ = self.fetch_shared(seen).await;
+            match self.spawn_fetch(seen) {
+                Some(task) => drop(task.await),
+                None => drop(self.fetch_shared(seen).await),
+            }
         }
         self.keys
             .load_full()
             .ok_or("identity provider unreachable and no keys cached")
+    }
+
+    /// [`Self::fetch_shared`] in a task of its own, when a tokio runtime runs this: it
+    /// goes on whether or not anyone waits for it.
+    fn spawn_fetch(self: &Arc<Self>, seen: u64) -> Option<tokio::task::JoinHandle<()>> {
+        let rt = tokio::runtime::Handle::try_current().ok()?;
+        let this = self.clone();
+        Some(rt.spawn(async move {
+            let _ = this.fetch_shared(seen).await;
+        }))
+    }
+
+    /// Older than `refresh_interval`, with no background task to refresh them.
+    fn is_stale(&self) -> bool {
+        if self.refreshed.load(Ordering::Acquire) {
+            return false;
+        }
+        let at = self.fetched_at.load(Ordering::Acquire);
+        let age = (self.epoch.elapsed().as_millis() as u64).saturating_sub(at);
+        at != u64::MAX && age >= self.settings.refresh_interval.as_millis() as u64
     }
 
     /// At most one on-demand refetch per `min_refetch_interval`.
@@ -235,6 +272,8 @@ impl RemoteKeys {
         }
         result.map(|(set, max_age)| {
             self.keys.store(Some(Arc::new(set)));
+            let now = self.epoch.elapsed().as_millis() as u64;
+            self.fetched_at.store(now, Ordering::Release);
             max_age
         })
     }
