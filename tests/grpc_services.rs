@@ -2,6 +2,7 @@
 //! and Envoy health checks ask) and server reflection (what grpcurl uses).
 
 mod common;
+mod idp;
 
 use std::time::Duration;
 
@@ -13,7 +14,11 @@ use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
-use common::Ward;
+use common::{TestKey, Ward, jwks_of, wait_until};
+use idp::Idp;
+use ward::authn::jwt::Alg;
+
+const AUTHZ: &str = "envoy.service.auth.v3.Authorization";
 
 const OPEN: &str =
     "routes:\n  - name: open\n    match: { path_prefix: / }\n    allow_anonymous: true\n";
@@ -63,6 +68,40 @@ async fn health_reports_serving_then_not_serving_on_shutdown() {
     if let Ok(Some(m)) = next {
         assert_eq!(m.status(), ServingStatus::NotServing);
     }
+}
+
+#[tokio::test]
+async fn the_authorization_service_serves_once_every_provider_holds_keys() {
+    // Envoy's health check asks for the Authorization service: a replica still without
+    // keys must not get checks. "" (liveness) serves from the start.
+    let k = TestKey::generate(Alg::ES256);
+    let idp = Idp::start(jwks_of(&[&k])).await;
+    idp.set_status(503);
+    let yaml = format!(
+        "providers:\n  - name: idp\n    jwt: {{ issuer: https://idp.test, audiences: [api], jwks_uri: {} }}\nroutes:\n  - name: api\n    match: {{ path_prefix: / }}\n    providers: [idp]\n",
+        idp.jwks_uri()
+    );
+    let ward = Ward::start(&yaml).await;
+    let mut health = HealthClient::new(ward.channel().await);
+    let mut status = async |service: &str| {
+        let req = HealthCheckRequest {
+            service: service.into(),
+        };
+        let r = health.check(req).await.expect("health check");
+        r.into_inner().status()
+    };
+    assert_eq!(status("").await, ServingStatus::Serving);
+    assert_eq!(status(AUTHZ).await, ServingStatus::NotServing);
+    assert_eq!(ward.admin_get("/readyz").await.0, 503);
+
+    idp.set_status(200);
+    wait_until(
+        "the Authorization service serving",
+        Duration::from_secs(10),
+        async || status(AUTHZ).await == ServingStatus::Serving,
+    )
+    .await;
+    assert_eq!(ward.admin_get("/readyz").await.0, 200);
 }
 
 #[tokio::test]

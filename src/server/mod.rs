@@ -109,10 +109,30 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (health, health_svc) = tonic_health::server::health_reporter();
-    health.set_serving::<grpc::AuthorizationService>().await;
+    // "" is liveness: SERVING until shutdown. The Authorization service, which Envoy's
+    // health check asks for, turns SERVING once this replica first holds keys for every
+    // JWT provider (what /readyz reports at start), so no check reaches a replica that
+    // cannot verify yet. A later reload whose new provider has no keys does not take it
+    // back: that provider's routes answer 503 authn_unavailable, the rest keep working.
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
+    let startup = if state.ready() {
+        health.set_serving::<grpc::AuthorizationService>().await;
+        None
+    } else {
+        health.set_not_serving::<grpc::AuthorizationService>().await;
+        Some(tokio::spawn({
+            let (health, state) = (health.clone(), state.clone());
+            async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(50));
+                while !state.ready() {
+                    tick.tick().await;
+                }
+                health.set_serving::<grpc::AuthorizationService>().await;
+            }
+        }))
+    };
 
     let grpc_stop = wait_for(stop_rx.clone());
     let reflection = tonic_reflection::server::Builder::configure()
@@ -158,6 +178,9 @@ pub async fn run(
         grace_ms = grace.as_millis() as u64,
         "shutting down: draining in-flight checks"
     );
+    if let Some(startup) = startup {
+        startup.abort();
+    }
     health
         .set_service_status("", tonic_health::ServingStatus::NotServing)
         .await;
