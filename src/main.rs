@@ -218,8 +218,19 @@ fn load_tracked(path: &Path) -> Result<(Config, config::Sources), String> {
     })
 }
 
+/// The TLS files of `server.tls` load (certificate chain, key that matches it, client
+/// CA): what `serve` needs before it can listen, so `validate` checks it too.
+fn load_tls(path: &Path, config: &Config) -> Result<(), String> {
+    match &config.server.tls {
+        Some(tls) => server::tls::load(tls)
+            .map(drop)
+            .map_err(|e| format!("{}: server.tls: {e}", path.display())),
+        None => Ok(()),
+    }
+}
+
 fn validate(path: &Path) -> ExitCode {
-    match load(path) {
+    match load(path).and_then(|c| load_tls(path, &c).map(|()| c)) {
         Ok(c) => {
             println!(
                 "{}: valid ({} providers, {} routes)",
@@ -241,8 +252,9 @@ fn serve(
     grpc_addr: Option<std::net::SocketAddr>,
     admin_addr: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
-    let (config, sources) =
-        load_tracked(path).map_err(|e| anyhow::anyhow!("invalid config, not starting:\n{e}"))?;
+    let (config, sources) = load_tracked(path)
+        .and_then(|(c, s)| load_tls(path, &c).map(|()| (c, s)))
+        .map_err(|e| anyhow::anyhow!("invalid config, not starting:\n{e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -516,3 +516,35 @@ fn ward_yaml_in_the_working_directory_is_the_last_default() {
         "ward.yaml: valid (1 providers, 2 routes)\n"
     );
 }
+
+#[test]
+fn tls_files_that_do_not_load_fail_validate_and_serve_alike() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = "server:\n  grpc_addr: 127.0.0.1:0\n  admin_addr: 127.0.0.1:0\n  tls: { cert_file: tls.crt, key_file: tls.key }\nroutes:\n  - name: p\n    match: { path_prefix: /p }\n    allow_anonymous: true\n";
+    std::fs::write(dir.path().join("ward.yaml"), config).expect("write");
+    let missing = "ward.yaml: server.tls: ";
+    std::fs::write(dir.path().join("tls.key"), "not a key").expect("write");
+    for (setup, want) in [
+        (None, "tls.crt: "),
+        (Some("not PEM at all"), "tls.crt: no certificate"),
+    ] {
+        if let Some(text) = setup {
+            std::fs::write(dir.path().join("tls.crt"), text).expect("write");
+        }
+        let (code, stdout, stderr) =
+            common::bin::ward_out(dir.path(), &["validate", "--config", "ward.yaml"]);
+        assert_eq!(code, Some(1), "{stdout}{stderr}");
+        assert!(
+            stderr.contains(missing) && stderr.contains(want),
+            "{stderr}"
+        );
+        let (code, stdout, stderr) =
+            common::bin::ward_out(dir.path(), &["serve", "--config", "ward.yaml"]);
+        assert_eq!(code, Some(1), "{stdout}{stderr}");
+        assert!(stderr.contains(want), "{stderr}");
+        assert!(
+            !format!("{stdout}{stderr}").contains("ward serving"),
+            "serve must not claim to serve: {stdout}{stderr}"
+        );
+    }
+}
