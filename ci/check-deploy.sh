@@ -689,7 +689,17 @@ def envoy_semantics(b):
                 "envoy.extensions.upstreams.http.v3.HttpProtocolOptions", {})
             if "http2_protocol_options" not in po.get("explicit_http_config", {}):
                 errs.append("cluster %r (ext_authz gRPC) must use HTTP/2 via typed_extension_protocol_options" % gc)
+            # ward's grpc.health.v1: "" is liveness (SERVING while the process
+            # runs); the Authorization service is SERVING only once keys are held.
+            for i, hc in enumerate(c.get("health_checks", [])):
+                if "grpc_health_check" in hc and (hc["grpc_health_check"] or {}).get(
+                        "service_name") != WARD_HEALTH_SERVICE:
+                    errs.append("cluster %r health_checks[%d]: grpc_health_check must ask for service_name %s"
+                                % (gc, i, WARD_HEALTH_SERVICE))
     return errs
+
+
+WARD_HEALTH_SERVICE = "envoy.service.auth.v3.Authorization"
 
 
 def parse_bootstrap(doc):
@@ -778,6 +788,11 @@ def envoy_negatives(doc):
     mk("ext_authz pointing at a cluster that does not exist", "unknown cluster",
        lambda b: find_typed(b, "ext_authz.v3.ExtAuthz")[0]["grpc_service"]["envoy_grpc"].__setitem__(
            "cluster_name", "no-such-cluster"))
+    mk("ward cluster health check on the empty service name (liveness, not readiness)",
+       "must ask for service_name " + WARD_HEALTH_SERVICE,
+       lambda b: [c for c in b["static_resources"]["clusters"]
+                  if c["name"] == find_typed(b, "ext_authz.v3.ExtAuthz")[0]["grpc_service"]["envoy_grpc"][
+                      "cluster_name"]][0]["health_checks"][0].__setitem__("grpc_health_check", {}))
     mk("ext_authz failing open", "failure_mode_allow must be false",
        lambda b: find_typed(b, "ext_authz.v3.ExtAuthz")[0].__setitem__("failure_mode_allow", True))
     return cases
