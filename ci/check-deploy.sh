@@ -215,7 +215,10 @@ ISTIO_OPERATOR_SCHEMA = {
                                 "properties": {
                                     "service": {"type": "string", "minLength": 1},
                                     "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-                                    "timeout": {"type": "string", "pattern": r"^([0-9]+(\.[0-9]+)?(h|m|s|ms|us|ns))+$"},
+                                    # google.protobuf.Duration in JSON form: seconds
+                                    # with an `s` suffix ("0.2s", "1s"), not Go's
+                                    # "200ms" or "1h30m", which Istio refuses.
+                                    "timeout": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]{1,9})?s$"},
                                     "failOpen": {"type": "boolean"},
                                     "statusOnError": {"type": "string", "pattern": "^[1-5][0-9][0-9]$"},
                                     "includeRequestBodyInCheck": {
@@ -288,6 +291,10 @@ def negative_cases(docs):
             bad = copy.deepcopy(d)
             bad["spec"]["meshConfig"]["extensionProviders"][0]["envoyExtAuthzGrpc"]["includeRequestHeadersInCheck"] = ["authorization"]
             cases.append(("IstioOperator with includeRequestHeadersInCheck on a gRPC provider", bad))
+            for go_style in ("200ms", "1h30m"):
+                bad = copy.deepcopy(d)
+                bad["spec"]["meshConfig"]["extensionProviders"][0]["envoyExtAuthzGrpc"]["timeout"] = go_style
+                cases.append(("IstioOperator with timeout %r (a Go duration, not protobuf JSON)" % go_style, bad))
     return cases
 
 
