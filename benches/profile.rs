@@ -201,7 +201,7 @@ fn one_check(
     let decision = decide(&engine, &input, rt);
     let request_id = input.request_id().into_owned();
     let elapsed = start.elapsed();
-    state.record(&decision, elapsed);
+    state.observer.record(&decision, elapsed);
     log(
         state,
         &engine,
@@ -225,8 +225,7 @@ fn log(
     elapsed: std::time::Duration,
 ) {
     let logging = &engine.config().logging;
-    let sampled = d.is_allow() && state.sample_allowed(logging.allowed_sample);
-    ward::server::grpc::log_decision(d, request_id, path, elapsed, logging.subject, sampled);
+    state.observer.log(d, request_id, path, elapsed, logging);
 }
 
 #[inline(never)]

@@ -2,7 +2,8 @@
 //! process, with no network hop. Denials are answered directly (status, challenge, JSON
 //! body, as Envoy would send them); allowed requests reach the inner service with the
 //! identity headers set and ward's other headers removed, and with the verified
-//! [`Identity`] in the request extensions.
+//! [`Identity`] in the request extensions. Every decision is counted in the engine's
+//! metrics and logged as the server logs it (denials and shadow denials at info).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -26,6 +27,7 @@ use tower::{Layer, Service};
 use crate::authn::Identity;
 use crate::decision::Verdict;
 use crate::engine::Engine;
+use crate::observe::Observer;
 use crate::request::CheckInput;
 use crate::response;
 
@@ -33,11 +35,13 @@ use crate::response;
 #[derive(Clone)]
 pub struct WardLayer {
     engine: Arc<Engine>,
+    observer: Arc<Observer>,
 }
 
 impl WardLayer {
     pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
+        let observer = Arc::new(Observer::new(engine.metrics().clone()));
+        Self { engine, observer }
     }
 }
 
@@ -48,6 +52,7 @@ impl<S> Layer<S> for WardLayer {
         WardService {
             inner,
             engine: self.engine.clone(),
+            observer: self.observer.clone(),
         }
     }
 }
@@ -56,6 +61,7 @@ impl<S> Layer<S> for WardLayer {
 pub struct WardService<S> {
     inner: S,
     engine: Arc<Engine>,
+    observer: Arc<Observer>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -77,11 +83,13 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let engine = self.engine.clone();
+        let observer = self.observer.clone();
         // The clone that was polled ready serves this request (tower's usual dance).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
+            let start = std::time::Instant::now();
             let (decision, request_id) = {
                 let host = parts
                     .headers
@@ -100,7 +108,11 @@ where
                     input.headers.push(name.as_str(), value.as_bytes());
                 }
                 let request_id = input.request_id().into_owned();
-                (engine.check(&input).await, request_id)
+                let decision = engine.check(&input).await;
+                let logging = &engine.config().logging;
+                let path = input.path_only();
+                observer.decided(&decision, &request_id, path, start.elapsed(), logging);
+                (decision, request_id)
             };
             match &decision.verdict {
                 Verdict::Deny(reason) => {

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod header;
 pub mod layer;
 pub mod metrics;
+pub mod observe;
 pub mod policytest;
 pub mod request;
 pub mod response;

@@ -143,3 +143,89 @@ async fn anonymous_routes_strip_identity_headers() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(body(r).await, "", "no identity header reaches the handler");
 }
+
+/// A `tracing` writer into a shared buffer, to read the log lines a test produced.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn decisions_are_counted_and_logged_as_the_server_does() {
+    // Shadow mode is only useful if its would-be denials show up somewhere.
+    let key = TestKey::generate(Alg::HS256);
+    let yaml = format!(
+        r#"
+providers:
+  - name: local
+    jwt: {{ issuer: https://local.test, audiences: [svc], algorithms: [HS256], jwks: {jwks} }}
+routes:
+  - name: trial
+    match: {{ path_prefix: /trial }}
+    providers: [local]
+    mode: shadow
+  - name: orders
+    match: {{ path_prefix: /orders }}
+    providers: [local]
+"#,
+        jwks = key.jwks()
+    );
+    let engine = Arc::new(Ward::builder(&yaml).engine());
+    let app = Router::new()
+        .route("/trial", get(|| async { "trial" }))
+        .route("/orders", get(|| async { "orders" }))
+        .layer(ward::layer::WardLayer::new(engine.clone()));
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    for (path, status) in [
+        ("/trial", StatusCode::OK),
+        ("/orders", StatusCode::UNAUTHORIZED),
+    ] {
+        let req = Request::get(path)
+            .header("x-request-id", format!("req{path}"))
+            .body(Body::empty())
+            .expect("req");
+        let r = app.clone().oneshot(req).await.expect("resp");
+        assert_eq!(r.status(), status, "{path}");
+    }
+    let logs = String::from_utf8(logs.0.lock().expect("logs").clone()).expect("utf8");
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON log line"))
+        .collect();
+    let fields = |i: usize, k: &str| lines[i]["fields"][k].as_str().unwrap_or("").to_string();
+    assert_eq!(lines.len(), 2, "{logs}");
+    assert_eq!(
+        (
+            fields(0, "decision"),
+            fields(0, "route"),
+            fields(0, "request_id")
+        ),
+        ("shadow_deny".into(), "trial".into(), "req/trial".into())
+    );
+    assert_eq!(
+        (fields(1, "decision"), fields(1, "reason")),
+        ("deny".into(), "missing_credential".into())
+    );
+    let m = engine.metrics().render();
+    for series in [
+        r#"ward_check_requests_total{decision="shadow_deny",reason="missing_credential",route="trial"} 1"#,
+        r#"ward_check_requests_total{decision="deny",reason="missing_credential",route="orders"} 1"#,
+    ] {
+        assert!(m.contains(series), "{series} not in\n{m}");
+    }
+}

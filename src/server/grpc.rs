@@ -13,7 +13,6 @@ use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
-use crate::config::SubjectLog;
 use crate::decision::{Decision, DenyReason, Verdict};
 use crate::request::{CheckInput, Headers};
 use crate::response::Answer;
@@ -113,17 +112,10 @@ async fn check(state: &AppState, req: CheckRequest) -> Answer {
         ),
     };
     let elapsed = start.elapsed();
-    state.record(&decision, elapsed);
     let logging = &engine.config().logging;
-    let sampled = decision.is_allow() && state.sample_allowed(logging.allowed_sample);
-    log_decision(
-        &decision,
-        &request_id,
-        path,
-        elapsed,
-        logging.subject,
-        sampled,
-    );
+    state
+        .observer
+        .decided(&decision, &request_id, path, elapsed, logging);
     Answer::new(decision, &request_id)
 }
 
@@ -202,65 +194,5 @@ impl UnaryService<CheckRequest> for CheckMethod {
     fn call(&mut self, request: Request<CheckRequest>) -> Self::Future {
         let state = self.0.clone();
         Box::pin(async move { Ok(Response::new(check(&state, request.into_inner()).await)) })
-    }
-}
-
-/// The subject as logs show it. Called inside the log macros, so it is computed only
-/// for lines that are actually written (not for every allowed check at `info`).
-fn subject_for(d: &Decision, subject_log: SubjectLog) -> String {
-    d.identity
-        .as_ref()
-        .and_then(|i| i.subject.as_deref())
-        .map(|s| match subject_log {
-            SubjectLog::Plain => s.to_string(),
-            SubjectLog::Hash => crate::authn::apikey::sha256_hex(s.as_bytes())[..16].to_string(),
-            SubjectLog::None => String::new(),
-        })
-        .unwrap_or_default()
-}
-
-/// One line per decision: denials at info, allows at debug (and a sampled share of
-/// them at info). Never the token; the path without its query string (tokens travel in
-/// queries too); the subject hashed unless configured otherwise.
-pub fn log_decision(
-    d: &Decision,
-    request_id: &str,
-    path: &str,
-    elapsed: std::time::Duration,
-    subject_log: SubjectLog,
-    sampled: bool,
-) {
-    let route = d.route.as_deref().unwrap_or("");
-    let provider = d.identity.as_ref().map_or("", |i| &*i.provider);
-    let latency_us = elapsed.as_micros() as u64;
-    match (&d.verdict, &d.shadow_deny) {
-        (Verdict::Deny(r), _) => tracing::info!(
-            request_id, route, provider, subject = subject_for(d, subject_log), path, decision = "deny", reason = r.code(),
-            detail = %r.explain(), latency_us, "check denied"
-        ),
-        (Verdict::Allow(_), Some(r)) => tracing::info!(
-            request_id, route, provider, subject = subject_for(d, subject_log), path, decision = "shadow_deny", reason = r.code(),
-            detail = %r.explain(), latency_us, "check would be denied (shadow mode)"
-        ),
-        (Verdict::Allow(_), None) if sampled => tracing::info!(
-            request_id,
-            route,
-            provider,
-            subject = subject_for(d, subject_log),
-            path,
-            decision = "allow",
-            latency_us,
-            "check allowed (sampled)"
-        ),
-        (Verdict::Allow(_), None) => tracing::debug!(
-            request_id,
-            route,
-            provider,
-            subject = subject_for(d, subject_log),
-            path,
-            decision = "allow",
-            latency_us,
-            "check allowed"
-        ),
     }
 }

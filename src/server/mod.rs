@@ -18,9 +18,9 @@ use tokio_stream::StreamExt as _;
 
 use crate::authn::keys::KeySources;
 use crate::config::Config;
-use crate::decision::Decision;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
+use crate::observe::Observer;
 use stream::Unvectored;
 
 /// `envoy/service/auth/v3/external_auth.proto` and its imports, for server reflection
@@ -34,8 +34,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Remote key stores, shared across reloads.
     pub key_sources: KeySources,
-    /// Allowed decisions seen, for sampling their log lines.
-    allowed_seen: std::sync::atomic::AtomicU64,
+    /// Counts and logs every decision.
+    pub observer: Observer,
 }
 
 impl AppState {
@@ -45,8 +45,8 @@ impl AppState {
         Arc::new(Self {
             engine: ArcSwap::from_pointee(engine),
             key_sources: KeySources::new(metrics.clone(), false),
+            observer: Observer::new(metrics.clone()),
             metrics,
-            allowed_seen: Default::default(),
         })
     }
 
@@ -62,39 +62,14 @@ impl AppState {
             .set(crate::authn::cache::unix_now() as f64);
         Ok(Arc::new(Self {
             engine: ArcSwap::from_pointee(engine),
+            observer: Observer::new(metrics.clone()),
             metrics,
             key_sources,
-            allowed_seen: Default::default(),
         }))
     }
 
     pub fn ready(&self) -> bool {
         self.engine.load().ready()
-    }
-
-    /// Whether this allowed decision is one of the `rate` share logged at info: every
-    /// `1/rate`-th one, so the share holds exactly without a random source.
-    pub fn sample_allowed(&self, rate: f64) -> bool {
-        if rate <= 0.0 {
-            return false;
-        }
-        let every = (1.0 / rate).round().max(1.0) as u64;
-        let n = self
-            .allowed_seen
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        n.is_multiple_of(every)
-    }
-
-    pub fn record(&self, d: &Decision, elapsed: Duration) {
-        let route = d.route.as_deref().unwrap_or("none");
-        self.metrics
-            .check_requests
-            .with_label_values(&[route, d.label(), d.reason_code()])
-            .inc();
-        self.metrics
-            .check_duration
-            .with_label_values(&[d.label()])
-            .observe(elapsed.as_secs_f64());
     }
 }
 

@@ -1,0 +1,127 @@
+//! What every front end does once a request is decided (the gRPC server, the tower
+//! layer): count it in the metrics and write its decision log line.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::config::{LoggingConfig, SubjectLog};
+use crate::decision::{Decision, Verdict};
+use crate::metrics::Metrics;
+
+/// Counts and logs decisions; shared by every request of one front end.
+pub struct Observer {
+    metrics: Arc<Metrics>,
+    /// Allowed decisions seen, for sampling their log lines.
+    allowed_seen: AtomicU64,
+}
+
+impl Observer {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            metrics,
+            allowed_seen: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts and logs one decision.
+    pub fn decided(
+        &self,
+        d: &Decision,
+        request_id: &str,
+        path: &str,
+        elapsed: Duration,
+        logging: &LoggingConfig,
+    ) {
+        self.record(d, elapsed);
+        self.log(d, request_id, path, elapsed, logging);
+    }
+
+    /// `ward_check_requests_total` and `ward_check_duration_seconds`.
+    pub fn record(&self, d: &Decision, elapsed: Duration) {
+        let route = d.route.as_deref().unwrap_or("none");
+        self.metrics
+            .check_requests
+            .with_label_values(&[route, d.label(), d.reason_code()])
+            .inc();
+        self.metrics
+            .check_duration
+            .with_label_values(&[d.label()])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// One line per decision: denials and shadow denials at info, allows at debug (and
+    /// the `allowed_sample` share of them at info). Never the token; the path without its
+    /// query string (tokens travel in queries too); the subject hashed unless configured
+    /// otherwise.
+    pub fn log(
+        &self,
+        d: &Decision,
+        request_id: &str,
+        path: &str,
+        elapsed: Duration,
+        logging: &LoggingConfig,
+    ) {
+        let sampled =
+            d.is_allow() && d.shadow_deny.is_none() && self.sample(logging.allowed_sample);
+        let subject_log = logging.subject;
+        let route = d.route.as_deref().unwrap_or("");
+        let provider = d.identity.as_ref().map_or("", |i| &*i.provider);
+        let latency_us = elapsed.as_micros() as u64;
+        match (&d.verdict, &d.shadow_deny) {
+            (Verdict::Deny(r), _) => tracing::info!(
+                request_id, route, provider, subject = subject_for(d, subject_log), path, decision = "deny", reason = r.code(),
+                detail = %r.explain(), latency_us, "check denied"
+            ),
+            (Verdict::Allow(_), Some(r)) => tracing::info!(
+                request_id, route, provider, subject = subject_for(d, subject_log), path, decision = "shadow_deny", reason = r.code(),
+                detail = %r.explain(), latency_us, "check would be denied (shadow mode)"
+            ),
+            (Verdict::Allow(_), None) if sampled => tracing::info!(
+                request_id,
+                route,
+                provider,
+                subject = subject_for(d, subject_log),
+                path,
+                decision = "allow",
+                latency_us,
+                "check allowed (sampled)"
+            ),
+            (Verdict::Allow(_), None) => tracing::debug!(
+                request_id,
+                route,
+                provider,
+                subject = subject_for(d, subject_log),
+                path,
+                decision = "allow",
+                latency_us,
+                "check allowed"
+            ),
+        }
+    }
+
+    /// Whether this allowed decision is one of the `rate` share logged at info: every
+    /// `1/rate`-th one, so the share holds exactly without a random source.
+    fn sample(&self, rate: f64) -> bool {
+        if rate <= 0.0 {
+            return false;
+        }
+        let every = (1.0 / rate).round().max(1.0) as u64;
+        let n = self.allowed_seen.fetch_add(1, Ordering::Relaxed);
+        n.is_multiple_of(every)
+    }
+}
+
+/// The subject as logs show it. Called inside the log macros, so it is computed only
+/// for lines that are actually written (not for every allowed check at `info`).
+fn subject_for(d: &Decision, subject_log: SubjectLog) -> String {
+    d.identity
+        .as_ref()
+        .and_then(|i| i.subject.as_deref())
+        .map(|s| match subject_log {
+            SubjectLog::Plain => s.to_string(),
+            SubjectLog::Hash => crate::authn::apikey::sha256_hex(s.as_bytes())[..16].to_string(),
+            SubjectLog::None => String::new(),
+        })
+        .unwrap_or_default()
+}
