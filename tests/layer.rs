@@ -158,6 +158,23 @@ impl std::io::Write for Captured {
     }
 }
 
+/// Every JSON log line of this test binary. The subscriber is the global default: a
+/// thread-scoped one can miss events whose callsite another test thread registered first.
+fn captured_logs() -> &'static Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        logs
+    })
+}
+
 #[tokio::test]
 async fn decisions_are_counted_and_logged_as_the_server_does() {
     // Shadow mode is only useful if its would-be denials show up somewhere.
@@ -183,14 +200,7 @@ routes:
         .route("/trial", get(|| async { "trial" }))
         .route("/orders", get(|| async { "orders" }))
         .layer(ward::layer::WardLayer::new(engine.clone()));
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = captured_logs();
     for (path, status) in [
         ("/trial", StatusCode::OK),
         ("/orders", StatusCode::UNAUTHORIZED),
@@ -205,7 +215,11 @@ routes:
     let logs = String::from_utf8(logs.0.lock().expect("logs").clone()).expect("utf8");
     let lines: Vec<serde_json::Value> = logs
         .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON log line"))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON log line"))
+        .filter(|l| {
+            let id = l["fields"]["request_id"].as_str().unwrap_or("");
+            id == "req/trial" || id == "req/orders"
+        })
         .collect();
     let fields = |i: usize, k: &str| lines[i]["fields"][k].as_str().unwrap_or("").to_string();
     assert_eq!(lines.len(), 2, "{logs}");
