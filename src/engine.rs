@@ -45,6 +45,9 @@ pub struct Engine {
     kept_claims: Vec<Arc<str>>,
     /// Every header ward owns, in a fixed order.
     owned: Vec<HeaderName>,
+    /// The lengths of the owned names (`length_bit`): most request headers are ruled
+    /// out as an underscore spelling of one by their length alone.
+    owned_lengths: u64,
     /// Per route, with `strip_authorization`: the credential headers removed upstream
     /// (`authorization` and every header the route's providers read a credential from).
     strip: Vec<Box<[HeaderName]>>,
@@ -166,7 +169,11 @@ impl Engine {
                 names.into_boxed_slice()
             })
             .collect();
+        let owned_lengths = owned
+            .iter()
+            .fold(0, |bits, h| bits | length_bit(h.as_str().len()));
         Self {
+            owned_lengths,
             route_index: RouteIndex::new(&config.routes),
             cache: TokenCache::new(config.token_cache_max_entries),
             kept_claims,
@@ -491,7 +498,8 @@ impl Engine {
         // `x_auth_subject` is `x-auth-subject` to CGI-style upstreams (both become
         // HTTP_X_AUTH_SUBJECT): a client's underscore spelling of an owned name goes too.
         for (name, _) in input.headers.iter() {
-            if name.contains('_')
+            if self.owned_lengths & length_bit(name.len()) != 0
+                && name.as_bytes().contains(&b'_')
                 && self.owned.iter().any(|o| underscore_spelling(name, o))
                 && let Ok(h) = HeaderName::parse(name)
                 && !remove.contains(&h)
@@ -531,6 +539,11 @@ fn introspector_for(
             None
         }
     }
+}
+
+/// One bit per name length; lengths from 63 on share the last bit.
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }
 
 /// Whether `name` is `owned` with some of its `-` written as `_`.

@@ -36,7 +36,7 @@ pub type Segments<'a> = Vec<Cow<'a, str>>;
 /// Normalises the path part of a request target (query already removed or not).
 pub fn normalize(raw: &str) -> Result<Segments<'_>, PathError> {
     let raw = raw.split('?').next().unwrap_or("");
-    if raw.contains('#') {
+    if raw.as_bytes().contains(&b'#') {
         return Err(PathError::Fragment);
     }
     if !raw.starts_with('/') {
@@ -58,11 +58,11 @@ pub fn normalize(raw: &str) -> Result<Segments<'_>, PathError> {
 
 fn decode_segment(seg: &str) -> Result<Cow<'_, str>, PathError> {
     let bad_char = |c: char| c == '/' || c == '\\' || c.is_control();
-    if !seg.contains('%') {
+    if !seg.as_bytes().contains(&b'%') {
         if seg.chars().any(|c| c == '\\' || c.is_control()) {
             return Err(PathError::EncodedSeparator);
         }
-        if seg.contains(';') {
+        if seg.as_bytes().contains(&b';') {
             return Err(PathError::SegmentParameter);
         }
         return Ok(Cow::Borrowed(seg));
@@ -81,7 +81,7 @@ fn decode_segment(seg: &str) -> Result<Cow<'_, str>, PathError> {
     if decoded.chars().any(bad_char) {
         return Err(PathError::EncodedSeparator);
     }
-    if decoded.contains(';') {
+    if decoded.as_bytes().contains(&b';') {
         return Err(PathError::SegmentParameter);
     }
     if looks_encoded(&decoded) {
