@@ -425,6 +425,42 @@ async fn concurrent_misses_share_one_fetch() {
 }
 
 #[tokio::test]
+async fn concurrent_first_uses_of_a_new_kid_share_one_fetch() {
+    // After a rotation, many checks carry the new kid at once: one fetch, and every one
+    // of them waits for it (none is refused for an "unknown key id" meanwhile).
+    let old = TestKey::generate(Alg::RS256);
+    let new = TestKey::generate(Alg::RS256);
+    let idp = Idp::start(jwks_of(&[&old])).await;
+    let ward = start_on(
+        &idp,
+        "timeout: 2s\n      refresh_interval: 1h\n      min_refetch_interval: 1h",
+    )
+    .await;
+    ward.wait_ready(200, PATIENCE).await;
+    idp.set_jwks(jwks_of(&[&old, &new]));
+    idp.set_delay(Duration::from_millis(300));
+    let client = ward.client().await;
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let mut c = client.clone();
+            let t = token(&new, ISS, &format!("u{i}"), 60);
+            tokio::spawn(async move {
+                let r = c.check(get("/api/x", Some(&t))).await.expect("rpc");
+                outcome(&r.into_inner())
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.expect("task").1, 200);
+    }
+    assert_eq!(
+        idp.jwks_hits(),
+        2,
+        "startup, then one fetch for the new kid"
+    );
+}
+
+#[tokio::test]
 async fn cache_control_max_age_shortens_refresh() {
     let k = TestKey::generate(Alg::RS256);
     let idp = Idp::start(jwks_of(&[&k])).await;

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use serde_json::Value;
+use tokio::sync::OwnedMutexGuard;
 
 use crate::authn::http::{self, HttpError};
 use crate::authn::jwk::KeySet;
@@ -68,7 +69,7 @@ pub struct RemoteKeys {
     /// The jwks_uri learned from discovery.
     jwks_uri: ArcSwapOption<String>,
     /// Serialises fetches; the generation tells a waiter that someone else just fetched.
-    fetch_lock: tokio::sync::Mutex<()>,
+    fetch_lock: Arc<tokio::sync::Mutex<()>>,
     generation: AtomicU64,
     /// When the last on-demand refetch started (ms since `epoch`), for rate limiting.
     last_on_demand: AtomicU64,
@@ -111,7 +112,7 @@ impl RemoteKeys {
             client,
             keys: ArcSwapOption::empty(),
             jwks_uri: ArcSwapOption::empty(),
-            fetch_lock: tokio::sync::Mutex::new(()),
+            fetch_lock: Arc::new(tokio::sync::Mutex::new(())),
             generation: AtomicU64::new(0),
             last_on_demand: AtomicU64::new(u64::MAX),
             fetched_at: AtomicU64::new(u64::MAX),
@@ -180,34 +181,46 @@ impl RemoteKeys {
         if let Some(k) = &current
             && kid.is_none_or(|kid| k.has_kid(kid))
         {
-            if self.is_stale() && self.may_refetch_now() {
-                drop(self.spawn_fetch(seen));
+            if self.is_stale()
+                && let Ok(lock) = self.fetch_lock.clone().try_lock_owned()
+                && self.may_refetch_now()
+            {
+                drop(self.spawn_fetch(lock, seen));
             }
             return Ok(k.clone());
         }
-        let in_progress = self.fetch_lock.try_lock().is_err();
-        if in_progress {
-            // A fetch is already running (startup, refresh, another miss): its result is
-            // what a refetch would bring, so wait for it (it is bounded by `timeout`).
-            drop(self.fetch_lock.lock().await);
-        } else if self.may_refetch_now() {
-            match self.spawn_fetch(seen) {
-                Some(task) => drop(task.await),
-                None => drop(self.fetch_shared(seen).await),
+        // The fetch lock is taken here, before this check can yield: a check that misses
+        // the same kid a moment later finds the fetch running and waits for it.
+        match self.fetch_lock.clone().try_lock_owned() {
+            Err(_) => {
+                // A fetch is already running (startup, refresh, another miss): its result
+                // is what a refetch would bring, so wait for it (bounded by `timeout`).
+                drop(self.fetch_lock.lock().await);
             }
+            Ok(lock) if self.may_refetch_now() => match self.spawn_fetch(lock, seen) {
+                Ok(task) => drop(task.await),
+                Err(lock) => drop(self.fetch_holding(lock, seen).await),
+            },
+            Ok(_) => {}
         }
         self.keys
             .load_full()
             .ok_or("identity provider unreachable and no keys cached")
     }
 
-    /// [`Self::fetch_shared`] in a task of its own, when a tokio runtime runs this: it
-    /// goes on whether or not anyone waits for it.
-    fn spawn_fetch(self: &Arc<Self>, seen: u64) -> Option<tokio::task::JoinHandle<()>> {
-        let rt = tokio::runtime::Handle::try_current().ok()?;
+    /// [`Self::fetch_holding`] in a task of its own, when a tokio runtime runs this: it
+    /// goes on whether or not anyone waits for it. Without a runtime, the lock comes back.
+    fn spawn_fetch(
+        self: &Arc<Self>,
+        lock: OwnedMutexGuard<()>,
+        seen: u64,
+    ) -> Result<tokio::task::JoinHandle<()>, OwnedMutexGuard<()>> {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return Err(lock);
+        };
         let this = self.clone();
-        Some(rt.spawn(async move {
-            let _ = this.fetch_shared(seen).await;
+        Ok(rt.spawn(async move {
+            let _ = this.fetch_holding(lock, seen).await;
         }))
     }
 
@@ -236,7 +249,16 @@ impl RemoteKeys {
 
     /// Fetches unless another fetch completed since `seen` (then its result is used).
     async fn fetch_shared(&self, seen: u64) -> Result<Option<Duration>, FetchError> {
-        let _guard = self.fetch_lock.lock().await;
+        let lock = self.fetch_lock.clone().lock_owned().await;
+        self.fetch_holding(lock, seen).await
+    }
+
+    /// [`Self::fetch_shared`] with the fetch lock already held.
+    async fn fetch_holding(
+        &self,
+        _lock: OwnedMutexGuard<()>,
+        seen: u64,
+    ) -> Result<Option<Duration>, FetchError> {
         if self.generation.load(Ordering::Acquire) != seen {
             return Ok(None);
         }
