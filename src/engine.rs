@@ -46,7 +46,7 @@ pub struct Engine {
     /// Every header ward owns, in a fixed order.
     owned: Vec<HeaderName>,
     /// The lengths of the owned names (`length_bit`): most request headers are ruled
-    /// out as an underscore spelling of one by their length alone.
+    /// out as another spelling of one by their length alone.
     owned_lengths: u64,
     /// Per route, with `strip_authorization`: the credential headers removed upstream
     /// (`authorization` and every header the route's providers read a credential from).
@@ -496,11 +496,15 @@ impl Engine {
             }
         }
         // `x_auth_subject` is `x-auth-subject` to CGI-style upstreams (both become
-        // HTTP_X_AUTH_SUBJECT): a client's underscore spelling of an owned name goes too.
+        // HTTP_X_AUTH_SUBJECT): a client header that spells an owned name with `_` for
+        // `-` or `-` for `_` goes too, unless ward sets that very name.
         for (name, _) in input.headers.iter() {
             if self.owned_lengths & length_bit(name.len()) != 0
-                && name.as_bytes().contains(&b'_')
-                && self.owned.iter().any(|o| underscore_spelling(name, o))
+                && self
+                    .owned
+                    .iter()
+                    .any(|o| o.as_str() != name && other_spelling(name, o))
+                && !set.iter().any(|(s, _)| s.as_str() == name)
                 && let Ok(h) = HeaderName::parse(name)
                 && !remove.contains(&h)
             {
@@ -546,14 +550,15 @@ fn length_bit(len: usize) -> u64 {
     1 << len.min(63)
 }
 
-/// Whether `name` is `owned` with some of its `-` written as `_`.
-fn underscore_spelling(name: &str, owned: &HeaderName) -> bool {
+/// Whether `name` is `owned` with some of its `-` and `_` swapped (CGI reads both as `_`).
+fn other_spelling(name: &str, owned: &HeaderName) -> bool {
+    let separator = |c: u8| c == b'-' || c == b'_';
     let owned = owned.as_str().as_bytes();
     name.len() == owned.len()
         && name
             .bytes()
             .zip(owned)
-            .all(|(a, &b)| a == b || (a == b'_' && b == b'-'))
+            .all(|(a, &b)| a == b || (separator(a) && separator(b)))
 }
 
 fn deny(route: Option<Arc<str>>, reason: DenyReason) -> Decision {

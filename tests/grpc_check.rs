@@ -612,6 +612,61 @@ async fn underscore_spellings_of_owned_headers_are_removed() {
     }
 }
 
+#[tokio::test]
+async fn owned_names_with_underscores_are_set_not_removed_and_their_hyphen_spelling_goes() {
+    // An operator may name identity headers with `_`: the set one must survive, and a
+    // client's `-` spelling (the same CGI variable) must not.
+    let key = "k-51c0";
+    let yaml = format!(
+        r#"
+identity_headers: {{ subject: x_auth_subject }}
+providers:
+  - name: batch
+    api_key: {{ header: x-api-key, keys: [ {{ sha256: "{hash}", subject: job }} ] }}
+routes:
+  - name: api
+    match: {{ path_prefix: /api }}
+    providers: [batch]
+  - name: public
+    match: {{ path_prefix: /public }}
+    allow_anonymous: true
+"#,
+        hash = ward::authn::apikey::sha256_hex(key.as_bytes()),
+    );
+    let ward = Ward::start(&yaml).await;
+    let r = ward
+        .check(
+            Req::get("/api")
+                .header("x-api-key", key)
+                .header("x_auth_subject", "admin")
+                .header("x-auth-subject", "admin")
+                .to_map(),
+        )
+        .await;
+    let ok = allowed(&r);
+    assert_eq!(set_header_map(ok)["x_auth_subject"], "job");
+    let gone = removed(ok);
+    assert!(
+        !gone.contains("x_auth_subject"),
+        "set and removed: {gone:?}"
+    );
+    assert!(gone.contains("x-auth-subject"), "{gone:?}");
+    assert_overwrites(ok);
+
+    let r = ward
+        .check(
+            Req::get("/public")
+                .header("x-auth-subject", "admin")
+                .to_map(),
+        )
+        .await;
+    let gone = removed(allowed(&r));
+    assert!(
+        gone.contains("x-auth-subject") && gone.contains("x_auth_subject"),
+        "{gone:?}"
+    );
+}
+
 // === header shapes ===
 
 #[tokio::test]
