@@ -195,7 +195,7 @@ impl Condition {
 /// has the wrong type for the test, which fails it too, and also fails its `not`.
 fn claim_holds(claim: Option<&Value>, test: &ClaimTest, ctx: &EvalCtx<'_, '_>) -> Option<bool> {
     // Absent, or null (which reads as absent): false for every test but `present: false`
-    // and a test for null itself.
+    // and, for a null claim, a test for null itself.
     let Some(claim) = claim.filter(|c| !c.is_null()) else {
         return Some(match test {
             ClaimTest::Present(want) => !want,
@@ -206,9 +206,10 @@ fn claim_holds(claim: Option<&Value>, test: &ClaimTest, ctx: &EvalCtx<'_, '_>) -
     };
     match test {
         ClaimTest::Present(want) => Some(*want),
-        ClaimTest::Equals(v) => same_type(claim, v).then(|| json_eq(claim, v)),
+        // A present claim is plainly not null: `equals: null` is false, not undecided.
+        ClaimTest::Equals(v) => comparable(claim, v).then(|| json_eq(claim, v)),
         ClaimTest::OneOf(vs) => {
-            let typed = vs.iter().any(|v| same_type(claim, v));
+            let typed = vs.iter().any(|v| comparable(claim, v));
             typed.then(|| vs.iter().any(|v| json_eq(claim, v)))
         }
         ClaimTest::Contains(v) => match claim {
@@ -227,9 +228,10 @@ fn claim_holds(claim: Option<&Value>, test: &ClaimTest, ctx: &EvalCtx<'_, '_>) -
     }
 }
 
-/// Whether two JSON values have the same type (every number is one type).
-fn same_type(a: &Value, b: &Value) -> bool {
-    std::mem::discriminant(a) == std::mem::discriminant(b)
+/// Whether comparing a (non-null) claim with `want` decides anything: the same JSON type
+/// (every number is one type), or `want` is null.
+fn comparable(claim: &Value, want: &Value) -> bool {
+    want.is_null() || std::mem::discriminant(claim) == std::mem::discriminant(want)
 }
 
 /// JSON equality: same type and value. Numbers compare by value (`1` equals `1.0`, as in

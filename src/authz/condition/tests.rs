@@ -693,6 +693,17 @@ fn not_inverts_and_is_never_a_scope_failure() {
             "the test that could not be decided is named"
         );
     }
+    // Null is comparable with anything present: a string is plainly not null.
+    let live = Rule::new(json!({"not": {"claim": {"name": "deleted_at", "equals": null}}}));
+    assert!(live.holds(json!({"deleted_at": "2024-01-01"})));
+    assert!(!live.holds(json!({"deleted_at": null})));
+    assert!(live.holds(json!({})), "a missing claim is not null");
+    let not_in = Rule::new(json!({"not": {"claim": {"name": "x", "one_of": [null, 1]}}}));
+    assert!(
+        not_in.holds(json!({"x": "a"})),
+        "a string is neither null nor 1"
+    );
+    assert!(!not_in.holds(json!({"x": 1})));
     // A single group sent as a string, not a list.
     let suspended =
         Rule::new(json!({"not": {"claim": {"name": "groups", "contains": "suspended"}}}));
