@@ -228,6 +228,16 @@ fn keys_file(key: &str) -> String {
     )
 }
 
+/// ward on [`KEYS`], its `keys.yaml` holding `key-one`, watched every 50 ms.
+async fn start_with_keys() -> Ward {
+    Ward::from_file("ward.yaml")
+        .file("ward.yaml", KEYS)
+        .file("keys.yaml", keys_file("key-one"))
+        .watch(Some(Duration::from_millis(50)))
+        .start()
+        .await
+}
+
 /// The gRPC code of a check of /x presenting `key`.
 async fn with_key(ward: &Ward, key: &str) -> i32 {
     grpc_code(
@@ -270,12 +280,7 @@ async fn a_rotated_keys_file_secret_is_picked_up_without_a_config_change() {
 
 #[tokio::test]
 async fn a_keys_file_that_disappears_keeps_the_last_good_keys_until_it_returns() {
-    let ward = Ward::from_file("ward.yaml")
-        .file("ward.yaml", KEYS)
-        .file("keys.yaml", keys_file("key-one"))
-        .watch(Some(Duration::from_millis(50)))
-        .start()
-        .await;
+    let ward = start_with_keys().await;
     let keys = ward.dir().join("keys.yaml");
     std::fs::remove_file(&keys).expect("remove");
     wait_reloads(&ward, "failure", 1.0).await;
@@ -296,12 +301,7 @@ async fn a_keys_file_that_disappears_keeps_the_last_good_keys_until_it_returns()
 async fn a_file_named_by_a_rejected_config_is_watched_too() {
     // The config moves to a keys file that does not exist yet: rejected. Creating the
     // file is enough; the operator does not have to touch ward.yaml again.
-    let ward = Ward::from_file("ward.yaml")
-        .file("ward.yaml", KEYS)
-        .file("keys.yaml", keys_file("key-one"))
-        .watch(Some(Duration::from_millis(50)))
-        .start()
-        .await;
+    let ward = start_with_keys().await;
     std::fs::write(
         ward.config_file(),
         KEYS.replace("keys.yaml", "new-keys.yaml"),
