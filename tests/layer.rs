@@ -14,25 +14,29 @@ use ward::authn::jwt::Alg;
 
 use common::{TestKey, Ward, now};
 
+/// An engine with one HS256 provider `local` trusting `key`, and `routes` (YAML items).
+fn engine(key: &TestKey, routes: &str) -> Arc<ward::Engine> {
+    let yaml = format!(
+        "providers:\n  - name: local\n    jwt: {{ issuer: https://local.test, audiences: [svc], algorithms: [HS256], jwks: {} }}\nroutes:\n{routes}",
+        key.jwks()
+    );
+    Arc::new(Ward::builder(&yaml).engine())
+}
+
 fn app() -> (Router, TestKey) {
     let key = TestKey::generate(Alg::HS256);
-    let yaml = format!(
+    let engine = engine(
+        &key,
         r#"
-providers:
-  - name: local
-    jwt: {{ issuer: https://local.test, audiences: [svc], algorithms: [HS256], jwks: {jwks} }}
-routes:
   - name: health
-    match: {{ path: /healthz }}
+    match: { path: /healthz }
     allow_anonymous: true
   - name: orders
-    match: {{ path_prefix: /orders }}
+    match: { path_prefix: /orders }
     providers: [local]
-    require: {{ roles_any: [reader] }}
+    require: { roles_any: [reader] }
 "#,
-        jwks = key.jwks()
     );
-    let engine = Arc::new(Ward::builder(&yaml).engine());
     let router = Router::new()
         .route(
             "/healthz",
@@ -178,24 +182,18 @@ fn captured_logs() -> &'static Captured {
 #[tokio::test]
 async fn decisions_are_counted_and_logged_as_the_server_does() {
     // Shadow mode is only useful if its would-be denials show up somewhere.
-    let key = TestKey::generate(Alg::HS256);
-    let yaml = format!(
+    let engine = engine(
+        &TestKey::generate(Alg::HS256),
         r#"
-providers:
-  - name: local
-    jwt: {{ issuer: https://local.test, audiences: [svc], algorithms: [HS256], jwks: {jwks} }}
-routes:
   - name: trial
-    match: {{ path_prefix: /trial }}
+    match: { path_prefix: /trial }
     providers: [local]
     mode: shadow
   - name: orders
-    match: {{ path_prefix: /orders }}
+    match: { path_prefix: /orders }
     providers: [local]
 "#,
-        jwks = key.jwks()
     );
-    let engine = Arc::new(Ward::builder(&yaml).engine());
     let app = Router::new()
         .route("/trial", get(|| async { "trial" }))
         .route("/orders", get(|| async { "orders" }))
