@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::authn::cache::{TokenCache, unix_now};
+use crate::authn::cache::{TokenCache, Verified, unix_now};
 use crate::authn::introspection::{Introspector, Refusal};
 use crate::authn::jwt;
 use crate::authn::keys::KeyStore;
@@ -378,11 +378,11 @@ impl Engine {
                     return Err(invalid(TokenError::TooLarge));
                 }
                 let key = TokenCache::key(tok);
-                if let Some(id) = self.cache.get(&key, now)
-                    && let Some(c) = self.accepts(ri, pi, &id, tok, input)
+                if let Some(v) = self.cache.get(&key, now)
+                    && let Some(c) = self.still_counts(ri, pi, &s.issuer, &v, tok, input)
                 {
                     self.count_cache(c, true);
-                    return Ok(id);
+                    return Ok(v.identity);
                 }
                 let parsed = match jwt::parse(tok, s.max_token_bytes) {
                     Ok(t) => t,
@@ -391,19 +391,7 @@ impl Engine {
                         return Err(invalid(e));
                     }
                 };
-                // The token's issuer picks among the route's JWT providers that read the
-                // same credential: one lookup, not a trial of every provider's keys.
-                let chosen = parsed
-                    .issuer()
-                    .filter(|iss| **iss != *s.issuer)
-                    .and_then(|iss| self.route_issuers[ri].get(iss))
-                    .and_then(|cands| {
-                        cands
-                            .iter()
-                            .copied()
-                            .find(|&c| self.reads_same_credential(pi, c, tok, input))
-                    })
-                    .unwrap_or(pi);
+                let chosen = self.pick(ri, pi, &s.issuer, parsed.issuer(), tok, input);
                 self.count_cache(chosen, false);
                 let p = &self.providers[chosen];
                 let ProviderKind::Jwt(s) = &p.settings.kind else {
@@ -416,37 +404,65 @@ impl Engine {
                 let keys = Box::pin(store.keys_for(parsed.kid.as_deref()))
                     .await
                     .map_err(|u| DenyReason::AuthnUnavailable(u.0))?;
-                let id = jwt::verify(parsed, s, &keys, &p.settings.name, now, &self.kept_claims)
-                    .map_err(invalid)?;
+                let (id, by) =
+                    jwt::verify_keyed(parsed, s, &keys, &p.settings.name, now, &self.kept_claims)
+                        .map_err(invalid)?;
                 let id = Arc::new(id);
-                self.cache.insert(key, id.clone(), now);
+                let verified = Verified {
+                    identity: id.clone(),
+                    key: by,
+                };
+                self.cache.insert(key, verified, now);
                 Ok(id)
             }
         }
     }
 
-    /// Which provider a cached identity stands for on this route, if the route accepts
-    /// it here: the provider that verified the token must be one of the route's, and
-    /// read the credential where provider `pi` found it. The cache is keyed by the token
-    /// alone, so a token verified for another route's provider (another audience, say)
-    /// is verified again for this one, never reused.
-    fn accepts(
+    /// The JWT provider that decides a token on route `ri`, where provider `pi` (whose
+    /// issuer is `own_issuer`) found it: the token's issuer picks among the route's JWT
+    /// providers that read the same credential (one lookup, not a trial of every
+    /// provider's keys); a token of `pi`'s own issuer, of none, or of an issuer the route
+    /// does not trust is `pi`'s to decide.
+    fn pick(
         &self,
         ri: usize,
         pi: usize,
-        id: &Identity,
+        own_issuer: &str,
+        iss: Option<&str>,
+        tok: &str,
+        input: &CheckInput<'_>,
+    ) -> usize {
+        iss.filter(|iss| *iss != own_issuer)
+            .and_then(|iss| self.route_issuers[ri].get(iss))
+            .and_then(|cands| {
+                cands
+                    .iter()
+                    .copied()
+                    .find(|&c| self.reads_same_credential(pi, c, tok, input))
+            })
+            .unwrap_or(pi)
+    }
+
+    /// Which provider a cached verification stands for on this route, if it still
+    /// counts here: only where the route would pick the provider that verified it for
+    /// this token (so a warm cache decides as a cold one), and only while the key that
+    /// verified it is in that provider's current key set (a key removed from the JWKS
+    /// revokes its tokens, cached or not). The cache is keyed by the token alone.
+    fn still_counts(
+        &self,
+        ri: usize,
+        pi: usize,
+        own_issuer: &str,
+        v: &Verified,
         tok: &str,
         input: &CheckInput<'_>,
     ) -> Option<usize> {
-        let by = |c: usize| Arc::ptr_eq(&self.providers[c].settings.name, &id.provider);
-        if by(pi) {
-            return Some(pi);
-        }
-        self.config.routes[ri]
-            .providers
-            .iter()
-            .copied()
-            .find(|&c| by(c) && self.reads_same_credential(pi, c, tok, input))
+        let id = &v.identity;
+        let c = self.pick(ri, pi, own_issuer, id.issuer.as_deref(), tok, input);
+        let p = &self.providers[c];
+        (Arc::ptr_eq(&p.settings.name, &id.provider)
+            && p.keys.as_ref().is_some_and(|k| k.holds(v.key)))
+        .then_some(c)
     }
 
     /// Whether provider `c` finds `tok`, the credential provider `pi` found, in `input`.
@@ -475,7 +491,9 @@ impl Engine {
         if let Some(id) = id {
             set.reserve_exact(self.owned.len());
             let mut put = |h: &HeaderName, v: Option<String>| {
-                if let Some(v) = v.filter(|v| !v.is_empty() && header::is_safe_value(v)) {
+                // Verification refused unrepresentable subjects, roles and scopes; this
+                // keeps any other value (an introspected `iss`) from being read otherwise.
+                if let Some(v) = v.filter(|v| header::is_exact_value(v)) {
                     set.push((h.clone(), v));
                 }
             };

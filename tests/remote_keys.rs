@@ -737,3 +737,98 @@ async fn shutdown_lets_an_in_flight_check_finish() {
     // run returns within the grace period, and without an error.
     stopping.join().await;
 }
+
+#[tokio::test]
+async fn a_removed_key_revokes_the_tokens_it_signed_even_when_cached() {
+    // A token verified once sits in the cache until its own exp, which the holder of a
+    // leaked key chooses. Removing the key from the JWKS must revoke it at the next
+    // check, cached or not.
+    let leaked = TestKey::generate(Alg::ES256);
+    let kept = TestKey::generate(Alg::RS256);
+    let idp = Idp::start(jwks_of(&[&leaked, &kept])).await;
+    let ward = start_on(&idp, "refresh_interval: 1h\n      min_refetch_interval: 1s").await;
+    ward.wait_ready(200, PATIENCE).await;
+    let forged = token(&leaked, ISS, "mallory", 4_102_444_800 - now());
+    let honest = token(&kept, ISS, "alice", 600);
+    for _ in 0..2 {
+        assert_eq!(
+            outcome(&ward.check(get("/api/x", Some(&forged))).await).1,
+            200
+        );
+        assert_eq!(
+            outcome(&ward.check(get("/api/x", Some(&honest))).await).1,
+            200
+        );
+    }
+
+    // The IdP drops the leaked key. A token with a new kid makes ward refetch (once
+    // min_refetch_interval allows); from then on the leaked key's tokens are refused.
+    let new = TestKey::generate(Alg::RS256);
+    idp.set_jwks(jwks_of(&[&kept, &new]));
+    let fresh = token(&new, ISS, "bob", 600);
+    eventually(PATIENCE, async || {
+        match outcome(&ward.check(get("/api/x", Some(&fresh))).await) {
+            (0, ..) => Ok(()),
+            o => Err(format!("the new key never arrived: {o:?}")),
+        }
+    })
+    .await;
+    assert_eq!(
+        outcome(&ward.check(get("/api/x", Some(&forged))).await),
+        (16, 401, "invalid_token".into(), None),
+        "a cached token of a removed key is revoked"
+    );
+    // A key still in the set keeps its cached tokens.
+    assert_eq!(
+        outcome(&ward.check(get("/api/x", Some(&honest))).await),
+        (0, 200, "ok".into(), Some("alice".into()))
+    );
+    let hits = ward
+        .metric(
+            "ward_token_cache_requests_total",
+            &[("provider", "idp"), ("result", "hit")],
+        )
+        .await;
+    assert_eq!(hits, Some(3.0), "the kept key's token is still a cache hit");
+}
+
+#[tokio::test]
+async fn a_warm_cache_decides_as_a_cold_one() {
+    // Two APIs behind one issuer. `/b-then-a` lists `corp-b` first: a token that
+    // `corp-b` finds is decided by `corp-b`, whose audience it lacks. Having been
+    // verified for `corp` on another route must not change that.
+    let k = TestKey::generate(Alg::RS256);
+    let yaml = format!(
+        r#"
+providers:
+  - name: corp-b
+    jwt: {{ issuer: "{ISS}", audiences: [api-b], jwks: {j} }}
+  - name: corp
+    jwt: {{ issuer: "{ISS}", audiences: [api], jwks: {j} }}
+routes:
+  - name: b-then-a
+    match: {{ path_prefix: /b-then-a }}
+    providers: [corp-b, corp]
+  - name: a
+    match: {{ path_prefix: /a }}
+    providers: [corp]
+"#,
+        j = jwks_of(&[&k]),
+    );
+    let ward = Ward::start(&yaml).await;
+    let both = |t: &str| [get("/b-then-a", Some(t)), get("/a", Some(t))];
+
+    // Cold on /b-then-a first, then warm through /a.
+    let t1 = token(&k, ISS, "one", 600);
+    let [b, a] = both(&t1);
+    let cold = outcome(&ward.check(b.clone()).await);
+    assert_eq!(cold.2, "invalid_token", "{cold:?}");
+    assert_eq!(outcome(&ward.check(a).await).1, 200);
+    assert_eq!(outcome(&ward.check(b).await), cold, "warm decides as cold");
+
+    // Warm through /a first, then /b-then-a.
+    let t2 = token(&k, ISS, "two", 600);
+    let [b, a] = both(&t2);
+    assert_eq!(outcome(&ward.check(a).await).1, 200);
+    assert_eq!(outcome(&ward.check(b).await), cold);
+}

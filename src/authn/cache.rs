@@ -6,6 +6,10 @@
 //! provider that verified it, and the engine accepts a hit only on a route of that
 //! provider, so a token with several issuers' providers on its route hashes once.
 //!
+//! An entry also names the key that verified the token ([`KeyId`]): the engine counts
+//! a hit only while that key is still in its provider's key set, so a key removed from
+//! the JWKS revokes its tokens at the next check, cached or not.
+//!
 //! The map is `quick_cache` (CLOCK-PRO eviction, sharded), not moka: at the default bound
 //! of 100 000 entries its per-entry bookkeeping is a slot of some 70 bytes against moka's
 //! ~350 (entry, key, deque nodes, timer node), which is most of the difference between
@@ -18,12 +22,20 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::authn::claims::Identity;
+use crate::authn::jwk::KeyId;
 
 type Key = [u8; 32];
 
+/// A verified token: who it says, and which key said so.
+#[derive(Clone)]
+pub struct Verified {
+    pub identity: Arc<Identity>,
+    pub key: KeyId,
+}
+
 #[derive(Clone)]
 pub struct TokenCache {
-    inner: Arc<quick_cache::sync::Cache<Key, Arc<Identity>>>,
+    inner: Arc<quick_cache::sync::Cache<Key, Verified>>,
 }
 
 pub fn unix_now() -> u64 {
@@ -47,22 +59,22 @@ impl TokenCache {
         out
     }
 
-    /// A cached identity that is still within its `exp` at `now`.
-    pub fn get(&self, key: &Key, now: u64) -> Option<Arc<Identity>> {
-        let id = self.inner.get(key)?;
-        match id.expires_at {
+    /// A cached verification that is still within its token's `exp` at `now`.
+    pub fn get(&self, key: &Key, now: u64) -> Option<Verified> {
+        let v = self.inner.get(key)?;
+        match v.identity.expires_at {
             Some(exp) if now >= exp => {
                 self.inner.remove(key);
                 None
             }
-            _ => Some(id),
+            _ => Some(v),
         }
     }
 
-    pub fn insert(&self, key: Key, id: Arc<Identity>, now: u64) {
+    pub fn insert(&self, key: Key, v: Verified, now: u64) {
         // A token already at or past its exp (accepted within leeway) is not cached.
-        if id.expires_at.is_some_and(|exp| exp > now) {
-            self.inner.insert(key, id);
+        if v.identity.expires_at.is_some_and(|exp| exp > now) {
+            self.inner.insert(key, v);
         }
     }
 }
@@ -71,16 +83,22 @@ impl TokenCache {
 mod tests {
     use super::*;
 
+    fn verified(expires_at: u64) -> Verified {
+        Verified {
+            identity: Arc::new(Identity {
+                expires_at: Some(expires_at),
+                ..Default::default()
+            }),
+            key: KeyId::fixed(1),
+        }
+    }
+
     #[test]
     fn never_serves_past_exp() {
         let c = TokenCache::new(10);
         let now = unix_now();
         let k = TokenCache::key("t");
-        let id = Arc::new(Identity {
-            expires_at: Some(now + 100),
-            ..Default::default()
-        });
-        c.insert(k, id, now);
+        c.insert(k, verified(now + 100), now);
         assert!(c.get(&k, now).is_some());
         assert!(c.get(&k, now + 100).is_none());
         assert!(c.get(&k, now).is_none(), "expired entry was evicted");
@@ -91,11 +109,7 @@ mod tests {
         let c = TokenCache::new(100);
         let now = unix_now();
         for i in 0..1000 {
-            let id = Arc::new(Identity {
-                expires_at: Some(now + 100),
-                ..Default::default()
-            });
-            c.insert(TokenCache::key(&i.to_string()), id, now);
+            c.insert(TokenCache::key(&i.to_string()), verified(now + 100), now);
         }
         let held = c.inner.len();
         assert!((1..=100).contains(&held), "{held} entries");
@@ -116,14 +130,7 @@ mod tests {
         let c = TokenCache::new(10);
         let now = unix_now();
         let k = TokenCache::key("t");
-        c.insert(
-            k,
-            Arc::new(Identity {
-                expires_at: Some(now),
-                ..Default::default()
-            }),
-            now,
-        );
+        c.insert(k, verified(now), now);
         assert!(c.get(&k, now - 1).is_none());
     }
 }

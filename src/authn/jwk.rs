@@ -41,6 +41,8 @@ impl KeyKind {
 }
 
 pub struct VerifyKey {
+    /// Which key this is, by content: the same JWK in a refetched set has the same id.
+    id: KeyId,
     pub kid: Option<String>,
     /// The key's own `alg`, which then is the only one it verifies.
     pub alg: Option<Alg>,
@@ -122,7 +124,48 @@ impl std::fmt::Debug for VerifyKey {
     }
 }
 
+/// A key's identity by content: 64 bits of the SHA-256 of its `kty`, `crv`, `kid`, `alg`
+/// and material as the JWKS wrote them. A verified token remembers the id of the key
+/// that verified it; the token counts only while a key with that id is in the set, so a
+/// key removed from the JWKS (or whose `kid` or `alg` changed) revokes its tokens.
+///
+/// 64 bits suffice: only the identity provider chooses the keys that are compared, and
+/// one that wanted to sign a token could simply sign it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyId(u64);
+
+impl KeyId {
+    /// An id that names no real key, for tests of what holds one.
+    #[cfg(test)]
+    pub(crate) const fn fixed(n: u64) -> KeyId {
+        KeyId(n)
+    }
+
+    fn of(jwk: &serde_json::Map<String, Value>) -> KeyId {
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        for member in ["kty", "crv", "kid", "alg", "n", "e", "x", "y", "k"] {
+            ctx.update(member.as_bytes());
+            match jwk.get(member).and_then(Value::as_str) {
+                Some(v) => {
+                    ctx.update(&[1]);
+                    ctx.update(&(v.len() as u64).to_be_bytes());
+                    ctx.update(v.as_bytes());
+                }
+                None => ctx.update(&[0]),
+            }
+        }
+        let digest = ctx.finish();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest.as_ref()[..8]);
+        KeyId(u64::from_be_bytes(first))
+    }
+}
+
 impl VerifyKey {
+    pub fn id(&self) -> KeyId {
+        self.id
+    }
+
     pub fn allows(&self, alg: Alg) -> bool {
         self.kind.allows(alg) && self.alg.is_none_or(|a| a == alg)
     }
@@ -202,6 +245,12 @@ impl KeySet {
 
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// Whether the key with this id is in the set. A linear scan: a JWKS holds a
+    /// handful of keys, and comparing a few integers beats hashing one.
+    pub fn holds(&self, id: KeyId) -> bool {
+        self.keys.iter().any(|k| k.id == id)
     }
 
     pub fn has_kid(&self, kid: &str) -> bool {
@@ -346,6 +395,7 @@ fn parse_jwk(k: &Value) -> Result<VerifyKey, String> {
         return Err("`alg` does not match the key type".into());
     }
     Ok(VerifyKey {
+        id: KeyId::of(o),
         kid,
         alg,
         kind,

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::authn::TokenError;
 use crate::authn::claims::{self, ClaimPath, Identity};
-use crate::authn::jwk::KeySet;
+use crate::authn::jwk::{KeyId, KeySet};
 use crate::authn::strict_json;
 use crate::authn::token::TokenSource;
 use crate::header::HeaderName;
@@ -226,6 +226,19 @@ pub fn verify(
     now: u64,
     kept_claims: &[Arc<str>],
 ) -> Result<Identity, TokenError> {
+    verify_keyed(t, s, keys, provider, now, kept_claims).map(|(id, _)| id)
+}
+
+/// [`verify`], also naming the key that verified the token: a cached verification
+/// counts only while that key is still in its provider's key set.
+pub fn verify_keyed(
+    t: Parsed<'_>,
+    s: &JwtSettings,
+    keys: &KeySet,
+    provider: &Arc<str>,
+    now: u64,
+    kept_claims: &[Arc<str>],
+) -> Result<(Identity, KeyId), TokenError> {
     // Parsed under one provider's cap, the token may be verified by another (its `iss`
     // picks among the route's providers): the verifying provider's cap applies.
     if t.len > s.max_token_bytes {
@@ -241,14 +254,15 @@ pub fn verify(
             _ => TokenError::Signature,
         });
     }
-    let verified = candidates
+    let Some(key) = candidates
         .iter()
-        .any(|k| k.verify(t.alg, t.signing_input.as_bytes(), &t.signature));
-    if !verified {
+        .find(|k| k.verify(t.alg, t.signing_input.as_bytes(), &t.signature))
+    else {
         return Err(TokenError::Signature);
-    }
+    };
+    let key = key.id();
     check_claims(&t.claims, s, now)?;
-    Ok(identity(t.claims, s, provider, kept_claims))
+    Ok((identity(t.claims, s, provider, kept_claims), key))
 }
 
 fn check_claims(c: &Map<String, Value>, s: &JwtSettings, now: u64) -> Result<(), TokenError> {

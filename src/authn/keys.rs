@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::authn::ProviderKind;
-use crate::authn::jwk::KeySet;
+use crate::authn::jwk::{KeyId, KeySet};
 use crate::authn::jwt::{JwtSettings, KeySource};
 use crate::authn::remote::{Locator, RemoteKeys, RemoteSettings};
 use crate::config::Config;
@@ -30,6 +30,15 @@ impl KeyStore {
         match self {
             KeyStore::Static(k) => Ok(k.clone()),
             KeyStore::Remote(r) => r.keys_for(kid).await.map_err(Unavailable),
+        }
+    }
+
+    /// Whether the key with this id is still among the provider's keys: a cached
+    /// verification by a key since removed from the JWKS no longer counts.
+    pub fn holds(&self, key: KeyId) -> bool {
+        match self {
+            KeyStore::Static(k) => k.holds(key),
+            KeyStore::Remote(r) => r.holds(key),
         }
     }
 

@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::sync::OwnedMutexGuard;
 
 use crate::authn::http::{self, HttpError};
-use crate::authn::jwk::KeySet;
+use crate::authn::jwk::{KeyId, KeySet};
 use crate::metrics::Metrics;
 
 /// Where the key set is found.
@@ -181,12 +181,7 @@ impl RemoteKeys {
         if let Some(k) = &current
             && kid.is_none_or(|kid| k.has_kid(kid))
         {
-            if self.is_stale()
-                && let Ok(lock) = self.fetch_lock.clone().try_lock_owned()
-                && self.may_refetch_now()
-            {
-                drop(self.spawn_fetch(lock, seen));
-            }
+            self.refresh_if_stale(seen);
             return Ok(k.clone());
         }
         // The fetch lock is taken here, before this check can yield: a check that misses
@@ -206,6 +201,27 @@ impl RemoteKeys {
         self.keys
             .load_full()
             .ok_or("identity provider unreachable and no keys cached")
+    }
+
+    /// Whether the key with this id is in the current set: a cached verification counts
+    /// only while its key is. Like [`Self::keys_for`], refreshes stale keys behind the
+    /// check when no background task does.
+    pub fn holds(self: &Arc<Self>, key: KeyId) -> bool {
+        let held = self.keys.load().as_ref().is_some_and(|k| k.holds(key));
+        if held {
+            self.refresh_if_stale(self.generation.load(Ordering::Acquire));
+        }
+        held
+    }
+
+    /// Starts a refetch behind the current check when the keys are [stale](Self::is_stale).
+    fn refresh_if_stale(self: &Arc<Self>, seen: u64) {
+        if self.is_stale()
+            && let Ok(lock) = self.fetch_lock.clone().try_lock_owned()
+            && self.may_refetch_now()
+        {
+            drop(self.spawn_fetch(lock, seen));
+        }
     }
 
     /// [`Self::fetch_holding`] in a task of its own, when a tokio runtime runs this: it

@@ -471,3 +471,37 @@ fn debug_never_prints_key_material() {
     assert!(!shown.contains("66, 66, 66"), "{shown}");
     assert!(shown.contains("Oct"), "{shown}");
 }
+
+// === key identity (revocation of cached verifications) ===
+
+#[test]
+fn a_key_keeps_its_id_in_a_refetched_set() {
+    let k = jwks();
+    let rsa = with(&k.rsa, json!({"kid": "r1", "alg": "RS256"}));
+    let ed = with(&k.ed25519, json!({"kid": "e1"}));
+    let (first, _) = parse(&[rsa.clone(), ed.clone()]);
+    // The same keys in another order, with an unrelated key added and members reordered.
+    let (again, _) = parse(&[with(&k.p256, json!({"kid": "p1"})), ed, rsa]);
+    for key in &first.keys {
+        assert!(again.holds(key.id()), "{key:?}");
+    }
+}
+
+#[test]
+fn a_removed_or_changed_key_is_no_longer_held() {
+    let k = jwks();
+    let rsa = with(&k.rsa, json!({"kid": "r1"}));
+    let (set, _) = parse(std::slice::from_ref(&rsa));
+    let id = set.keys[0].id();
+    assert!(set.holds(id));
+    // Removed: the set keeps only another key.
+    let (other, _) = parse(&[with(&k.p256, json!({"kid": "r1"}))]);
+    assert!(!other.holds(id), "another key under the same kid");
+    // The same material under another kid, or pinned to another algorithm: a token
+    // naming the old kid or alg would not verify cold, so its cached verification ends.
+    for changed in [json!({"kid": "r2"}), json!({"alg": "PS256"})] {
+        let (set, _) = parse(&[with(&rsa, changed.clone())]);
+        assert!(!set.holds(id), "{changed}");
+    }
+    assert!(!KeySet::default().holds(id), "an empty set holds nothing");
+}
