@@ -257,39 +257,84 @@ fn json_eq(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// A `*` glob over a principal; `*` matches any run of characters except `/`.
+/// A `*` glob over a principal; `*` matches one or more characters other than `/`, and
+/// everything else is literal.
+///
+/// Since no `*` spans a `/`, the pattern's k-th `/` can only be the principal's k-th `/`:
+/// the two are split at `/` and compared segment by segment. Within a segment, each
+/// literal between stars is placed at its leftmost possible position (any later
+/// placement leaves less for what follows), so nothing is ever retried and a match costs
+/// time linear in the pattern and the principal, however many `*` there are.
 #[derive(Debug)]
 struct Glob {
-    parts: Vec<String>,
+    /// Per `/`-separated segment, its literal parts around `*`: one part is an exact
+    /// segment, `n + 1` parts hold `n` stars.
+    segments: Vec<Vec<String>>,
 }
 
 impl Glob {
     fn new(pattern: &str) -> Self {
         Self {
-            parts: pattern.split('*').map(str::to_owned).collect(),
+            segments: pattern
+                .split('/')
+                .map(|seg| seg.split('*').map(str::to_owned).collect())
+                .collect(),
         }
     }
 
     fn matches(&self, s: &str) -> bool {
-        glob_from(&self.parts, s)
+        let mut input = s.split('/');
+        for parts in &self.segments {
+            match input.next() {
+                Some(seg) if segment_matches(parts, seg) => {}
+                _ => return false,
+            }
+        }
+        input.next().is_none()
     }
 }
 
-fn glob_from(parts: &[String], s: &str) -> bool {
-    let Some((first, rest)) = parts.split_first() else {
-        return s.is_empty();
+/// One segment (no `/`) against its pattern's parts, each star taking at least one
+/// character.
+fn segment_matches(parts: &[String], seg: &str) -> bool {
+    // `strip_prefix`, `find` (a two-way search) and `ends_with` are linear, and each
+    // looks at the part of `seg` after the last: a segment costs its length plus its
+    // pattern's.
+    #[cfg(test)]
+    glob_steps(1 + seg.len() + parts.iter().map(String::len).sum::<usize>());
+    let [first, middle @ .., last] = parts else {
+        return parts.first().is_some_and(|p| p == seg);
     };
-    let Some(after) = s.strip_prefix(first.as_str()) else {
+    let Some(mut rest) = seg.strip_prefix(first.as_str()) else {
         return false;
     };
-    if rest.is_empty() {
-        return after.is_empty();
+    for lit in middle {
+        let Some(after_star) = skip_char(rest) else {
+            return false;
+        };
+        let Some(at) = after_star.find(lit.as_str()) else {
+            return false;
+        };
+        rest = &after_star[at + lit.len()..];
     }
-    // `*` spans one or more characters up to the next `/`: never an empty segment.
-    let limit = after.find('/').unwrap_or(after.len());
-    (1..=limit)
-        .filter(|i| after.is_char_boundary(*i))
-        .any(|i| glob_from(rest, &after[i..]))
+    skip_char(rest).is_some_and(|r| r.ends_with(last.as_str()))
+}
+
+/// `s` without its first character, if it has one.
+fn skip_char(s: &str) -> Option<&str> {
+    let mut chars = s.chars();
+    chars.next().map(|_| chars.as_str())
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Work done by glob matching on this thread, so tests can bound it.
+    static GLOB_STEPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+fn glob_steps(n: usize) {
+    GLOB_STEPS.with(|c| c.set(c.get() + n as u64));
 }
 
 // === compile ===
