@@ -208,13 +208,19 @@ impl Engine {
 
     /// Every JWT provider holds at least one key.
     pub fn ready(&self) -> bool {
-        self.providers
-            .iter()
-            .all(|p| match (&p.settings.kind, &p.keys) {
+        self.without_keys().next().is_none()
+    }
+
+    /// The names of the JWT providers that hold no key (yet), in config order.
+    pub fn without_keys(&self) -> impl Iterator<Item = &str> {
+        self.providers.iter().filter_map(|p| {
+            let ready = match (&p.settings.kind, &p.keys) {
                 (ProviderKind::Jwt(_), Some(k)) => k.has_keys(),
                 (ProviderKind::Jwt(_), None) => false,
                 _ => true,
-            })
+            };
+            (!ready).then_some(&*p.settings.name)
+        })
     }
 
     /// Decides one request.

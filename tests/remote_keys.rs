@@ -175,7 +175,11 @@ async fn idp_down_at_start_answers_503_and_not_ready() {
         t0.elapsed() < Duration::from_secs(2),
         "a refused connection answers fast"
     );
-    assert_eq!(ward.admin_get("/readyz").await.0, 503);
+    assert_eq!(
+        ward.admin_get("/readyz").await,
+        (503, "not ready: no keys yet for idp\n".to_string()),
+        "names the provider without keys"
+    );
     // Missing credential is still a 401, not a 503: no key is needed to say so.
     assert_eq!(
         outcome(&ward.check(get("/api/x", None)).await).2,

@@ -223,7 +223,7 @@ impl KeySet {
         for (i, k) in keys.iter().enumerate() {
             match parse_jwk(k) {
                 Ok(key) => set.push(key),
-                Err(why) => skipped.push(format!("keys[{i}]: {why}")),
+                Err(why) => skipped.push(format!("keys[{i}]{}: {why}", named(k))),
             }
         }
         Ok((set, skipped))
@@ -278,6 +278,23 @@ impl KeySet {
                 .filter(|k| k.allows(alg))
                 .collect(),
         }
+    }
+}
+
+/// How a skipped key is named in a message: its `kid` and `alg` when it has them
+/// (quoted and escaped, at most 64 characters each: they come from the IdP).
+fn named(k: &Value) -> String {
+    let member = |m: &str| {
+        k.get(m).map(|v| match v.as_str() {
+            Some(s) => format!("{:?}", s.chars().take(64).collect::<String>()),
+            None => "(not a string)".to_string(),
+        })
+    };
+    match (member("kid"), member("alg")) {
+        (None, None) => String::new(),
+        (Some(kid), None) => format!(" (kid {kid})"),
+        (None, Some(alg)) => format!(" (alg {alg})"),
+        (Some(kid), Some(alg)) => format!(" (kid {kid}, alg {alg})"),
     }
 }
 

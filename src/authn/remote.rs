@@ -81,6 +81,34 @@ pub struct RemoteKeys {
     epoch: Instant,
     metrics: Arc<Metrics>,
     refresher: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    skips: SkipLog,
+}
+
+/// Which unusable keys were last reported: a document that skips the same keys on every
+/// refresh is reported once, and again only when what it skips changes.
+#[derive(Default)]
+struct SkipLog(AtomicU64);
+
+impl SkipLog {
+    /// Whether `skipped` (the reasons from [`KeySet::from_jwks`]) is news to report.
+    fn first_report(&self, skipped: &[String]) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        skipped.hash(&mut h);
+        // 0 stands for "nothing skipped", so a set that skips nothing resets the log.
+        let digest = if skipped.is_empty() {
+            0
+        } else {
+            h.finish().max(1)
+        };
+        let before = self.0.swap(digest, Ordering::AcqRel);
+        !skipped.is_empty() && before != digest
+    }
+}
+
+/// At most 200 characters of a string from the IdP, for a message.
+fn clip(s: &str) -> &str {
+    s.char_indices().nth(200).map_or(s, |(i, _)| &s[..i])
 }
 
 impl std::fmt::Debug for RemoteKeys {
@@ -120,6 +148,7 @@ impl RemoteKeys {
             epoch: Instant::now(),
             metrics,
             refresher: std::sync::Mutex::new(None),
+            skips: SkipLog::default(),
         }))
     }
 
@@ -305,7 +334,11 @@ impl RemoteKeys {
                 m.jwks_refresh
                     .with_label_values(&[provider, e.label()])
                     .inc();
-                tracing::warn!(provider, error = %e, "key set fetch failed; keeping the last good keys");
+                if self.keys.load().is_some() {
+                    tracing::warn!(provider, error = %e, "key set fetch failed; keeping the last good keys");
+                } else {
+                    tracing::warn!(provider, error = %e, "key set fetch failed; no keys held yet");
+                }
             }
         }
         result.map(|(set, max_age)| {
@@ -325,9 +358,10 @@ impl RemoteKeys {
                     let (doc, _) = self.get_json(url).await?;
                     let named = doc.get("issuer").and_then(Value::as_str);
                     if named != Some(issuer.as_str()) {
-                        return Err(FetchError::Invalid(
-                            "discovery document names another issuer".into(),
-                        ));
+                        return Err(FetchError::Invalid(format!(
+                            "discovery document names issuer {} where {issuer:?} is configured",
+                            named.map_or("none".to_string(), |n| format!("{:?}", clip(n))),
+                        )));
                     }
                     let u = doc
                         .get("jwks_uri")
@@ -345,7 +379,7 @@ impl RemoteKeys {
         let (doc, max_age) = self.get_json(&uri).await?;
         let (set, skipped) =
             KeySet::from_jwks(&doc).map_err(|e| FetchError::Invalid(e.to_string()))?;
-        if !skipped.is_empty() {
+        if self.skips.first_report(&skipped) {
             tracing::warn!(provider = &*self.settings.provider, skipped = ?skipped, "unusable keys skipped");
         }
         if set.is_empty() {
@@ -427,5 +461,24 @@ mod tests {
         );
         assert_eq!(max_age("no-store"), None);
         assert_eq!(max_age("max-age=x"), None);
+    }
+
+    #[test]
+    fn the_same_skipped_keys_are_reported_once() {
+        let log = SkipLog::default();
+        let a = vec!["keys[0] (kid \"a\"): `use` is not `sig`".to_string()];
+        let b = vec!["keys[1] (kid \"b\"): RSA key is invalid".to_string()];
+        assert!(!log.first_report(&[]), "nothing skipped: nothing to report");
+        assert!(log.first_report(&a));
+        assert!(!log.first_report(&a), "the same document again");
+        assert!(log.first_report(&b), "what is skipped changed");
+        assert!(!log.first_report(&[]));
+        assert!(log.first_report(&b), "skipped again after a clean set");
+    }
+
+    #[test]
+    fn clip_keeps_at_most_200_characters() {
+        assert_eq!(clip("short"), "short");
+        assert_eq!(clip(&"é".repeat(300)).chars().count(), 200);
     }
 }

@@ -19,13 +19,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// 200 when every JWT provider holds keys; a 503 names the providers that hold none.
 async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    if state.ready() {
-        (StatusCode::OK, "ready\n")
+    let engine = state.engine.load();
+    let missing: Vec<&str> = engine.without_keys().collect();
+    if missing.is_empty() {
+        (StatusCode::OK, "ready\n".to_string())
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: a JWT provider holds no keys yet\n",
+            format!("not ready: no keys yet for {}\n", missing.join(", ")),
         )
     }
 }

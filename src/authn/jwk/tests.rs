@@ -86,7 +86,12 @@ fn parse(keys: &[Value]) -> (KeySet, Vec<String>) {
 fn assert_skipped(jwk: Value, why: &str) {
     let (set, skipped) = parse(std::slice::from_ref(&jwk));
     assert!(set.is_empty(), "kept {jwk}");
-    assert_eq!(skipped, vec![format!("keys[0]: {why}")], "{jwk}");
+    // How the key is named is `a_skipped_key_is_named_by_its_kid_and_alg`'s to test.
+    assert_eq!(
+        skipped,
+        vec![format!("keys[0]{}: {why}", named(&jwk))],
+        "{jwk}"
+    );
 }
 
 /// The one key of `jwk` is kept, with this kind.
@@ -355,8 +360,8 @@ fn a_bad_key_does_not_void_the_good_ones() {
     assert_eq!(
         skipped,
         vec![
-            "keys[0]: `use` is not `sig`".to_string(),
-            "keys[2]: an HMAC key shorter than 32 bytes is refused".to_string(),
+            r#"keys[0] (kid "enc"): `use` is not `sig`"#.to_string(),
+            r#"keys[2] (kid "weak"): an HMAC key shorter than 32 bytes is refused"#.to_string(),
         ]
     );
 }
@@ -504,4 +509,26 @@ fn a_removed_or_changed_key_is_no_longer_held() {
         assert!(!set.holds(id), "{changed}");
     }
     assert!(!KeySet::default().holds(id), "an empty set holds nothing");
+}
+
+#[test]
+fn a_skipped_key_is_named_by_its_kid_and_alg() {
+    let k = jwks();
+    let (_, skipped) = parse(&[
+        with(&k.rsa, json!({"kid": "rsa-1", "alg": "ES256"})),
+        with(&k.p256, json!({"kid": "ec\n1", "use": "enc"})),
+        with(&k.p384, json!({"alg": "HS256", "crv": "P-521"})),
+        with(&k.ed25519, json!({"kid": 7, "crv": "X25519"})),
+        with(&k.oct, json!({"k": "c2hvcnQ"})),
+    ]);
+    assert_eq!(
+        skipped,
+        [
+            r#"keys[0] (kid "rsa-1", alg "ES256"): `alg` does not match the key type"#,
+            r#"keys[1] (kid "ec\n1"): `use` is not `sig`"#,
+            r#"keys[2] (alg "HS256"): EC `crv` must be P-256 or P-384"#,
+            r#"keys[3] (kid (not a string)): `kid` is not a string"#,
+            "keys[4]: an HMAC key shorter than 32 bytes is refused",
+        ]
+    );
 }
