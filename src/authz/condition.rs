@@ -339,6 +339,20 @@ fn glob_steps(n: usize) {
 
 // === compile ===
 
+/// The most memory a `matches` expression may compile to. Matching is linear in the
+/// claim times the compiled size, so this bounds the work per check; a larger
+/// expression is a config error ("exceeds size limit").
+const REGEX_SIZE_LIMIT: usize = 10 << 20;
+/// The most memory the lazy DFA of one expression may cache.
+const REGEX_DFA_SIZE_LIMIT: usize = 2 << 20;
+
+fn bounded_regex(src: &str) -> Result<Regex, regex::Error> {
+    regex::RegexBuilder::new(src)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
+        .build()
+}
+
 /// What the route offers to its conditions at compile time.
 pub struct CompileCtx<'a> {
     /// The `{param}` names the route's path binds.
@@ -535,7 +549,7 @@ fn compile_claim(
             };
             // Compile the pattern alone first: `a)|(.*` only compiles inside the anchoring
             // group, where it would match everything.
-            let anchored = Regex::new(src).and_then(|_| Regex::new(&format!("^(?:{src})$")));
+            let anchored = bounded_regex(src).and_then(|_| bounded_regex(&format!("^(?:{src})$")));
             match anchored {
                 Ok(re) => ClaimTest::Matches(re),
                 Err(e) => {

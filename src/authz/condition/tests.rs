@@ -373,6 +373,38 @@ fn matches_is_anchored() {
 }
 
 #[test]
+fn matches_runs_in_linear_time_on_long_claims() {
+    // Expressions that take exponential time in a backtracking engine, on a claim of
+    // 10 000 characters that fails only at its end. The regex engine is linear in the
+    // input; the bound is loose enough for a loaded debug build.
+    let long = "a".repeat(10_000) + "!";
+    let started = std::time::Instant::now();
+    for re in ["(a*)*b", "(a|aa)*", "(a|a)*", "(.*a){12}", "(?:a+)+$"] {
+        let r = Rule::new(json!({"claim": {"name": "role", "matches": re}}));
+        assert!(!r.holds(json!({ "role": long.as_str() })), "{re}");
+    }
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
+fn matches_expressions_are_bounded_in_size() {
+    // Matching is linear in the claim, times the size of the compiled expression: a
+    // counted repetition of a Unicode class compiles to megabytes, and is refused at
+    // load rather than slowing every check.
+    for huge in ["\\w{100}{10}", "[\\w.+-]{1,64}@[\\w.-]{1,255}"] {
+        let (path, msg) = error_of(json!({"claim": {"name": "role", "matches": huge}}));
+        assert_eq!(path, "routes[0].require.claim.matches");
+        assert!(msg.contains("size limit"), "{msg}");
+    }
+    // Everyday expressions are far below the limit.
+    let r = Rule::new(
+        json!({"claim": {"name": "email", "matches": "[a-z0-9.+-]{1,64}@[a-z0-9.-]{1,255}"}}),
+    );
+    assert!(r.holds(json!({"email": "alice@example.com"})));
+}
+
+#[test]
 fn matches_tests_strings_only() {
     let r = Rule::new(json!({"claim": {"name": "n", "matches": "[0-9]+"}}));
     assert!(r.holds(json!({"n": "123"})));
