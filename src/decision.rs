@@ -86,6 +86,10 @@ pub enum Verdict {
 pub struct Decision {
     pub route: Option<Arc<str>>,
     pub verdict: Verdict,
+    /// The provider that judged the request's credential: the one that verified it, or
+    /// the one that refused it (`invalid_token`, `authn_unavailable`), for the decision
+    /// log. None when no credential was found or none was needed.
+    pub provider: Option<Arc<str>>,
     /// The identity the request was allowed (or denied) with, if any was verified.
     pub identity: Option<Arc<Identity>>,
     /// On a shadow-mode route, the denial that was not enforced.

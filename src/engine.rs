@@ -238,7 +238,11 @@ impl Engine {
         let now = unix_now();
         let identity = match self.authenticate(ri, route, input, now).await {
             Ok(id) => id,
-            Err(reason) => return self.refuse(ri, input, reason, None),
+            Err(Refused { reason, provider }) => {
+                let mut d = self.refuse(ri, input, reason, None);
+                d.provider = provider;
+                return d;
+            }
         };
         if let Some(req) = &route.require {
             let anon = Identity::default();
@@ -278,6 +282,7 @@ impl Engine {
         Decision {
             route: Some(self.config.routes[ri].name.clone()),
             verdict: Verdict::Allow(self.mutations(ri, input, identity.as_deref())),
+            provider: identity.as_ref().map(|id| id.provider.clone()),
             identity,
             shadow_deny: shadow,
         }
@@ -300,6 +305,7 @@ impl Engine {
         Decision {
             route: Some(route.name.clone()),
             verdict: Verdict::Deny(reason),
+            provider: identity.as_ref().map(|id| id.provider.clone()),
             identity,
             shadow_deny: None,
         }
@@ -324,30 +330,46 @@ impl Engine {
         route: &Route,
         input: &CheckInput<'_>,
         now: u64,
-    ) -> Result<Option<Arc<Identity>>, DenyReason> {
+    ) -> Result<Option<Arc<Identity>>, Refused> {
         for &pi in &route.providers {
             let p = &self.providers[pi];
+            // The provider that decides, for the denial log: the one that found the
+            // credential, or the one its issuer picked.
+            let mut by = pi;
+            let refused = |reason, by: usize| Refused {
+                reason,
+                provider: Some(self.providers[by].settings.name.clone()),
+            };
             if let ProviderKind::Mesh(m) = &p.settings.kind {
                 let Some(peer) = m.find(input) else { continue };
                 return m
                     .verify(peer, &p.settings.name)
                     .map(|id| Some(Arc::new(id)))
-                    .map_err(DenyReason::InvalidToken);
+                    .map_err(|e| refused(DenyReason::InvalidToken(e), pi));
             }
-            match token::find_in(&p.sources, input) {
+            let reason = match token::find_in(&p.sources, input) {
                 Found::Nothing => continue,
-                Found::Duplicate => return Err(DenyReason::InvalidToken(TokenError::Duplicate)),
-                Found::Unreadable => return Err(DenyReason::InvalidToken(TokenError::Malformed)),
-                Found::One(tok) => return self.verify(ri, pi, &tok, input, now).await.map(Some),
-            }
+                Found::Duplicate => DenyReason::InvalidToken(TokenError::Duplicate),
+                Found::Unreadable => DenyReason::InvalidToken(TokenError::Malformed),
+                Found::One(tok) => match self.verify(ri, pi, &tok, input, now, &mut by).await {
+                    Ok(id) => return Ok(Some(id)),
+                    Err(reason) => reason,
+                },
+            };
+            return Err(refused(reason, by));
         }
         if route.providers.is_empty() || route.allow_anonymous {
             Ok(None)
         } else {
-            Err(DenyReason::MissingCredential)
+            Err(Refused {
+                reason: DenyReason::MissingCredential,
+                provider: None,
+            })
         }
     }
 
+    /// Verifies `tok`, which provider `pi` found; `by` is set to the provider that
+    /// decides it (another JWT provider of the route when the token's issuer picks one).
     async fn verify(
         &self,
         ri: usize,
@@ -355,6 +377,7 @@ impl Engine {
         tok: &str,
         input: &CheckInput<'_>,
         now: u64,
+        by: &mut usize,
     ) -> Result<Arc<Identity>, DenyReason> {
         let p = &self.providers[pi];
         let invalid = DenyReason::InvalidToken;
@@ -398,6 +421,7 @@ impl Engine {
                     }
                 };
                 let chosen = self.pick(ri, pi, &s.issuer, parsed.issuer(), tok, input);
+                *by = chosen;
                 self.count_cache(chosen, false);
                 let p = &self.providers[chosen];
                 let ProviderKind::Jwt(s) = &p.settings.kind else {
@@ -589,7 +613,15 @@ fn deny(route: Option<Arc<str>>, reason: DenyReason) -> Decision {
     Decision {
         route,
         verdict: Verdict::Deny(reason),
+        provider: None,
         identity: None,
         shadow_deny: None,
     }
+}
+
+/// Why `authenticate` refused a request, and which provider refused it (none when no
+/// credential was found).
+struct Refused {
+    reason: DenyReason,
+    provider: Option<Arc<str>>,
 }

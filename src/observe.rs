@@ -66,7 +66,7 @@ impl Observer {
             d.is_allow() && d.shadow_deny.is_none() && self.sample(logging.allowed_sample);
         let subject_log = logging.subject;
         let route = d.route.as_deref().unwrap_or("");
-        let provider = d.identity.as_ref().map_or("", |i| &*i.provider);
+        let provider = d.provider.as_deref().unwrap_or("");
         let latency_us = elapsed.as_micros() as u64;
         match (&d.verdict, &d.shadow_deny) {
             (Verdict::Deny(r), _) => tracing::info!(

@@ -96,10 +96,16 @@ routes:
     assert_eq!(expired_line["level"], "INFO");
     assert_eq!(expired_line["reason"], "invalid_token");
     assert_eq!(expired_line["detail"], "token expired");
+    assert_eq!(
+        expired_line["provider"], "corp",
+        "a refused credential names the provider that refused it"
+    );
     let query_line = by_id("req-query");
     assert_eq!(
         query_line["path"], "/api/orders",
         "logged without the query string"
     );
-    assert_eq!(by_id("req-noroute")["reason"], "no_route");
+    let no_route = by_id("req-noroute");
+    assert_eq!(no_route["reason"], "no_route");
+    assert_eq!(no_route["provider"], "", "no credential was judged");
 }

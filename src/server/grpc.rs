@@ -104,6 +104,7 @@ async fn check(state: &AppState, req: CheckRequest) -> Answer {
                 verdict: Verdict::Deny(DenyReason::InvalidRequest(
                     "no HTTP request attributes".into(),
                 )),
+                provider: None,
                 identity: None,
                 shadow_deny: None,
             },

@@ -24,6 +24,7 @@ fn allow(route: Option<&str>, identity: Option<Identity>, set: &[(&str, &str)]) 
     Decision {
         route: route.map(Into::into),
         verdict: Verdict::Allow(Mutations { set, remove }),
+        provider: identity.as_ref().map(|i| i.provider.clone()),
         identity: identity.map(Arc::new),
         shadow_deny: None,
     }
@@ -115,6 +116,7 @@ fn shadow_and_denied_answers_decode_to_the_built_response() {
         let d = Decision {
             route: Some("api".into()),
             verdict: Verdict::Deny(reason.clone()),
+            provider: None,
             identity: None,
             shadow_deny: None,
         };
