@@ -52,6 +52,17 @@ pub fn is_safe_value(v: &str) -> bool {
     !v.chars().any(char::is_control)
 }
 
+/// A value every HTTP parser reads exactly as ward wrote it: [safe](is_safe_value), not
+/// empty, and without leading or trailing whitespace (parsers trim it, so `" admin"`
+/// would arrive as `admin`). Identity values must be this to be emitted at all; see
+/// [`crate::authn::claims::representable`] for list members.
+pub fn is_exact_value(v: &str) -> bool {
+    !v.is_empty()
+        && !v.starts_with(char::is_whitespace)
+        && !v.ends_with(char::is_whitespace)
+        && is_safe_value(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +85,24 @@ mod tests {
         assert!(is_safe_value("Zoë"));
         for bad in ["a\r\nx-admin: 1", "a\0", "a\tb", "a\u{7f}", "\u{85}"] {
             assert!(!is_safe_value(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn exact_values_are_safe_untrimmed_and_not_empty() {
+        assert!(is_exact_value("alice"));
+        assert!(is_exact_value("Zoë o'Neil"));
+        assert!(is_exact_value("viewer,admin"));
+        for bad in [
+            "",
+            " admin",
+            "admin ",
+            "\u{a0}admin",
+            "admin\u{3000}",
+            "a\r\nb",
+            "a\tb",
+        ] {
+            assert!(!is_exact_value(bad), "{bad:?}");
         }
     }
 

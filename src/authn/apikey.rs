@@ -10,7 +10,7 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 use crate::authn::TokenError;
-use crate::authn::claims::{Identity, Names};
+use crate::authn::claims::{self, Identity, Names};
 use crate::header::HeaderName;
 
 /// Keys longer than this are refused before hashing.
@@ -53,6 +53,33 @@ impl ApiKey {
     pub(crate) fn same_key(&self, other: &ApiKey) -> bool {
         self.digest == other.digest
     }
+}
+
+/// What is wrong with a configured key's identity, each with the field it is about
+/// (`subject`, `roles[1]`): a subject or role that could not reach the upstream exactly as
+/// written (see [`claims::representable`]) is a config error, found at load, never a
+/// surprise at check time.
+pub fn identity_errors(subject: &str, roles: &[String]) -> Vec<(String, &'static str)> {
+    let mut errors = Vec::new();
+    if subject.is_empty() {
+        errors.push(("subject".to_owned(), "must not be empty"));
+    } else if !claims::representable(subject, |_| false) {
+        errors.push((
+            "subject".to_owned(),
+            "must have no leading or trailing whitespace and no control character",
+        ));
+    }
+    for (i, role) in roles.iter().enumerate() {
+        if role.is_empty() {
+            errors.push((format!("roles[{i}]"), "must not be empty"));
+        } else if !claims::representable(role, |c| claims::List::Roles.is_separator(c)) {
+            errors.push((
+                format!("roles[{i}]"),
+                "a role must have no leading or trailing whitespace, no control character and no `,`",
+            ));
+        }
+    }
+    errors
 }
 
 /// Printable ASCII, no space: the bytes an API key may hold.
@@ -156,6 +183,26 @@ mod tests {
         }
         let huge = "k".repeat(MAX_KEY_BYTES + 1);
         assert_eq!(s.verify(&huge, &p).unwrap_err(), TokenError::TooLarge);
+    }
+
+    #[test]
+    fn identities_that_could_not_reach_the_upstream_are_named() {
+        let roles = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(identity_errors("billing-batch", &roles(&["billing", "read only"])).is_empty());
+        let fields = |subject: &str, r: &[&str]| {
+            identity_errors(subject, &roles(r))
+                .into_iter()
+                .map(|(f, _)| f)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(fields("", &[]), ["subject"]);
+        for bad in [" batch", "batch ", "bat\nch", "batch\u{0}", "\u{a0}batch"] {
+            assert_eq!(fields(bad, &[]), ["subject"], "{bad:?}");
+        }
+        assert_eq!(
+            fields("ok", &["a", "b,c", " d", "e\t", "", "f"]),
+            ["roles[1]", "roles[2]", "roles[3]", "roles[4]"]
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::authn::TokenError;
 use crate::header::HeaderName;
 
 /// A path into the claims object: `realm_access.roles` or, for names holding dots
@@ -108,13 +109,133 @@ impl From<Value> for Claims {
 }
 
 /// A list claim read as names: a JSON array of strings, or a space-separated string (the
-/// `scope` convention). Anything else yields nothing: never coerced.
+/// `scope` convention). Anything else yields nothing: never coerced. Names are taken as
+/// they are: [`names`] also refuses the ones that could not reach the upstream as written.
 pub fn string_list(v: Option<&Value>) -> Names {
     match v {
         Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
         Some(Value::String(s)) => s.split(' ').collect(),
         _ => Names::default(),
     }
+}
+
+// === representable identities ===
+
+/// Whether `name` reaches the upstream exactly as ward judged it (SPEC §3,
+/// "representable"): not empty, no leading or trailing whitespace, no control character,
+/// and no character `is_separator` says splits the list it is a member of (`,` in roles,
+/// whitespace in scopes; `|_| false` for a value of its own, such as a subject).
+///
+/// HTTP parsers trim header values and split lists: a subject `" admin"` or a role
+/// `"viewer,admin"` would read as `admin` upstream, after ward refused `admin` rights.
+/// Every provider kind that takes a subject, roles or scopes from claims (JWT,
+/// introspection) refuses the credential when one is not representable ([`subject`],
+/// [`names`]); a claim header that is not is removed instead ([`claim_headers`]).
+pub fn representable(name: &str, is_separator: impl Fn(char) -> bool) -> bool {
+    crate::header::is_exact_value(name) && !name.chars().any(is_separator)
+}
+
+/// A list of names ward compares in rules and emits joined in one header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum List {
+    /// `x-auth-roles`, comma-joined.
+    Roles,
+    /// `x-auth-scopes`, space-joined (RFC 6749 §3.3).
+    Scopes,
+}
+
+impl List {
+    /// Whether `c` splits a member of this list in two upstream. Any Unicode whitespace
+    /// counts for scopes: some upstreams split on more than the space ward joins with.
+    pub fn is_separator(self, c: char) -> bool {
+        match self {
+            List::Roles => c == ',',
+            List::Scopes => c.is_whitespace(),
+        }
+    }
+
+    fn part(self) -> Part {
+        match self {
+            List::Roles => Part::Role,
+            List::Scopes => Part::Scope,
+        }
+    }
+}
+
+/// What a refusal of an identity is about, for its `detail`: it names the claim (the
+/// roles or scopes claim by its role, whatever path the provider reads it from), never
+/// the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// A claim giving one value, by its name: `sub`.
+    Claim(&'static str),
+    /// A member of the roles claim.
+    Role,
+    /// A member of the scopes claim.
+    Scope,
+}
+
+impl std::fmt::Display for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Part::Claim(name) => write!(f, "claim `{name}`"),
+            Part::Role => f.write_str("the roles claim"),
+            Part::Scope => f.write_str("the scopes claim"),
+        }
+    }
+}
+
+/// The subject in claim `name` of a verified credential: none when the claim is absent;
+/// refused when it is not a string ([`TokenError::ClaimType`]) or not [`representable`].
+pub fn subject(
+    claims: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<Box<str>>, TokenError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) if representable(s, |_| false) => Ok(Some(s.as_str().into())),
+        Some(Value::String(_)) => Err(TokenError::Unrepresentable(Part::Claim(name))),
+        Some(_) => Err(TokenError::ClaimType(name)),
+    }
+}
+
+/// The roles or scopes of a verified credential read as [`string_list`] does (empty
+/// members of a space-separated string are no names), refused when one of them is not
+/// [`representable`] as a member of `list`: ward would compare it in rules and emit it.
+pub fn names(v: Option<&Value>, list: List) -> Result<Names, TokenError> {
+    let members: Vec<&str> = match v {
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        Some(Value::String(s)) => s.split(' ').collect(),
+        _ => return Ok(Names::default()),
+    };
+    let bad = |n: &&str| !n.is_empty() && !representable(n, |c| list.is_separator(c));
+    if members.iter().any(bad) {
+        return Err(TokenError::Unrepresentable(list.part()));
+    }
+    Ok(members.into_iter().collect())
+}
+
+/// The RFC 7519 §4.1 types of the registered claims, which a verified credential must
+/// have (SPEC §3): `iss`, `sub` and `jti` strings, `aud` a string or an array of strings,
+/// `exp`, `nbf` and `iat` numbers. Absent claims are not checked here. The same fields
+/// of an introspection answer (RFC 7662 §2.2) have the same types.
+pub fn registered_types(claims: &Map<String, Value>) -> Result<(), TokenError> {
+    let wrong = |name: &'static str, ok: fn(&Value) -> bool| match claims.get(name) {
+        Some(v) if !ok(v) => Err(TokenError::ClaimType(name)),
+        _ => Ok(()),
+    };
+    let audience = |v: &Value| match v {
+        Value::String(_) => true,
+        Value::Array(items) => items.iter().all(Value::is_string),
+        _ => false,
+    };
+    wrong("iss", Value::is_string)?;
+    wrong("sub", Value::is_string)?;
+    wrong("aud", audience)?;
+    wrong("exp", Value::is_number)?;
+    wrong("nbf", Value::is_number)?;
+    wrong("iat", Value::is_number)?;
+    wrong("jti", Value::is_string)
 }
 
 /// A short list of names (roles, scopes) in one allocation: the names joined by NUL.
@@ -214,8 +335,8 @@ pub fn audience_ok(aud: Option<&Value>, accepted: &[String]) -> bool {
     }
 }
 
-/// The configured claim headers that have a value safe to send upstream, in a slice of
-/// their exact length (a collected `Vec` would keep room for four in every cached
+/// The configured claim headers whose value reaches the upstream as written (see
+/// [`header_value`]), in a slice of their exact length (a collected `Vec` would keep room for four in every cached
 /// identity).
 pub fn claim_headers(
     claims: &Map<String, Value>,
@@ -225,20 +346,25 @@ pub fn claim_headers(
         .iter()
         .filter_map(|(path, h)| {
             let v = header_value(path.lookup_in(claims)?)?;
-            crate::header::is_safe_value(&v).then(|| (h.clone(), v.into_boxed_str()))
+            Some((h.clone(), v.into_boxed_str()))
         })
         .collect()
 }
 
 /// Renders a claim as a header value: strings as they are, numbers and booleans as JSON,
-/// arrays of strings comma-joined; objects, nulls and mixed arrays are not emitted.
+/// arrays of strings comma-joined; objects, nulls and mixed arrays are not emitted, nor is
+/// a string (or array member) that is not [`representable`] (as a member of a
+/// comma-separated list, for an array), nor an empty array.
 pub fn header_value(v: &Value) -> Option<String> {
     match v {
-        Value::String(s) => Some(s.clone()),
+        Value::String(s) => representable(s, |_| false).then(|| s.clone()),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
-        Value::Array(items) => {
-            let strs: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
+        Value::Array(items) if !items.is_empty() => {
+            let strs: Option<Vec<&str>> = items
+                .iter()
+                .map(|i| i.as_str().filter(|s| representable(s, |c| c == ',')))
+                .collect();
             strs.map(|s| s.join(","))
         }
         _ => None,
@@ -335,5 +461,128 @@ mod tests {
         assert_eq!(header_value(&json!(["a", "b"])).as_deref(), Some("a,b"));
         assert_eq!(header_value(&json!({"a": 1})), None);
         assert_eq!(header_value(&json!(["a", 1])), None);
+    }
+
+    #[test]
+    fn header_values_that_would_be_trimmed_or_split_are_not_emitted() {
+        for bad in [
+            json!(" admin"),
+            json!("admin "),
+            json!(""),
+            json!("a\r\nb"),
+            json!(["a", " b"]),
+            json!(["a,b"]),
+            json!(["a", ""]),
+            json!([]),
+        ] {
+            assert_eq!(header_value(&bad), None, "{bad}");
+        }
+        assert_eq!(header_value(&json!("a, b")).as_deref(), Some("a, b"));
+        assert_eq!(header_value(&json!(["a b", "c"])).as_deref(), Some("a b,c"));
+    }
+
+    #[test]
+    fn representable_names_have_no_padding_controls_or_separators() {
+        let lone = |n: &str| representable(n, |_| false);
+        let role = |n: &str| representable(n, |c| List::Roles.is_separator(c));
+        let scope = |n: &str| representable(n, |c| List::Scopes.is_separator(c));
+        for ok in ["admin", "read only", "Zoë", "spiffe://a/b", "a,b"] {
+            assert!(lone(ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            " admin",
+            "admin ",
+            "\tadmin",
+            "\u{a0}admin",
+            "admin\u{3000}",
+            "a\r\nb",
+            "a\0",
+            "a\u{7f}",
+            "a\u{85}b",
+        ] {
+            assert!(!lone(bad) && !role(bad) && !scope(bad), "{bad:?}");
+        }
+        assert!(role("read only") && !role("viewer,admin"));
+        assert!(scope("a,b") && !scope("a b") && !scope("a\u{a0}b") && !scope("a\u{2028}b"));
+    }
+
+    #[test]
+    fn subjects_are_strings_that_reach_the_upstream_as_they_are() {
+        let Value::Object(c) = json!({"sub": "alice", "pad": " alice", "num": 7, "crlf": "a\r\n"})
+        else {
+            unreachable!()
+        };
+        assert_eq!(subject(&c, "sub"), Ok(Some("alice".into())));
+        assert_eq!(subject(&c, "absent"), Ok(None));
+        assert_eq!(subject(&c, "num"), Err(TokenError::ClaimType("num")));
+        for name in ["pad", "crlf"] {
+            assert_eq!(
+                subject(&c, name),
+                Err(TokenError::Unrepresentable(Part::Claim(name)))
+            );
+        }
+    }
+
+    #[test]
+    fn role_and_scope_lists_refuse_what_they_cannot_carry() {
+        let roles = |v: Value| names(Some(&v), List::Roles);
+        let scopes = |v: Value| names(Some(&v), List::Scopes);
+        assert_eq!(
+            roles(json!(["a", 1, "", "b c"])),
+            Ok(Names::from(["a", "b c"]))
+        );
+        assert_eq!(roles(json!("a  b")), Ok(Names::from(["a", "b"])));
+        assert_eq!(scopes(json!(" x  y ")), Ok(Names::from(["x", "y"])));
+        assert_eq!(scopes(json!(["x", "y,z"])), Ok(Names::from(["x", "y,z"])));
+        assert_eq!(roles(json!({"a": 1})), Ok(Names::default()));
+        assert_eq!(names(None, List::Scopes), Ok(Names::default()));
+        let role = Err(TokenError::Unrepresentable(Part::Role));
+        for bad in [
+            json!([" admin"]),
+            json!(["a,b"]),
+            json!(["a\u{0}"]),
+            json!("a,b c"),
+        ] {
+            assert_eq!(roles(bad.clone()), role, "{bad}");
+        }
+        let scope = Err(TokenError::Unrepresentable(Part::Scope));
+        for bad in [
+            json!(["x y"]),
+            json!(["x\u{a0}"]),
+            json!("x\ty"),
+            json!("x\u{3000}y"),
+        ] {
+            assert_eq!(scopes(bad.clone()), scope, "{bad}");
+        }
+    }
+
+    #[test]
+    fn registered_claims_have_their_rfc_7519_types() {
+        let check = |v: Value| registered_types(v.as_object().unwrap());
+        assert_eq!(check(json!({})), Ok(()));
+        let fine = json!({"iss": "i", "sub": "s", "jti": "j", "aud": ["a"], "exp": 1, "nbf": 0.5, "iat": 1, "x": 1});
+        assert_eq!(check(fine), Ok(()));
+        assert_eq!(check(json!({"aud": "a"})), Ok(()));
+        assert_eq!(check(json!({"aud": []})), Ok(()));
+        let cases = [
+            ("iss", json!(1)),
+            ("sub", json!(null)),
+            ("jti", json!(false)),
+            ("aud", json!(["a", 1])),
+            ("aud", json!(1)),
+            ("exp", json!("1")),
+            ("nbf", json!(null)),
+            ("iat", json!([1])),
+        ];
+        for (name, v) in cases {
+            let mut c = Map::new();
+            c.insert(name.to_owned(), v.clone());
+            assert_eq!(
+                registered_types(&c),
+                Err(TokenError::ClaimType(name)),
+                "{name}: {v}"
+            );
+        }
     }
 }

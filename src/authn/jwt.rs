@@ -262,28 +262,26 @@ pub fn verify_keyed(
     };
     let key = key.id();
     check_claims(&t.claims, s, now)?;
-    Ok((identity(t.claims, s, provider, kept_claims), key))
+    Ok((identity(t.claims, s, provider, kept_claims)?, key))
 }
 
+/// The registered claims: their types (RFC 7519, as Envoy's JWT library requires them),
+/// then `iss`, `exp`, `nbf` and `aud`.
 fn check_claims(c: &Map<String, Value>, s: &JwtSettings, now: u64) -> Result<(), TokenError> {
+    claims::registered_types(c)?;
     let leeway = s.leeway.as_secs_f64();
     let now = now as f64;
     if c.get("iss").and_then(Value::as_str) != Some(&*s.issuer) {
         return Err(TokenError::Issuer);
     }
-    let exp = match c.get("exp") {
-        Some(Value::Number(n)) => n.as_f64().ok_or(TokenError::Malformed)?,
-        Some(_) => return Err(TokenError::Malformed),
-        None => return Err(TokenError::MissingExp),
-    };
+    let exp = c
+        .get("exp")
+        .and_then(Value::as_f64)
+        .ok_or(TokenError::MissingExp)?;
     if now >= exp + leeway {
         return Err(TokenError::Expired);
     }
-    let nbf = match c.get("nbf") {
-        None => None,
-        Some(Value::Number(n)) => n.as_f64(),
-        Some(_) => return Err(TokenError::Malformed),
-    };
+    let nbf = c.get("nbf").and_then(Value::as_f64);
     if nbf.is_some_and(|nbf| now + leeway < nbf) {
         return Err(TokenError::NotYetValid);
     }
@@ -294,25 +292,27 @@ fn check_claims(c: &Map<String, Value>, s: &JwtSettings, now: u64) -> Result<(),
     Ok(())
 }
 
+/// The identity a verified token proves, refused when its subject, a role or a scope
+/// would not reach the upstream as ward judges it (SPEC §3, "representable").
 fn identity(
     c: Map<String, Value>,
     s: &JwtSettings,
     provider: &Arc<str>,
     kept_claims: &[Arc<str>],
-) -> Identity {
-    Identity {
+) -> Result<Identity, TokenError> {
+    Ok(Identity {
         provider: provider.clone(),
-        subject: c.get("sub").and_then(Value::as_str).map(Into::into),
+        subject: claims::subject(&c, "sub")?,
         issuer: Some(s.issuer.clone()),
-        roles: claims::string_list(s.roles_claim.lookup_in(&c)),
-        scopes: claims::string_list(s.scopes_claim.lookup_in(&c)),
+        roles: claims::names(s.roles_claim.lookup_in(&c), claims::List::Roles)?,
+        scopes: claims::names(s.scopes_claim.lookup_in(&c), claims::List::Scopes)?,
         expires_at: c
             .get("exp")
             .and_then(Value::as_f64)
             .map(|e| e.max(0.0) as u64),
         claim_headers: claims::claim_headers(&c, &s.claim_headers),
         claims: claims::Claims::kept(c, kept_claims),
-    }
+    })
 }
 
 #[cfg(test)]

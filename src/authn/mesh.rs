@@ -275,6 +275,40 @@ mod tests {
     }
 
     #[test]
+    fn peer_identities_are_representable_by_construction() {
+        // A SPIFFE ID holds no whitespace, control character or `,`: whatever Envoy
+        // reports, the subject ward judges is the one the upstream reads.
+        let m = MeshSettings {
+            trust_domains: vec!["cluster.local".into()],
+            from_certificate: false,
+        };
+        let p: Arc<str> = "mesh".into();
+        for bad in [
+            " spiffe://cluster.local/ns/a/sa/b",
+            "spiffe://cluster.local/ns/a/sa/b ",
+            "spiffe://cluster.local/ns/a/sa/b\r\nx-admin: 1",
+            "spiffe://cluster.local/ns/a/sa/b\t",
+            "spiffe://cluster.local/ns/a/sa/b,admin",
+            "spiffe://cluster.local/ns/a/sa/b\u{a0}",
+        ] {
+            assert_eq!(
+                m.verify(Peer::Principal(bad), &p).unwrap_err(),
+                TokenError::PeerIdentity,
+                "{bad:?}"
+            );
+        }
+        let id = m
+            .verify(
+                Peer::Principal("spiffe://cluster.local/ns/a-b/sa/c.d_e"),
+                &p,
+            )
+            .unwrap();
+        let subject = id.subject.as_deref().unwrap();
+        assert!(crate::authn::claims::representable(subject, |c| c == ','));
+        assert!(crate::header::is_exact_value(id.issuer.as_deref().unwrap()));
+    }
+
+    #[test]
     fn broken_certificate_values_are_refused() {
         for bad in [
             "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",

@@ -87,6 +87,12 @@ pub enum TokenError {
     NotYetValid,
     #[error("token has no exp")]
     MissingExp,
+    /// A registered claim without its RFC 7519 type (a numeric `sub`).
+    #[error("claim `{0}` has the wrong type")]
+    ClaimType(&'static str),
+    /// A subject, role or scope that would not reach the upstream as ward judged it.
+    #[error("{0} is not representable")]
+    Unrepresentable(claims::Part),
     #[error("unknown API key")]
     UnknownKey,
     #[error("token inactive")]

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Dur, Errors, Mode, Sources};
-use crate::authn::apikey::{ApiKey, ApiKeySettings};
+use crate::authn::apikey::{self, ApiKey, ApiKeySettings};
 use crate::authn::claims::ClaimPath;
 use crate::authn::introspection::{AuthMethod, BreakerSettings, IntrospectionSettings, Secret};
 use crate::authn::jwk::KeySet;
@@ -1075,8 +1075,8 @@ fn compile_api_key(
     let mut keys: Vec<(ApiKey, String)> = Vec::new();
     for (i, k) in raw.keys.into_iter().enumerate() {
         let at = format!("{path}.keys[{i}]");
-        if k.subject.is_empty() {
-            errors.add(&format!("{at}.subject"), "must not be empty");
+        for (field, e) in apikey::identity_errors(&k.subject, &k.roles) {
+            errors.add(&format!("{at}.{field}"), e);
         }
         match ApiKey::new(&k.sha256, k.subject, k.roles) {
             Ok(key) => keys.push((key, at)),
@@ -1148,13 +1148,17 @@ fn keys_from_file(text: &str) -> Result<Vec<(ApiKey, usize)>, Vec<String>> {
                 let field = if inner == "." { String::new() } else { inner };
                 errs.push(format!("{}: {}", here(&field), e.into_inner()));
             }
-            Ok(k) if k.subject.is_empty() => {
-                errs.push(format!("{}: must not be empty", here("subject")));
+            Ok(k) => {
+                let bad = apikey::identity_errors(&k.subject, &k.roles);
+                for (field, e) in &bad {
+                    errs.push(format!("{}: {e}", here(field)));
+                }
+                match ApiKey::new(&k.sha256, k.subject, k.roles) {
+                    Ok(key) if bad.is_empty() => keys.push((key, i)),
+                    Ok(_) => {}
+                    Err(e) => errs.push(format!("{}: {e}", here("sha256"))),
+                }
             }
-            Ok(k) => match ApiKey::new(&k.sha256, k.subject, k.roles) {
-                Ok(key) => keys.push((key, i)),
-                Err(e) => errs.push(format!("{}: {e}", here("sha256"))),
-            },
         }
     }
     if errs.is_empty() { Ok(keys) } else { Err(errs) }

@@ -335,20 +335,64 @@ fn exp_is_required_and_must_be_a_number() {
         refused(&with(json!({"exp": null})), &s, &set),
         TokenError::MissingExp
     );
+    let exp = TokenError::ClaimType("exp");
     let as_string = json!({ "exp": (NOW + 600).to_string() });
-    assert_eq!(refused(&with(as_string), &s, &set), TokenError::Malformed);
-    assert_eq!(
-        refused(&with(json!({"exp": true})), &s, &set),
-        TokenError::Malformed
-    );
-    assert_eq!(
-        refused(&with(json!({"exp": [NOW + 600]})), &s, &set),
-        TokenError::Malformed
-    );
+    assert_eq!(refused(&with(as_string), &s, &set), exp);
+    assert_eq!(refused(&with(json!({"exp": true})), &s, &set), exp);
+    assert_eq!(refused(&with(json!({"exp": [NOW + 600]})), &s, &set), exp);
     let nbf_string = json!({ "nbf": NOW.to_string() });
-    assert_eq!(refused(&with(nbf_string), &s, &set), TokenError::Malformed);
+    assert_eq!(
+        refused(&with(nbf_string), &s, &set),
+        TokenError::ClaimType("nbf")
+    );
     // A fractional NumericDate is a number.
     assert!(check(&with(json!({"exp": NOW as f64 + 600.5})), &s, &set).is_ok());
+}
+
+#[test]
+fn registered_claims_must_have_their_rfc_7519_types() {
+    let s = settings();
+    let set = rsa_set();
+    let with = |extra: Value| token(&keys().rsa_a, Some("a"), &claims(extra));
+    let cases = [
+        ("sub", json!(42)),
+        ("sub", json!(["alice"])),
+        ("sub", json!({"id": "alice"})),
+        ("sub", json!(true)),
+        ("iss", json!(1)),
+        ("iss", json!([ISS])),
+        ("jti", json!(7)),
+        ("jti", json!({})),
+        ("aud", json!(1)),
+        ("aud", json!([1])),
+        ("aud", json!(["orders-api", 1])),
+        ("aud", json!([["orders-api"]])),
+        ("aud", json!({"orders-api": true})),
+        ("iat", json!("1800000000")),
+        ("iat", json!([1])),
+        ("nbf", json!(false)),
+    ];
+    for (claim, value) in cases {
+        let t = with(json!({ claim: value }));
+        assert_eq!(
+            refused(&t, &s, &set),
+            TokenError::ClaimType(claim),
+            "{claim}: {value}"
+        );
+    }
+    // The error names the claim, never its value.
+    let t = with(json!({"sub": 31337}));
+    assert_eq!(
+        refused(&t, &s, &set).to_string(),
+        "claim `sub` has the wrong type"
+    );
+    // The right types, present or absent, are accepted.
+    let fine =
+        json!({"jti": "j-1", "iat": NOW as f64 - 0.5, "nbf": NOW - 1, "aud": ["x", "orders-api"]});
+    assert!(check(&with(fine), &s, &set).is_ok());
+    let bare = json!({"sub": null, "iat": null, "jti": null});
+    let id = check(&with(bare), &s, &set).unwrap();
+    assert_eq!(id.subject, None);
 }
 
 // === audience and issuer ===
@@ -361,7 +405,6 @@ fn aud_as_string_or_array() {
     assert!(check(&with(json!("orders-api")), &s, &set).is_ok());
     assert!(check(&with(json!("billing-api")), &s, &set).is_ok());
     assert!(check(&with(json!(["other", "billing-api"])), &s, &set).is_ok());
-    assert!(check(&with(json!([42, "orders-api"])), &s, &set).is_ok());
     for bad in [
         json!("other"),
         json!(["other", "third"]),
@@ -369,9 +412,6 @@ fn aud_as_string_or_array() {
         json!("Orders-API"),
         json!("orders-api "),
         json!("orders-api billing-api"),
-        json!(42),
-        json!({"orders-api": true}),
-        json!([["orders-api"]]),
     ] {
         assert_eq!(
             refused(&with(bad.clone()), &s, &set),
@@ -394,8 +434,6 @@ fn iss_must_match_exactly() {
         json!("https://IDP.example.com/realms/corp"),
         json!("http://idp.example.com/realms/corp"),
         json!(format!(" {ISS}")),
-        json!([ISS]),
-        json!(1),
     ] {
         assert_eq!(
             refused(&with(bad.clone()), &s, &set),
@@ -979,4 +1017,92 @@ fn claim_headers_with_unsafe_values_are_dropped() {
     let c = claims(json!({"email": ["a@x.io", "b\r\n@x.io"]}));
     let id = check(&token(&keys().rsa_a, Some("a"), &c), &s, &rsa_set()).unwrap();
     assert!(id.claim_headers.is_empty(), "{:?}", id.claim_headers);
+}
+
+#[test]
+fn claim_headers_that_would_be_trimmed_or_split_are_dropped() {
+    let mut s = settings();
+    let h = |n: &str| HeaderName::parse(n).unwrap();
+    s.claim_headers = vec![
+        (ClaimPath::parse("email").unwrap(), h("x-auth-email")),
+        (ClaimPath::parse("groups").unwrap(), h("x-auth-groups")),
+    ];
+    let emitted = |c: Value| {
+        let id = check(&token(&keys().rsa_a, Some("a"), &claims(c)), &s, &rsa_set()).unwrap();
+        id.claim_headers
+            .iter()
+            .map(|(h, v)| (h.as_str().to_owned(), v.to_string()))
+            .collect::<Vec<_>>()
+    };
+    for bad in [" a@x.io", "a@x.io ", "\u{a0}a@x.io", ""] {
+        let c = json!({"email": bad, "groups": [bad]});
+        assert_eq!(emitted(c), [], "{bad:?}");
+    }
+    let c = json!({"email": "a@x.io", "groups": ["eng", "ops,admin"]});
+    assert_eq!(
+        emitted(c),
+        [("x-auth-email".to_owned(), "a@x.io".to_owned())]
+    );
+    let c = json!({"groups": []});
+    assert_eq!(emitted(c), []);
+    let c = json!({"email": "Zoë O'Neil <z@x.io>", "groups": ["on call", "eng"]});
+    assert_eq!(
+        emitted(c),
+        [
+            ("x-auth-email".to_owned(), "Zoë O'Neil <z@x.io>".to_owned()),
+            ("x-auth-groups".to_owned(), "on call,eng".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn unrepresentable_subjects_roles_and_scopes_refuse_the_token() {
+    use crate::authn::claims::Part;
+    let mut s = settings();
+    s.roles_claim = ClaimPath::parse("realm_access.roles").unwrap();
+    let with = |extra: Value| token(&keys().rsa_a, Some("a"), &claims(extra));
+    let set = rsa_set();
+    let sub = TokenError::Unrepresentable(Part::Claim("sub"));
+    let role = TokenError::Unrepresentable(Part::Role);
+    let scope = TokenError::Unrepresentable(Part::Scope);
+    let cases = [
+        (json!({"sub": " admin"}), sub),
+        (json!({"sub": "admin\t"}), sub),
+        (json!({"sub": "alice\r\nx-admin: 1"}), sub),
+        (json!({"sub": "\u{2003}admin"}), sub),
+        (json!({"sub": "alice\u{85}"}), sub),
+        (json!({"sub": ""}), sub),
+        (
+            json!({"realm_access": {"roles": ["viewer", " admin"]}}),
+            role,
+        ),
+        (json!({"realm_access": {"roles": ["viewer,admin"]}}), role),
+        (
+            json!({"realm_access": {"roles": ["viewer", "admin\u{0}"]}}),
+            role,
+        ),
+        (json!({"realm_access": {"roles": "viewer\tadmin"}}), role),
+        (json!({"scope": ["orders.read orders.write"]}), scope),
+        (json!({"scope": ["orders.read\u{a0}"]}), scope),
+        (json!({"scope": "orders.read\u{3000}orders.write"}), scope),
+        (json!({"scope": "orders.read\norders.write"}), scope),
+    ];
+    for (extra, want) in cases {
+        assert_eq!(refused(&with(extra.clone()), &s, &set), want, "{extra}");
+    }
+    assert_eq!(sub.to_string(), "claim `sub` is not representable");
+    assert_eq!(role.to_string(), "the roles claim is not representable");
+    assert_eq!(scope.to_string(), "the scopes claim is not representable");
+    // Inner spaces are fine in a subject and a role; empty members and non-strings are
+    // no names at all; the roles of another claim than the configured one are not read.
+    let fine = json!({
+        "sub": "Zoë O'Neil",
+        "realm_access": {"roles": ["read only", "", 7, "admin"]},
+        "roles": [" not read"],
+        "scope": "  orders.read   orders.write ",
+    });
+    let id = check(&with(fine), &s, &set).unwrap();
+    assert_eq!(id.subject.as_deref(), Some("Zoë O'Neil"));
+    assert_eq!(id.roles, Names::from(["read only", "admin"]));
+    assert_eq!(id.scopes, Names::from(["orders.read", "orders.write"]));
 }
