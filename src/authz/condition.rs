@@ -238,13 +238,7 @@ fn comparable(claim: &Value, want: &Value) -> bool {
 /// JSON itself); a number never equals a string, nor a bool a string.
 fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
-                (Some(i), Some(j), _, _) => i == j,
-                (_, _, Some(i), Some(j)) => i == j,
-                _ => x.as_f64() == y.as_f64(),
-            }
-        }
+        (Value::Number(x), Value::Number(y)) => number_eq(x, y),
         (Value::Array(x), Value::Array(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
         }
@@ -254,6 +248,28 @@ fn json_eq(a: &Value, b: &Value) -> bool {
                     .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
+    }
+}
+
+/// Numbers by exact value: integers as integers (never rounded through a float, where
+/// every integer near 2^64 has thousands of equal neighbours), an integer and a float
+/// equal only when the float is exactly that integer.
+fn number_eq(x: &serde_json::Number, y: &serde_json::Number) -> bool {
+    let int = |n: &serde_json::Number| {
+        n.as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+    };
+    // 2^127: every f64 below it in magnitude converts to i128 without saturating.
+    const LIMIT: f64 = 170_141_183_460_469_231_731_687_303_715_884_105_728.0;
+    let float_is = |f: Option<f64>, i: i128| {
+        f.is_some_and(|f| f.fract() == 0.0 && f.abs() < LIMIT && f as i128 == i)
+    };
+    match (int(x), int(y)) {
+        (Some(i), Some(j)) => i == j,
+        (Some(i), None) => float_is(y.as_f64(), i),
+        (None, Some(j)) => float_is(x.as_f64(), j),
+        (None, None) => x.as_f64() == y.as_f64(),
     }
 }
 

@@ -132,7 +132,10 @@ impl<'a> Builder<'a> {
             Event::Scalar(_, _, _, Some(_))
             | Event::SequenceStart(_, Some(_))
             | Event::MappingStart(_, Some(_)) => refuse("YAML tags"),
-            Event::Scalar(text, style, _, None) => Ok(scalar(&text, style)),
+            Event::Scalar(text, style, _, None) => scalar(&text, style).map_err(|why| YamlError {
+                line,
+                message: format!("`{path}`: {why}"),
+            }),
             Event::SequenceStart(..) => {
                 let mut items = Vec::new();
                 loop {
@@ -192,32 +195,98 @@ const MAX_DEPTH: usize = 100;
 
 /// Resolves a scalar with the YAML 1.2 core schema: quoted scalars are always strings;
 /// plain ones may be null, booleans, integers or floats. (`yes`/`on` stay strings: 1.2.)
-fn scalar(text: &str, style: ScalarStyle) -> Value {
+///
+/// Numbers keep their exact value or are refused: an integer is held as i64 or u64
+/// (never rounded through a float, where `18446744073709551615` would equal
+/// `18446744073709551614`), and a number no JSON value can hold exactly (an integer
+/// beyond u64, a float that overflows) is an error rather than a string or a neighbour.
+fn scalar(text: &str, style: ScalarStyle) -> Result<Value, String> {
     if style != ScalarStyle::Plain {
-        return Value::String(text.to_owned());
+        return Ok(Value::String(text.to_owned()));
     }
     match text {
-        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
-        "true" | "True" | "TRUE" => return Value::Bool(true),
-        "false" | "False" | "FALSE" => return Value::Bool(false),
+        "" | "~" | "null" | "Null" | "NULL" => return Ok(Value::Null),
+        "true" | "True" | "TRUE" => return Ok(Value::Bool(true)),
+        "false" | "False" | "FALSE" => return Ok(Value::Bool(false)),
         _ => {}
     }
-    if let Ok(i) = text.parse::<i64>() {
-        return Value::Number(i.into());
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        let unsigned = text.strip_prefix('+').unwrap_or(text);
+        if let Ok(i) = unsigned.parse::<i64>() {
+            return Ok(Value::Number(i.into()));
+        }
+        if let Ok(u) = unsigned.parse::<u64>() {
+            return Ok(Value::Number(u.into()));
+        }
+        return Err(format!(
+            "the integer {} is outside the range ward compares exactly \
+             (-9223372036854775808 to 18446744073709551615); quote it to mean a string",
+            clip(text)
+        ));
     }
     let looks_numeric = text
         .bytes()
         .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
         && text.bytes().any(|b| b.is_ascii_digit());
-    if looks_numeric && let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
-        return Value::Number(n);
+    if looks_numeric && let Ok(f) = text.parse::<f64>() {
+        return Number::from_f64(f).map(Value::Number).ok_or_else(|| {
+            format!(
+                "the number {} is too large to hold; quote it to mean a string",
+                clip(text)
+            )
+        });
     }
-    Value::String(text.to_owned())
+    Ok(Value::String(text.to_owned()))
+}
+
+/// At most 40 characters of a scalar, for a message.
+fn clip(text: &str) -> String {
+    if text.chars().count() <= 40 {
+        text.to_owned()
+    } else {
+        format!("{}…", text.chars().take(40).collect::<String>())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_keep_their_exact_value() {
+        let (v, _) = parse(
+            "a: 18446744073709551615\nb: 18446744073709551614\nc: -9223372036854775808\nd: +7\n",
+        )
+        .unwrap();
+        assert_eq!(v["a"].as_u64(), Some(u64::MAX));
+        assert_eq!(v["b"].as_u64(), Some(u64::MAX - 1));
+        assert_ne!(v["a"], v["b"], "neighbours stay apart");
+        assert_eq!(v["c"].as_i64(), Some(i64::MIN));
+        assert_eq!(v["d"].as_i64(), Some(7));
+        assert!(v["a"].is_u64() && !v["a"].is_f64(), "never a float");
+    }
+
+    #[test]
+    fn numbers_that_cannot_be_held_exactly_are_errors() {
+        for (text, why) in [
+            ("18446744073709551616", "outside the range"),
+            ("-9223372036854775809", "outside the range"),
+            ("1e400", "too large"),
+        ] {
+            let e = parse(&format!("x:\n  y: {text}\n")).unwrap_err();
+            assert_eq!(e.line, 2, "{text}");
+            assert!(e.message.starts_with("`x.y`: the "), "{}", e.message);
+            assert!(e.message.contains(why), "{}", e.message);
+        }
+        // Quoted, it is a string, as the message says.
+        let (v, _) = parse("a: '18446744073709551616'\n").unwrap();
+        assert_eq!(v["a"], "18446744073709551616");
+        // Floats keep the value JSON claims get for the same text.
+        let (v, _) = parse("a: 0.1\nb: 2.5e3\n").unwrap();
+        assert_eq!(v["a"], serde_json::json!(0.1));
+        assert_eq!(v["b"], serde_json::json!(2500.0));
+    }
 
     #[test]
     fn builds_values_and_lines() {

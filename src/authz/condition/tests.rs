@@ -980,6 +980,23 @@ fn numbers_compare_by_value_not_representation() {
     let neg = Rule::new(json!({"claim": {"name": "n", "equals": -3}}));
     assert!(neg.holds(json!({"n": -3.0})));
     assert!(!neg.holds(json!({"n": 3})));
+    // An integer and a float are equal only when the float is exactly that integer:
+    // 2^64 - 1 is not the float 2^64 it rounds to, nor is 2^53 + 1 the float 2^53.
+    let max = Rule::new(json!({"claim": {"name": "id", "equals": u64::MAX}}));
+    assert!(max.holds(json!({"id": u64::MAX})));
+    assert!(!max.holds(json!({"id": u64::MAX - 1})));
+    assert!(!max.holds(json!({"id": 18_446_744_073_709_551_616.0_f64})));
+    assert!(!big.holds(json!({"id": 9_007_199_254_740_992.0_f64})));
+    let two53 = Rule::new(json!({"claim": {"name": "id", "equals": 9_007_199_254_740_992_u64}}));
+    assert!(two53.holds(json!({"id": 9_007_199_254_740_992.0_f64})));
+    let fraction = Rule::new(json!({"claim": {"name": "n", "equals": 2.5}}));
+    assert!(!fraction.holds(json!({"n": 2})));
+    assert!(!fraction.holds(json!({"n": 3})));
+    // Arrays compare element by element, by the same rule.
+    let list = Rule::new(json!({"claim": {"name": "l", "equals": [1]}}));
+    assert!(list.holds(json!({"l": [1.0]})));
+    assert!(!list.holds(json!({"l": [1.5]})));
+    assert!(!list.holds(json!({"l": [1, 1]})));
 }
 
 // === compile errors ===
