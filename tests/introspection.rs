@@ -13,15 +13,19 @@ use serde_json::json;
 
 use common::{Req, Shape, Ward, closed_port, metric, now};
 use introspect_server::{CLIENT_ID, CLIENT_SECRET, Introspect, Reply};
+use ward::authn::TokenError;
+use ward::authn::claims::Part;
 
 /// A config with one introspection provider `partners` on `/api`; `extra` is appended
-/// to the provider's settings (indented by 6).
+/// to the provider's settings (indented by 6). Unless `extra` says otherwise it takes
+/// any audience and a 500 ms timeout, and its breaker opens only after 50 failures.
 fn config(ep: &Introspect, extra: &str) -> String {
     let defaults = [
+        ("audiences:", "audiences: any"),
         ("timeout:", "timeout: 500ms"),
         (
             "circuit_breaker:",
-            "circuit_breaker: { failures: 50, cool_down: 30s }",
+            "circuit_breaker: { failures: 50, cool_down: 5s }",
         ),
     ];
     let mut settings = String::new();
@@ -218,7 +222,7 @@ async fn an_active_answer_past_its_exp_is_refused() {
     let ep = Introspect::start().await;
     ep.set_token(
         "stale",
-        json!({"active": true, "sub": "s", "exp": now() - 5}),
+        json!({"active": true, "sub": "s", "exp": now() - 60}),
     );
     ep.set_token(
         "bad-exp",
@@ -228,7 +232,10 @@ async fn an_active_answer_past_its_exp_is_refused() {
     let r = ward.summary(with_token("stale")).await;
     assert_eq!((r.short(), r.detail.as_str()), (INVALID, "token expired"));
     let r = ward.summary(with_token("bad-exp")).await;
-    assert_eq!((r.short(), r.detail.as_str()), (INVALID, "malformed token"));
+    assert_eq!(
+        (r.short(), r.detail.as_str()),
+        (INVALID, "claim `exp` has the wrong type")
+    );
 }
 
 // === caching ===
@@ -425,9 +432,26 @@ async fn non_json_answer_is_503() {
 }
 
 #[tokio::test]
-async fn missing_or_non_boolean_active_is_503() {
-    expect_unavailable(Reply::Raw(br#"{"sub":"alice"}"#.to_vec()), "invalid").await;
-    expect_unavailable(Reply::Raw(br#"{"active":"true"}"#.to_vec()), "invalid").await;
+async fn missing_or_non_boolean_active_is_401() {
+    // RFC 7662 §2.2: `active` is a boolean; an answer without one authorizes nothing.
+    for body in [r#"{"sub":"alice"}"#, r#"{"active":"true"}"#] {
+        let ep = Introspect::start().await;
+        ep.set_reply(Reply::Raw(body.as_bytes().to_vec()));
+        let ward = start(&config(&ep, "")).await;
+        let r = ward.summary(with_token("t")).await;
+        assert_eq!(
+            (r.short(), r.detail.as_str()),
+            (INVALID, "claim `active` has the wrong type"),
+            "{body}"
+        );
+        let series = [("provider", "partners"), ("result", "invalid")];
+        assert_eq!(
+            ward.metric("ward_introspection_requests_total", &series)
+                .await,
+            Some(1.0),
+            "{body}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -478,6 +502,7 @@ providers:
       endpoint: http://{closed}/introspect
       client_id: ward
       client_secret: x
+      audiences: any
 routes:
   - name: api
     match: {{ path_prefix: /api }}
@@ -689,11 +714,11 @@ fn provider(body: &str) -> String {
 #[test]
 fn introspection_requires_endpoint_and_client() {
     let e = errors(&provider(
-        "    introspection:\n      client_id: ward\n      client_secret: x\n",
+        "    introspection:\n      client_id: ward\n      client_secret: x\n      audiences: any\n",
     ));
     assert_eq!(
         e,
-        "line 3: providers[0].introspection: missing field `endpoint`"
+        "line 3: providers[0].introspection: give exactly one of `endpoint` and `discovery: true`"
     );
 }
 
@@ -743,12 +768,13 @@ fn introspection_claim_headers_cannot_shadow_identity_headers() {
       endpoint: https://idp.example.com/introspect
       client_id: ward
       client_secret: x
+      audiences: any
       headers: { email: x-auth-subject }
 "#,
     ));
     assert_eq!(
         e,
-        "line 7: providers[0].introspection.headers: `x-auth-subject` is already used by identity_headers.subject"
+        "line 8: providers[0].introspection.headers: `x-auth-subject` is already used by identity_headers.subject"
     );
 }
 
@@ -781,5 +807,599 @@ fn an_unset_secret_variable_is_an_error_not_an_empty_secret() {
             "line 6: providers[0].introspection.client_secret: environment variable WARD_MISSING_SECRET is not set"
         ),
         "{e}"
+    );
+}
+
+// === under pressure (SPEC §7) ===
+
+/// Checks `tok` until it is allowed, every 20 ms; the time it took, or the last answer
+/// once `within` has passed.
+async fn allowed_within(ward: &Ward, tok: &str, within: Duration) -> Result<Duration, String> {
+    let t0 = Instant::now();
+    loop {
+        let r = ward.summary(with_token(tok)).await;
+        if r.short() == OK {
+            return Ok(t0.elapsed());
+        }
+        if t0.elapsed() >= within {
+            return Err(format!("still {:?} after {:?}", r.short(), t0.elapsed()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn rate_limited(retry_after: Option<&'static str>) -> Reply {
+    Reply::Error {
+        status: 429,
+        error: "slow_down",
+        retry_after,
+    }
+}
+
+#[tokio::test]
+async fn junk_tokens_cannot_hold_valid_users_at_503_past_5s() {
+    // Unauthenticated junk against a rate-limiting authorization server (the defaults:
+    // five failures open the breaker), which asks for an hour's pause.
+    let ep = Introspect::start().await;
+    ep.set_reply(rate_limited(Some("3600")));
+    let ward = start(&config(&ep, "circuit_breaker: { failures: 5 }")).await;
+    for i in 0..12 {
+        let r = ward.summary(with_token(&format!("junk{i}"))).await;
+        assert_eq!(r.short(), UNAVAILABLE, "junk{i}");
+    }
+    assert_eq!(ep.hits(), 1, "a 429 with Retry-After backs off at once");
+
+    // The server recovers: a valid user is served again within 5 s.
+    ep.set_reply(Reply::Table);
+    ep.set_token("valid", active("alice", 300));
+    let took = allowed_within(&ward, "valid", Duration::from_millis(5500))
+        .await
+        .expect("a recovered endpoint serves again within 5 s");
+    assert!(took <= Duration::from_millis(5200), "after {took:?}");
+    assert_eq!(
+        ep.hits(),
+        2,
+        "one probe while backing off, and it closed the breaker"
+    );
+    assert_eq!(ward.summary(with_token("valid")).await.short(), OK);
+}
+
+#[tokio::test]
+async fn retry_after_sooner_than_the_cool_down_is_honoured() {
+    let ep = Introspect::start().await;
+    ep.set_reply(rate_limited(Some("1")));
+    let ward = start(&config(
+        &ep,
+        "circuit_breaker: { failures: 5, cool_down: 5s }",
+    ))
+    .await;
+    assert_eq!(ward.summary(with_token("junk")).await.short(), UNAVAILABLE);
+    ep.set_reply(Reply::Table);
+    ep.set_token("valid", active("alice", 300));
+    let r = ward.summary(with_token("valid")).await;
+    assert_eq!(r.short(), UNAVAILABLE, "backing off as Retry-After asked");
+    assert_eq!(ep.hits(), 1, "no call while backing off");
+    let took = allowed_within(&ward, "valid", Duration::from_millis(2500))
+        .await
+        .expect("probed again once Retry-After passed");
+    assert!(took >= Duration::from_millis(700), "after {took:?}");
+}
+
+#[tokio::test]
+async fn cached_answers_serve_while_backing_off() {
+    let ep = Introspect::start().await;
+    ep.set_token("known", active("known", 300));
+    let ward = start(&config(
+        &ep,
+        "circuit_breaker: { failures: 1, cool_down: 5s }",
+    ))
+    .await;
+    assert_eq!(ward.summary(with_token("known")).await.short(), OK);
+    let r = ward.summary(with_token("revoked")).await;
+    assert_eq!((r.short(), r.detail.as_str()), (INVALID, "token inactive"));
+    ep.set_reply(Reply::Status(503));
+    assert_eq!(ward.summary(with_token("other")).await.short(), UNAVAILABLE);
+    let hits = ep.hits();
+    for _ in 0..3 {
+        assert_eq!(ward.summary(with_token("known")).await.short(), OK);
+        let r = ward.summary(with_token("revoked")).await;
+        assert_eq!((r.short(), r.detail.as_str()), (INVALID, "token inactive"));
+        assert_eq!(ward.summary(with_token("other")).await.short(), UNAVAILABLE);
+    }
+    assert_eq!(
+        ep.hits(),
+        hits,
+        "open: cached answers serve, no call is made"
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_junk_token_costs_one_call() {
+    // A provider that cannot introspect a token says so with an OAuth error (a JWT sent
+    // to an opaque-token endpoint): an inactive token, cached like one.
+    let ep = Introspect::start().await;
+    ep.set_unknown(Reply::Error {
+        status: 400,
+        error: "unsupported_token_type",
+        retry_after: None,
+    });
+    let ward = start(&config(&ep, "negative_cache_ttl: 10s")).await;
+    for _ in 0..20 {
+        let r = ward.summary(with_token("junk")).await;
+        assert_eq!((r.short(), r.detail.as_str()), (INVALID, "token inactive"));
+    }
+    assert_eq!(ep.hits_for("junk"), 1, "cached for negative_cache_ttl");
+}
+
+#[tokio::test]
+async fn an_oauth_error_about_the_token_is_401_and_no_outage() {
+    let ep = Introspect::start().await;
+    ep.set_token("valid", active("alice", 300));
+    let ward = start(&config(
+        &ep,
+        "circuit_breaker: { failures: 2, cool_down: 5s }",
+    ))
+    .await;
+    for (i, error) in ["unsupported_token_type", "invalid_token", "invalid_grant"]
+        .into_iter()
+        .cycle()
+        .take(9)
+        .enumerate()
+    {
+        ep.set_unknown(Reply::Error {
+            status: 400,
+            error,
+            retry_after: None,
+        });
+        let r = ward.summary(with_token(&format!("junk{i}"))).await;
+        assert_eq!(
+            (r.short(), r.detail.as_str()),
+            (INVALID, "token inactive"),
+            "{error}"
+        );
+    }
+    assert_eq!(ep.hits(), 9);
+    let r = ward.summary(with_token("valid")).await;
+    assert_eq!(r.short(), OK, "token errors never open the breaker");
+    let inactive = [("provider", "partners"), ("result", "inactive")];
+    assert_eq!(
+        ward.metric("ward_introspection_requests_total", &inactive)
+            .await,
+        Some(9.0)
+    );
+
+    // An error about ward's own request is the provider's (or the config's): 503.
+    ep.set_unknown(Reply::Error {
+        status: 400,
+        error: "invalid_request",
+        retry_after: None,
+    });
+    let r = ward.summary(with_token("junk-x")).await;
+    assert_eq!(r.short(), UNAVAILABLE);
+}
+
+// === what an answer must say (SPEC §3) ===
+
+#[tokio::test]
+async fn only_access_tokens_authorize() {
+    let ep = Introspect::start().await;
+    let with_type = |t: serde_json::Value| json!({"active": true, "sub": "s", "token_type": t, "exp": now() + 300});
+    for (tok, t) in [
+        ("refresh", json!("refresh_token")),
+        ("id", json!("id_token")),
+        ("at", json!("access_token")),
+        ("bearer", json!("Bearer")),
+        ("bearer-lower", json!("bearer")),
+        ("na", json!("N_A")),
+        ("numeric", json!(1)),
+    ] {
+        ep.set_token(tok, with_type(t));
+    }
+    ep.set_token("untyped", active("s", 300));
+    let ward = start(&config(&ep, "")).await;
+    for (tok, want, detail) in [
+        ("refresh", INVALID, "token inactive"),
+        ("id", INVALID, "token inactive"),
+        ("numeric", INVALID, "claim `token_type` has the wrong type"),
+        ("at", OK, ""),
+        ("bearer", OK, ""),
+        ("bearer-lower", OK, ""),
+        ("na", OK, ""),
+        ("untyped", OK, ""),
+    ] {
+        let r = ward.summary(with_token(tok)).await;
+        assert_eq!((r.short(), r.detail.as_str()), (want, detail), "{tok}");
+    }
+}
+
+#[tokio::test]
+async fn nbf_and_exp_are_checked_with_the_leeway() {
+    let ep = Introspect::start().await;
+    let n = now();
+    let answer = |nbf: u64, exp: u64| json!({"active": true, "sub": "s", "nbf": nbf, "exp": exp});
+    ep.set_token("future", answer(n + 120, n + 300));
+    ep.set_token("skewed", answer(n + 10, n + 300));
+    ep.set_token("expired", answer(n - 600, n - 120));
+    ep.set_token("just-expired", answer(n - 600, n - 2));
+    let ward = start(&config(&ep, "leeway: 30s")).await;
+    for (tok, want, detail) in [
+        ("future", INVALID, "token not yet valid"),
+        ("expired", INVALID, "token expired"),
+        ("skewed", OK, ""),
+        ("just-expired", OK, ""),
+    ] {
+        let r = ward.summary(with_token(tok)).await;
+        assert_eq!((r.short(), r.detail.as_str()), (want, detail), "{tok}");
+    }
+    let ward = start(&config(&ep, "leeway: 0s")).await;
+    for tok in ["skewed", "just-expired"] {
+        let r = ward.summary(with_token(tok)).await;
+        assert_eq!(r.short(), INVALID, "{tok} without leeway");
+    }
+}
+
+#[tokio::test]
+async fn fields_of_the_wrong_type_are_401() {
+    // RFC 7662 §2.2 types (SPEC §3): a wrong one is never coerced, and names the field.
+    let ep = Introspect::start().await;
+    let exp = now() + 300;
+    let cases = [
+        (
+            "sub-number",
+            "sub",
+            json!({"active": true, "sub": 42, "exp": exp}),
+        ),
+        (
+            "client-id-number",
+            "client_id",
+            json!({"active": true, "sub": "s", "client_id": 7, "exp": exp}),
+        ),
+        (
+            "username-array",
+            "username",
+            json!({"active": true, "sub": "s", "username": ["u"], "exp": exp}),
+        ),
+        (
+            "iss-number",
+            "iss",
+            json!({"active": true, "sub": "s", "iss": 1, "exp": exp}),
+        ),
+        (
+            "exp-string",
+            "exp",
+            json!({"active": true, "sub": "s", "exp": "soon"}),
+        ),
+        (
+            "iat-string",
+            "iat",
+            json!({"active": true, "sub": "s", "iat": "now", "exp": exp}),
+        ),
+        (
+            "nbf-bool",
+            "nbf",
+            json!({"active": true, "sub": "s", "nbf": true, "exp": exp}),
+        ),
+        (
+            "aud-number",
+            "aud",
+            json!({"active": true, "sub": "s", "aud": 5, "exp": exp}),
+        ),
+        (
+            "aud-mixed",
+            "aud",
+            json!({"active": true, "sub": "s", "aud": ["a", 1], "exp": exp}),
+        ),
+        (
+            "active-string",
+            "active",
+            json!({"active": "true", "sub": "s", "exp": exp}),
+        ),
+        (
+            "active-number",
+            "active",
+            json!({"active": 1, "sub": "s", "exp": exp}),
+        ),
+        ("no-active", "active", json!({"sub": "s", "exp": exp})),
+    ];
+    for (tok, _, answer) in &cases {
+        ep.set_token(tok, answer.clone());
+    }
+    ep.set_token(
+        "well-typed",
+        json!({
+            "active": true, "sub": "s", "client_id": "c", "username": "u", "iss": "i",
+            "iat": 1, "nbf": 1, "aud": ["a"], "exp": exp
+        }),
+    );
+    let ward = start(&config(&ep, "audiences: any")).await;
+    for (tok, claim, _) in &cases {
+        let r = ward.summary(with_token(tok)).await;
+        let want = format!("claim `{claim}` has the wrong type");
+        assert_eq!(
+            (r.short(), r.detail.as_str()),
+            (INVALID, want.as_str()),
+            "{tok}"
+        );
+    }
+    assert_eq!(ward.summary(with_token("well-typed")).await.short(), OK);
+}
+
+#[tokio::test]
+async fn audiences_any_accepts_any_or_no_aud() {
+    let ep = Introspect::start().await;
+    let exp = now() + 300;
+    ep.set_token("no-aud", json!({"active": true, "sub": "s", "exp": exp}));
+    ep.set_token(
+        "some-aud",
+        json!({"active": true, "sub": "s", "aud": "billing", "exp": exp}),
+    );
+    let ward = start(&config(&ep, "audiences: any")).await;
+    for tok in ["no-aud", "some-aud"] {
+        assert_eq!(ward.summary(with_token(tok)).await.short(), OK, "{tok}");
+    }
+    let ward = start(&config(&ep, "audiences: [orders-api]")).await;
+    for tok in ["no-aud", "some-aud"] {
+        let r = ward.summary(with_token(tok)).await;
+        assert_eq!(
+            (r.short(), r.detail.as_str()),
+            (INVALID, "audience not accepted"),
+            "{tok}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unrepresentable_identities_are_401() {
+    let ep = Introspect::start().await;
+    let exp = now() + 300;
+    let cases = [
+        (
+            "sub-space",
+            json!({"active": true, "sub": " admin", "exp": exp}),
+            Part::Claim("sub"),
+        ),
+        (
+            "sub-crlf",
+            json!({"active": true, "sub": "a\r\nb", "exp": exp}),
+            Part::Claim("sub"),
+        ),
+        (
+            "role-space",
+            json!({"active": true, "sub": "s", "roles": ["viewer", " admin"], "exp": exp}),
+            Part::Role,
+        ),
+        (
+            "role-comma",
+            json!({"active": true, "sub": "s", "roles": ["viewer,admin"], "exp": exp}),
+            Part::Role,
+        ),
+        (
+            "scope-tab",
+            json!({"active": true, "sub": "s", "scope": "read\twrite", "exp": exp}),
+            Part::Scope,
+        ),
+        (
+            "scope-control",
+            json!({"active": true, "sub": "s", "scope": ["read\u{7}"], "exp": exp}),
+            Part::Scope,
+        ),
+        (
+            "client-id-space",
+            json!({"active": true, "client_id": "svc ", "exp": exp}),
+            Part::Claim("client_id"),
+        ),
+    ];
+    for (tok, answer, _) in &cases {
+        ep.set_token(tok, answer.clone());
+    }
+    ep.set_token("fine", json!({"active": true, "sub": "s", "roles": ["viewer", "admin"], "scope": "read write", "exp": exp}));
+    let ward = start(&config(&ep, "subject: [sub, client_id]")).await;
+    for (tok, _, part) in &cases {
+        // The detail names the claim, never its value.
+        let detail = TokenError::Unrepresentable(*part).to_string();
+        let r = ward.summary(with_token(tok)).await;
+        assert_eq!(
+            (r.short(), r.detail.as_str()),
+            (INVALID, detail.as_str()),
+            "{tok}"
+        );
+    }
+    let r = ward.summary(with_token("fine")).await;
+    assert_eq!(r.short(), OK);
+    assert_eq!(r.header("x-auth-roles"), Some("viewer,admin"));
+}
+
+#[tokio::test]
+async fn subject_claims_are_tried_in_order() {
+    let ep = Introspect::start().await;
+    let exp = now() + 300;
+    ep.set_token(
+        "client",
+        json!({"active": true, "client_id": "billing-batch", "exp": exp}),
+    );
+    ep.set_token(
+        "user",
+        json!({"active": true, "sub": "alice", "client_id": "web", "exp": exp}),
+    );
+    ep.set_token("neither", json!({"active": true, "scope": "x", "exp": exp}));
+    let ward = start(&config(&ep, "subject: [sub, client_id]")).await;
+    for (tok, subject) in [
+        ("client", Some("billing-batch")),
+        ("user", Some("alice")),
+        ("neither", None),
+    ] {
+        let r = ward.summary(with_token(tok)).await;
+        assert_eq!((r.short(), r.subject()), (OK, subject), "{tok}");
+    }
+    // By default only `sub` is the subject.
+    let ward = start(&config(&ep, "")).await;
+    let r = ward.summary(with_token("client")).await;
+    assert_eq!((r.short(), r.subject()), (OK, None));
+}
+
+/// A provider `partners` that finds its endpoint by discovery from `issuer`.
+fn discovery_config(issuer: &str) -> String {
+    format!(
+        r#"
+providers:
+  - name: partners
+    introspection:
+      discovery: true
+      issuer: {issuer}
+      audiences: any
+      client_id: {CLIENT_ID}
+      client_secret: ${{PARTNERS_SECRET}}
+      timeout: 500ms
+routes:
+  - name: api
+    match: {{ path_prefix: /api }}
+    providers: [partners]
+"#
+    )
+}
+
+#[tokio::test]
+async fn discovery_finds_the_introspection_endpoint() {
+    let ep = Introspect::start().await;
+    let answer =
+        |sub: &str| json!({"active": true, "sub": sub, "iss": ep.issuer(), "exp": now() + 300});
+    ep.set_token("a", answer("alice"));
+    ep.set_token("b", answer("bob"));
+    let ward = start(&discovery_config(&ep.issuer())).await;
+    for (tok, sub) in [("a", "alice"), ("b", "bob"), ("a", "alice")] {
+        let r = ward.summary(with_token(tok)).await;
+        assert_eq!((r.short(), r.subject()), (OK, Some(sub)), "{tok}");
+    }
+    assert_eq!(ep.hits(), 2);
+    assert_eq!(ep.discovery_hits(), 1, "the endpoint is discovered once");
+}
+
+#[tokio::test]
+async fn a_discovery_document_for_another_issuer_is_not_trusted() {
+    let ep = Introspect::start().await;
+    ep.set_token(
+        "a",
+        json!({"active": true, "sub": "alice", "iss": ep.issuer(), "exp": now() + 300}),
+    );
+    ep.set_discovery_issuer("https://evil.test");
+    let ward = start(&discovery_config(&ep.issuer())).await;
+    for _ in 0..2 {
+        assert_eq!(ward.summary(with_token("a")).await.short(), UNAVAILABLE);
+    }
+    assert_eq!(ep.hits(), 0, "the endpoint it names is never called");
+    assert_eq!(ep.discovery_hits(), 2, "a failed discovery is not kept");
+    let series = [("provider", "partners"), ("result", "invalid")];
+    assert_eq!(
+        ward.metric("ward_introspection_requests_total", &series)
+            .await,
+        Some(2.0)
+    );
+}
+
+#[test]
+fn the_failure_log_names_the_oauth_error_never_the_token() {
+    use common::bin::Serve;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let ep = rt.block_on(Introspect::start());
+    ep.set_reply(Reply::Error {
+        status: 401,
+        error: "invalid_client",
+        retry_after: None,
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ward.yaml");
+    std::fs::write(&path, config(&ep, "audiences: any")).expect("write config");
+    let mut ward = Serve::start(dir.path(), &path, &[("PARTNERS_SECRET", CLIENT_SECRET)]);
+    let token = "opaque-secret-token-4711";
+    rt.block_on(async {
+        let mut c = envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient::connect(
+            format!("http://{}", ward.grpc_addr),
+        )
+        .await
+        .expect("connect");
+        let r = c.check(with_token(token)).await.expect("rpc").into_inner();
+        assert_eq!(common::summary(&r).short(), UNAVAILABLE);
+    });
+    assert!(ward.terminate().success());
+    let all = ward.lines().join("\n");
+    assert!(!all.contains(token), "the token is never logged:\n{all}");
+    assert!(!all.contains(CLIENT_SECRET), "nor the secret:\n{all}");
+    let line = ward
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("introspection") && l.contains("401"))
+        .unwrap_or_else(|| panic!("no failure log:\n{all}"));
+    assert!(line.contains("invalid_client"), "{line}");
+}
+
+#[test]
+fn introspection_requires_audiences() {
+    let e = errors(&provider(
+        r#"    introspection:
+      endpoint: https://idp.example.com/introspect
+      client_id: ward
+      client_secret: x
+"#,
+    ));
+    assert_eq!(
+        e,
+        "line 3: providers[0].introspection.audiences: list the audiences a token must name (`audiences: [orders-api]`), or write `audiences: any` for an authorization server that returns no `aud`"
+    );
+    for bad in ["audiences: []", "audiences: all", "audiences: 3"] {
+        let e = errors(&provider(&format!(
+            "    introspection:\n      endpoint: https://idp.example.com/introspect\n      client_id: ward\n      client_secret: x\n      {bad}\n"
+        )));
+        assert!(
+            e.starts_with("line 7: providers[0].introspection.audiences: list the audiences"),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
+fn introspection_discovery_is_checked() {
+    let body = |keys: &str| {
+        provider(&format!(
+            "    introspection:\n      client_id: ward\n      client_secret: x\n      audiences: any\n{keys}"
+        ))
+    };
+    assert_eq!(
+        errors(&body("      discovery: true\n")),
+        "line 3: providers[0].introspection.issuer: `discovery: true` finds the endpoint from the issuer's OpenID configuration: set `issuer`"
+    );
+    assert_eq!(
+        errors(&body(
+            "      discovery: true\n      issuer: https://idp.test\n      endpoint: https://idp.test/introspect\n"
+        )),
+        "line 3: providers[0].introspection: give exactly one of `endpoint` and `discovery: true`"
+    );
+    assert_eq!(
+        errors(&body("      issuer: https://idp.test\n")),
+        "line 3: providers[0].introspection: give exactly one of `endpoint` and `discovery: true`"
+    );
+    assert_eq!(
+        errors(&body("      discovery: true\n      issuer: idp.test\n")),
+        "line 8: providers[0].introspection.issuer: `idp.test` is not an http(s) URL"
+    );
+}
+
+#[test]
+fn introspection_subject_and_cool_down_are_checked() {
+    let body = |keys: &str| {
+        provider(&format!(
+            "    introspection:\n      endpoint: https://idp.test/introspect\n      client_id: ward\n      client_secret: x\n      audiences: any\n{keys}"
+        ))
+    };
+    assert_eq!(
+        errors(&body("      subject: []\n")),
+        "line 8: providers[0].introspection.subject: list at least one claim, such as `[sub, client_id]`"
+    );
+    assert_eq!(
+        errors(&body("      subject: [sub, \"a..b\"]\n")),
+        "line 8: providers[0].introspection.subject[1]: `a..b` is not a claim path like `realm_access.roles`"
+    );
+    assert_eq!(
+        errors(&body("      circuit_breaker: { cool_down: 30s }\n")),
+        "line 8: providers[0].introspection.circuit_breaker.cool_down: must be at most 5s: an open breaker probes the endpoint at least every 5s, so a recovered endpoint serves again within 5s"
     );
 }

@@ -1366,6 +1366,7 @@ providers:
       endpoint: {endpoint}
       client_id: {CLIENT_ID}
       client_secret: ${{PARTNERS_SECRET}}
+      audiences: any
       timeout: 2s
 routes:
   - name: api

@@ -71,20 +71,8 @@ pub async fn json_object(
         if resp.status() != reqwest::StatusCode::OK {
             return Err(HttpError::Status(resp.status().as_u16()));
         }
-        if resp
-            .content_length()
-            .is_some_and(|l| l > MAX_BODY_BYTES as u64)
-        {
-            return Err(HttpError::TooLarge);
-        }
         let headers = resp.headers().clone();
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(request_error)? {
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(HttpError::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_capped(&mut resp).await?;
         let doc = strict_json::parse_object(&body).map_err(|_| HttpError::NotJson)?;
         Ok((doc, headers))
     };
@@ -92,6 +80,51 @@ pub async fn json_object(
         Err(_) => Err(HttpError::Timeout),
         Ok(r) => r,
     }
+}
+
+/// An answer of any status, its body read whole (up to [`MAX_BODY_BYTES`]).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: reqwest::StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// Sends `req` and reads the answer whatever its status (an OAuth error's body says
+/// whose fault it was). The whole exchange, body included, is bounded by `timeout`.
+pub async fn answer(req: reqwest::RequestBuilder, timeout: Duration) -> Result<Answer, HttpError> {
+    let exchange = async {
+        let mut resp = req.send().await.map_err(request_error)?;
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let body = read_capped(&mut resp).await?;
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Err(_) => Err(HttpError::Timeout),
+        Ok(r) => r,
+    }
+}
+
+/// The body, refused past [`MAX_BODY_BYTES`] whatever `Content-Length` says.
+async fn read_capped(resp: &mut reqwest::Response) -> Result<Vec<u8>, HttpError> {
+    if resp
+        .content_length()
+        .is_some_and(|l| l > MAX_BODY_BYTES as u64)
+    {
+        return Err(HttpError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(request_error)? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(HttpError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// reqwest's message can carry the URL (with any query secrets): keep only the cause.

@@ -16,7 +16,9 @@ use serde_json::Value;
 use super::{Dur, Errors, Mode, Sources};
 use crate::authn::apikey::{self, ApiKey, ApiKeySettings};
 use crate::authn::claims::ClaimPath;
-use crate::authn::introspection::{AuthMethod, BreakerSettings, IntrospectionSettings, Secret};
+use crate::authn::introspection::{
+    self, Audiences, AuthMethod, BreakerSettings, Endpoint, IntrospectionSettings, Secret,
+};
 use crate::authn::jwk::KeySet;
 use crate::authn::jwt::{Alg, JwtSettings, KeySource};
 use crate::authn::mesh::{self, MeshSettings};
@@ -207,12 +209,17 @@ struct RawApiKey {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawIntrospection {
-    endpoint: String,
+    endpoint: Option<String>,
+    discovery: Option<bool>,
     client_id: String,
     client_secret: String,
     auth_method: Option<RawAuthMethod>,
     issuer: Option<String>,
-    audiences: Option<Vec<String>>,
+    /// A list, or `any`.
+    audiences: Option<Value>,
+    leeway: Option<Dur>,
+    /// Claim paths, in order (or one).
+    subject: Option<Value>,
     cache_ttl: Option<Dur>,
     negative_cache_ttl: Option<Dur>,
     timeout: Option<Dur>,
@@ -819,7 +826,28 @@ fn compile_introspection(
     let raw: RawIntrospection = errors.parse(path, v)?;
     let before = errors.count();
 
-    let endpoint = check_url(&raw.endpoint, &format!("{path}.endpoint"), errors);
+    let endpoint = match (raw.endpoint, raw.discovery == Some(true)) {
+        (Some(url), false) => {
+            check_url(&url, &format!("{path}.endpoint"), errors).map(Endpoint::Url)
+        }
+        (None, true) => match raw.issuer.as_deref() {
+            None => {
+                errors.add(
+                    &format!("{path}.issuer"),
+                    "`discovery: true` finds the endpoint from the issuer's OpenID configuration: set `issuer`",
+                );
+                None
+            }
+            Some(issuer) => check_url(issuer, &format!("{path}.issuer"), errors).map(|_| {
+                let base = issuer.trim_end_matches('/');
+                Endpoint::Discovery(format!("{base}/.well-known/openid-configuration"))
+            }),
+        },
+        _ => {
+            errors.add(path, "give exactly one of `endpoint` and `discovery: true`");
+            None
+        }
+    };
     if raw.client_id.is_empty() {
         errors.add(&format!("{path}.client_id"), "must not be empty");
     }
@@ -836,13 +864,8 @@ fn compile_introspection(
             "must not be empty: leave it out to accept any `iss`",
         );
     }
-    let audiences = raw.audiences.unwrap_or_default();
-    if audiences.iter().any(String::is_empty) {
-        errors.add(
-            &format!("{path}.audiences"),
-            "an audience must not be empty",
-        );
-    }
+    let audiences = introspection_audiences(raw.audiences, &format!("{path}.audiences"), errors);
+    let subject = subject_claims(raw.subject, &format!("{path}.subject"), errors);
     let positive = |d: Option<Dur>, default: Duration, key: &str, errors: &mut Errors| {
         let d = d.map_or(default, |d| d.0);
         if d.is_zero() {
@@ -862,7 +885,7 @@ fn compile_introspection(
     let breaker = match raw.circuit_breaker {
         None => BreakerSettings {
             failures: 5,
-            cool_down: Duration::from_secs(30),
+            cool_down: introspection::MAX_COOL_DOWN,
         },
         Some(b) => {
             let failures = b.failures.unwrap_or(5);
@@ -874,10 +897,16 @@ fn compile_introspection(
             }
             let cool_down = positive(
                 b.cool_down,
-                Duration::from_secs(30),
+                introspection::MAX_COOL_DOWN,
                 "circuit_breaker.cool_down",
                 errors,
             );
+            if cool_down > introspection::MAX_COOL_DOWN {
+                errors.add(
+                    &format!("{path}.circuit_breaker.cool_down"),
+                    "must be at most 5s: an open breaker probes the endpoint at least every 5s, so a recovered endpoint serves again within 5s",
+                );
+            }
             BreakerSettings {
                 failures,
                 cool_down,
@@ -910,7 +939,9 @@ fn compile_introspection(
             Some(RawAuthMethod::ClientSecretPost) => AuthMethod::ClientSecretPost,
         },
         issuer: raw.issuer.map(Into::into),
-        audiences,
+        audiences: audiences?,
+        leeway: raw.leeway.map_or(Duration::from_secs(30), |d| d.0),
+        subject,
         cache_ttl,
         negative_cache_ttl,
         timeout,
@@ -922,6 +953,55 @@ fn compile_introspection(
         claim_headers,
         breaker,
     })
+}
+
+/// `audiences` of an introspection provider: required, a list or `any`.
+fn introspection_audiences(v: Option<Value>, path: &str, errors: &mut Errors) -> Option<Audiences> {
+    let list: Option<Vec<String>> = match &v {
+        Some(Value::String(any)) if any == "any" => return Some(Audiences::Any),
+        Some(Value::Array(items)) if !items.is_empty() => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_owned))
+            .collect(),
+        _ => None,
+    };
+    match list {
+        Some(l) if l.iter().any(String::is_empty) => {
+            errors.add(path, "an audience must not be empty");
+            None
+        }
+        Some(l) => Some(Audiences::OneOf(l)),
+        None => {
+            errors.add(
+                path,
+                "list the audiences a token must name (`audiences: [orders-api]`), or write `audiences: any` for an authorization server that returns no `aud`",
+            );
+            None
+        }
+    }
+}
+
+/// `subject`: the claims that give the subject, in order (default `[sub]`).
+fn subject_claims(v: Option<Value>, path: &str, errors: &mut Errors) -> Vec<ClaimPath> {
+    match v {
+        None => vec![ClaimPath::parse("sub").expect("static path")],
+        Some(one @ Value::String(_)) => vec![claim_path(&one, path, errors)],
+        Some(Value::Array(items)) if !items.is_empty() => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Value::String(_) => claim_path(item, &format!("{path}[{i}]"), errors),
+                _ => {
+                    errors.add(&format!("{path}[{i}]"), "a claim name, such as `client_id`");
+                    ClaimPath::empty()
+                }
+            })
+            .collect(),
+        Some(_) => {
+            errors.add(path, "list at least one claim, such as `[sub, client_id]`");
+            Vec::new()
+        }
+    }
 }
 
 fn compile_mesh(v: Value, path: &str, errors: &mut Errors) -> Option<MeshSettings> {

@@ -3,7 +3,9 @@
 //! (`client_secret_basic` or `client_secret_post`), answers from a token table the test
 //! fills (`{"active": false}` for any other token), and can be made to fail, stall,
 //! bloat its body or go away while ward runs. It counts its hits and keeps the last
-//! request it saw.
+//! request it saw. It also serves an OpenID configuration at
+//! `/.well-known/openid-configuration` naming itself as issuer and its endpoint, for
+//! `discovery: true`.
 
 #![allow(dead_code)]
 
@@ -19,7 +21,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use base64::Engine as _;
 use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
@@ -34,6 +36,13 @@ pub enum Reply {
     Table,
     /// This status with an RFC 7662-looking body.
     Status(u16),
+    /// This status with the OAuth error code `error` (RFC 6749 §5.2) and, when given, a
+    /// `Retry-After` header.
+    Error {
+        status: u16,
+        error: &'static str,
+        retry_after: Option<&'static str>,
+    },
     /// These bytes with status 200.
     Raw(Vec<u8>),
     /// `n` bytes of valid JSON, with a Content-Length.
@@ -52,6 +61,10 @@ pub struct Seen {
 
 struct Inner {
     tokens: HashMap<String, Value>,
+    /// How a token missing from the table is answered (default `{"active": false}`).
+    unknown: Option<Reply>,
+    /// The issuer the OpenID configuration names, when not its own.
+    discovery_issuer: Option<String>,
     reply: Reply,
     delay: Duration,
     last: Option<Seen>,
@@ -62,6 +75,7 @@ pub struct Introspect {
     pub addr: SocketAddr,
     inner: Arc<Mutex<Inner>>,
     hits: Arc<AtomicUsize>,
+    discovery_hits: Arc<AtomicUsize>,
     token_hits: Arc<Mutex<HashMap<String, usize>>>,
     stop: Arc<tokio::sync::Notify>,
 }
@@ -76,16 +90,20 @@ impl Introspect {
             addr,
             inner: Arc::new(Mutex::new(Inner {
                 tokens: HashMap::new(),
+                unknown: None,
+                discovery_issuer: None,
                 reply: Reply::Table,
                 delay: Duration::ZERO,
                 last: None,
             })),
             hits: Arc::new(AtomicUsize::new(0)),
+            discovery_hits: Arc::new(AtomicUsize::new(0)),
             token_hits: Arc::new(Mutex::new(HashMap::new())),
             stop: Arc::new(tokio::sync::Notify::new()),
         };
         let app = Router::new()
             .route("/introspect", post(handler))
+            .route("/.well-known/openid-configuration", get(discovery))
             .with_state(ep.clone());
         let stop = ep.stop.clone();
         tokio::spawn(async move {
@@ -98,6 +116,27 @@ impl Introspect {
 
     pub fn url(&self) -> String {
         format!("http://{}/introspect", self.addr)
+    }
+
+    /// The issuer its OpenID configuration names: `http://<addr>`.
+    pub fn issuer(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// How many calls to `/.well-known/openid-configuration` there were.
+    pub fn discovery_hits(&self) -> usize {
+        self.discovery_hits.load(Ordering::SeqCst)
+    }
+
+    /// Makes the OpenID configuration name `issuer` instead of [`Self::issuer`].
+    pub fn set_discovery_issuer(&self, issuer: &str) {
+        self.lock().discovery_issuer = Some(issuer.into());
+    }
+
+    /// How a token missing from the table is answered, from now on (`Reply::Table`:
+    /// `{"active": false}`, the default).
+    pub fn set_unknown(&self, reply: Reply) {
+        self.lock().unknown = Some(reply);
     }
 
     /// What the endpoint answers for `token`.
@@ -213,7 +252,11 @@ async fn handler(State(ep): State<Introspect>, headers: HeaderMap, body: Bytes) 
         let mut i = ep.lock();
         i.last = Some(seen.clone());
         let answer = i.tokens.get(&token).cloned();
-        (i.reply.clone(), i.delay, answer)
+        let reply = match (&i.reply, &answer, &i.unknown) {
+            (Reply::Table, None, Some(unknown)) => unknown.clone(),
+            (reply, _, _) => reply.clone(),
+        };
+        (reply, i.delay, answer)
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -238,6 +281,23 @@ async fn handler(State(ep): State<Introspect>, headers: HeaderMap, body: Bytes) 
             json!({"error": "server_error"}).to_string(),
         )
             .into_response(),
+        Reply::Error {
+            status,
+            error,
+            retry_after,
+        } => {
+            let mut resp = (
+                StatusCode::from_u16(status).expect("status"),
+                json_ct,
+                json!({"error": error, "error_description": "refused"}).to_string(),
+            )
+                .into_response();
+            if let Some(ra) = retry_after {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, ra.parse().expect("header value"));
+            }
+            resp
+        }
         Reply::Raw(b) => (json_ct, b).into_response(),
         Reply::Huge(n) => (json_ct, padded_json(n)).into_response(),
         Reply::HugeChunked(n) => {
@@ -249,4 +309,19 @@ async fn handler(State(ep): State<Introspect>, headers: HeaderMap, body: Bytes) 
             (json_ct, Body::from_stream(tokio_stream::iter(chunks))).into_response()
         }
     }
+}
+
+async fn discovery(State(ep): State<Introspect>) -> Response {
+    ep.discovery_hits.fetch_add(1, Ordering::SeqCst);
+    let issuer = ep.lock().discovery_issuer.clone();
+    let doc = json!({
+        "issuer": issuer.unwrap_or_else(|| ep.issuer()),
+        "introspection_endpoint": ep.url(),
+        "token_endpoint": format!("{}/token", ep.issuer()),
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.to_string(),
+    )
+        .into_response()
 }
