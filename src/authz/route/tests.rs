@@ -282,3 +282,117 @@ fn generated_route_lists_agree_with_the_scan() {
         agree(&rs);
     }
 }
+
+// === bounded work ===
+
+#[test]
+fn host_patterns_take_linear_time_on_long_hosts() {
+    // Hosts of 100 000 bytes shaped to make a matcher rescan (ports, brackets, trailing
+    // dots, near-miss suffixes) against every kind of host pattern. Each comparison is
+    // a few linear passes; the bound is loose enough for a loaded debug build and far
+    // below what a quadratic pass (10^10 steps per host) would need.
+    let patterns: Vec<HostPattern> = ["api.example.com", "*.example.com", "[::1]"]
+        .iter()
+        .map(|p| HostPattern::parse(p).expect("test host pattern"))
+        .collect();
+    let n = 100_000;
+    let hosts = [
+        "a.".repeat(n / 2) + "example.co",
+        "a.".repeat(n / 2) + "example.com" + &".".repeat(n),
+        ":".repeat(n),
+        "[".repeat(n) + "::1]:1",
+        "[::1".to_string() + &":1".repeat(n / 2),
+        "x".repeat(n) + ".example.com:" + &"1".repeat(n),
+    ];
+    let started = std::time::Instant::now();
+    let mut hits = 0;
+    for host in &hosts {
+        for p in &patterns {
+            hits += usize::from(p.matches(host));
+        }
+    }
+    let took = started.elapsed();
+    // Only the long subdomains of example.com match `*.example.com`.
+    assert_eq!(hits, 2);
+    assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+}
+
+// === host patterns ===
+
+fn host(pattern: &str) -> HostPattern {
+    HostPattern::parse(pattern).expect("test host pattern")
+}
+
+#[test]
+fn a_wildcard_host_needs_a_label_before_the_domain() {
+    let w = host("*.example.com");
+    assert!(!w.matches(".example.com"), "an empty label is no subdomain");
+    assert!(!w.matches(".example.com:443"));
+    assert!(!w.matches("example.com"));
+    assert!(w.matches("x.example.com"));
+}
+
+#[test]
+fn a_wildcard_host_matches_labels_of_any_length_and_depth() {
+    let w = host("*.example.com");
+    for h in [
+        "api.example.com",
+        "API.Example.COM",
+        "billing-eu-1.example.com",
+        "a.b.example.com",
+        "deep.er.still.example.com:8443",
+        "api.example.com.",
+    ] {
+        assert!(w.matches(h), "{h}");
+    }
+    for h in [
+        "api.example.org",
+        "api.example.com.evil.io",
+        "apiexample.com",
+        "api.xexample.com",
+    ] {
+        assert!(!w.matches(h), "{h}");
+    }
+}
+
+#[test]
+fn non_ascii_hosts_are_compared_without_panicking() {
+    let w = host("*.example.com");
+    // The suffix would start inside `é`: not a match (and not a slice off a char boundary).
+    assert!(!w.matches("aéexample.com"));
+    assert!(!w.matches("éexample.com"));
+    assert!(w.matches("é.example.com"), "a subdomain whatever its label");
+    let exact = host("api.example.com");
+    assert!(!exact.matches("äpi.example.com"));
+    assert!(!exact.matches("api.example.cöm"));
+}
+
+#[test]
+fn a_port_that_is_not_digits_is_part_of_the_host() {
+    // `:x` is no port, so nothing is stripped and the host is not `api.example.com`.
+    let exact = host("api.example.com");
+    let w = host("*.example.com");
+    for h in [
+        "api.example.com:x",
+        "api.example.com:80x",
+        "api.example.com:-1",
+    ] {
+        assert!(!exact.matches(h), "{h}");
+        assert!(!w.matches(h), "{h}");
+    }
+    assert!(exact.matches("api.example.com:8080"));
+    assert!(
+        exact.matches("api.example.com:"),
+        "an empty port is no port"
+    );
+    assert_eq!(
+        crate::authz::path::strip_port("api.example.com:x"),
+        "api.example.com:x"
+    );
+    assert_eq!(crate::authz::path::strip_port("[::1]"), "[::1]");
+    assert_eq!(crate::authz::path::strip_port("[::1"), "[::1");
+    assert_eq!(
+        crate::authz::path::strip_port("api.example.com"),
+        "api.example.com"
+    );
+}
