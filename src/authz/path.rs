@@ -553,4 +553,36 @@ mod tests {
         let e = HostPattern::parse("admin.example.com:8443").unwrap_err();
         assert!(e.ends_with("write `admin.example.com`"), "{e}");
     }
+
+    // === escapes at the end of a segment, and literal `%` ===
+
+    #[test]
+    fn an_escape_cut_short_at_the_end_of_a_segment_is_refused() {
+        // One hex digit, or none, before the segment ends (the path, a `/`, or the query).
+        for p in ["/a%2", "/a%2/b", "/%2", "/a%2?x=1", "/a%", "/a%/b", "/%"] {
+            assert_eq!(norm(p), Err(PathError::BadEncoding), "{p}");
+        }
+        // An escape that takes the segment's last two bytes is whole.
+        assert_eq!(norm("/a%41").unwrap(), "/aA");
+        assert_eq!(norm("/%41").unwrap(), "/A");
+    }
+
+    #[test]
+    fn an_encoded_percent_is_a_literal_percent() {
+        assert_eq!(norm("/a%25").unwrap(), "/a%");
+        assert_eq!(norm("/100%25off").unwrap(), "/100%off");
+        assert_eq!(norm("/%25/x").unwrap(), "/%/x");
+        assert_eq!(norm("/a%25zz").unwrap(), "/a%zz");
+        // What follows the decoded `%` is no escape: one hex digit, or none, then the end.
+        assert_eq!(norm("/a%252").unwrap(), "/a%2");
+        assert_eq!(norm("/a%25%25").unwrap(), "/a%%");
+        assert_eq!(norm("/a%252g").unwrap(), "/a%2g");
+        // Decoded again, these would be other text: refused as double encodings.
+        for p in ["/a%2541", "/100%2525off", "/%252F"] {
+            assert_eq!(norm(p), Err(PathError::BadEncoding), "{p}");
+        }
+        // Matched as decoded text, against a pattern written decoded.
+        let m = PathMatch::pattern("/discounts/*").unwrap();
+        assert!(m.matches(&segs("/discounts/100%25off")).is_some());
+    }
 }

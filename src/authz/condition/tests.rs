@@ -1205,3 +1205,37 @@ fn matches_patterns_cannot_escape_their_anchors() {
     assert!(r.holds(json!({"role": "bc"})));
     assert!(!r.holds(json!({"role": "bcx"})));
 }
+
+// === null among the listed values ===
+
+#[test]
+fn one_of_with_null_holds_for_a_null_claim() {
+    let r = Rule::new(json!({"claim": {"name": "org", "one_of": [null, "acme"]}}));
+    assert!(r.holds(json!({"org": null})), "null is listed");
+    assert!(r.holds(json!({"org": "acme"})));
+    assert!(!r.holds(json!({"org": "globex"})));
+    assert!(!r.holds(json!({})), "a missing claim is not null");
+    // Null is comparable with anything: another type is plainly not listed, not undecided.
+    let f = r.claims(json!({"org": 7})).unwrap_err();
+    assert!(!f.wrong_type, "{f:?}");
+    // Without null in the list, a null claim reads as absent: false.
+    let no_null = Rule::new(json!({"claim": {"name": "org", "one_of": ["acme", 1]}}));
+    let f = no_null.claims(json!({"org": null})).unwrap_err();
+    assert!(!f.wrong_type, "{f:?}");
+}
+
+#[test]
+fn not_one_of_with_null_refuses_a_null_claim() {
+    // `not` of a wrong answer is an allow: a null claim must be found in the list.
+    let r = Rule::new(json!({"not": {"claim": {"name": "org", "one_of": [null, "acme"]}}}));
+    assert!(!r.holds(json!({"org": null})), "null is listed: refused");
+    assert!(!r.holds(json!({"org": "acme"})));
+    assert!(r.holds(json!({"org": "globex"})));
+    assert!(
+        r.holds(json!({"org": 7})),
+        "a number is neither null nor acme"
+    );
+    assert!(r.holds(json!({})), "a missing claim is not null");
+    let f = r.claims(json!({"org": null})).unwrap_err();
+    assert!(!f.wrong_type && !f.insufficient_scope, "{f:?}");
+}
