@@ -585,4 +585,34 @@ mod tests {
             );
         }
     }
+
+    // === claim headers from booleans ===
+
+    #[test]
+    fn a_boolean_claim_is_emitted_as_true_or_false() {
+        assert_eq!(header_value(&json!(true)).as_deref(), Some("true"));
+        assert_eq!(header_value(&json!(false)).as_deref(), Some("false"));
+        let h = |n: &str| HeaderName::parse(n).unwrap();
+        let wanted = [
+            (
+                ClaimPath::parse("email_verified").unwrap(),
+                h("x-auth-email-verified"),
+            ),
+            (ClaimPath::parse("mfa").unwrap(), h("x-auth-mfa")),
+            (ClaimPath::parse("absent").unwrap(), h("x-auth-absent")),
+        ];
+        let Value::Object(c) = json!({"email_verified": true, "mfa": false}) else {
+            unreachable!()
+        };
+        assert_eq!(
+            *claim_headers(&c, &wanted),
+            [
+                (h("x-auth-email-verified"), "true".into()),
+                (h("x-auth-mfa"), "false".into()),
+            ]
+        );
+        // Inside an array, a boolean is no name: the array is not emitted.
+        assert_eq!(header_value(&json!([true])), None);
+        assert_eq!(header_value(&json!(null)), None);
+    }
 }

@@ -1106,3 +1106,21 @@ fn unrepresentable_subjects_roles_and_scopes_refuse_the_token() {
     assert_eq!(id.roles, Names::from(["read only", "admin"]));
     assert_eq!(id.scopes, Names::from(["orders.read", "orders.write"]));
 }
+
+// === the size cap in verify ===
+
+#[test]
+fn a_token_of_exactly_max_token_bytes_verifies() {
+    let t = token(&keys().rsa_a, Some("a"), &claims(json!({})));
+    let mut s = settings();
+    s.max_token_bytes = t.len();
+    assert!(check(&t, &s, &rsa_set()).is_ok());
+    // Parsed under a larger cap, verified under one of exactly its length.
+    let parsed = parse(&t, t.len() + 100).unwrap();
+    let id = verify(parsed, &s, &rsa_set(), &provider(), NOW, &[]);
+    assert!(id.is_ok(), "{id:?}");
+    s.max_token_bytes = t.len() - 1;
+    let parsed = parse(&t, t.len() + 100).unwrap();
+    let err = verify(parsed, &s, &rsa_set(), &provider(), NOW, &[]).unwrap_err();
+    assert_eq!(err, TokenError::TooLarge);
+}
