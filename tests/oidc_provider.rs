@@ -20,8 +20,8 @@ use oidc::{ALGS, AUDIENCE, OPAQUE_RESOURCE, OTHER_RESOURCE, Op};
 const PATIENCE: Duration = Duration::from_secs(10);
 
 /// ward in front of `op`: provider `op` (JWTs, keys by discovery) on `/read` (scope
-/// `read`) and `/write` (scope `write`); provider `op-opaque` (introspection) on
-/// `/opaque` (scope `read`).
+/// `read`) and `/write` (scope `write`); provider `op-opaque` (introspection, endpoint by
+/// discovery, subject `sub` or else `client_id`) on `/opaque` (scope `read`).
 async fn ward_for(op: &Op) -> Ward {
     let iss = &op.issuer;
     let algs = ALGS.join(", ");
@@ -39,11 +39,12 @@ providers:
       timeout: 2s
   - name: op-opaque
     introspection:
-      endpoint: "{endpoint}"
+      issuer: "{iss}"
+      discovery: true
       client_id: {client_id}
       client_secret: ${{OP_CLIENT_SECRET}}
-      issuer: "{iss}"
       audiences: [{AUDIENCE}]
+      subject: [sub, client_id]
       cache_ttl: 1s
       negative_cache_ttl: 1s
       timeout: 2s
@@ -60,8 +61,7 @@ routes:
     match: {{ path_prefix: /opaque }}
     providers: [op-opaque]
     require: {{ scopes_any: [read] }}
-"#,
-        endpoint = op.introspection_endpoint(),
+"#
     );
     let ward = Ward::builder(&yaml)
         .env("OP_CLIENT_SECRET", oidc::WARD_CLIENT.1)
@@ -278,7 +278,9 @@ async fn opaque_tokens_through_introspection() {
     assert_allowed(&s, "code flow", "op-opaque", Some("alice"), "read");
     assert_eq!(s.header("x-auth-issuer"), Some(op.issuer.as_str()), "{s:?}");
 
-    // The provider's answer for a client-credentials token carries no `sub`.
+    // The provider's answer for a client-credentials token carries no `sub`, where its
+    // JWT has `sub` = client_id: `subject: [sub, client_id]` gives one client one
+    // subject whatever the token's format.
     let machine = op
         .client_credentials(OPAQUE_RESOURCE, "read write")
         .await
@@ -287,7 +289,25 @@ async fn opaque_tokens_through_introspection() {
     assert_eq!(answer["client_id"], "app", "{answer}");
     assert!(answer.get("sub").is_none(), "{answer}");
     let s = ward.summary(get("/opaque/x", &machine)).await;
-    assert_allowed(&s, "client credentials", "op-opaque", None, "read write");
+    assert_allowed(
+        &s,
+        "client credentials",
+        "op-opaque",
+        Some("app"),
+        "read write",
+    );
+    let as_jwt = op
+        .client_credentials(&oidc::jwt_resource("ES256"), "read write")
+        .await
+        .access_token;
+    let s = ward.summary(get("/read/x", &as_jwt)).await;
+    assert_allowed(
+        &s,
+        "the same client, as a JWT",
+        "op",
+        Some("app"),
+        "read write",
+    );
 
     // A refresh token is active but has neither `aud` nor `token_type` in its answer:
     // the audience check is what keeps it out.
@@ -302,6 +322,43 @@ async fn opaque_tokens_through_introspection() {
     );
     let s = ward.summary(get("/opaque/x", &refresh)).await;
     assert_denied(&s, "a refresh token", INVALID, "aud");
+}
+
+#[tokio::test]
+async fn a_jwt_on_the_introspection_route_is_refused_not_an_outage() {
+    let Some(op) = Op::start().await else { return };
+    let ward = ward_for(&op).await;
+    let user = op
+        .code_flow("alice", OPAQUE_RESOURCE, "openid read")
+        .await
+        .access_token;
+    // The provider refuses to introspect a JWT (400 unsupported_token_type): an OAuth
+    // error about the token, so 401, never counted as the provider failing.
+    let jwt = op
+        .client_credentials(&oidc::jwt_resource("ES256"), "read")
+        .await
+        .access_token;
+    let (status, answer) = op.introspect(&jwt).await;
+    assert_eq!(
+        (status, &answer["error"]),
+        (400, &"unsupported_token_type".into())
+    );
+    for i in 0..8 {
+        let s = ward.summary(get("/opaque/x", &jwt)).await;
+        assert_eq!(
+            s.short(),
+            INVALID,
+            "a JWT on the introspection route, #{i}: {s:?}"
+        );
+    }
+    let s = ward.summary(get("/opaque/x", &user)).await;
+    assert_allowed(
+        &s,
+        "a valid token after them",
+        "op-opaque",
+        Some("alice"),
+        "read",
+    );
 }
 
 #[tokio::test]

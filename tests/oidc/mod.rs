@@ -169,11 +169,6 @@ impl Op {
         Some(op)
     }
 
-    /// The introspection endpoint (as the discovery document names it).
-    pub fn introspection_endpoint(&self) -> String {
-        format!("{}/token/introspection", self.issuer)
-    }
-
     /// A client-credentials access token for `resource` with `scope`.
     pub async fn client_credentials(&self, resource: &str, scope: &str) -> Tokens {
         let (status, body) = self
