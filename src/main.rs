@@ -151,7 +151,20 @@ enum LogFormat {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in mimalloc.h (the same value in mimalloc 2.1+ and 3).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Hands memory that ward frees back to the OS at once. mimalloc's default waits a second
+/// and then purges only when the allocator is next called: an idle ward kept the ~130 MiB
+/// of request buffers an abusive client had made it fill, after the client was gone
+/// (tests/limits.rs measures it).
+fn return_freed_memory_promptly() {
+    // SAFETY: sets one integer option; mimalloc's options are safe to set at any time.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
+}
+
 fn main() -> ExitCode {
+    return_freed_memory_promptly();
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Serve {
