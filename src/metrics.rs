@@ -2,8 +2,8 @@
 //! route and provider names from config, decisions and reasons from fixed sets.
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// One provider's `ward_token_cache_requests_total` series, looked up once (when the
@@ -32,6 +32,8 @@ pub struct Metrics {
     pub introspection_duration: HistogramVec,
     pub config_reloads: IntCounterVec,
     pub config_last_reload_success: Gauge,
+    pub check_rejected: IntCounterVec,
+    pub inflight_request_bytes: IntGauge,
 }
 
 /// Buckets from 25 µs to 2.5 s: a cached check takes tens of microseconds, one waiting on
@@ -122,6 +124,19 @@ impl Metrics {
             "Unix time of the last successful config load",
         )
         .expect("valid metric");
+        let check_rejected = IntCounterVec::new(
+            Opts::new(
+                "ward_check_rejected_total",
+                "gRPC requests refused before being decided: inflight_bytes (the cap on bytes being received), receive_timeout (not whole within request_timeout)",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let inflight_request_bytes = IntGauge::new(
+            "ward_inflight_request_bytes",
+            "Bytes of gRPC requests being received, counted against max_inflight_request_bytes",
+        )
+        .expect("valid metric");
         let build_info =
             IntGaugeVec::new(Opts::new("ward_build_info", "ward's version"), &["version"])
                 .expect("valid metric");
@@ -132,6 +147,9 @@ impl Metrics {
         // before the first event.
         for result in ["success", "failure"] {
             config_reloads.with_label_values(&[result]);
+        }
+        for reason in ["inflight_bytes", "receive_timeout"] {
+            check_rejected.with_label_values(&[reason]);
         }
 
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -145,6 +163,8 @@ impl Metrics {
             Box::new(introspection_duration.clone()),
             Box::new(config_reloads.clone()),
             Box::new(config_last_reload_success.clone()),
+            Box::new(check_rejected.clone()),
+            Box::new(inflight_request_bytes.clone()),
             Box::new(build_info),
         ];
         for c in collectors {
@@ -167,6 +187,8 @@ impl Metrics {
             introspection_duration,
             config_reloads,
             config_last_reload_success,
+            check_rejected,
+            inflight_request_bytes,
         }
     }
 

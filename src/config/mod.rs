@@ -19,7 +19,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub(crate) use compile::normalize_methods as compile_methods;
-pub use compile::{Config, IdentityHeaders, LoggingConfig, ServerConfig, SubjectLog, TlsConfig};
+pub use compile::{
+    Config, IdentityHeaders, LoggingConfig, RequestLimits, ServerConfig, SubjectLog, TlsConfig,
+};
 pub use duration::Dur;
 pub use sources::Sources;
 

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod grpc;
+pub mod limits;
 pub mod reload;
 pub mod stream;
 pub mod tls;
@@ -26,6 +27,10 @@ use stream::Unvectored;
 /// `envoy/service/auth/v3/external_auth.proto` and its imports, for server reflection
 /// (cut from envoy-types' descriptor set by `examples/gen_descriptor.rs`).
 const AUTHZ_DESCRIPTOR: &[u8] = include_bytes!("../../proto/authz_descriptor.bin");
+
+/// HTTP/2 flow-control window, per stream and per connection: a check of ordinary size
+/// arrives in one round trip, and a connection never has more than this unread.
+const HTTP2_WINDOW: u32 = 1024 * 1024;
 
 /// What every request handler shares. The engine is swapped whole on reload; a check
 /// loads it once and finishes on the version it started with.
@@ -115,15 +120,24 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| std::io::Error::other(format!("reflection: {e}")))?;
+    let (tls, watch_interval, limits) = {
+        let engine = state.engine.load();
+        let server = &engine.config().server;
+        (server.tls.clone(), server.watch_interval, server.limits)
+    };
+    // One builder serves both the plaintext and the TLS listener, so both get the same
+    // limits. HTTP/2 flow control keeps hyper's 1 MiB windows (per stream and per
+    // connection, not adaptive): what a connection can have buffered below the
+    // limits layer, which reads it into the budget at once.
     let router = tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .initial_stream_window_size(HTTP2_WINDOW)
+        .initial_connection_window_size(HTTP2_WINDOW)
+        .http2_adaptive_window(Some(false))
+        .layer(limits::RequestLimitsLayer::new(&limits, &state.metrics))
         .add_service(health_svc)
         .add_service(reflection)
         .add_service(grpc::AuthorizationService::new(state.clone()));
-    let (tls, watch_interval) = {
-        let engine = state.engine.load();
-        let server = &engine.config().server;
-        (server.tls.clone(), server.watch_interval)
-    };
     let mut tls_watch = None;
     let grpc_task = match tls {
         Some(t) => {

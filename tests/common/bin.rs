@@ -135,6 +135,11 @@ impl Serve {
         }
     }
 
+    /// The process id of `ward serve`, to read its `/proc/PID/status`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Every line ward wrote to stderr so far.
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().expect("lock").clone()
