@@ -585,4 +585,17 @@ mod tests {
         let m = PathMatch::pattern("/discounts/*").unwrap();
         assert!(m.matches(&segs("/discounts/100%25off")).is_some());
     }
+
+    #[test]
+    fn a_parameter_is_a_whole_braced_segment_of_letters_digits_and_underscores() {
+        let m = PathMatch::pattern("/t/{tenant_id}/{v2}").unwrap();
+        assert_eq!(m.params(), ["tenant_id", "v2"]);
+        let p = m.matches(&segs("/t/acme/x")).unwrap();
+        assert_eq!(&*p[0].0, "tenant_id");
+        for bad in [
+            "/a/{bc", "/a/bc}", "/a/{b-c}", "/a/{b.c}", "/a/{b c}", "/a/{}",
+        ] {
+            assert!(PathMatch::pattern(bad).is_err(), "{bad}");
+        }
+    }
 }
