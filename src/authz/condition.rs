@@ -281,15 +281,18 @@ fn number_eq(x: &serde_json::Number, y: &serde_json::Number) -> bool {
 /// literal between stars is placed at its leftmost possible position (any later
 /// placement leaves less for what follows), so nothing is ever retried and a match costs
 /// time linear in the pattern and the principal, however many `*` there are.
+///
+/// Public so that the fuzzing harness can drive it directly.
 #[derive(Debug)]
-struct Glob {
+pub struct Glob {
     /// Per `/`-separated segment, its literal parts around `*`: one part is an exact
     /// segment, `n + 1` parts hold `n` stars.
     segments: Vec<Vec<String>>,
 }
 
 impl Glob {
-    fn new(pattern: &str) -> Self {
+    /// Compiles a `source_principals` entry; every string is a valid glob.
+    pub fn new(pattern: &str) -> Self {
         Self {
             segments: pattern
                 .split('/')
@@ -298,7 +301,8 @@ impl Glob {
         }
     }
 
-    fn matches(&self, s: &str) -> bool {
+    /// Whether the whole principal `s` matches.
+    pub fn matches(&self, s: &str) -> bool {
         let mut input = s.split('/');
         for parts in &self.segments {
             match input.next() {
