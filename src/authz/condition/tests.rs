@@ -1239,3 +1239,17 @@ fn not_one_of_with_null_refuses_a_null_claim() {
     let f = r.claims(json!({"org": null})).unwrap_err();
     assert!(!f.wrong_type && !f.insufficient_scope, "{f:?}");
 }
+
+// === fractional numbers ===
+
+#[test]
+fn fractional_numbers_compare_by_value() {
+    let r = Rule::new(json!({"claim": {"name": "score", "equals": 2.5}}));
+    assert!(r.holds(json!({"score": 2.5})));
+    assert!(r.holds(json!({"score": 2.50})));
+    assert!(!r.holds(json!({"score": 2.4})));
+    assert!(!r.holds(json!({"score": -2.5})));
+    let one_of = Rule::new(json!({"claim": {"name": "score", "one_of": [0.5, 1.5]}}));
+    assert!(one_of.holds(json!({"score": 1.5})));
+    assert!(!one_of.holds(json!({"score": 1.25})));
+}
