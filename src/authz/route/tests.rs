@@ -396,3 +396,68 @@ fn a_port_that_is_not_digits_is_part_of_the_host() {
         "api.example.com"
     );
 }
+
+// === hosts and context extensions ===
+
+#[test]
+fn a_route_with_hosts_matches_only_requests_to_them() {
+    let mut r = route("r", "prefix:/api", None);
+    r.matcher.hosts = Some(vec![
+        host("api.example.com"),
+        host("*.internal.example.com"),
+    ]);
+    let segs = crate::authz::path::normalize("/api/x").expect("test path");
+    let to = |host: &'static str| CheckInput {
+        host,
+        ..input("GET", "/api/x")
+    };
+    for ok in [
+        "api.example.com",
+        "API.example.com:443",
+        "a.internal.example.com",
+    ] {
+        assert!(r.matcher.matches(&to(ok), &segs).is_some(), "{ok}");
+    }
+    for other in ["example.com", "internal.example.com", "api.example.org", ""] {
+        assert!(r.matcher.matches(&to(other), &segs).is_none(), "{other}");
+    }
+}
+
+#[test]
+fn a_route_with_context_needs_every_extension_with_its_value() {
+    let mut r = route("r", "-", None);
+    r.matcher.context = vec![
+        ("tenant".into(), "acme".into()),
+        ("tier".into(), "gold".into()),
+    ];
+    let segs = crate::authz::path::normalize("/x").expect("test path");
+    let with = |context: &'static [(&'static str, &'static str)]| CheckInput {
+        context: context.to_vec(),
+        ..input("GET", "/x")
+    };
+    let both = with(&[("tier", "gold"), ("tenant", "acme"), ("other", "1")]);
+    assert!(r.matcher.matches(&both, &segs).is_some());
+    for missing in [
+        &[("tenant", "acme")][..],
+        &[("tenant", "acme"), ("tier", "silver")],
+        &[("tenant", "ACME"), ("tier", "gold")],
+        &[],
+    ] {
+        assert!(
+            r.matcher.matches(&with(missing), &segs).is_none(),
+            "{missing:?}"
+        );
+    }
+    // No context required: any request.
+    let free = route("f", "-", None);
+    assert!(free.matcher.matches(&with(&[]), &segs).is_some());
+}
+
+#[test]
+fn a_route_with_methods_matches_them_in_any_case() {
+    let r = route("r", "-", Some(&["GET", "HEAD"]));
+    let segs = crate::authz::path::normalize("/x").expect("test path");
+    assert!(r.matcher.matches(&input("get", "/x"), &segs).is_some());
+    assert!(r.matcher.matches(&input("HEAD", "/x"), &segs).is_some());
+    assert!(r.matcher.matches(&input("POST", "/x"), &segs).is_none());
+}
