@@ -23,7 +23,7 @@ for t in "${targets[@]}"; do
         failed+=("$t")
         tail -n 40 "fuzz/$t.log"
     fi
-    grep -E '^#[0-9]+ +DONE' "fuzz/$t.log" || true
+    grep -E '^#[0-9]+[[:space:]]+DONE' "fuzz/$t.log" || true
 done
 
 if ((${#failed[@]})); then
