@@ -615,4 +615,36 @@ mod tests {
         assert_eq!(header_value(&json!([true])), None);
         assert_eq!(header_value(&json!(null)), None);
     }
+
+    // === claim paths and names ===
+
+    #[test]
+    fn a_namespaced_claim_over_http_is_one_name_too() {
+        let Value::Object(c) = json!({"http://x.io/roles": ["a"], "http://x": {"io/roles": 1}})
+        else {
+            unreachable!()
+        };
+        let p = ClaimPath::parse("http://x.io/roles").unwrap();
+        assert_eq!(p.lookup_in(&c), Some(&json!(["a"])));
+        assert_eq!(p.top_level(), "http://x.io/roles");
+        assert_eq!(p.as_str(), "http://x.io/roles");
+    }
+
+    #[test]
+    fn a_claim_path_starts_at_its_top_level_claim() {
+        let p = ClaimPath::parse("realm_access.roles").unwrap();
+        assert_eq!(p.top_level(), "realm_access");
+        assert_eq!(p.as_str(), "realm_access.roles");
+        let p = ClaimPath::from_segments(vec!["a.b".into(), "c".into()]).unwrap();
+        assert_eq!(p.top_level(), "a.b");
+        assert!(ClaimPath::from_segments(vec![]).is_err());
+        assert!(ClaimPath::from_segments(vec!["a".into(), String::new()]).is_err());
+    }
+
+    #[test]
+    fn names_are_empty_only_when_they_hold_none() {
+        assert!(Names::default().is_empty());
+        assert!(!Names::from(["a"]).is_empty());
+        assert!(!string_list(Some(&json!("a"))).is_empty());
+    }
 }
