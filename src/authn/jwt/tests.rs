@@ -1124,3 +1124,28 @@ fn a_token_of_exactly_max_token_bytes_verifies() {
     let err = verify(parsed, &s, &rsa_set(), &provider(), NOW, &[]).unwrap_err();
     assert_eq!(err, TokenError::TooLarge);
 }
+
+// === the issuer a token names, before it is trusted ===
+
+#[test]
+fn a_parsed_token_names_its_issuer_for_picking_a_provider() {
+    let t = token(&keys().rsa_a, Some("a"), &claims(json!({})));
+    assert_eq!(parse(&t, 16_384).unwrap().issuer(), Some(ISS));
+    let other = token(
+        &keys().rsa_a,
+        Some("a"),
+        &claims(json!({"iss": "https://other.example.com"})),
+    );
+    assert_eq!(
+        parse(&other, 16_384).unwrap().issuer(),
+        Some("https://other.example.com")
+    );
+    let none = token(&keys().rsa_a, Some("a"), &claims(json!({"iss": null})));
+    assert_eq!(parse(&none, 16_384).unwrap().issuer(), None);
+    let number = token(&keys().rsa_a, Some("a"), &claims(json!({"iss": 7})));
+    assert_eq!(
+        parse(&number, 16_384).unwrap().issuer(),
+        None,
+        "not a string"
+    );
+}
