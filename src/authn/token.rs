@@ -238,4 +238,113 @@ mod tests {
         let i = input_with(&[], "/p?access_token=%ff");
         assert_eq!(q.find(&i), Found::Unreadable);
     }
+
+    // === reading credentials exactly ===
+
+    #[test]
+    fn a_header_shorter_than_the_scheme_is_no_credential() {
+        let b = TokenSource::default_bearer();
+        for short in [&b"Bear"[..], b"", b"B"] {
+            let i = input_with(&[("authorization", short)], "/");
+            assert_eq!(b.find(&i), Found::Nothing, "{short:?}");
+        }
+        // Joined after another scheme, a part shorter than ours is not ours either.
+        let i = input_with(&[("authorization", b"Basic x,Bear")], "/");
+        assert_eq!(b.find(&i), Found::Nothing);
+    }
+
+    #[test]
+    fn our_scheme_joined_after_another_is_a_duplicate() {
+        let b = TokenSource::default_bearer();
+        for joined in [&b"Basic dXNlcjpwYXNz,Bearer t"[..], b"DPoP x, bearer t"] {
+            let i = input_with(&[("authorization", joined)], "/");
+            assert_eq!(b.find(&i), Found::Duplicate, "{joined:?}");
+        }
+        let i = input_with(&[("authorization", b"Basic a,Basic b")], "/");
+        assert_eq!(b.find(&i), Found::Nothing);
+        // Without a scheme, the whole value is the credential; a joined one is two.
+        let raw = TokenSource::Header {
+            name: HeaderName::parse("x-api-key").unwrap(),
+            prefix: None,
+        };
+        let i = input_with(&[("x-api-key", b"k1")], "/");
+        assert_eq!(raw.find(&i), Found::One("k1".into()));
+        let i = input_with(&[("x-api-key", b"k1,k2")], "/");
+        assert_eq!(raw.find(&i), Found::Duplicate);
+    }
+
+    #[test]
+    fn cookie_pairs_split_on_semicolons_and_commas_and_lose_only_outer_whitespace() {
+        let c = TokenSource::Cookie("at".into());
+        for line in [
+            &b"x=1,at=tok"[..],
+            b"x=1;at=tok",
+            b"x=1;\tat=tok\t;y=2",
+            b"at=tok ; y=2",
+            b"at=tok \t",
+            b" \tat=tok",
+            b"x=1; ; at=tok",
+            b"novalue; at=tok",
+        ] {
+            let i = input_with(&[("cookie", line)], "/");
+            assert_eq!(c.find(&i), Found::One("tok".into()), "{line:?}");
+        }
+        let i = input_with(&[("cookie", b"at=a b")], "/");
+        assert_eq!(c.find(&i), Found::One("a b".into()), "inner space kept");
+        let i = input_with(&[("cookie", b"at=")], "/");
+        assert_eq!(c.find(&i), Found::One("".into()));
+        let i = input_with(&[("cookie", b"at=tok,at=tok2")], "/");
+        assert_eq!(c.find(&i), Found::Duplicate);
+        let i = input_with(&[("cookie", b"at=\xff")], "/");
+        assert_eq!(c.find(&i), Found::Unreadable);
+        let i = input_with(&[("cookie", b"a t=tok; at =tok")], "/");
+        assert_eq!(c.find(&i), Found::Nothing, "names compare exactly");
+    }
+
+    #[test]
+    fn the_first_source_that_holds_something_decides() {
+        let sources = [
+            TokenSource::Cookie("at".into()),
+            TokenSource::default_bearer(),
+            TokenSource::Query("access_token".into()),
+        ];
+        let i = input_with(&[("authorization", b"Bearer h")], "/p?access_token=q");
+        assert_eq!(find_in(&sources, &i), Found::One("h".into()));
+        let i = input_with(&[], "/p?access_token=q");
+        assert_eq!(find_in(&sources, &i), Found::One("q".into()));
+        let i = input_with(&[("cookie", b"at=1; at=2")], "/p?access_token=q");
+        assert_eq!(
+            find_in(&sources, &i),
+            Found::Duplicate,
+            "a duplicate decides"
+        );
+        assert_eq!(find_in(&sources, &input_with(&[], "/p")), Found::Nothing);
+    }
+
+    #[test]
+    fn query_names_and_values_are_form_decoded() {
+        let q = TokenSource::Query("access_token".into());
+        let i = input_with(&[], "/p?access%5Ftoken=a+b%2Fc");
+        assert_eq!(q.find(&i), Found::One("a b/c".into()));
+        let i = input_with(&[], "/p?access_token");
+        assert_eq!(q.find(&i), Found::One("".into()));
+        let i = input_with(&[], "/p?access_tokenx=1&xaccess_token=2");
+        assert_eq!(q.find(&i), Found::Nothing);
+        assert_eq!(form_decode("plain").as_deref(), Some("plain"));
+        assert_eq!(form_decode("a+b").as_deref(), Some("a b"));
+        assert_eq!(form_decode("%ff"), None);
+    }
+
+    #[test]
+    fn sources_describe_where_they_read_never_the_value() {
+        assert_eq!(
+            TokenSource::default_bearer().describe(),
+            "header authorization"
+        );
+        assert_eq!(TokenSource::Cookie("at".into()).describe(), "cookie at");
+        assert_eq!(
+            TokenSource::Query("access_token".into()).describe(),
+            "query parameter access_token"
+        );
+    }
 }
