@@ -211,4 +211,106 @@ mod tests {
         assert!(ApiKey::new(&"g".repeat(64), "x".into(), vec![]).is_err());
         assert!(ApiKey::new(&"A".repeat(64), "x".into(), vec![]).is_ok());
     }
+
+    // === lookup ===
+
+    fn two_keys() -> ApiKeySettings {
+        ApiKeySettings {
+            header: HeaderName::parse("x-api-key").unwrap(),
+            keys: vec![
+                ApiKey::new(&sha256_hex(b"k1"), "batch".into(), vec!["billing".into()]).unwrap(),
+                ApiKey::new(&sha256_hex(b"k2"), "reports".into(), vec!["read".into()]).unwrap(),
+            ],
+        }
+    }
+
+    #[test]
+    fn each_key_gives_its_own_identity() {
+        let s = two_keys();
+        let p: Arc<str> = "machines".into();
+        let one = s.verify("k1", &p).unwrap();
+        assert_eq!(one.subject.as_deref(), Some("batch"));
+        assert_eq!(one.roles, Names::from(["billing"]));
+        assert_eq!(&*one.provider, "machines");
+        assert_eq!(one.claims.get("sub"), Some(&serde_json::json!("batch")));
+        assert_eq!(
+            one.claims.get("roles"),
+            Some(&serde_json::json!(["billing"]))
+        );
+        let two = s.verify("k2", &p).unwrap();
+        assert_eq!(two.subject.as_deref(), Some("reports"));
+        assert_eq!(two.roles, Names::from(["read"]));
+    }
+
+    #[test]
+    fn a_key_of_exactly_the_maximum_length_is_looked_up() {
+        let s = two_keys();
+        let p: Arc<str> = "machines".into();
+        let longest = "k".repeat(MAX_KEY_BYTES);
+        assert_eq!(s.verify(&longest, &p).unwrap_err(), TokenError::UnknownKey);
+        let s = ApiKeySettings {
+            keys: vec![
+                ApiKey::new(&sha256_hex(longest.as_bytes()), "long".into(), vec![]).unwrap(),
+            ],
+            ..two_keys()
+        };
+        assert_eq!(
+            s.verify(&longest, &p).unwrap().subject.as_deref(),
+            Some("long")
+        );
+    }
+
+    #[test]
+    fn digests_decode_byte_by_byte_and_hex_is_lowercase() {
+        let hex = sha256_hex(b"k1");
+        assert_eq!(hex.len(), 64);
+        assert!(
+            hex.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
+        assert_eq!(decode_hex32(&hex), Some(sha256(b"k1")));
+        let mut counting = String::new();
+        for i in 0..32u8 {
+            counting.push_str(&format!("{i:02x}"));
+        }
+        let want: Vec<u8> = (0..32).collect();
+        assert_eq!(decode_hex32(&counting).unwrap().to_vec(), want);
+        assert_eq!(decode_hex32(&counting[..62]), None);
+        assert_eq!(decode_hex32(&format!("{counting}00")), None);
+        // The SHA-256 of the empty string, a well-known value.
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn same_key_compares_digests_only() {
+        let a = ApiKey::new(&sha256_hex(b"k1"), "a".into(), vec![]).unwrap();
+        let b = ApiKey::new(
+            &sha256_hex(b"k1").to_uppercase(),
+            "b".into(),
+            vec!["r".into()],
+        )
+        .unwrap();
+        let c = ApiKey::new(&sha256_hex(b"k2"), "a".into(), vec![]).unwrap();
+        assert!(a.same_key(&b));
+        assert!(!a.same_key(&c));
+    }
+
+    #[test]
+    fn a_key_prints_its_subject_never_its_digest() {
+        let k = ApiKey::new(&sha256_hex(b"k1"), "batch".into(), vec![]).unwrap();
+        let shown = format!("{k:?}");
+        assert_eq!(shown, r#"ApiKey { subject: "batch" }"#);
+        assert!(!shown.contains(&sha256_hex(b"k1")[..8]));
+    }
+
+    #[test]
+    fn key_syntax_is_printable_ascii_without_space() {
+        assert!(is_key_syntax("k1") && is_key_syntax("a-b_c.d~e!#$%"));
+        for bad in ["", " ", "k 1", "k\u{7f}", "ké"] {
+            assert!(!is_key_syntax(bad), "{bad:?}");
+        }
+    }
 }
