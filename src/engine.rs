@@ -625,3 +625,6 @@ struct Refused {
     reason: DenyReason,
     provider: Option<Arc<str>>,
 }
+
+#[cfg(test)]
+mod tests;

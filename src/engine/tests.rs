@@ -1,0 +1,268 @@
+//! The header mutations of an allowed check: what ward sets, and what it removes so that a
+//! client can never smuggle an identity header upstream.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::Engine;
+use crate::authn::Identity;
+use crate::authn::claims::Names;
+use crate::config;
+use crate::decision::Mutations;
+use crate::header::HeaderName;
+use crate::metrics::Metrics;
+use crate::request::CheckInput;
+
+// === harness ===
+
+/// An engine with two JWT providers (claim headers `x-auth-email` and `x_tenant`) and an
+/// API key provider, on routes `jwt` (0) and `keys` (1), with `extra` prepended to the
+/// config (identity headers, `strip_authorization`).
+fn engine(extra: &str) -> Engine {
+    let yaml = format!(
+        "\
+{extra}
+providers:
+  - name: corp
+    jwt:
+      issuer: https://idp.example.com
+      audiences: [orders-api]
+      jwks_uri: https://idp.example.com/jwks
+      headers: {{ email: x-auth-email }}
+  - name: partner
+    jwt:
+      issuer: https://partner.example.com
+      audiences: [orders-api]
+      jwks_uri: https://partner.example.com/jwks
+      headers: {{ tenant: x_tenant, tenant_id: x-tenant }}
+      token_from: [{{ header: x-partner-token }}]
+  - name: keys
+    api_key:
+      header: x-api-key
+      keys:
+        - {{ sha256: \"{digest}\", subject: batch }}
+routes:
+  - name: jwt
+    match: {{ path_prefix: /jwt }}
+    providers: [corp, partner]
+  - name: keys
+    match: {{ path_prefix: /keys }}
+    providers: [keys]
+",
+        digest = crate::authn::apikey::sha256_hex(b"k1"),
+    );
+    let env: HashMap<String, String> = HashMap::new();
+    let config = match config::load_str(&yaml, Path::new("."), &env) {
+        Ok(c) => c,
+        Err(e) => panic!("test config: {:?}", e.0),
+    };
+    Engine::new(config, Arc::new(Metrics::new()))
+}
+
+fn h(name: &str) -> HeaderName {
+    HeaderName::parse(name).expect("test header name")
+}
+
+fn alice() -> Identity {
+    Identity {
+        provider: "corp".into(),
+        subject: Some("alice".into()),
+        issuer: Some("https://idp.example.com".into()),
+        roles: Names::from(["admin", "ops"]),
+        scopes: Names::from(["orders.read", "orders.write"]),
+        claim_headers: vec![(h("x-auth-email"), "alice@example.com".into())].into(),
+        ..Default::default()
+    }
+}
+
+fn request<'a>(headers: &[(&'a str, &'a str)]) -> CheckInput<'a> {
+    let mut i = CheckInput {
+        method: "GET",
+        host: "api.example.com",
+        path: "/jwt",
+        ..Default::default()
+    };
+    for (n, v) in headers {
+        i.headers.push(n, v.as_bytes());
+    }
+    i
+}
+
+fn set_of(m: &Mutations) -> Vec<(&str, &str)> {
+    m.set
+        .iter()
+        .map(|(h, v)| (h.as_str(), v.as_str()))
+        .collect()
+}
+
+fn removed(m: &Mutations) -> Vec<&str> {
+    m.remove.iter().map(HeaderName::as_str).collect()
+}
+
+// === set and removed ===
+
+#[test]
+fn an_identity_sets_its_headers_and_removes_every_other_owned_one() {
+    let e = engine("");
+    let m = e.mutations(0, &request(&[]), Some(&alice()));
+    assert_eq!(
+        set_of(&m),
+        [
+            ("x-auth-subject", "alice"),
+            ("x-auth-issuer", "https://idp.example.com"),
+            ("x-auth-provider", "corp"),
+            ("x-auth-roles", "admin,ops"),
+            ("x-auth-scopes", "orders.read orders.write"),
+            ("x-auth-email", "alice@example.com"),
+        ]
+    );
+    assert_eq!(removed(&m), ["x_tenant", "x-tenant"]);
+}
+
+#[test]
+fn headers_without_a_value_are_removed_not_set_empty() {
+    let e = engine("");
+    let bare = Identity {
+        provider: "keys".into(),
+        subject: Some("batch".into()),
+        ..Default::default()
+    };
+    let m = e.mutations(1, &request(&[]), Some(&bare));
+    assert_eq!(
+        set_of(&m),
+        [("x-auth-subject", "batch"), ("x-auth-provider", "keys")]
+    );
+    assert_eq!(
+        removed(&m),
+        [
+            "x-auth-issuer",
+            "x-auth-roles",
+            "x-auth-scopes",
+            "x-auth-email",
+            "x_tenant",
+            "x-tenant",
+        ]
+    );
+    // A value that would not arrive as written is not set either.
+    let padded = Identity {
+        issuer: Some(" https://idp.example.com".into()),
+        ..alice()
+    };
+    let m = e.mutations(0, &request(&[]), Some(&padded));
+    assert!(m.set.iter().all(|(h, _)| h.as_str() != "x-auth-issuer"));
+    assert!(removed(&m).contains(&"x-auth-issuer"));
+}
+
+#[test]
+fn an_anonymous_check_removes_every_owned_header() {
+    let e = engine("");
+    let m = e.mutations(0, &request(&[]), None);
+    assert!(m.set.is_empty());
+    assert_eq!(
+        removed(&m),
+        [
+            "x-auth-subject",
+            "x-auth-issuer",
+            "x-auth-provider",
+            "x-auth-roles",
+            "x-auth-scopes",
+            "x-auth-email",
+            "x_tenant",
+            "x-tenant",
+        ]
+    );
+}
+
+// === other spellings of owned names ===
+
+#[test]
+fn a_client_header_spelling_an_owned_name_with_underscores_is_removed() {
+    let e = engine("");
+    let sent = request(&[
+        ("x_auth_subject", "admin"),
+        ("x-auth_roles", "admin"),
+        ("x_auth_subject", "again"),
+        ("x-tenant", "acme"),
+        ("x_auth-email", "a@x.io"),
+    ]);
+    let m = e.mutations(0, &sent, Some(&alice()));
+    assert_eq!(
+        removed(&m),
+        [
+            "x_tenant",
+            "x-tenant",
+            "x_auth_subject",
+            "x-auth_roles",
+            "x_auth-email"
+        ],
+        "each spelling once; x-tenant is itself owned"
+    );
+    assert!(m.set.iter().all(|(s, _)| !m.remove.contains(s)));
+}
+
+#[test]
+fn headers_that_only_resemble_an_owned_name_are_kept() {
+    let e = engine("");
+    // Same lengths as owned names (12 to 15 bytes) but other text, a prefix spelling
+    // of a shorter owned name, or a separator where the owned name has a letter.
+    let sent = request(&[
+        ("x-request-id", "1"),
+        ("content-type", "text/plain"),
+        ("x_auth_rolesx", "admin"),
+        ("x-auth-r-les", "admin"),
+        ("x-auth_subjec", "admin"),
+        ("authorization", "Bearer t"),
+    ]);
+    let m = e.mutations(0, &sent, Some(&alice()));
+    assert_eq!(removed(&m), ["x_tenant", "x-tenant"]);
+}
+
+#[test]
+fn a_name_ward_sets_is_never_also_removed_as_another_spelling() {
+    // The partner's claim headers own both `x_tenant` and `x-tenant`: an identity that has
+    // only `x_tenant` gets it set, and a client `x_tenant` is not removed on top of that.
+    let e = engine("");
+    let partner = Identity {
+        provider: "partner".into(),
+        subject: Some("p".into()),
+        issuer: Some("https://partner.example.com".into()),
+        claim_headers: vec![(h("x_tenant"), "acme".into())].into(),
+        ..Default::default()
+    };
+    let m = e.mutations(0, &request(&[("x_tenant", "evil")]), Some(&partner));
+    assert!(set_of(&m).contains(&("x_tenant", "acme")));
+    assert!(!removed(&m).contains(&"x_tenant"), "{:?}", removed(&m));
+    assert!(removed(&m).contains(&"x-tenant"));
+}
+
+#[test]
+fn spellings_are_found_when_every_owned_name_has_one_length() {
+    // Every owned name is 7 bytes long: the length filter must still let 7-byte names
+    // through to the comparison.
+    let e = engine(
+        "identity_headers: { subject: x-a-sub, issuer: x-a-iss, provider: x-a-pro, roles: x-a-rol, scopes: x-a-sco }",
+    );
+    let m = e.mutations(1, &request(&[("x_a_sub", "admin"), ("x-a-zzz", "1")]), None);
+    let r = removed(&m);
+    assert!(r.contains(&"x_a_sub"), "{r:?}");
+    assert!(!r.contains(&"x-a-zzz"), "{r:?}");
+}
+
+// === strip_authorization ===
+
+#[test]
+fn strip_authorization_removes_the_routes_credential_headers() {
+    let e = engine("strip_authorization: true");
+    let m = e.mutations(1, &request(&[]), None);
+    let r = removed(&m);
+    assert_eq!(&r[r.len() - 2..], ["authorization", "x-api-key"]);
+    let m = e.mutations(0, &request(&[]), None);
+    let r = removed(&m);
+    assert_eq!(&r[r.len() - 2..], ["authorization", "x-partner-token"]);
+    // Without it, credentials reach the upstream.
+    let e = engine("");
+    let m = e.mutations(1, &request(&[]), None);
+    assert!(!removed(&m).contains(&"authorization"));
+    assert!(!removed(&m).contains(&"x-api-key"));
+}
