@@ -131,3 +131,19 @@ fn an_answer_ignores_what_is_decoded_into_it() {
     a.merge(bytes.as_slice()).expect("fields are skipped");
     assert_same(&allow(Some("x"), None, &[]), "after merge");
 }
+
+// === clearing ===
+
+#[test]
+fn a_cleared_answer_is_the_empty_message() {
+    let mut a = Answer::new(
+        allow(Some("api"), Some(alice()), &[("x-auth-subject", "alice")]),
+        "r",
+    );
+    assert!(a.encoded_len() > 0);
+    a.clear();
+    assert_eq!(a.encoded_len(), 0);
+    assert!(a.encode_to_vec().is_empty());
+    let decoded = CheckResponse::decode(a.encode_to_vec().as_slice()).expect("empty message");
+    assert_eq!(decoded, CheckResponse::default());
+}
