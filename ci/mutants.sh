@@ -60,10 +60,6 @@ EXCLUDE=(
   'src/response/wire\.rs:.*replace \+ with \* in option_len$'
 )
 
-if ! command -v cargo-mutants >/dev/null; then
-  cargo install cargo-mutants --locked --version 27.1.0
-fi
-
 if [[ -n "${MUTANTS_BASE:-}" ]]; then
   base=$MUTANTS_BASE
   why="MUTANTS_BASE"
@@ -90,6 +86,11 @@ if [[ ! -s "$diff" ]]; then
   exit 0
 fi
 git diff --stat "$base" HEAD -- "${FILES[@]}"
+
+# Installed only when there is something to test.
+if ! command -v cargo-mutants >/dev/null; then
+  cargo install cargo-mutants --locked --version 27.1.0
+fi
 
 args=(--in-diff "$diff" --gitignore true --jobs "${MUTANTS_JOBS:-1}" --output "$out" -C --lib)
 for f in "${FILES[@]}"; do args+=(--file "$f"); done
