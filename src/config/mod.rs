@@ -15,7 +15,6 @@ pub mod yaml;
 use std::fmt;
 use std::path::Path;
 
-use serde::Deserialize;
 use serde_json::Value;
 
 pub(crate) use compile::normalize_methods as compile_methods;
@@ -265,17 +264,6 @@ fn expand(s: &str, env: &dyn Env) -> Result<String, String> {
     }
     out.push_str(rest);
     Ok(out)
-}
-
-/// A raw value that must be one of a closed set of strings; used for small enums.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Decisions are enforced (the default).
-    #[default]
-    Enforce,
-    /// Decisions are logged and counted, requests always allowed.
-    Shadow,
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::authz::condition;
-use crate::authz::route::{HostPattern, PathMatch, Route, RouteMatch};
-use crate::config::{Errors, Mode};
+use crate::authz::route::{HostPattern, Mode, PathMatch, Route, RouteMatch};
+use crate::config::Errors;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
