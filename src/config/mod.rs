@@ -17,7 +17,6 @@ use std::path::Path;
 
 use serde_json::Value;
 
-pub(crate) use compile::normalize_methods as compile_methods;
 pub use compile::{
     Config, IdentityHeaders, LoggingConfig, RequestLimits, ServerConfig, SubjectLog, TlsConfig,
 };

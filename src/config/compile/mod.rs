@@ -4,9 +4,10 @@
 //! element are reported together; then cross-references (route -> provider) and semantic
 //! rules are checked. Nothing here runs per request.
 //!
-//! This module walks the top level; `server`, `headers`, `providers` and `routes`
-//! compile their sections.
+//! This module walks the top level; `server`, `headers`, `providers`, `routes` and
+//! `conditions` (a route's `require`) compile their sections.
 
+mod conditions;
 mod headers;
 mod providers;
 mod routes;
@@ -28,7 +29,6 @@ use routes::compile_route;
 use server::compile_server;
 
 pub use headers::IdentityHeaders;
-pub(crate) use routes::normalize_methods;
 pub use server::{RequestLimits, ServerConfig, TlsConfig};
 
 /// The compiled, immutable configuration.

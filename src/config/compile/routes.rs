@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::authz::condition;
+use super::conditions::{self, CompileCtx, normalize_methods};
 use crate::authz::route::{HostPattern, Mode, PathMatch, Route, RouteMatch};
 use crate::config::Errors;
 
@@ -97,8 +97,8 @@ pub(super) fn compile_route(
         .map(PathMatch::params)
         .unwrap_or_default();
     let require = raw.require.map(|c| {
-        let ctx = condition::CompileCtx { params: &params };
-        condition::compile(&c, &format!("{path}.require"), &ctx, errors)
+        let ctx = CompileCtx { params: &params };
+        conditions::compile(&c, &format!("{path}.require"), &ctx, errors)
     });
 
     if raw.providers.is_empty() && require.is_none() && !raw.allow_anonymous {
@@ -125,24 +125,4 @@ pub(super) fn compile_route(
         require: require.flatten(),
         mode: raw.mode,
     })
-}
-
-pub(crate) fn normalize_methods(ms: Vec<String>, path: &str, errors: &mut Errors) -> Vec<String> {
-    if ms.is_empty() {
-        errors.add(path, "list at least one method");
-    }
-    ms.into_iter()
-        .enumerate()
-        .filter_map(|(i, m)| {
-            if !m.is_empty() && m.bytes().all(|b| b.is_ascii_alphabetic()) {
-                Some(m.to_ascii_uppercase())
-            } else {
-                errors.add(
-                    &format!("{path}[{i}]"),
-                    format!("`{m}` is not an HTTP method"),
-                );
-                None
-            }
-        })
-        .collect()
 }
