@@ -4,7 +4,7 @@
 //! Loading happens in three steps, each collecting all of its errors before stopping:
 //! 1. [`yaml::parse`]: YAML text to a JSON value tree plus a line index;
 //! 2. `${ENV}` expansion in string values (so a secret can never inject YAML structure);
-//! 3. [`compile`]: each section and each list element is deserialized on its own (so one
+//! 3. `compile`: each section and each list element is deserialized on its own (so one
 //!    bad route does not hide the errors of the next) and compiled into matchers and rules.
 
 mod compile;
