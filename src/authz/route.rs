@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use serde::Deserialize;
+
 use crate::authz::condition::Condition;
-use crate::config::Mode;
 use crate::request::CheckInput;
 
 pub use crate::authz::path::{HostPattern, PathMatch};
@@ -21,6 +22,17 @@ pub struct Route {
     pub allow_anonymous: bool,
     pub require: Option<Condition>,
     pub mode: Mode,
+}
+
+/// What a route does with its decision: `mode` in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Decisions are enforced (the default).
+    #[default]
+    Enforce,
+    /// Decisions are logged and counted, requests always allowed.
+    Shadow,
 }
 
 #[derive(Debug, Default)]

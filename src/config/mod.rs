@@ -4,7 +4,7 @@
 //! Loading happens in three steps, each collecting all of its errors before stopping:
 //! 1. [`yaml::parse`]: YAML text to a JSON value tree plus a line index;
 //! 2. `${ENV}` expansion in string values (so a secret can never inject YAML structure);
-//! 3. [`compile`]: each section and each list element is deserialized on its own (so one
+//! 3. `compile`: each section and each list element is deserialized on its own (so one
 //!    bad route does not hide the errors of the next) and compiled into matchers and rules.
 
 mod compile;
@@ -15,10 +15,8 @@ pub mod yaml;
 use std::fmt;
 use std::path::Path;
 
-use serde::Deserialize;
 use serde_json::Value;
 
-pub(crate) use compile::normalize_methods as compile_methods;
 pub use compile::{
     Config, IdentityHeaders, LoggingConfig, RequestLimits, ServerConfig, SubjectLog, TlsConfig,
 };
@@ -265,17 +263,6 @@ fn expand(s: &str, env: &dyn Env) -> Result<String, String> {
     }
     out.push_str(rest);
     Ok(out)
-}
-
-/// A raw value that must be one of a closed set of strings; used for small enums.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Decisions are enforced (the default).
-    #[default]
-    Enforce,
-    /// Decisions are logged and counted, requests always allowed.
-    Shadow,
 }
 
 #[cfg(test)]

@@ -1,0 +1,227 @@
+//! The compilation of raw config into the immutable [`Config`], one module per section.
+//!
+//! Each section, provider and route is deserialized on its own, so the errors of every
+//! element are reported together; then cross-references (route -> provider) and semantic
+//! rules are checked. Nothing here runs per request.
+//!
+//! This module walks the top level; `server`, `headers`, `providers`, `routes` and
+//! `conditions` (a route's `require`) compile their sections.
+
+mod conditions;
+mod headers;
+mod providers;
+mod routes;
+mod server;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Errors, Sources};
+use crate::authn::ProviderSettings;
+use crate::authz::route::Route;
+use headers::{check_owned_headers, compile_identity_headers};
+use providers::compile_provider;
+use routes::compile_route;
+use server::compile_server;
+
+pub use headers::IdentityHeaders;
+pub use server::{RequestLimits, ServerConfig, TlsConfig};
+
+/// The compiled, immutable configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub identity_headers: IdentityHeaders,
+    pub strip_authorization: bool,
+    pub token_cache_max_entries: u64,
+    pub providers: Vec<Arc<ProviderSettings>>,
+    pub routes: Vec<Route>,
+    pub logging: LoggingConfig,
+}
+
+/// How decisions are logged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoggingConfig {
+    pub subject: SubjectLog,
+    /// The fraction of allowed decisions also logged at info (all are logged at debug).
+    pub allowed_sample: f64,
+}
+
+/// How a subject appears in decision logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SubjectLog {
+    /// The first 16 hex digits of SHA-256(subject): correlatable, not readable.
+    #[default]
+    Hash,
+    Plain,
+    None,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTop {
+    #[serde(default)]
+    server: Value,
+    #[serde(default)]
+    identity_headers: Value,
+    #[serde(default)]
+    strip_authorization: bool,
+    #[serde(default)]
+    token_cache: Value,
+    #[serde(default)]
+    logging: Value,
+    #[serde(default)]
+    providers: Vec<Value>,
+    #[serde(default)]
+    routes: Vec<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLogging {
+    #[serde(default)]
+    subject: SubjectLog,
+    allowed_sample: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTokenCache {
+    max_entries: Option<u64>,
+}
+
+const TOP_KEYS: &[&str] = &[
+    "server",
+    "identity_headers",
+    "strip_authorization",
+    "token_cache",
+    "logging",
+    "providers",
+    "routes",
+];
+
+pub(super) fn compile(
+    value: Value,
+    base: &Path,
+    sources: &mut Sources,
+    errors: &mut Errors,
+) -> Option<Config> {
+    if !value.is_object() {
+        errors.add(
+            "",
+            "the config must be a YAML mapping with `providers` and `routes`",
+        );
+        return None;
+    }
+    // Unknown top-level keys are reported and dropped first, so one typo (`route:`)
+    // does not hide every other error in the file.
+    let mut value = value;
+    if let Value::Object(map) = &mut value {
+        let unknown: Vec<String> = map
+            .keys()
+            .filter(|k| !TOP_KEYS.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        for k in unknown {
+            errors.add(
+                &k,
+                format!(
+                    "unknown field `{k}`, expected one of {}",
+                    TOP_KEYS
+                        .iter()
+                        .map(|t| format!("`{t}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            map.remove(&k);
+        }
+    }
+    let top: RawTop = errors.parse("", value)?;
+
+    let server = compile_server(top.server, base, errors);
+    let identity_headers = compile_identity_headers(top.identity_headers, errors);
+    let token_cache: RawTokenCache = if top.token_cache.is_null() {
+        RawTokenCache::default()
+    } else {
+        errors
+            .parse("token_cache", top.token_cache)
+            .unwrap_or_default()
+    };
+
+    let mut providers = Vec::new();
+    let mut names: HashMap<String, usize> = HashMap::new();
+    for (i, raw) in top.providers.into_iter().enumerate() {
+        let path = format!("providers[{i}]");
+        let name = raw.get("name").and_then(Value::as_str).map(str::to_owned);
+        let Some(p) = compile_provider(raw, &path, base, sources, errors) else {
+            // Known, though broken: routes naming it get no second, misleading error
+            // ("no provider is named"). The config is rejected anyway.
+            if let Some(n) = name {
+                names.entry(n).or_insert(usize::MAX);
+            }
+            continue;
+        };
+        if names.insert(p.name.to_string(), providers.len()).is_some() {
+            errors.add(
+                &format!("{path}.name"),
+                format!("duplicate provider name `{}`", p.name),
+            );
+        }
+        providers.push(Arc::new(p));
+    }
+
+    if let Some(ih) = &identity_headers {
+        check_owned_headers(ih, &providers, errors);
+    }
+
+    let mut routes = Vec::new();
+    let mut route_names = HashSet::new();
+    if top.routes.is_empty() {
+        errors.add(
+            "routes",
+            "no routes: every request would be denied with no_route",
+        );
+    }
+    for (i, raw) in top.routes.into_iter().enumerate() {
+        let path = format!("routes[{i}]");
+        if let Some(r) = compile_route(raw, &path, &names, errors) {
+            if !route_names.insert(r.name.to_string()) {
+                errors.add(
+                    &format!("{path}.name"),
+                    format!("duplicate route name `{}`", r.name),
+                );
+            }
+            routes.push(r);
+        }
+    }
+
+    let logging: RawLogging = if top.logging.is_null() {
+        RawLogging::default()
+    } else {
+        errors.parse("logging", top.logging).unwrap_or_default()
+    };
+    let allowed_sample = logging.allowed_sample.unwrap_or(0.0);
+    if !(0.0..=1.0).contains(&allowed_sample) {
+        errors.add("logging.allowed_sample", "a fraction from 0.0 to 1.0");
+    }
+
+    let max_entries = token_cache.max_entries.unwrap_or(100_000);
+    Some(Config {
+        server: server?,
+        identity_headers: identity_headers?,
+        strip_authorization: top.strip_authorization,
+        token_cache_max_entries: max_entries,
+        providers,
+        routes,
+        logging: LoggingConfig {
+            subject: logging.subject,
+            allowed_sample,
+        },
+    })
+}

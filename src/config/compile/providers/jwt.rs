@@ -1,0 +1,219 @@
+//! A `jwt` provider: issuer, audiences, key source, algorithms and refresh settings.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{
+    DEFAULT_MAX_TOKEN_BYTES, RawClaimMap, RawTokenSource, check_url, claim_headers, claim_map,
+    token_from,
+};
+use crate::authn::jwk::KeySet;
+use crate::authn::jwt::{Alg, JwtSettings, KeySource};
+use crate::config::{Dur, Errors, Sources};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJwt {
+    issuer: String,
+    audiences: Vec<String>,
+    jwks_uri: Option<String>,
+    jwks_file: Option<String>,
+    jwks: Option<Value>,
+    discovery: Option<bool>,
+    algorithms: Option<Vec<String>>,
+    leeway: Option<Dur>,
+    refresh_interval: Option<Dur>,
+    min_refetch_interval: Option<Dur>,
+    timeout: Option<Dur>,
+    ca_file: Option<String>,
+    max_token_bytes: Option<usize>,
+    claims: Option<RawClaimMap>,
+    token_from: Option<Vec<RawTokenSource>>,
+    headers: Option<BTreeMap<String, String>>,
+}
+
+pub(super) fn compile_jwt(
+    v: Value,
+    path: &str,
+    base: &Path,
+    sources: &mut Sources,
+    errors: &mut Errors,
+) -> Option<JwtSettings> {
+    let raw: RawJwt = errors.parse(path, v)?;
+    let before = errors.count();
+
+    if raw.issuer.is_empty() {
+        errors.add(&format!("{path}.issuer"), "the issuer must not be empty");
+    }
+    if raw.audiences.is_empty() || raw.audiences.iter().any(String::is_empty) {
+        errors.add(
+            &format!("{path}.audiences"),
+            "list at least one audience: a token is accepted only when its `aud` names one",
+        );
+    }
+
+    let given = [
+        raw.jwks_uri.is_some(),
+        raw.jwks_file.is_some(),
+        raw.jwks.is_some(),
+        raw.discovery == Some(true),
+    ];
+    let key_source = match given.iter().filter(|s| **s).count() {
+        1 => {
+            if let Some(file) = raw.jwks_file {
+                let full = base.join(&file);
+                match sources.read_to_string(&full) {
+                    Ok(text) => keyset_from_text(&text, &format!("{path}.jwks_file"), errors)
+                        .map(KeySource::Static),
+                    Err(e) => {
+                        errors.add(
+                            &format!("{path}.jwks_file"),
+                            format!("cannot read {}: {e}", full.display()),
+                        );
+                        None
+                    }
+                }
+            } else if let Some(jwks) = raw.jwks {
+                keyset_from_value(&jwks, &format!("{path}.jwks"), errors).map(KeySource::Static)
+            } else if let Some(uri) = raw.jwks_uri {
+                check_url(&uri, &format!("{path}.jwks_uri"), errors).map(KeySource::Remote)
+            } else {
+                let issuer = raw.issuer.trim_end_matches('/');
+                check_url(&raw.issuer, &format!("{path}.issuer"), errors).map(|_| {
+                    KeySource::Discovery(format!("{issuer}/.well-known/openid-configuration"))
+                })
+            }
+        }
+        n => {
+            errors.add(
+                path,
+                format!(
+                    "exactly one key source is needed (jwks_uri, jwks_file, jwks or discovery: true); found {n}"
+                ),
+            );
+            None
+        }
+    };
+
+    let algorithms = match raw.algorithms {
+        None => Alg::ASYMMETRIC.to_vec(),
+        Some(list) if list.is_empty() => {
+            errors.add(&format!("{path}.algorithms"), "list at least one algorithm");
+            Vec::new()
+        }
+        Some(list) => {
+            let mut algs = Vec::new();
+            for (i, a) in list.iter().enumerate() {
+                match Alg::parse(a) {
+                    Some(alg) => algs.push(alg),
+                    None => errors.add(
+                        &format!("{path}.algorithms[{i}]"),
+                        format!(
+                            "`{a}` is not an accepted algorithm (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA, HS256, HS384, HS512; `none` is never accepted)"
+                        ),
+                    ),
+                }
+            }
+            algs
+        }
+    };
+
+    let max_token_bytes = raw.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
+    if max_token_bytes == 0 {
+        errors.add(&format!("{path}.max_token_bytes"), "must be greater than 0");
+    }
+
+    let (roles_claim, scopes_claim) = claim_map(raw.claims, path, errors);
+    let token_from = token_from(raw.token_from, path, errors);
+    let claim_headers = claim_headers(raw.headers, path, errors);
+
+    let timeout = raw.timeout.map_or(Duration::from_secs(5), |d| d.0);
+    if timeout.is_zero() {
+        errors.add(&format!("{path}.timeout"), "must be greater than 0");
+    }
+    let refresh_interval = raw
+        .refresh_interval
+        .map_or(Duration::from_secs(600), |d| d.0);
+    if refresh_interval < Duration::from_secs(1) {
+        errors.add(&format!("{path}.refresh_interval"), "must be at least 1s");
+    }
+    // It bounds the fetches that unknown kids and `max-age=0` can cause: never zero.
+    let min_refetch_interval = raw
+        .min_refetch_interval
+        .map_or(Duration::from_secs(30), |d| d.0);
+    if min_refetch_interval < Duration::from_secs(1) {
+        errors.add(
+            &format!("{path}.min_refetch_interval"),
+            "must be at least 1s (it bounds how often unknown kids make ward fetch keys)",
+        );
+    }
+
+    let ca_file = raw.ca_file.map(|c| base.join(c));
+    if let Some(ca) = &ca_file {
+        if let Err(e) = std::fs::metadata(ca) {
+            errors.add(
+                &format!("{path}.ca_file"),
+                format!("cannot read {}: {e}", ca.display()),
+            );
+        }
+        if matches!(key_source, Some(KeySource::Static(_))) {
+            errors.add(
+                &format!("{path}.ca_file"),
+                "`ca_file` applies to jwks_uri and discovery only",
+            );
+        }
+    }
+
+    if errors.count() != before {
+        return None;
+    }
+    Some(JwtSettings {
+        issuer: raw.issuer.into(),
+        audiences: raw.audiences,
+        key_source: key_source?,
+        algorithms,
+        leeway: raw.leeway.map_or(Duration::from_secs(30), |d| d.0),
+        refresh_interval,
+        min_refetch_interval,
+        timeout,
+        ca_file,
+        max_token_bytes,
+        roles_claim,
+        scopes_claim,
+        token_from,
+        claim_headers,
+    })
+}
+
+fn keyset_from_text(text: &str, path: &str, errors: &mut Errors) -> Option<Arc<KeySet>> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(v) => keyset_from_value(&v, path, errors),
+        Err(e) => {
+            errors.add(path, format!("the JWKS is not JSON: {e}"));
+            None
+        }
+    }
+}
+
+fn keyset_from_value(v: &Value, path: &str, errors: &mut Errors) -> Option<Arc<KeySet>> {
+    match KeySet::from_jwks(v) {
+        Ok((set, _skipped)) if !set.is_empty() => Some(Arc::new(set)),
+        Ok((_, skipped)) => {
+            let why = skipped
+                .first()
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            errors.add(path, format!("the JWKS holds no usable signing key{why}"));
+            None
+        }
+        Err(e) => {
+            errors.add(path, e.to_string());
+            None
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! `routes`: each route's match, providers, mode and `require`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::conditions::{self, CompileCtx, normalize_methods};
+use crate::authz::route::{HostPattern, Mode, PathMatch, Route, RouteMatch};
+use crate::config::Errors;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    name: String,
+    #[serde(rename = "match")]
+    matcher: RawMatch,
+    #[serde(default)]
+    allow_anonymous: bool,
+    #[serde(default)]
+    providers: Vec<String>,
+    require: Option<Value>,
+    #[serde(default)]
+    mode: Mode,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    path: Option<String>,
+    path_prefix: Option<String>,
+    methods: Option<Vec<String>>,
+    hosts: Option<Vec<String>>,
+    context: Option<BTreeMap<String, String>>,
+}
+
+pub(super) fn compile_route(
+    v: Value,
+    path: &str,
+    names: &HashMap<String, usize>,
+    errors: &mut Errors,
+) -> Option<Route> {
+    let raw: RawRoute = errors.parse(path, v)?;
+    let before = errors.count();
+    let m = raw.matcher;
+    let mpath = format!("{path}.match");
+
+    let path_match = match (m.path, m.path_prefix) {
+        (Some(_), Some(_)) => {
+            errors.add(&mpath, "use `path` or `path_prefix`, not both");
+            None
+        }
+        (Some(p), None) => match PathMatch::pattern(&p) {
+            Ok(pm) => Some(pm),
+            Err(e) => {
+                errors.add(&format!("{mpath}.path"), e);
+                None
+            }
+        },
+        (None, Some(p)) => match PathMatch::prefix(&p) {
+            Ok(pm) => Some(pm),
+            Err(e) => {
+                errors.add(&format!("{mpath}.path_prefix"), e);
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    let methods = m
+        .methods
+        .map(|ms| normalize_methods(ms, &format!("{mpath}.methods"), errors));
+    let hosts = m.hosts.map(|hs| {
+        hs.iter()
+            .enumerate()
+            .filter_map(|(i, h)| {
+                HostPattern::parse(h)
+                    .map_err(|e| errors.add(&format!("{mpath}.hosts[{i}]"), e))
+                    .ok()
+            })
+            .collect::<Vec<_>>()
+    });
+
+    let mut route_providers = Vec::new();
+    for (i, name) in raw.providers.iter().enumerate() {
+        match names.get(name) {
+            Some(idx) => route_providers.push(*idx),
+            None => errors.add(
+                &format!("{path}.providers[{i}]"),
+                format!("no provider is named `{name}`"),
+            ),
+        }
+    }
+
+    let params = path_match
+        .as_ref()
+        .map(PathMatch::params)
+        .unwrap_or_default();
+    let require = raw.require.map(|c| {
+        let ctx = CompileCtx { params: &params };
+        conditions::compile(&c, &format!("{path}.require"), &ctx, errors)
+    });
+
+    if raw.providers.is_empty() && require.is_none() && !raw.allow_anonymous {
+        errors.add(
+            path,
+            "this route names no providers and no `require`, so it would allow every request: set `allow_anonymous: true` to say so",
+        );
+    }
+
+    if errors.count() != before {
+        return None;
+    }
+    let name: Arc<str> = raw.name.into();
+    Some(Route {
+        name,
+        matcher: RouteMatch {
+            path: path_match,
+            methods,
+            hosts,
+            context: m.context.unwrap_or_default().into_iter().collect(),
+        },
+        providers: route_providers,
+        allow_anonymous: raw.allow_anonymous,
+        require: require.flatten(),
+        mode: raw.mode,
+    })
+}
