@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# ci/check-deploy.sh — validate ward's deployment assets (envoy/, k8s/, Dockerfile).
+# .ci/check-deploy.sh — validate ward's deployment assets (envoy/, k8s/, Dockerfile).
 #
-#   bash ci/check-deploy.sh [path-to-ward-binary]
+#   bash .ci/check-deploy.sh [path-to-ward-binary]
 #
 # Steps (all run; the script exits non-zero if any fails):
 #   1. Render every kustomization under k8s/ with kustomize (kubectl's built-in,
@@ -101,7 +101,7 @@ trap cleanup EXIT
 
 # ------------------------------------------------------ helper programs
 cat >"$WORK/checks.py" <<'PY'
-"""Helpers for ci/check-deploy.sh. Subcommands: see main()."""
+"""Helpers for .ci/check-deploy.sh. Subcommands: see main()."""
 import copy
 import glob
 import json
@@ -1247,7 +1247,7 @@ step_ward() {
   local rc=0 cfg="$WORK/ward.yaml"
   "$PY" "$WORK/checks.py" ward-config "$WORK/rendered/base.yaml" "$cfg" || return 1
   if [[ -z "$WARD_BIN" ]]; then
-    echo "  SKIP ward validate: no ward binary given (bash ci/check-deploy.sh path/to/ward)"
+    echo "  SKIP ward validate: no ward binary given (bash .ci/check-deploy.sh path/to/ward)"
     WARD_SKIPPED=1
     return 0
   fi
