@@ -1,0 +1,88 @@
+"""Step 1, rendering: every kustomization under k8s/ builds, every other YAML file
+there is a standalone manifest or an input of a kustomization, and the gateway
+overlay's bootstrap is a copy of envoy/gateway.yaml."""
+import filecmp
+import glob
+import os
+import subprocess
+
+import yaml
+
+from .docs import is_k8s, load_docs
+
+GATEWAY_BOOTSTRAP = "envoy/gateway.yaml"
+GATEWAY_OVERLAY_COPY = "k8s/overlays/gateway/gateway.yaml"
+
+
+def check_gateway_copy(root, step):
+    """kustomize reads no file outside an overlay, so the overlay carries a copy."""
+    a = os.path.join(root, GATEWAY_BOOTSTRAP)
+    b = os.path.join(root, GATEWAY_OVERLAY_COPY)
+    if os.path.exists(a) and os.path.exists(b) and filecmp.cmp(a, b, shallow=False):
+        step.ok("%s is identical to %s" % (GATEWAY_OVERLAY_COPY, GATEWAY_BOOTSTRAP))
+    else:
+        step.fail("%s differs from %s (copy it over)" % (GATEWAY_OVERLAY_COPY, GATEWAY_BOOTSTRAP))
+
+
+def kustomizations(root):
+    """Directories under k8s/ holding a kustomization.yaml, relative to root, sorted."""
+    pattern = os.path.join(root, "k8s", "**", "kustomization.yaml")
+    return sorted(os.path.relpath(os.path.dirname(k), root) for k in glob.glob(pattern, recursive=True))
+
+
+def rendered_label(path):
+    """`kustomize build k8s/overlays/istio` for a file render() wrote."""
+    return "kustomize build k8s/" + os.path.basename(path)[: -len(".yaml")].replace("_", "/")
+
+
+def render(root, out_dir, step, kubectl="kubectl"):
+    """`kubectl kustomize` on every kustomization; each output goes to
+    out_dir/<path under k8s/ with / as _>.yaml. Returns the files written."""
+    written = []
+    for k in kustomizations(root):
+        out = os.path.join(out_dir, k[len("k8s/"):].replace(os.sep, "_") + ".yaml")
+        r = subprocess.run([kubectl, "kustomize", k], cwd=root, capture_output=True, text=True)
+        if r.returncode != 0:
+            step.fail("kustomize build %s: %s" % (k, r.stderr.strip()))
+            continue
+        with open(out, "w") as f:
+            f.write(r.stdout)
+        n = sum(1 for line in r.stdout.splitlines() if line.startswith("kind:"))
+        step.ok("kustomize build %s: %d objects" % (k, n))
+        written.append(out)
+    return written
+
+
+def coverage(root, step):
+    """Every YAML file under k8s/ is a kustomization, an input of one, or a
+    standalone manifest. Returns the standalone manifests (validated as they are)."""
+    covered = set()
+    for d in kustomizations(root):
+        d = os.path.join(root, d)
+        with open(os.path.join(d, "kustomization.yaml")) as f:
+            k = yaml.safe_load(f) or {}
+        for r in k.get("resources") or []:
+            covered.add(os.path.normpath(os.path.join(d, r)))
+        for gen in (k.get("configMapGenerator") or []) + (k.get("secretGenerator") or []):
+            for fspec in gen.get("files") or []:
+                covered.add(os.path.normpath(os.path.join(d, fspec.split("=", 1)[-1])))
+        for p in k.get("patches") or []:
+            if isinstance(p, dict) and p.get("path"):
+                covered.add(os.path.normpath(os.path.join(d, p["path"])))
+    standalone = []
+    bad = 0
+    for f in sorted(glob.glob(os.path.join(root, "k8s", "**", "*.y*ml"), recursive=True)):
+        f = os.path.normpath(f)
+        if os.path.basename(f) == "kustomization.yaml" or f in covered:
+            continue
+        docs = load_docs(f)
+        if docs and all(is_k8s(d) for d in docs):
+            standalone.append(f)
+        else:
+            bad += 1
+            step.fail("%s: neither a Kubernetes manifest nor an input of a kustomization"
+                      % os.path.relpath(f, root))
+    if not bad:
+        step.ok("every YAML file under k8s/ is rendered or validated standalone (%d standalone)"
+                % len(standalone))
+    return standalone
