@@ -14,13 +14,14 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Dur, Errors, Mode, Sources};
+use crate::authn::alg::Alg;
 use crate::authn::apikey::{self, ApiKey, ApiKeySettings};
 use crate::authn::claims::ClaimPath;
 use crate::authn::introspection::{
     self, Audiences, AuthMethod, BreakerSettings, Endpoint, IntrospectionSettings, Secret,
 };
-use crate::authn::jwk::KeySet;
-use crate::authn::jwt::{Alg, JwtSettings, KeySource};
+use crate::authn::jwks::{KeySet, KeySource};
+use crate::authn::jwt::JwtSettings;
 use crate::authn::mesh::{self, MeshSettings};
 use crate::authn::token::TokenSource;
 use crate::authn::{ProviderKind, ProviderSettings};

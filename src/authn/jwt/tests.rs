@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::authn::ProviderKind;
 use crate::authn::claims::Names;
-use crate::authn::jwk::VerifyKey;
+use crate::authn::jwks::VerifyKey;
 use crate::devtoken::SigningKey;
 
 const ISS: &str = "https://idp.example.com/realms/corp";
