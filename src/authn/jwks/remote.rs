@@ -455,35 +455,4 @@ async fn refresh_loop(weak: Weak<RemoteKeys>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_max_age() {
-        assert_eq!(
-            max_age("public, max-age=300"),
-            Some(Duration::from_secs(300))
-        );
-        assert_eq!(max_age("no-store"), None);
-        assert_eq!(max_age("max-age=x"), None);
-    }
-
-    #[test]
-    fn the_same_skipped_keys_are_reported_once() {
-        let log = SkipLog::default();
-        let a = vec!["keys[0] (kid \"a\"): `use` is not `sig`".to_string()];
-        let b = vec!["keys[1] (kid \"b\"): RSA key is invalid".to_string()];
-        assert!(!log.first_report(&[]), "nothing skipped: nothing to report");
-        assert!(log.first_report(&a));
-        assert!(!log.first_report(&a), "the same document again");
-        assert!(log.first_report(&b), "what is skipped changed");
-        assert!(!log.first_report(&[]));
-        assert!(log.first_report(&b), "skipped again after a clean set");
-    }
-
-    #[test]
-    fn clip_keeps_at_most_200_characters() {
-        assert_eq!(clip("short"), "short");
-        assert_eq!(clip(&"é".repeat(300)).chars().count(), 200);
-    }
-}
+mod tests;
