@@ -22,7 +22,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
 
 use crate::authn::alg::Alg;
-use crate::authn::cache::unix_now;
+use crate::clock::unix_now;
 use crate::config::yaml;
 use crate::config::{self, ConfigError, Dur, Env, Errors, ProcessEnv};
 use crate::decision::{DenyReason, Report, Verdict};
