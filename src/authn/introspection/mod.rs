@@ -32,7 +32,7 @@
 //!   `Retry-After` says so). The first success closes it, so a recovered endpoint
 //!   serves again within 5 s whatever made it fail.
 //!
-//! The parts: [`client`] (the exchange, and whose fault a failure is), [`answer`] (judging
+//! The parts: [`client`] (the exchange, and whose fault a failure is), `answer` (judging
 //! an answer), `cache` (verdicts and how long they count) and `breaker`. Token time,
 //! cache lifetimes and the breaker's waits are read from the provider's
 //! [`Clock`](crate::clock::Clock).
