@@ -217,7 +217,7 @@ fn verify(c: &mut Criterion) {
     });
     // The signature alone, as ward verifies it: a `VerifyKey` from the JWKS (public key
     // parsed once) and the signature bytes decoded by `jwt::parse`.
-    let jwks_set = ward::authn::jwk::KeySet::from_jwks(&keys.jwks())
+    let jwks_set = ward::authn::jwks::KeySet::from_jwks(&keys.jwks())
         .expect("jwks")
         .0;
     for alg in algs {

@@ -6,7 +6,7 @@ use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::Value;
 
-use crate::authn::jwt::Alg;
+use crate::authn::alg::Alg;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevTokenError {

@@ -7,15 +7,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::authn::cache::{TokenCache, Verified, unix_now};
+use crate::authn::cache::{TokenCache, Verified};
 use crate::authn::introspection::{Introspector, Refusal};
+use crate::authn::jwks::{KeySources, KeyStore};
 use crate::authn::jwt;
-use crate::authn::keys::KeyStore;
 use crate::authn::token::{self, Found, TokenSource};
 use crate::authn::{Identity, ProviderKind, ProviderSettings, TokenError};
 use crate::authz::condition::EvalCtx;
 use crate::authz::path::{self, Params};
 use crate::authz::route::{Mode, Route, RouteIndex};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::decision::{Decision, DenyReason, Mutations, Verdict};
 use crate::header::{self, HeaderName};
@@ -53,40 +54,56 @@ pub struct Engine {
     strip: Vec<Box<[HeaderName]>>,
     cache: TokenCache,
     metrics: Arc<Metrics>,
+    /// The time tokens, caches and key refreshes are judged by.
+    clock: Clock,
 }
 
 impl Engine {
-    /// Builds an engine; remote key sources are fetched on demand only (no background
-    /// refresh). The server uses [`Engine::with_key_stores`] with a shared
-    /// [`KeySources`](crate::authn::keys::KeySources) instead.
+    /// Builds an engine on the system clock; remote key sources are fetched on demand
+    /// only (no background refresh). The server uses [`Engine::with_key_stores`] with a
+    /// shared [`KeySources`] instead.
     pub fn new(config: Config, metrics: Arc<Metrics>) -> Self {
-        let sources = crate::authn::keys::KeySources::new(metrics.clone(), false);
-        let stores = sources
-            .stores_for(&config)
-            .unwrap_or_else(|_| vec![None; config.providers.len()]);
-        Self::with_key_stores(config, stores, metrics)
+        Self::with_clock(config, metrics, Clock::system())
     }
 
-    /// Builds an engine with the given key store for each provider (same order).
+    /// [`Engine::new`] on `clock`.
+    pub fn with_clock(config: Config, metrics: Arc<Metrics>, clock: Clock) -> Self {
+        let sources = KeySources::with_clock(metrics.clone(), false, clock.clone());
+        let stores = sources
+            .stores_for(config.providers.iter().map(|p| p.keys_wanted()))
+            .unwrap_or_else(|_| vec![None; config.providers.len()]);
+        Self::with_key_stores(config, stores, metrics, clock)
+    }
+
+    /// Builds an engine with the given key store for each provider (same order), judging
+    /// time by `clock` (the one the stores' [`KeySources`] reads).
     pub fn with_key_stores(
         config: Config,
         stores: Vec<Option<KeyStore>>,
         metrics: Arc<Metrics>,
+        clock: Clock,
     ) -> Self {
-        Self::build(config, stores, metrics, None)
+        Self::build(config, stores, metrics, clock, None)
     }
 
     /// The engine for a reloaded `config`, which replaces this one. An introspection
     /// provider left unchanged keeps this engine's cache and circuit breaker, as JWT
     /// providers keep their keys through `stores`.
     pub fn reloaded(&self, config: Config, stores: Vec<Option<KeyStore>>) -> Self {
-        Self::build(config, stores, self.metrics.clone(), Some(self))
+        Self::build(
+            config,
+            stores,
+            self.metrics.clone(),
+            self.clock.clone(),
+            Some(self),
+        )
     }
 
     fn build(
         config: Config,
         stores: Vec<Option<KeyStore>>,
         metrics: Arc<Metrics>,
+        clock: Clock,
         previous: Option<&Engine>,
     ) -> Self {
         let mut names = Vec::new();
@@ -109,6 +126,7 @@ impl Engine {
                     config.token_cache_max_entries,
                     &metrics,
                     &kept_claims,
+                    &clock,
                     previous.and_then(|e| e.introspector(&p.name)),
                 ),
                 cache_counters: matches!(p.kind, ProviderKind::Jwt(_))
@@ -183,6 +201,7 @@ impl Engine {
             owned,
             strip,
             metrics,
+            clock,
         }
     }
 
@@ -192,6 +211,11 @@ impl Engine {
             .iter()
             .find(|p| *p.settings.name == *name)
             .and_then(|p| p.introspector.as_deref())
+    }
+
+    /// The clock this engine judges time by.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -235,7 +259,7 @@ impl Engine {
         else {
             return deny(None, DenyReason::NoRoute);
         };
-        let now = unix_now();
+        let now = self.clock.unix_secs();
         let identity = match self.authenticate(ri, route, input, now).await {
             Ok(id) => id,
             Err(Refused { reason, provider }) => {
@@ -397,7 +421,7 @@ impl Engine {
                     .await
                     .map_err(|r| match r {
                         Refusal::Token(e) => invalid(e),
-                        Refusal::Unavailable(e) => DenyReason::AuthnUnavailable(e.explain()),
+                        Refusal::Unavailable(u) => DenyReason::AuthnUnavailable(u.0),
                     })
             }
             // The peer identity is not a token: `authenticate` verifies it.
@@ -571,6 +595,7 @@ fn introspector_for(
     max_entries: u64,
     metrics: &Arc<Metrics>,
     kept_claims: &[Arc<str>],
+    clock: &Clock,
     previous: Option<&Introspector>,
 ) -> Option<Arc<Introspector>> {
     let ProviderKind::Introspection(s) = &p.kind else {
@@ -583,6 +608,7 @@ fn introspector_for(
         max_entries,
         metrics.clone(),
         kept_claims.to_vec(),
+        clock.clone(),
         previous,
     ) {
         Ok(i) => Some(Arc::new(i)),

@@ -10,9 +10,11 @@
 
 pub mod authn;
 pub mod authz;
+pub mod clock;
 pub mod config;
 pub mod decision;
 pub mod devtoken;
+pub mod digest;
 pub mod engine;
 pub mod header;
 pub mod layer;

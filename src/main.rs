@@ -397,7 +397,7 @@ fn token(cmd: TokenCmd) -> anyhow::Result<()> {
         } => {
             let key = signing_key(&key, &alg)?;
             let ttl = config::duration::parse_duration(&ttl).map_err(anyhow::Error::msg)?;
-            let now = ward::authn::cache::unix_now();
+            let now = ward::clock::unix_now();
             let mut body = serde_json::json!({
                 "iss": iss,
                 "sub": sub,

@@ -21,8 +21,8 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
 
-use crate::authn::cache::unix_now;
-use crate::authn::jwt::Alg;
+use crate::authn::alg::Alg;
+use crate::clock::unix_now;
 use crate::config::yaml;
 use crate::config::{self, ConfigError, Dur, Env, Errors, ProcessEnv};
 use crate::decision::{DenyReason, Report, Verdict};

@@ -70,7 +70,7 @@ pub fn key(alg: Alg) -> SigningKey {
 }
 
 pub fn now() -> u64 {
-    ward::authn::cache::unix_now()
+    ward::clock::unix_now()
 }
 
 /// Claims shaped like a real IdP's access token (Keycloak-ish: ~15 members), so parse,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use ward::authn::ProviderKind;
-use ward::authn::jwk::KeySet;
+use ward::authn::jwks::KeySet;
 use ward::authn::jwt::{Alg, JwtSettings};
 use ward::devtoken::SigningKey;
 use ward::{Config, Engine};

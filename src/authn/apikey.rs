@@ -11,6 +11,8 @@ use subtle::ConstantTimeEq;
 
 use crate::authn::TokenError;
 use crate::authn::claims::{self, Identity, Names};
+/// The digests API keys are stored as (`ward` prints them with `sha256_hex`).
+pub use crate::digest::{sha256, sha256_hex};
 use crate::header::HeaderName;
 
 /// Keys longer than this are refused before hashing.
@@ -96,25 +98,6 @@ fn decode_hex32(s: &str) -> Option<[u8; 32]> {
         *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
     Some(out)
-}
-
-/// SHA-256 of `data`.
-pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
-}
-
-/// Hex of SHA-256, as the config stores it.
-pub fn sha256_hex(data: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(64);
-    for b in sha256(data) {
-        out.push(HEX[usize::from(b >> 4)] as char);
-        out.push(HEX[usize::from(b & 0xf)] as char);
-    }
-    out
 }
 
 impl ApiKeySettings {

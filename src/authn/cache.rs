@@ -19,10 +19,13 @@
 //! bound, which caps their memory like any other entry's.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::authn::claims::Identity;
-use crate::authn::jwk::KeyId;
+use crate::authn::jwks::KeyId;
+
+/// The system clock's unix seconds, for what is not a decision (decisions read the
+/// engine's injected [`Clock`](crate::clock::Clock)).
+pub use crate::clock::unix_now;
 
 type Key = [u8; 32];
 
@@ -38,12 +41,6 @@ pub struct TokenCache {
     inner: Arc<quick_cache::sync::Cache<Key, Verified>>,
 }
 
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl TokenCache {
     pub fn new(max_entries: u64) -> Self {
         let bound = usize::try_from(max_entries).unwrap_or(usize::MAX).max(1);
@@ -53,10 +50,7 @@ impl TokenCache {
     }
 
     pub fn key(token: &str) -> Key {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-        let mut out = [0u8; 32];
-        out.copy_from_slice(digest.as_ref());
-        out
+        crate::digest::sha256(token.as_bytes())
     }
 
     /// A cached verification that is still within its token's `exp` at `now`.

@@ -8,7 +8,7 @@
 //! `crypto::verify` rebuilds the public key on every call. jsonwebtoken still signs
 //! (`ward token`).
 //!
-//! [`VerifyKey`]: crate::authn::jwk::VerifyKey
+//! [`VerifyKey`]: crate::authn::jwks::VerifyKey
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,108 +18,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
 use crate::authn::TokenError;
+pub use crate::authn::alg::Alg;
 use crate::authn::claims::{self, ClaimPath, Identity};
-use crate::authn::jwk::{KeyId, KeySet};
+use crate::authn::jwks::{KeyId, KeySet, KeySource, Locator, RemoteSettings, Wanted};
 use crate::authn::strict_json;
 use crate::authn::token::TokenSource;
 use crate::header::HeaderName;
-
-/// Signature algorithms ward accepts. `none` is not representable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(clippy::upper_case_acronyms)]
-pub enum Alg {
-    RS256,
-    RS384,
-    RS512,
-    PS256,
-    PS384,
-    PS512,
-    ES256,
-    ES384,
-    EdDSA,
-    HS256,
-    HS384,
-    HS512,
-}
-
-impl Alg {
-    /// The default allow-list: every asymmetric algorithm. HMAC must be asked for.
-    pub const ASYMMETRIC: [Alg; 9] = [
-        Alg::RS256,
-        Alg::RS384,
-        Alg::RS512,
-        Alg::PS256,
-        Alg::PS384,
-        Alg::PS512,
-        Alg::ES256,
-        Alg::ES384,
-        Alg::EdDSA,
-    ];
-
-    pub fn parse(s: &str) -> Option<Alg> {
-        Some(match s {
-            "RS256" => Alg::RS256,
-            "RS384" => Alg::RS384,
-            "RS512" => Alg::RS512,
-            "PS256" => Alg::PS256,
-            "PS384" => Alg::PS384,
-            "PS512" => Alg::PS512,
-            "ES256" => Alg::ES256,
-            "ES384" => Alg::ES384,
-            "EdDSA" => Alg::EdDSA,
-            "HS256" => Alg::HS256,
-            "HS384" => Alg::HS384,
-            "HS512" => Alg::HS512,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Alg::RS256 => "RS256",
-            Alg::RS384 => "RS384",
-            Alg::RS512 => "RS512",
-            Alg::PS256 => "PS256",
-            Alg::PS384 => "PS384",
-            Alg::PS512 => "PS512",
-            Alg::ES256 => "ES256",
-            Alg::ES384 => "ES384",
-            Alg::EdDSA => "EdDSA",
-            Alg::HS256 => "HS256",
-            Alg::HS384 => "HS384",
-            Alg::HS512 => "HS512",
-        }
-    }
-
-    pub fn to_jsonwebtoken(self) -> jsonwebtoken::Algorithm {
-        use jsonwebtoken::Algorithm as A;
-        match self {
-            Alg::RS256 => A::RS256,
-            Alg::RS384 => A::RS384,
-            Alg::RS512 => A::RS512,
-            Alg::PS256 => A::PS256,
-            Alg::PS384 => A::PS384,
-            Alg::PS512 => A::PS512,
-            Alg::ES256 => A::ES256,
-            Alg::ES384 => A::ES384,
-            Alg::EdDSA => A::EdDSA,
-            Alg::HS256 => A::HS256,
-            Alg::HS384 => A::HS384,
-            Alg::HS512 => A::HS512,
-        }
-    }
-}
-
-/// Where a JWT provider's keys come from.
-#[derive(Debug, Clone)]
-pub enum KeySource {
-    /// `jwks_file` or inline `jwks`, read at config load.
-    Static(Arc<KeySet>),
-    /// `jwks_uri`.
-    Remote(String),
-    /// `discovery: true`: the OpenID configuration URL derived from the issuer.
-    Discovery(String),
-}
 
 #[derive(Debug, Clone)]
 pub struct JwtSettings {
@@ -138,6 +42,28 @@ pub struct JwtSettings {
     pub scopes_claim: ClaimPath,
     pub token_from: Vec<TokenSource>,
     pub claim_headers: Vec<(ClaimPath, HeaderName)>,
+}
+
+impl JwtSettings {
+    /// The keys this provider (named `provider`) verifies with.
+    pub fn keys_wanted(&self, provider: &Arc<str>) -> Wanted {
+        let locator = match &self.key_source {
+            KeySource::Static(k) => return Wanted::Static(k.clone()),
+            KeySource::Remote(u) => Locator::Jwks(u.clone()),
+            KeySource::Discovery(u) => Locator::Discovery {
+                url: u.clone(),
+                issuer: self.issuer.to_string(),
+            },
+        };
+        Wanted::Remote(RemoteSettings {
+            provider: provider.clone(),
+            locator,
+            refresh_interval: self.refresh_interval,
+            min_refetch_interval: self.min_refetch_interval,
+            timeout: self.timeout,
+            ca_file: self.ca_file.clone(),
+        })
+    }
 }
 
 /// A token split and decoded, not yet trusted.

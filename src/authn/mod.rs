@@ -1,15 +1,14 @@
 //! Authentication: finding a credential, verifying it, and the identity it proves.
 
+pub mod alg;
 pub mod apikey;
 pub mod cache;
 pub mod claims;
 pub mod http;
 pub mod introspection;
-pub mod jwk;
+pub mod jwks;
 pub mod jwt;
-pub mod keys;
 pub mod mesh;
-pub mod remote;
 pub mod strict_json;
 pub mod token;
 
@@ -46,6 +45,15 @@ impl ProviderSettings {
                 prefix: None,
             }],
             ProviderKind::Mesh(_) => Vec::new(),
+        }
+    }
+
+    /// The keys this provider verifies tokens with: None for a provider that verifies
+    /// no JWT.
+    pub fn keys_wanted(&self) -> Option<jwks::Wanted> {
+        match &self.kind {
+            ProviderKind::Jwt(j) => Some(j.keys_wanted(&self.name)),
+            _ => None,
         }
     }
 
@@ -104,3 +112,11 @@ pub enum TokenError {
     #[error("malformed peer certificate")]
     Certificate,
 }
+
+/// A credential that cannot be judged right now: its provider's keys cannot be had (none
+/// held yet and the identity provider unreachable) or its introspection endpoint gave
+/// no verdict. Answered 503 `authn_unavailable`, never cached; the text is fixed and
+/// names no token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub &'static str);

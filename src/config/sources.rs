@@ -5,7 +5,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::authn::apikey::sha256;
+use crate::digest::sha256;
 
 /// Every file one load read, in reading order; `None` for a file it could not read.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -288,3 +288,73 @@ fn strip_authorization_removes_the_routes_credential_headers() {
     assert!(!removed(&m).contains(&"authorization"));
     assert!(!removed(&m).contains(&"x-api-key"));
 }
+
+// === time, by the engine's clock ===
+
+/// An engine on a manual clock with one HS256 provider (inline JWKS, 30 s leeway), and a
+/// token that expires 60 s after the clock's start.
+fn engine_on_a_clock() -> (Engine, crate::clock::ManualClock, String) {
+    use crate::authn::alg::Alg;
+    use crate::devtoken::SigningKey;
+    let start = 1_800_000_000;
+    let (clock, hand) = crate::clock::Clock::manual(std::time::Duration::from_secs(start));
+    let key = SigningKey::from_bytes(&[7u8; 32], Alg::HS256).expect("test key");
+    let yaml = format!(
+        "\
+providers:
+  - name: corp
+    jwt:
+      issuer: https://idp.example.com
+      audiences: [orders-api]
+      algorithms: [HS256]
+      jwks: {jwks}
+routes:
+  - name: jwt
+    match: {{ path_prefix: /jwt }}
+    providers: [corp]
+",
+        jwks = key.jwks(),
+    );
+    let env: HashMap<String, String> = HashMap::new();
+    let config = match config::load_str(&yaml, Path::new("."), &env) {
+        Ok(c) => c,
+        Err(e) => panic!("test config: {:?}", e.0),
+    };
+    let token = key
+        .sign(&serde_json::json!({
+            "iss": "https://idp.example.com",
+            "aud": "orders-api",
+            "sub": "alice",
+            "exp": start + 60,
+            "nbf": start + 10,
+        }))
+        .expect("test token");
+    let engine = Engine::with_clock(config, Arc::new(Metrics::new()), clock);
+    (engine, hand, token)
+}
+
+#[tokio::test]
+async fn tokens_expire_by_the_engine_clock_cached_or_not() {
+    use crate::authn::TokenError;
+    use crate::decision::{DenyReason, Verdict};
+    use std::time::Duration;
+    let (e, hand, token) = engine_on_a_clock();
+    let bearer = format!("Bearer {token}");
+    let verdict = |d: crate::decision::Decision| d.verdict;
+    let req = request(&[("authorization", &bearer)]);
+    // nbf is 10 s ahead, within the 30 s leeway.
+    assert!(matches!(verdict(e.check(&req).await), Verdict::Allow(_)));
+    hand.advance(Duration::from_secs(89));
+    assert!(
+        matches!(verdict(e.check(&req).await), Verdict::Allow(_)),
+        "exp + leeway - 1: still valid"
+    );
+    hand.advance(Duration::from_secs(1));
+    assert!(
+        matches!(
+            verdict(e.check(&req).await),
+            Verdict::Deny(DenyReason::InvalidToken(TokenError::Expired))
+        ),
+        "exp + leeway: expired, though cached a moment ago"
+    );
+}

@@ -17,7 +17,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::StreamExt as _;
 
-use crate::authn::keys::KeySources;
+use crate::authn::jwks::KeySources;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
@@ -47,9 +48,10 @@ impl AppState {
     /// State around an already-built engine (remote keys fetched on demand only).
     pub fn new(engine: Engine) -> Arc<Self> {
         let metrics = engine.metrics().clone();
+        let key_sources = KeySources::with_clock(metrics.clone(), false, engine.clock().clone());
         Arc::new(Self {
             engine: ArcSwap::from_pointee(engine),
-            key_sources: KeySources::new(metrics.clone(), false),
+            key_sources,
             observer: Observer::new(metrics.clone()),
             metrics,
         })
@@ -58,13 +60,19 @@ impl AppState {
     /// State for a server: remote key sources start fetching and refreshing now. Must be
     /// called within a Tokio runtime.
     pub fn start(config: Config) -> Result<Arc<Self>, String> {
+        Self::start_with_clock(config, Clock::system())
+    }
+
+    /// [`AppState::start`] on `clock`: token expiry, caches, key refresh and the
+    /// introspection breaker all read it (tests pass a manual clock).
+    pub fn start_with_clock(config: Config, clock: Clock) -> Result<Arc<Self>, String> {
         let metrics = Arc::new(Metrics::new());
-        let key_sources = KeySources::new(metrics.clone(), true);
-        let stores = key_sources.stores_for(&config)?;
-        let engine = Engine::with_key_stores(config, stores, metrics.clone());
+        let key_sources = KeySources::with_clock(metrics.clone(), true, clock.clone());
+        let stores = key_sources.stores_for(config.providers.iter().map(|p| p.keys_wanted()))?;
+        let engine = Engine::with_key_stores(config, stores, metrics.clone(), clock.clone());
         metrics
             .config_last_reload_success
-            .set(crate::authn::cache::unix_now() as f64);
+            .set(clock.unix_secs() as f64);
         Ok(Arc::new(Self {
             engine: ArcSwap::from_pointee(engine),
             observer: Observer::new(metrics.clone()),

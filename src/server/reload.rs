@@ -42,7 +42,7 @@ fn reload_tracked(
         }
         let stores = state
             .key_sources
-            .stores_for(&config)
+            .stores_for(config.providers.iter().map(|p| p.keys_wanted()))
             .map_err(ReloadError::Keys)?;
         Ok(running.reloaded(config, stores))
     });
@@ -62,7 +62,7 @@ fn record(
             state.engine.store(Arc::new(engine));
             m.config_reloads.with_label_values(&["success"]).inc();
             m.config_last_reload_success
-                .set(crate::authn::cache::unix_now() as f64);
+                .set(state.key_sources.clock().unix_secs() as f64);
             tracing::info!(config = %path.display(), routes, "config reloaded");
             Ok(())
         }

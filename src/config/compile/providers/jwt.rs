@@ -12,8 +12,9 @@ use super::{
     DEFAULT_MAX_TOKEN_BYTES, RawClaimMap, RawTokenSource, check_url, claim_headers, claim_map,
     token_from,
 };
-use crate::authn::jwk::KeySet;
-use crate::authn::jwt::{Alg, JwtSettings, KeySource};
+use crate::authn::alg::Alg;
+use crate::authn::jwks::{KeySet, KeySource};
+use crate::authn::jwt::JwtSettings;
 use crate::config::{Dur, Errors, Sources};
 
 #[derive(Deserialize)]

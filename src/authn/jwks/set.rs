@@ -14,7 +14,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
-use crate::authn::jwt::Alg;
+use crate::authn::alg::Alg;
+use crate::digest::Sha256;
 
 /// The family a key belongs to; a token's `alg` must belong to the same one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +143,7 @@ impl KeyId {
     }
 
     fn of(jwk: &serde_json::Map<String, Value>) -> KeyId {
-        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        let mut ctx = Sha256::default();
         for member in ["kty", "crv", "kid", "alg", "n", "e", "x", "y", "k"] {
             ctx.update(member.as_bytes());
             match jwk.get(member).and_then(Value::as_str) {
@@ -156,7 +157,7 @@ impl KeyId {
         }
         let digest = ctx.finish();
         let mut first = [0u8; 8];
-        first.copy_from_slice(&digest.as_ref()[..8]);
+        first.copy_from_slice(&digest[..8]);
         KeyId(u64::from_be_bytes(first))
     }
 }

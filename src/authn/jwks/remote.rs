@@ -12,14 +12,16 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use serde_json::Value;
 use tokio::sync::OwnedMutexGuard;
 
+use crate::authn::Unavailable;
 use crate::authn::http::{self, HttpError};
-use crate::authn::jwk::{KeyId, KeySet};
+use crate::authn::jwks::set::{KeyId, KeySet};
+use crate::clock::Clock;
 use crate::metrics::Metrics;
 
 /// Where the key set is found.
@@ -71,14 +73,15 @@ pub struct RemoteKeys {
     /// Serialises fetches; the generation tells a waiter that someone else just fetched.
     fetch_lock: Arc<tokio::sync::Mutex<()>>,
     generation: AtomicU64,
-    /// When the last on-demand refetch started (ms since `epoch`), for rate limiting.
+    /// When the last on-demand refetch started (the clock's elapsed ms), for rate limiting.
     last_on_demand: AtomicU64,
-    /// When keys were last fetched (ms since `epoch`; `u64::MAX`: never).
+    /// When keys were last fetched (the clock's elapsed ms; `u64::MAX`: never).
     fetched_at: AtomicU64,
     /// A background task refreshes these keys ([`RemoteKeys::start_refresh`]); without
     /// one (an engine built by `Engine::new`), checks refresh stale keys themselves.
     refreshed: AtomicBool,
-    epoch: Instant,
+    /// What refresh, staleness and the refetch rate limit are measured by.
+    clock: Clock,
     metrics: Arc<Metrics>,
     refresher: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     skips: SkipLog,
@@ -129,11 +132,12 @@ impl Drop for RemoteKeys {
     }
 }
 
-/// Why keys cannot be had.
-pub type Unavailable = &'static str;
-
 impl RemoteKeys {
-    pub fn new(settings: RemoteSettings, metrics: Arc<Metrics>) -> Result<Arc<Self>, String> {
+    pub fn new(
+        settings: RemoteSettings,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+    ) -> Result<Arc<Self>, String> {
         let client = http::client(settings.timeout, settings.ca_file.as_deref())?;
         Ok(Arc::new(Self {
             settings,
@@ -145,7 +149,7 @@ impl RemoteKeys {
             last_on_demand: AtomicU64::new(u64::MAX),
             fetched_at: AtomicU64::new(u64::MAX),
             refreshed: AtomicBool::new(false),
-            epoch: Instant::now(),
+            clock,
             metrics,
             refresher: std::sync::Mutex::new(None),
             skips: SkipLog::default(),
@@ -227,9 +231,9 @@ impl RemoteKeys {
             },
             Ok(_) => {}
         }
-        self.keys
-            .load_full()
-            .ok_or("identity provider unreachable and no keys cached")
+        self.keys.load_full().ok_or(Unavailable(
+            "identity provider unreachable and no keys cached",
+        ))
     }
 
     /// Whether the key with this id is in the current set: a cached verification counts
@@ -275,13 +279,13 @@ impl RemoteKeys {
             return false;
         }
         let at = self.fetched_at.load(Ordering::Acquire);
-        let age = (self.epoch.elapsed().as_millis() as u64).saturating_sub(at);
+        let age = self.clock.elapsed_ms().saturating_sub(at);
         at != u64::MAX && age >= self.settings.refresh_interval.as_millis() as u64
     }
 
     /// At most one on-demand refetch per `min_refetch_interval`.
     fn may_refetch_now(&self) -> bool {
-        let now = self.epoch.elapsed().as_millis() as u64;
+        let now = self.clock.elapsed_ms();
         let min = self.settings.min_refetch_interval.as_millis() as u64;
         let last = self.last_on_demand.load(Ordering::Acquire);
         if last != u64::MAX && now.saturating_sub(last) < min {
@@ -328,7 +332,7 @@ impl RemoteKeys {
                     .set(set.len() as i64);
                 m.jwks_last_success
                     .with_label_values(&[provider])
-                    .set(crate::authn::cache::unix_now() as f64);
+                    .set(self.clock.unix_secs() as f64);
             }
             Err(e) => {
                 m.jwks_refresh
@@ -343,7 +347,7 @@ impl RemoteKeys {
         }
         result.map(|(set, max_age)| {
             self.keys.store(Some(Arc::new(set)));
-            let now = self.epoch.elapsed().as_millis() as u64;
+            let now = self.clock.elapsed_ms();
             self.fetched_at.store(now, Ordering::Release);
             max_age
         })
@@ -434,7 +438,8 @@ fn max_age(v: &str) -> Option<Duration> {
 async fn refresh_loop(weak: Weak<RemoteKeys>) {
     let mut failures = 0u32;
     loop {
-        let delay = {
+        // The store is held only while fetching: dropping it ends the loop.
+        let (delay, clock) = {
             let Some(this) = weak.upgrade() else { return };
             let seen = this.generation.load(Ordering::Acquire);
             let outcome = this.fetch_shared(seen).await;
@@ -443,42 +448,11 @@ async fn refresh_loop(weak: Weak<RemoteKeys>) {
             } else {
                 failures.saturating_add(1)
             };
-            this.next_delay(&outcome, failures)
+            (this.next_delay(&outcome, failures), this.clock.clone())
         };
-        tokio::time::sleep(delay).await;
+        clock.sleep(delay).await;
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_max_age() {
-        assert_eq!(
-            max_age("public, max-age=300"),
-            Some(Duration::from_secs(300))
-        );
-        assert_eq!(max_age("no-store"), None);
-        assert_eq!(max_age("max-age=x"), None);
-    }
-
-    #[test]
-    fn the_same_skipped_keys_are_reported_once() {
-        let log = SkipLog::default();
-        let a = vec!["keys[0] (kid \"a\"): `use` is not `sig`".to_string()];
-        let b = vec!["keys[1] (kid \"b\"): RSA key is invalid".to_string()];
-        assert!(!log.first_report(&[]), "nothing skipped: nothing to report");
-        assert!(log.first_report(&a));
-        assert!(!log.first_report(&a), "the same document again");
-        assert!(log.first_report(&b), "what is skipped changed");
-        assert!(!log.first_report(&[]));
-        assert!(log.first_report(&b), "skipped again after a clean set");
-    }
-
-    #[test]
-    fn clip_keeps_at_most_200_characters() {
-        assert_eq!(clip("short"), "short");
-        assert_eq!(clip(&"é".repeat(300)).chars().count(), 200);
-    }
-}
+mod tests;
