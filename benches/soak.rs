@@ -34,11 +34,10 @@
 //! Every 10 s a row: checks, p50/p99/max of the window, ward's VmRSS and open file
 //! descriptors, failures so far, the injected states. At the end: totals, a table per
 //! minute, and a non-zero exit on any failure or on RSS growth past warm-up beyond the
-//! margin stated at [`rss_bound_kib`].
+//! margin stated at [`report::rss_bound_kib`].
 //!
 //! `cargo bench --bench soak` runs 30 minutes; `-- --quick` runs 60 s (CI);
 //! `-- --duration 10m --rate 1000 --ward-bin PATH` for others.
-
 //!
 //! The load generator (client, answer classifier, misbehaving servers, /proc and
 //! /metrics readings) is `tools/loadgen`; the identity providers' state and the load's

@@ -16,7 +16,7 @@
 //!   from /proc.
 //! - [`metrics`]: reading a Prometheus text exposition.
 //! - [`flaky`]: HTTP servers whose state a scheduler sets (up, failing, hanging, down).
-//! - [`args`]: parsing of the benches' command-line values.
+//! - [`args`]: parsing of the benches' command-line values; [`clock`]: one clock for a run.
 
 pub mod args;
 pub mod baseline;
