@@ -26,32 +26,30 @@
 //! few hundred requests per workload without pinning: the CI smoke test. Other options:
 //! `--reps N --duration S --concurrency N --connections N --rate N --tokens N --no-pin
 //! --workloads a,e --ward-bin PATH` (another ward build, for before/after numbers).
+//!
+//! The load generator itself (clients, load shapes, the answer classifier, the baseline
+//! server, /proc readings) is `tools/loadgen`; this file holds the workloads, the runs
+//! and the report.
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
-    Authorization, AuthorizationServer,
-};
-use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
-use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse, OkHttpResponse};
-use envoy_types::pb::google::rpc::Status;
-use hdrhistogram::Histogram;
-use prost::Message as _;
-use prost::bytes::{BufMut as _, Bytes};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::transport::{Channel, Endpoint};
+use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
+use loadgen::args::{list, number};
+use loadgen::client::{Client, encode};
+use loadgen::load::{Requests, closed_loop, open_loop};
+use loadgen::process::{Server, free_port, spawn_baseline, ward_command};
+use loadgen::procfs::{Noise, proc_status_kib, process_cpu};
+use loadgen::summary::{RunResult, Summary, summarize};
+use loadgen::verdict::Expect;
 use ward::authn::jwt::Alg;
 
 use common::{AUD, ISS};
-
-const BASELINE_ENV: &str = "WARD_BENCH_BASELINE_ADDR";
 
 // === options ===
 
@@ -90,10 +88,7 @@ impl Opts {
             ward_bin: PathBuf::from(env!("CARGO_BIN_EXE_ward")),
         };
         let mut args = std::env::args().skip(1);
-        let num = |v: Option<String>, name: &str| -> Result<u64, String> {
-            v.and_then(|v| v.parse().ok())
-                .ok_or_else(|| format!("{name} takes a number"))
-        };
+        let num = number;
         let mut explicit_tokens = None;
         while let Some(a) = args.next() {
             match a.as_str() {
@@ -113,14 +108,7 @@ impl Opts {
                 "--ward-bin" => {
                     o.ward_bin = args.next().ok_or("--ward-bin takes a path")?.into();
                 }
-                "--workloads" => {
-                    o.only = args
-                        .next()
-                        .ok_or("--workloads takes a list such as a,e")?
-                        .split(',')
-                        .map(str::to_owned)
-                        .collect()
-                }
+                "--workloads" => o.only = list(args.next(), "--workloads", "a,e")?,
                 other => return Err(format!("unknown argument `{other}`")),
             }
         }
@@ -141,8 +129,8 @@ impl Opts {
 // === main ===
 
 fn main() -> ExitCode {
-    if let Ok(addr) = std::env::var(BASELINE_ENV) {
-        return baseline_server(&addr);
+    if let Some(code) = loadgen::baseline::serve_if_asked() {
+        return code;
     }
     let opts = match Opts::parse() {
         Ok(o) => o,
@@ -167,233 +155,20 @@ fn main() -> ExitCode {
     }
 }
 
-// === the baseline server ===
-
-/// An ext_authz server that does nothing: every Check is OK with an empty OkHttpResponse.
-struct Baseline;
-
-#[tonic::async_trait]
-impl Authorization for Baseline {
-    async fn check(
-        &self,
-        _request: tonic::Request<CheckRequest>,
-    ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
-        Ok(tonic::Response::new(CheckResponse {
-            status: Some(Status {
-                code: 0,
-                ..Default::default()
-            }),
-            http_response: Some(HttpResponse::OkResponse(OkHttpResponse::default())),
-            dynamic_metadata: None,
-        }))
-    }
-}
-
-/// Served like ward serves: a default multi-thread runtime (one worker per CPU it may
-/// run on), TCP_NODELAY, tonic's default HTTP/2 settings.
-fn baseline_server(addr: &str) -> ExitCode {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let r: Result<(), Box<dyn std::error::Error>> = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        tonic::transport::Server::builder()
-            .add_service(AuthorizationServer::new(Baseline))
-            .serve_with_incoming(incoming)
-            .await?;
-        Ok(())
-    });
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("baseline: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
 // === servers under test ===
 
-/// A child process we started; killed (by its own pid) when dropped.
-struct Server {
-    name: &'static str,
-    child: Child,
-    grpc: SocketAddr,
-    admin: Option<SocketAddr>,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Resident memory (VmRSS) in KiB.
-    fn rss_kib(&self) -> u64 {
-        proc_status_kib(self.pid(), "VmRSS:")
-    }
-
-    /// Times a thread of the server went to sleep (voluntary context switches): near 0
-    /// per check when the server is the bottleneck, 1 when it waits for every request.
-    fn sleeps(&self) -> u64 {
-        let mut n = 0;
-        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid())) {
-            for t in tasks.flatten() {
-                if let Ok(s) = std::fs::read_to_string(t.path().join("status")) {
-                    n += s
-                        .lines()
-                        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .unwrap_or(0);
-                }
-            }
-        }
-        n
-    }
-
-    /// CPU time used by every thread of the process so far.
-    fn cpu(&self) -> Duration {
-        process_cpu(&self.pid().to_string())
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(10)..].join("\n")
-    }
-}
-
-fn proc_status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn free_port() -> Result<SocketAddr, String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    l.local_addr().map_err(|e| e.to_string())
-}
-
-/// `cmd`, pinned to CPU 0 when pinning.
-fn pinned(pin: bool, program: &Path) -> Command {
-    if pin {
-        let mut c = Command::new("taskset");
-        c.arg("-c").arg("0").arg(program);
-        c
-    } else {
-        Command::new(program)
-    }
-}
-
 fn spawn_ward(opts: &Opts, dir: &Path) -> Result<Server, String> {
-    let grpc = free_port()?;
-    let admin = free_port()?;
-    let log = dir.join("ward.log");
-    let logfile = std::fs::File::create(&log).map_err(|e| e.to_string())?;
-    let child = pinned(opts.pin, &opts.ward_bin)
-        .arg("serve")
-        .arg("--config")
-        .arg(dir.join("ward.yaml"))
-        .arg("--grpc-addr")
-        .arg(grpc.to_string())
-        .arg("--admin-addr")
-        .arg(admin.to_string())
-        .arg("--log-format")
-        .arg("json")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(logfile)
-        .spawn()
-        .map_err(|e| format!("starting ward: {e}"))?;
-    Ok(Server {
-        name: "ward",
-        child,
+    let (grpc, admin) = (free_port()?, free_port()?);
+    let cmd = ward_command(
+        opts.pin,
+        &opts.ward_bin,
+        &dir.join("ward.yaml"),
         grpc,
-        admin: Some(admin),
-        log,
-    })
-}
-
-fn spawn_baseline(opts: &Opts, dir: &Path) -> Result<Server, String> {
-    let grpc = free_port()?;
-    let log = dir.join("baseline.log");
-    let logfile = std::fs::File::create(&log).map_err(|e| e.to_string())?;
-    let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let child = pinned(opts.pin, &me)
-        .env(BASELINE_ENV, grpc.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(logfile)
-        .spawn()
-        .map_err(|e| format!("starting the baseline: {e}"))?;
-    Ok(Server {
-        name: "baseline",
-        child,
-        grpc,
-        admin: None,
-        log,
-    })
-}
-
-async fn connect(server: &Server, n: usize) -> Result<Vec<Client>, String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut clients = Vec::with_capacity(n);
-    while clients.len() < n {
-        let ep = Endpoint::from_shared(format!("http://{}", server.grpc))
-            .map_err(|e| e.to_string())?
-            .tcp_nodelay(true);
-        match ep.connect().await {
-            Ok(ch) => clients.push(Client(tonic::client::Grpc::new(ch))),
-            Err(e) if Instant::now() > deadline => {
-                return Err(format!(
-                    "{} never accepted a connection: {e}\n{}",
-                    server.name,
-                    server.log_tail()
-                ));
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    }
-    Ok(clients)
-}
-
-async fn wait_ready(server: &Server) -> Result<(), String> {
-    let Some(admin) = server.admin else {
-        return Ok(());
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = reqwest::get(format!("http://{admin}/readyz")).await
-            && r.status().as_u16() == 200
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "{} never became ready\n{}",
-                server.name,
-                server.log_tail()
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        admin,
+        "info",
+    );
+    Server::spawn("ward", cmd, grpc, Some(admin), dir.join("ward.log"))
+        .map_err(|e| format!("starting ward: {e}"))
 }
 
 /// ward's verified-token cache counters (hits, misses), from /metrics.
@@ -404,118 +179,17 @@ async fn cache_counters(server: &Server) -> (u64, u64) {
     let Ok(r) = reqwest::get(format!("http://{admin}/metrics")).await else {
         return (0, 0);
     };
-    let text = r.text().await.unwrap_or_default();
-    let sum = |result: &str| -> u64 {
-        text.lines()
-            .filter(|l| l.starts_with("ward_token_cache_requests_total{"))
-            .filter(|l| l.contains(&format!("result=\"{result}\"")))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64
-    };
-    (sum("hit"), sum("miss"))
-}
-
-// === the client ===
-
-/// A gRPC client of `Authorization/Check` that sends pre-encoded requests and reads only
-/// the parts of the answer that [`judge`] checks.
-#[derive(Clone)]
-struct Client(tonic::client::Grpc<Channel>);
-
-impl Client {
-    async fn check(&mut self, req: Bytes) -> Result<Verdict, tonic::Status> {
-        self.0
-            .ready()
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        let path = tonic::codegen::http::uri::PathAndQuery::from_static(
-            "/envoy.service.auth.v3.Authorization/Check",
-        );
-        let resp = self.0.unary(tonic::Request::new(req), path, Raw).await?;
-        Ok(resp.into_inner())
-    }
-}
-
-/// The members of a `CheckResponse` the load generator checks, by their field numbers;
-/// prost skips the others (headers, metadata) without decoding them.
-#[derive(Clone, PartialEq, prost::Message)]
-struct Verdict {
-    /// `status` (google.rpc.Status)
-    #[prost(message, optional, tag = "1")]
-    status: Option<Code>,
-    /// `denied_response`
-    #[prost(message, optional, tag = "2")]
-    denied: Option<Denied>,
-    /// `ok_response`, present or not (its content is not read)
-    #[prost(bytes = "bytes", optional, tag = "3")]
-    ok: Option<Bytes>,
-}
-
-/// `google.rpc.Status.code`, and `HttpStatus.code` in a denial.
-#[derive(Clone, PartialEq, prost::Message)]
-struct Code {
-    #[prost(int32, tag = "1")]
-    code: i32,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Denied {
-    #[prost(message, optional, tag = "1")]
-    status: Option<Code>,
-    #[prost(string, tag = "3")]
-    body: String,
-}
-
-/// Sends bytes as they are, decodes a [`Verdict`].
-#[derive(Clone, Copy, Default)]
-struct Raw;
-
-impl Codec for Raw {
-    type Encode = Bytes;
-    type Decode = Verdict;
-    type Encoder = Raw;
-    type Decoder = Raw;
-    fn encoder(&mut self) -> Raw {
-        Raw
-    }
-    fn decoder(&mut self) -> Raw {
-        Raw
-    }
-}
-
-impl Encoder for Raw {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for Raw {
-    type Item = Verdict;
-    type Error = tonic::Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Verdict>, tonic::Status> {
-        Verdict::decode(src)
-            .map(Some)
-            .map_err(|e| tonic::Status::internal(format!("undecodable answer: {e}")))
-    }
+    loadgen::metrics::cache_counters(&r.text().await.unwrap_or_default())
 }
 
 // === workloads ===
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expect {
-    Allow,
-    Deny401,
-}
 
 struct Workload {
     key: &'static str,
     title: &'static str,
     /// Each request, encoded, with ward's expected answer; request `i` uses entry
     /// `i % len`.
-    creds: Arc<Vec<(Bytes, Expect)>>,
+    creds: Requests,
     /// Every request carries a token not sent before: runs consume the list in order
     /// (ward's cursor persists across repetitions) and stop when their share is used.
     distinct: bool,
@@ -548,200 +222,8 @@ routes:
     )
 }
 
-/// The same token with one signature character changed: well-formed, known kid, bad
-/// signature (ward has to run the RSA verification to refuse it).
-fn tamper(token: &str) -> String {
-    let sig_at = token.rfind('.').expect("three parts") + 1;
-    let mut b = token.as_bytes().to_vec();
-    let i = sig_at + (b.len() - sig_at) / 2;
-    b[i] = if b[i] == b'A' { b'B' } else { b'A' };
-    String::from_utf8(b).expect("ascii")
-}
-
 fn bearer(t: &str) -> Option<String> {
     Some(format!("Bearer {t}"))
-}
-
-// === measurement ===
-
-#[derive(Clone)]
-struct Stats {
-    hist: Histogram<u64>,
-    ok: u64,
-    errors: u64,
-    first_error: Option<String>,
-    dropped: u64,
-}
-
-impl Stats {
-    fn new() -> Self {
-        Self {
-            hist: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram"),
-            ok: 0,
-            errors: 0,
-            first_error: None,
-            dropped: 0,
-        }
-    }
-
-    fn add(&mut self, o: &Stats) {
-        self.hist.add(&o.hist).expect("same bounds");
-        self.ok += o.ok;
-        self.errors += o.errors;
-        self.dropped += o.dropped;
-        if self.first_error.is_none() {
-            self.first_error = o.first_error.clone();
-        }
-    }
-
-    fn error(&mut self, e: String) {
-        self.errors += 1;
-        if self.first_error.is_none() {
-            self.first_error = Some(e);
-        }
-    }
-}
-
-struct RunResult {
-    stats: Stats,
-    elapsed: Duration,
-    server_cpu: Duration,
-    /// CPU time used on the machine by neither server under test nor this process
-    /// during the run (other jobs: the measurement's noise).
-    foreign_cpu: Duration,
-    /// How many times the server went to sleep during the run.
-    server_sleeps: u64,
-    /// CPU time of this process (the load generator) during the run.
-    client_cpu: Duration,
-}
-
-impl RunResult {
-    fn rate(&self) -> f64 {
-        self.stats.hist.len() as f64 / self.elapsed.as_secs_f64()
-    }
-    fn p(&self, q: f64) -> f64 {
-        self.stats.hist.value_at_quantile(q) as f64 / 1000.0
-    }
-    fn cpu_per_check_us(&self) -> f64 {
-        self.server_cpu.as_secs_f64() * 1e6 / self.stats.hist.len().max(1) as f64
-    }
-    fn per_check(&self, n: u64) -> f64 {
-        n as f64 / self.stats.hist.len().max(1) as f64
-    }
-    /// The load generator's CPU time as a share of its one CPU: near 100 %, it and not
-    /// the server may be what limits the rate.
-    fn client_share(&self) -> f64 {
-        self.client_cpu.as_secs_f64() / self.elapsed.as_secs_f64().max(1e-9)
-    }
-    /// Foreign load as a share of one CPU.
-    fn foreign_share(&self) -> f64 {
-        self.foreign_cpu.as_secs_f64() / self.elapsed.as_secs_f64().max(1e-9)
-    }
-}
-
-/// CPU time spent by every thread of process `pid` so far.
-fn process_cpu(pid: &str) -> Duration {
-    let mut ns = 0u64;
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in tasks.flatten() {
-            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
-                ns += s
-                    .split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-        }
-    }
-    Duration::from_nanos(ns)
-}
-
-/// Busy CPU time of the whole machine (all CPUs: user, system and stolen time).
-fn machine_busy() -> Duration {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: u64 = stat
-        .lines()
-        .next()
-        .map(|l| {
-            l.split_whitespace()
-                .skip(1)
-                .enumerate()
-                // user nice system [idle iowait irq softirq] steal [guest guest_nice]:
-                // interrupt time is the network stack working for the servers.
-                .filter(|(i, _)| matches!(i, 0 | 1 | 2 | 7))
-                .filter_map(|(_, v)| v.parse::<u64>().ok())
-                .sum()
-        })
-        .unwrap_or(0);
-    // USER_HZ is 100 on Linux.
-    Duration::from_millis(ticks * 10)
-}
-
-/// Everything the machine did that was neither a server, nor this process, nor the
-/// kernel's network threads (`ksoftirqd`, which carry the servers' traffic too).
-struct Noise {
-    busy: Duration,
-    ours: Duration,
-}
-
-fn ksoftirqd_cpu() -> Duration {
-    let mut total = Duration::ZERO;
-    if let Ok(procs) = std::fs::read_dir("/proc") {
-        for p in procs.flatten() {
-            let name = p.file_name();
-            let Some(pid) = name
-                .to_str()
-                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-            else {
-                continue;
-            };
-            let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
-            if comm.starts_with("ksoftirqd") {
-                total += process_cpu(pid);
-            }
-        }
-    }
-    total
-}
-
-impl Noise {
-    fn ours(servers: &[&Server]) -> Duration {
-        servers.iter().map(|s| s.cpu()).sum::<Duration>() + process_cpu("self") + ksoftirqd_cpu()
-    }
-
-    fn start(servers: &[&Server]) -> Self {
-        Self {
-            busy: machine_busy(),
-            ours: Self::ours(servers),
-        }
-    }
-
-    fn foreign(&self, servers: &[&Server]) -> Duration {
-        let busy = machine_busy().saturating_sub(self.busy);
-        let ours = Self::ours(servers).saturating_sub(self.ours);
-        busy.saturating_sub(ours)
-    }
-}
-
-fn judge(resp: Result<Verdict, tonic::Status>, expect: Expect) -> Result<(), String> {
-    let r = resp.map_err(|s| format!("rpc error: {s}"))?;
-    let code = r.status.as_ref().map_or(0, |s| s.code);
-    match (&r.denied, &r.ok, expect) {
-        (None, Some(_), Expect::Allow) if code == 0 => Ok(()),
-        (Some(d), None, Expect::Deny401)
-            if d.status.as_ref().is_some_and(|s| s.code == 401) && code == 16 =>
-        {
-            Ok(())
-        }
-        (denied, ok, _) => Err(format!(
-            "expected {expect:?}, got code {code} {}",
-            match (denied, ok) {
-                (Some(d), _) => format!("denied: {}", d.body),
-                (None, Some(_)) => "ok".into(),
-                (None, None) => "no http_response".into(),
-            }
-        )),
-    }
 }
 
 /// The `authorization` header value (None: no credential) set in `template`, each
@@ -749,7 +231,7 @@ fn judge(resp: Result<Verdict, tonic::Status>, expect: Expect) -> Result<(), Str
 fn encoded(
     template: &CheckRequest,
     creds: impl IntoIterator<Item = (Option<String>, Expect)>,
-) -> Arc<Vec<(Bytes, Expect)>> {
+) -> Requests {
     let list = creds
         .into_iter()
         .map(|(cred, expect)| {
@@ -757,124 +239,10 @@ fn encoded(
             if let Some(c) = cred {
                 common::set_authorization(&mut req, c);
             }
-            (Bytes::from(req.encode_to_vec()), expect)
+            (encode(&req), expect)
         })
         .collect();
     Arc::new(list)
-}
-
-fn build(w: &Workload, i: usize) -> (Bytes, Expect) {
-    let (req, expect) = &w.creds[i % w.creds.len()];
-    (req.clone(), *expect)
-}
-
-/// Closed loop: `concurrency` workers, each sending its next request when the previous
-/// answers, until `duration` passes or the cursor reaches `limit`.
-async fn closed_loop(
-    clients: &[Client],
-    w: &Arc<Workload>,
-    cursor: &Arc<AtomicUsize>,
-    limit: usize,
-    concurrency: usize,
-    duration: Duration,
-    is_baseline: bool,
-) -> (Stats, Duration) {
-    let start = Instant::now();
-    let deadline = start + duration;
-    let mut tasks = Vec::with_capacity(concurrency);
-    for k in 0..concurrency {
-        let mut client = clients[k % clients.len()].clone();
-        let w = w.clone();
-        let cursor = cursor.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut st = Stats::new();
-            while Instant::now() < deadline {
-                let i = cursor.fetch_add(1, Ordering::Relaxed);
-                if i >= limit {
-                    break;
-                }
-                let (req, expect) = build(&w, i);
-                let expect = if is_baseline { Expect::Allow } else { expect };
-                let t0 = Instant::now();
-                let resp = client.check(req).await;
-                let lat = t0.elapsed();
-                match judge(resp, expect) {
-                    Ok(()) => st.ok += 1,
-                    Err(e) => st.error(e),
-                }
-                st.hist.saturating_record(lat.as_nanos() as u64);
-            }
-            st
-        }));
-    }
-    let mut all = Stats::new();
-    for t in tasks {
-        all.add(&t.await.expect("worker"));
-    }
-    (all, start.elapsed())
-}
-
-/// Open loop: request `i` is due at `start + i / rate`, sent then whatever the server's
-/// state, its latency counted from that due time. More than `max_outstanding` requests
-/// in flight are dropped (and counted) rather than queued without bound.
-async fn open_loop(
-    clients: &[Client],
-    w: &Arc<Workload>,
-    cursor: &Arc<AtomicUsize>,
-    rate: u64,
-    duration: Duration,
-    is_baseline: bool,
-) -> (Stats, Duration) {
-    let max_outstanding = 4096usize;
-    let period_ns = 1_000_000_000 / rate;
-    let total = (duration.as_secs_f64() * rate as f64) as u64;
-    let shared = Arc::new(Mutex::new(Stats::new()));
-    let outstanding = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(tokio::sync::Notify::new());
-    let start = Instant::now();
-    let mut dropped = 0;
-    let mut n = 0u64;
-    while n < total {
-        let now = Instant::now();
-        while n < total && start + Duration::from_nanos(period_ns * n) <= now {
-            let due = start + Duration::from_nanos(period_ns * n);
-            n += 1;
-            if outstanding.load(Ordering::Relaxed) >= max_outstanding {
-                dropped += 1;
-                continue;
-            }
-            outstanding.fetch_add(1, Ordering::Relaxed);
-            let i = cursor.fetch_add(1, Ordering::Relaxed);
-            let (req, expect) = build(w, i);
-            let expect = if is_baseline { Expect::Allow } else { expect };
-            let mut client = clients[i % clients.len()].clone();
-            let (shared, outstanding, done) = (shared.clone(), outstanding.clone(), done.clone());
-            tokio::spawn(async move {
-                let resp = client.check(req).await;
-                let lat = due.elapsed();
-                let verdict = judge(resp, expect);
-                {
-                    let mut st = shared.lock().expect("stats");
-                    match verdict {
-                        Ok(()) => st.ok += 1,
-                        Err(e) => st.error(e),
-                    }
-                    st.hist.saturating_record(lat.as_nanos() as u64);
-                }
-                if outstanding.fetch_sub(1, Ordering::Relaxed) == 1 {
-                    done.notify_one();
-                }
-            });
-        }
-        tokio::task::yield_now().await;
-    }
-    while outstanding.load(Ordering::Relaxed) > 0 {
-        let _ = tokio::time::timeout(Duration::from_millis(10), done.notified()).await;
-    }
-    let elapsed = start.elapsed();
-    let mut st = shared.lock().expect("stats").clone();
-    st.dropped = dropped;
-    (st, elapsed)
 }
 
 enum Mode {
@@ -924,7 +292,7 @@ async fn run(
     let warm_limit = cursor.load(Ordering::Relaxed).saturating_add(warm_n);
     let (warm, _) = closed_loop(
         &t.clients,
-        w,
+        &w.creds,
         cursor,
         warm_limit,
         warm_conc,
@@ -939,12 +307,13 @@ async fn run(
     let cpu0 = t.server.cpu();
     let sleeps0 = t.server.sleeps();
     let client0 = process_cpu("self");
-    let noise = Noise::start(&t.all);
+    let pids = t.all.map(Server::pid);
+    let noise = Noise::start(&pids);
     let (mut stats, elapsed) = match mode {
         Mode::Closed { concurrency } => {
             closed_loop(
                 &t.clients,
-                w,
+                &w.creds,
                 cursor,
                 limit,
                 *concurrency,
@@ -959,11 +328,11 @@ async fn run(
             } else {
                 meas_dur
             };
-            open_loop(&t.clients, w, cursor, *rate, d, t.is_baseline).await
+            open_loop(&t.clients, &w.creds, cursor, *rate, d, t.is_baseline).await
         }
     };
     let server_cpu = t.server.cpu().saturating_sub(cpu0);
-    let foreign_cpu = noise.foreign(&t.all);
+    let foreign_cpu = noise.foreign(&pids);
     let server_sleeps = t.server.sleeps().saturating_sub(sleeps0);
     let client_cpu = process_cpu("self").saturating_sub(client0);
     cursor.fetch_min(limit, Ordering::Relaxed);
@@ -982,55 +351,6 @@ async fn run(
 }
 
 // === reporting ===
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    }
-}
-
-#[derive(Default)]
-struct Summary {
-    rate: f64,
-    p50: f64,
-    p99: f64,
-    p999: f64,
-    cpu: f64,
-    sleeps: f64,
-    /// The load generator's median CPU share.
-    client: f64,
-    rates: Vec<f64>,
-    dropped: u64,
-    /// The largest foreign load seen in one of the runs, as a share of one CPU (none
-    /// when the runs were too short for /proc/stat's 10 ms ticks).
-    noise: Option<f64>,
-}
-
-fn summarize(runs: &[RunResult]) -> Summary {
-    Summary {
-        rate: median(runs.iter().map(RunResult::rate).collect()),
-        p50: median(runs.iter().map(|r| r.p(0.5)).collect()),
-        p99: median(runs.iter().map(|r| r.p(0.99)).collect()),
-        p999: median(runs.iter().map(|r| r.p(0.999)).collect()),
-        cpu: median(runs.iter().map(RunResult::cpu_per_check_us).collect()),
-        sleeps: median(runs.iter().map(|r| r.per_check(r.server_sleeps)).collect()),
-        client: median(runs.iter().map(RunResult::client_share).collect()),
-        rates: runs.iter().map(RunResult::rate).collect(),
-        dropped: runs.iter().map(|r| r.stats.dropped).sum(),
-        noise: runs
-            .iter()
-            .filter(|r| r.elapsed >= Duration::from_secs(1))
-            .map(RunResult::foreign_share)
-            .reduce(f64::max),
-    }
-}
 
 struct Row {
     workload: String,
@@ -1084,30 +404,10 @@ fn print_table(rows: &[Row]) {
 
 // === the driver ===
 
-fn pin_self(cpu: usize) -> Result<(), String> {
-    let st = Command::new("taskset")
-        .args([
-            "-a",
-            "-p",
-            "-c",
-            &cpu.to_string(),
-            &std::process::id().to_string(),
-        ])
-        .stdout(Stdio::null())
-        .status()
-        .map_err(|e| format!("taskset: {e}"))?;
-    if st.success() {
-        Ok(())
-    } else {
-        Err(format!("taskset exited with {st}"))
-    }
-}
-
 fn drive(opts: &Opts) -> Result<u64, String> {
     let t_all = Instant::now();
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut pin = opts.pin;
-    if pin && (cpus < 2 || Command::new("taskset").arg("-V").output().is_err()) {
+    if pin && !loadgen::process::can_pin() {
         eprintln!("e2e: fewer than 2 CPUs or no taskset: not pinning");
         pin = false;
     }
@@ -1157,7 +457,7 @@ fn drive(opts: &Opts) -> Result<u64, String> {
     let invalid: Vec<String> = if want("d") {
         common::mint_many(&rs, ISS, AUD, 3_000_000, 1000.min(opts.tokens))
             .iter()
-            .map(|t| tamper(t))
+            .map(|t| loadgen::tamper(t))
             .collect()
     } else {
         Vec::new()
@@ -1225,9 +525,9 @@ fn drive(opts: &Opts) -> Result<u64, String> {
 
     // Servers on CPU 0, this process on CPU 1.
     let ward = spawn_ward(opts, dir.path())?;
-    let base = spawn_baseline(opts, dir.path())?;
+    let base = spawn_baseline(opts.pin, dir.path())?;
     if opts.pin {
-        pin_self(1)?;
+        loadgen::process::pin_self(1)?;
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -1235,16 +535,17 @@ fn drive(opts: &Opts) -> Result<u64, String> {
         .map_err(|e| e.to_string())?;
     let errors = Arc::new(AtomicU64::new(0));
     let result = rt.block_on(async {
-        wait_ready(&ward).await?;
+        ward.wait_ready(&reqwest::Client::new(), Duration::from_secs(20))
+            .await?;
         let targets = [
             Target {
-                clients: connect(&base, opts.connections).await?,
+                clients: base.connect(opts.connections).await?,
                 server: &base,
                 all: [&base, &ward],
                 is_baseline: true,
             },
             Target {
-                clients: connect(&ward, opts.connections).await?,
+                clients: ward.connect(opts.connections).await?,
                 server: &ward,
                 all: [&base, &ward],
                 is_baseline: false,
@@ -1325,7 +626,7 @@ fn drive(opts: &Opts) -> Result<u64, String> {
                 if at < limit {
                     let (st, _) = closed_loop(
                         &targets[1].clients,
-                        w,
+                        &w.creds,
                         &cursors[1],
                         limit,
                         opts.concurrency,
