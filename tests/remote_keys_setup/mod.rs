@@ -1,0 +1,74 @@
+//! ward against a stand-in IdP ([`crate::idp`]): one provider `idp` with issuer [`ISS`]
+//! that fetches its keys from a `jwks_uri` (or discovery), the tokens it accepts, and a
+//! short reading of an answer.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
+use serde_json::json;
+
+use crate::common::{Req, TestKey, Ward, now, summary};
+use crate::idp::Idp;
+
+/// How long a test waits for something ward does in the background.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A token from `iss` for audience `api`, valid for `ttl` seconds.
+pub fn token(k: &TestKey, iss: &str, sub: &str, ttl: u64) -> String {
+    k.sign(&json!({"iss": iss, "aud": "api", "sub": sub, "exp": now() + ttl, "roles": ["reader"]}))
+}
+
+/// `GET path`, with `Authorization: Bearer <token>` when a token is given.
+pub fn get(path: &str, bearer: Option<&str>) -> CheckRequest {
+    match bearer {
+        Some(t) => Req::get(path).bearer(t).to_map(),
+        None => Req::get(path).to_map(),
+    }
+}
+
+/// (gRPC code, HTTP status, reason, subject header)
+pub fn outcome(r: &CheckResponse) -> (i32, u16, String, Option<String>) {
+    let s = summary(r);
+    let subject = s.subject().map(str::to_string);
+    (s.grpc_code, s.http_status, s.reason, subject)
+}
+
+pub fn config(iss: &str, key_source: &str, extra: &str) -> String {
+    let timeout = if extra.contains("timeout:") {
+        ""
+    } else {
+        "timeout: 500ms"
+    };
+    format!(
+        r#"
+providers:
+  - name: idp
+    jwt:
+      issuer: "{iss}"
+      audiences: [api]
+      {key_source}
+      algorithms: [RS256, PS256, ES256, ES384, EdDSA, HS256]
+      {timeout}
+      {extra}
+routes:
+  - name: api
+    match: {{ path_prefix: /api }}
+    providers: [idp]
+"#
+    )
+}
+
+pub const ISS: &str = "https://idp.test";
+
+/// ward with one provider `idp` (issuer [`ISS`]) fetching its keys from `idp`'s
+/// jwks_uri, `extra` added to the provider's settings.
+pub async fn start_on(idp: &Idp, extra: &str) -> Ward {
+    Ward::start(&config(
+        ISS,
+        &format!("jwks_uri: {}", idp.jwks_uri()),
+        extra,
+    ))
+    .await
+}
