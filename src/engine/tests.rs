@@ -298,3 +298,90 @@ fn strip_authorization_removes_the_routes_credential_headers() {
     assert!(!removed(&m).contains(&"authorization"));
     assert!(!removed(&m).contains(&"x-api-key"));
 }
+
+// === the issuer pick ===
+
+/// Routes `both` ([corp, partner]) and `partner` ([partner]): two HS256 providers of
+/// one key, corp reading `authorization`, partner `x-partner-token`.
+fn two_issuers() -> (Engine, crate::devtoken::SigningKey) {
+    let key = crate::devtoken::SigningKey::from_bytes(&[7; 32], crate::authn::jwt::Alg::HS256)
+        .expect("test key");
+    let yaml = format!(
+        "\
+providers:
+  - name: corp
+    jwt: {{ issuer: https://idp.example.com, audiences: [api], algorithms: [HS256], jwks: {j} }}
+  - name: partner
+    jwt:
+      issuer: https://partner.example.com
+      audiences: [api]
+      algorithms: [HS256]
+      jwks: {j}
+      token_from: [{{ header: x-partner-token }}]
+routes:
+  - name: both
+    match: {{ path_prefix: /both }}
+    providers: [corp, partner]
+  - name: partner
+    match: {{ path_prefix: /partner }}
+    providers: [partner]
+",
+        j = key.jwks(),
+    );
+    let env: HashMap<String, String> = HashMap::new();
+    let config = match config::load_str(&yaml, Path::new("."), &env) {
+        Ok(c) => c,
+        Err(e) => panic!("test config: {:?}", e.0),
+    };
+    (Engine::new(config, Arc::new(Metrics::new())), key)
+}
+
+/// The reason code and deciding provider of a check of `path` with these headers.
+async fn decided(e: &Engine, path: &str, headers: &[(&str, &str)]) -> (&'static str, String) {
+    let input = CheckInput {
+        path,
+        ..request(headers)
+    };
+    let d = e.check(&input).await;
+    (
+        d.reason_code(),
+        d.provider.as_deref().unwrap_or("").to_string(),
+    )
+}
+
+#[tokio::test]
+async fn the_issuer_picks_a_provider_only_where_it_reads_the_same_token() {
+    let (e, key) = two_issuers();
+    let exp = crate::authn::cache::unix_now() + 600;
+    let tok = key
+        .sign(&serde_json::json!({
+            "iss": "https://partner.example.com", "aud": "api", "sub": "p", "exp": exp,
+        }))
+        .expect("sign");
+    let bearer = format!("Bearer {tok}");
+    let in_authorization = [("authorization", bearer.as_str())];
+    let in_both = [
+        ("authorization", bearer.as_str()),
+        ("x-partner-token", tok.as_str()),
+    ];
+    let refused = ("invalid_token", "corp".to_string());
+    let allowed = ("ok", "partner".to_string());
+
+    // Cold: partner does not read `authorization`, so corp (which found it) decides.
+    assert_eq!(decided(&e, "/both", &in_authorization).await, refused);
+    // Partner finds the very same token in its own header: its issuer picks partner.
+    assert_eq!(decided(&e, "/both", &in_both).await, allowed);
+
+    // Warm (verified for partner on its own route): the same answers.
+    let own = [("x-partner-token", tok.as_str())];
+    assert_eq!(decided(&e, "/partner", &own).await, allowed);
+    assert_eq!(decided(&e, "/both", &in_authorization).await, refused);
+    assert_eq!(decided(&e, "/both", &in_both).await, allowed);
+
+    // Another token in partner's header is not the one corp found.
+    let other = [
+        ("authorization", bearer.as_str()),
+        ("x-partner-token", "x.y.z"),
+    ];
+    assert_eq!(decided(&e, "/both", &other).await, refused);
+}
