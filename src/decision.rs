@@ -164,6 +164,18 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// A denial before any route was selected (the request cannot be read, or no route
+    /// matches it).
+    pub fn deny(reason: DenyReason) -> Self {
+        Decision {
+            route: None,
+            verdict: Verdict::Deny(reason),
+            provider: None,
+            identity: None,
+            shadow_deny: None,
+        }
+    }
+
     pub fn is_allow(&self) -> bool {
         matches!(self.verdict, Verdict::Allow(_))
     }

@@ -91,10 +91,10 @@ impl Engine {
     pub async fn check(&self, input: &CheckInput<'_>) -> Decision {
         let segments = match path::normalize(input.path) {
             Ok(s) => s,
-            Err(e) => return deny(None, e.into()),
+            Err(e) => return Decision::deny(e.into()),
         };
         let Some((route, params)) = self.policy.select(input, &segments) else {
-            return deny(None, DenyReason::NoRoute);
+            return Decision::deny(DenyReason::NoRoute);
         };
         let Authenticated { identity, by } = match authenticate(route, input, unix_now()).await {
             Ok(a) => a,
@@ -167,16 +167,6 @@ impl Engine {
             identity,
             shadow_deny: None,
         }
-    }
-}
-
-fn deny(route: Option<Arc<str>>, reason: DenyReason) -> Decision {
-    Decision {
-        route,
-        verdict: Verdict::Deny(reason),
-        provider: None,
-        identity: None,
-        shadow_deny: None,
     }
 }
 
