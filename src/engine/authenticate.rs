@@ -63,7 +63,13 @@ pub(super) async fn authenticate<'r>(
                 }
             },
         };
-        let (verified, by) = verify(route, p, &tok, input, now).await;
+        let (verified, by) = match &p.settings.kind {
+            ProviderKind::Jwt(s) => {
+                let (verified, by) = jwt::verify(route, p, s, &tok, input, now).await;
+                (verified, &**by)
+            }
+            _ => (verify(p, &tok, now).await, &**p),
+        };
         return match verified {
             Ok(id) => Ok(Authenticated {
                 identity: Some(id),
@@ -85,20 +91,10 @@ pub(super) async fn authenticate<'r>(
     }
 }
 
-/// Verifies `tok`, which `p` found. Returns the outcome and the provider that decided it.
-async fn verify<'r>(
-    route: &'r Route,
-    p: &'r Arc<Provider>,
-    tok: &str,
-    input: &CheckInput<'_>,
-    now: u64,
-) -> (Result<Arc<Identity>, DenyReason>, &'r Provider) {
+/// Verifies `tok`, the API key or opaque token `p` found (JWTs go to [`jwt::verify`]).
+async fn verify(p: &Provider, tok: &str, now: u64) -> Result<Arc<Identity>, DenyReason> {
     let invalid = DenyReason::InvalidToken;
-    let verified = match &p.settings.kind {
-        ProviderKind::Jwt(s) => {
-            let (verified, by) = jwt::verify(route, p, s, tok, input, now).await;
-            return (verified, by);
-        }
+    match &p.settings.kind {
         ProviderKind::ApiKey(ak) => ak
             .verify(tok, &p.settings.name)
             .map(Arc::new)
@@ -119,6 +115,7 @@ async fn verify<'r>(
         },
         // The peer identity is not a token: `authenticate` verifies it.
         ProviderKind::Mesh(_) => Err(invalid(TokenError::PeerIdentity)),
-    };
-    (verified, p)
+        // Never reached: `authenticate` hands JWTs to `jwt::verify`.
+        ProviderKind::Jwt(_) => Err(invalid(TokenError::Malformed)),
+    }
 }

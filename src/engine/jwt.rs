@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::policy::{Provider, Route};
 use crate::authn::cache::{TokenCache, Verified};
+use crate::authn::jwk::KeySet;
 use crate::authn::jwt::{self, JwtSettings};
 use crate::authn::keys::KeyStore;
 use crate::authn::token::{self, Found};
@@ -54,27 +55,19 @@ impl JwtVerifier {
             && self.keys.as_ref().is_some_and(|k| k.holds(v.key))
     }
 
-    /// Verifies a parsed token with this provider's keys (`s` are its settings) and
-    /// caches the result under `key`.
-    async fn verify(
+    /// Checks a parsed token against `keys`, this provider's (`s` are its settings),
+    /// and caches the result under `key`.
+    fn verified(
         &self,
         provider: &Provider,
         s: &JwtSettings,
         parsed: jwt::Parsed<'_>,
+        keys: &KeySet,
         key: [u8; 32],
         now: u64,
     ) -> Result<Arc<Identity>, DenyReason> {
-        let store = self
-            .keys
-            .as_ref()
-            .ok_or(DenyReason::AuthnUnavailable("provider has no key source"))?;
-        // Boxed: a remote key fetch is a large future that would otherwise be part of
-        // every check's future, copied on every request even when no fetch is made.
-        let keys = Box::pin(store.keys_for(parsed.kid.as_deref()))
-            .await
-            .map_err(|u| DenyReason::AuthnUnavailable(u.0))?;
         let name = &provider.settings.name;
-        let (id, by) = jwt::verify_keyed(parsed, s, &keys, name, now, &self.kept_claims)
+        let (id, by) = jwt::verify_keyed(parsed, s, keys, name, now, &self.kept_claims)
             .map_err(DenyReason::InvalidToken)?;
         let id = Arc::new(id);
         let verified = Verified {
@@ -167,5 +160,17 @@ pub(super) async fn verify<'r>(
         return (Err(invalid(TokenError::Issuer)), chosen);
     };
     cv.counters.count(false);
-    (cv.verify(chosen, cs, parsed, key, now).await, chosen)
+    let Some(store) = &cv.keys else {
+        return (
+            Err(DenyReason::AuthnUnavailable("provider has no key source")),
+            chosen,
+        );
+    };
+    // Boxed: a remote key fetch is a large future that would otherwise be part of every
+    // check's future, copied on every request even when no fetch is made.
+    let keys = match Box::pin(store.keys_for(parsed.kid.as_deref())).await {
+        Ok(keys) => keys,
+        Err(u) => return (Err(DenyReason::AuthnUnavailable(u.0)), chosen),
+    };
+    (cv.verified(chosen, cs, parsed, &keys, key, now), chosen)
 }

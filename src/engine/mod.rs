@@ -96,12 +96,17 @@ impl Engine {
         let Some((route, params)) = self.policy.select(input, &segments) else {
             return Decision::deny(DenyReason::NoRoute);
         };
-        let Authenticated { identity, by } = match authenticate(route, input, unix_now()).await {
-            Ok(a) => a,
-            Err(Refused { reason, provider }) => {
-                let mut d = self.refuse(route, input, reason, None);
-                d.provider = provider;
-                return d;
+        // A route without providers takes every request as anonymous.
+        let (identity, by) = if route.providers.is_empty() {
+            (None, None)
+        } else {
+            match authenticate(route, input, unix_now()).await {
+                Ok(Authenticated { identity, by }) => (identity, by),
+                Err(Refused { reason, provider }) => {
+                    let mut d = self.refuse(route, input, reason, None);
+                    d.provider = provider;
+                    return d;
+                }
             }
         };
         if let Some(rules) = route.rules() {

@@ -30,7 +30,7 @@ impl Policy {
             };
             put(&ih.subject, id.subject.as_deref().map(str::to_owned));
             put(&ih.issuer, id.issuer.as_deref().map(str::to_owned));
-            put(&ih.provider, Some(id.provider.to_string()));
+            put(&ih.provider, Some(String::from(&*id.provider)));
             put(&ih.roles, Some(id.roles.join(',')));
             put(&ih.scopes, Some(id.scopes.join(' ')));
             for (h, v) in &id.claim_headers {
@@ -38,7 +38,10 @@ impl Policy {
             }
         }
         let strip = &route.strip;
-        let mut remove = Vec::with_capacity(self.owned.len() + strip.len());
+        // Every name set is an owned one: the others are removed. An identity with every
+        // header set removes nothing and allocates nothing here.
+        let mut remove =
+            Vec::with_capacity(self.owned.len().saturating_sub(set.len()) + strip.len());
         for h in &self.owned {
             if !set.iter().any(|(s, _)| s == h) {
                 remove.push(h.clone());

@@ -152,6 +152,7 @@ impl Policy {
     }
 
     /// The first route that matches, with its path parameters.
+    #[inline]
     pub(super) fn select<'a>(
         &self,
         input: &CheckInput<'_>,
