@@ -1,5 +1,6 @@
-//! The outcome of one check, protocol-neutral: `response.rs` turns it into Envoy's
-//! `CheckResponse`, `ward check` prints it, the tower layer applies it.
+//! The outcome of one check, protocol-neutral and complete: a denial knows its HTTP
+//! status, gRPC code, RFC 6750 challenge and JSON body. `response.rs` renders a decision
+//! as Envoy's `CheckResponse`, the tower layer as an HTTP response, `ward check` as text.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -8,6 +9,16 @@ use crate::authn::{Identity, TokenError};
 use crate::authz::condition::Failure;
 use crate::authz::path::PathError;
 use crate::header::HeaderName;
+
+/// gRPC status codes (`google.rpc.Code`): an allowed check answers [`code::OK`], a
+/// denial [`DenyReason::grpc_code`].
+pub mod code {
+    pub const OK: i32 = 0;
+    pub const INVALID_ARGUMENT: i32 = 3;
+    pub const PERMISSION_DENIED: i32 = 7;
+    pub const UNAVAILABLE: i32 = 14;
+    pub const UNAUTHENTICATED: i32 = 16;
+}
 
 /// Why a request is denied. Each maps to one HTTP status, gRPC code and `reason`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +70,62 @@ impl DenyReason {
             other => other.detail(),
         }
     }
+
+    /// The HTTP status of the denial.
+    pub fn status(&self) -> u16 {
+        match self {
+            DenyReason::MissingCredential | DenyReason::InvalidToken(_) => 401,
+            DenyReason::Forbidden(_) | DenyReason::NoRoute => 403,
+            DenyReason::AuthnUnavailable(_) => 503,
+            DenyReason::InvalidRequest(_) => 400,
+        }
+    }
+
+    /// The gRPC code of the denial (see [`code`]).
+    pub fn grpc_code(&self) -> i32 {
+        match self {
+            DenyReason::MissingCredential | DenyReason::InvalidToken(_) => code::UNAUTHENTICATED,
+            DenyReason::Forbidden(_) | DenyReason::NoRoute => code::PERMISSION_DENIED,
+            DenyReason::AuthnUnavailable(_) => code::UNAVAILABLE,
+            DenyReason::InvalidRequest(_) => code::INVALID_ARGUMENT,
+        }
+    }
+
+    /// The RFC 6750 `WWW-Authenticate` challenge of the denial, if it has one.
+    pub fn challenge(&self) -> Option<String> {
+        match self {
+            // No credential: a bare challenge, no error code (RFC 6750 §3.1).
+            DenyReason::MissingCredential => Some(r#"Bearer realm="ward""#.to_string()),
+            DenyReason::InvalidToken(e) => Some(format!(
+                r#"Bearer realm="ward", error="invalid_token", error_description="{}""#,
+                challenge_text(e)
+            )),
+            DenyReason::Forbidden(f) if f.insufficient_scope => {
+                Some(r#"Bearer realm="ward", error="insufficient_scope""#.to_string())
+            }
+            _ => None,
+        }
+    }
+
+    /// The JSON body of the denial.
+    pub fn body(&self, request_id: &str) -> String {
+        serde_json::json!({
+            "error": self.code(),
+            "detail": self.detail(),
+            "request_id": request_id,
+        })
+        .to_string()
+    }
+}
+
+/// RFC 6750 limits error_description to visible ASCII without `"` or `\`; our fixed
+/// detail strings already are, this keeps it so.
+fn challenge_text(e: &TokenError) -> String {
+    e.to_string()
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .filter(|c| *c != '"' && *c != '\\')
+        .collect()
 }
 
 impl From<PathError> for DenyReason {
@@ -97,6 +164,18 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// A denial before any route was selected (the request cannot be read, or no route
+    /// matches it).
+    pub fn deny(reason: DenyReason) -> Self {
+        Decision {
+            route: None,
+            verdict: Verdict::Deny(reason),
+            provider: None,
+            identity: None,
+            shadow_deny: None,
+        }
+    }
+
     pub fn is_allow(&self) -> bool {
         matches!(self.verdict, Verdict::Allow(_))
     }
@@ -134,7 +213,7 @@ impl<'d> Report<'d> {
     pub fn status(&self) -> u16 {
         match &self.d.verdict {
             Verdict::Allow(_) => 200,
-            Verdict::Deny(r) => crate::response::status_of(r).0,
+            Verdict::Deny(r) => r.status(),
         }
     }
 
@@ -155,7 +234,7 @@ impl<'d> Report<'d> {
             v["explain"] = r.explain().into();
         }
         if let Verdict::Deny(r) = &d.verdict
-            && let Some(c) = crate::response::www_authenticate(r)
+            && let Some(c) = r.challenge()
         {
             v["www_authenticate"] = c.into();
         }

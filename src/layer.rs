@@ -29,7 +29,6 @@ use crate::decision::Verdict;
 use crate::engine::Engine;
 use crate::observe::Observer;
 use crate::request::CheckInput;
-use crate::response;
 
 /// Wraps a service with ward's decision.
 #[derive(Clone)]
@@ -116,13 +115,13 @@ where
             };
             match &decision.verdict {
                 Verdict::Deny(reason) => {
-                    let (status, _) = response::status_of(reason);
-                    let mut resp = Response::new(R::from(response::deny_body(reason, &request_id)));
+                    let mut resp = Response::new(R::from(reason.body(&request_id)));
                     *resp.status_mut() =
-                        StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+                        StatusCode::from_u16(reason.status()).unwrap_or(StatusCode::FORBIDDEN);
                     let h = resp.headers_mut();
                     h.insert("content-type", HeaderValue::from_static("application/json"));
-                    if let Some(c) = response::www_authenticate(reason)
+                    if let Some(c) = reason
+                        .challenge()
                         .and_then(|c| HeaderValue::from_str(&c).ok())
                     {
                         h.insert("www-authenticate", c);

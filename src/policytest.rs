@@ -345,7 +345,7 @@ impl Actual {
             Verdict::Deny(_) => (Vec::new(), Vec::new()),
         };
         let www_authenticate = match &d.verdict {
-            Verdict::Deny(r) => crate::response::www_authenticate(r),
+            Verdict::Deny(r) => r.challenge(),
             Verdict::Allow(_) => None,
         };
         Actual {

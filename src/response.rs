@@ -1,6 +1,7 @@
 //! Decision -> Envoy `CheckResponse`: the only place one is built ([`check_response`]) or
 //! written ([`Answer`], which the gRPC server sends: the same message, encoded straight
-//! from the decision for allowed checks).
+//! from the decision for allowed checks). What a denial says (status, code, challenge,
+//! body) is the decision's; this module only renders it.
 //!
 //! Header options always carry `append: false` explicitly (Envoy up to 1.36 reads only
 //! that deprecated field; an unset `append_action` in 1.37.0 appended) *and*
@@ -17,67 +18,14 @@ use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::google::protobuf::{BoolValue, ListValue, Struct, Value, value::Kind};
 use envoy_types::pb::google::rpc::Status;
 
-use crate::authn::TokenError;
-use crate::decision::{Decision, DenyReason, Verdict};
+use crate::decision::{Decision, Verdict};
 
 mod wire;
 
 pub use wire::Answer;
 
-/// gRPC status codes used in `CheckResponse.status`.
-pub mod code {
-    pub const OK: i32 = 0;
-    pub const INVALID_ARGUMENT: i32 = 3;
-    pub const PERMISSION_DENIED: i32 = 7;
-    pub const UNAVAILABLE: i32 = 14;
-    pub const UNAUTHENTICATED: i32 = 16;
-}
-
-/// HTTP status and gRPC code for a denial.
-pub fn status_of(reason: &DenyReason) -> (u16, i32) {
-    match reason {
-        DenyReason::MissingCredential | DenyReason::InvalidToken(_) => (401, code::UNAUTHENTICATED),
-        DenyReason::Forbidden(_) | DenyReason::NoRoute => (403, code::PERMISSION_DENIED),
-        DenyReason::AuthnUnavailable(_) => (503, code::UNAVAILABLE),
-        DenyReason::InvalidRequest(_) => (400, code::INVALID_ARGUMENT),
-    }
-}
-
-/// The RFC 6750 challenge for a denial, if it has one.
-pub fn www_authenticate(reason: &DenyReason) -> Option<String> {
-    match reason {
-        // No credential: a bare challenge, no error code (RFC 6750 §3.1).
-        DenyReason::MissingCredential => Some(r#"Bearer realm="ward""#.to_string()),
-        DenyReason::InvalidToken(e) => Some(format!(
-            r#"Bearer realm="ward", error="invalid_token", error_description="{}""#,
-            challenge_text(e)
-        )),
-        DenyReason::Forbidden(f) if f.insufficient_scope => {
-            Some(r#"Bearer realm="ward", error="insufficient_scope""#.to_string())
-        }
-        _ => None,
-    }
-}
-
-/// RFC 6750 limits error_description to visible ASCII without `"` or `\`; our fixed
-/// detail strings already are, this keeps it so.
-fn challenge_text(e: &TokenError) -> String {
-    e.to_string()
-        .chars()
-        .filter(|c| c.is_ascii_graphic() || *c == ' ')
-        .filter(|c| *c != '"' && *c != '\\')
-        .collect()
-}
-
-/// The JSON body of a denial.
-pub fn deny_body(reason: &DenyReason, request_id: &str) -> String {
-    serde_json::json!({
-        "error": reason.code(),
-        "detail": reason.detail(),
-        "request_id": request_id,
-    })
-    .to_string()
-}
+/// gRPC status codes used in `CheckResponse.status` (the decision's).
+pub use crate::decision::code;
 
 fn overwrite(key: &str, value: &str) -> HeaderValueOption {
     #[allow(deprecated)]
@@ -123,24 +71,23 @@ pub fn check_response(d: &Decision, request_id: &str) -> CheckResponse {
             }
         }
         Verdict::Deny(reason) => {
-            let (http, grpc) = status_of(reason);
             let mut headers = vec![overwrite("content-type", "application/json")];
-            if let Some(c) = www_authenticate(reason) {
+            if let Some(c) = reason.challenge() {
                 headers.push(overwrite("www-authenticate", &c));
             }
             CheckResponse {
                 status: Some(Status {
-                    code: grpc,
+                    code: reason.grpc_code(),
                     message: reason.code().to_string(),
                     ..Default::default()
                 }),
                 dynamic_metadata: Some(metadata(d)),
                 http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
                     status: Some(HttpStatus {
-                        code: i32::from(http),
+                        code: i32::from(reason.status()),
                     }),
                     headers,
-                    body: deny_body(reason, request_id),
+                    body: reason.body(request_id),
                 })),
             }
         }

@@ -49,15 +49,6 @@ impl TokenSource {
             TokenSource::Query(name) => query(input.query(), name),
         }
     }
-
-    /// Where this source reads from, for logs and explanations (never the value).
-    pub fn describe(&self) -> String {
-        match self {
-            TokenSource::Header { name, .. } => format!("header {name}"),
-            TokenSource::Cookie(c) => format!("cookie {c}"),
-            TokenSource::Query(q) => format!("query parameter {q}"),
-        }
-    }
 }
 
 /// Finds the first source that holds something.
@@ -333,18 +324,5 @@ mod tests {
         assert_eq!(form_decode("plain").as_deref(), Some("plain"));
         assert_eq!(form_decode("a+b").as_deref(), Some("a b"));
         assert_eq!(form_decode("%ff"), None);
-    }
-
-    #[test]
-    fn sources_describe_where_they_read_never_the_value() {
-        assert_eq!(
-            TokenSource::default_bearer().describe(),
-            "header authorization"
-        );
-        assert_eq!(TokenSource::Cookie("at".into()).describe(), "cookie at");
-        assert_eq!(
-            TokenSource::Query("access_token".into()).describe(),
-            "query parameter access_token"
-        );
     }
 }

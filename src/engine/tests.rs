@@ -60,6 +60,11 @@ routes:
     Engine::new(config, Arc::new(Metrics::new()))
 }
 
+/// The mutations of an allowed check on the engine's `route`th route.
+fn mutations(e: &Engine, route: usize, input: &CheckInput<'_>, id: Option<&Identity>) -> Mutations {
+    e.policy.mutations(&e.policy.routes[route], input, id)
+}
+
 fn h(name: &str) -> HeaderName {
     HeaderName::parse(name).expect("test header name")
 }
@@ -105,7 +110,7 @@ fn removed(m: &Mutations) -> Vec<&str> {
 #[test]
 fn an_identity_sets_its_headers_and_removes_every_other_owned_one() {
     let e = engine("");
-    let m = e.mutations(0, &request(&[]), Some(&alice()));
+    let m = mutations(&e, 0, &request(&[]), Some(&alice()));
     assert_eq!(
         set_of(&m),
         [
@@ -128,7 +133,7 @@ fn headers_without_a_value_are_removed_not_set_empty() {
         subject: Some("batch".into()),
         ..Default::default()
     };
-    let m = e.mutations(1, &request(&[]), Some(&bare));
+    let m = mutations(&e, 1, &request(&[]), Some(&bare));
     assert_eq!(
         set_of(&m),
         [("x-auth-subject", "batch"), ("x-auth-provider", "keys")]
@@ -149,7 +154,7 @@ fn headers_without_a_value_are_removed_not_set_empty() {
         issuer: Some(" https://idp.example.com".into()),
         ..alice()
     };
-    let m = e.mutations(0, &request(&[]), Some(&padded));
+    let m = mutations(&e, 0, &request(&[]), Some(&padded));
     assert!(m.set.iter().all(|(h, _)| h.as_str() != "x-auth-issuer"));
     assert!(removed(&m).contains(&"x-auth-issuer"));
 }
@@ -157,7 +162,7 @@ fn headers_without_a_value_are_removed_not_set_empty() {
 #[test]
 fn an_anonymous_check_removes_every_owned_header() {
     let e = engine("");
-    let m = e.mutations(0, &request(&[]), None);
+    let m = mutations(&e, 0, &request(&[]), None);
     assert!(m.set.is_empty());
     assert_eq!(
         removed(&m),
@@ -186,7 +191,7 @@ fn a_client_header_spelling_an_owned_name_with_underscores_is_removed() {
         ("x-tenant", "acme"),
         ("x_auth-email", "a@x.io"),
     ]);
-    let m = e.mutations(0, &sent, Some(&alice()));
+    let m = mutations(&e, 0, &sent, Some(&alice()));
     assert_eq!(
         removed(&m),
         [
@@ -214,7 +219,7 @@ fn headers_that_only_resemble_an_owned_name_are_kept() {
         ("x-auth_subjec", "admin"),
         ("authorization", "Bearer t"),
     ]);
-    let m = e.mutations(0, &sent, Some(&alice()));
+    let m = mutations(&e, 0, &sent, Some(&alice()));
     assert_eq!(removed(&m), ["x_tenant", "x-tenant"]);
 }
 
@@ -230,7 +235,7 @@ fn a_name_ward_sets_is_never_also_removed_as_another_spelling() {
         claim_headers: vec![(h("x_tenant"), "acme".into())].into(),
         ..Default::default()
     };
-    let m = e.mutations(0, &request(&[("x_tenant", "evil")]), Some(&partner));
+    let m = mutations(&e, 0, &request(&[("x_tenant", "evil")]), Some(&partner));
     assert!(set_of(&m).contains(&("x_tenant", "acme")));
     assert!(!removed(&m).contains(&"x_tenant"), "{:?}", removed(&m));
     assert!(removed(&m).contains(&"x-tenant"));
@@ -262,7 +267,12 @@ routes:
         Err(e) => panic!("test config: {:?}", e.0),
     };
     let e = Engine::new(config, Arc::new(Metrics::new()));
-    let m = e.mutations(0, &request(&[("x_a_sub", "admin"), ("x-a-zzz", "1")]), None);
+    let m = mutations(
+        &e,
+        0,
+        &request(&[("x_a_sub", "admin"), ("x-a-zzz", "1")]),
+        None,
+    );
     assert_eq!(
         removed(&m),
         [
@@ -276,15 +286,15 @@ routes:
 #[test]
 fn strip_authorization_removes_the_routes_credential_headers() {
     let e = engine("strip_authorization: true");
-    let m = e.mutations(1, &request(&[]), None);
+    let m = mutations(&e, 1, &request(&[]), None);
     let r = removed(&m);
     assert_eq!(&r[r.len() - 2..], ["authorization", "x-api-key"]);
-    let m = e.mutations(0, &request(&[]), None);
+    let m = mutations(&e, 0, &request(&[]), None);
     let r = removed(&m);
     assert_eq!(&r[r.len() - 2..], ["authorization", "x-partner-token"]);
     // Without it, credentials reach the upstream.
     let e = engine("");
-    let m = e.mutations(1, &request(&[]), None);
+    let m = mutations(&e, 1, &request(&[]), None);
     assert!(!removed(&m).contains(&"authorization"));
     assert!(!removed(&m).contains(&"x-api-key"));
 }
@@ -357,4 +367,91 @@ async fn tokens_expire_by_the_engine_clock_cached_or_not() {
         ),
         "exp + leeway: expired, though cached a moment ago"
     );
+}
+
+// === the issuer pick ===
+
+/// Routes `both` ([corp, partner]) and `partner` ([partner]): two HS256 providers of
+/// one key, corp reading `authorization`, partner `x-partner-token`.
+fn two_issuers() -> (Engine, crate::devtoken::SigningKey) {
+    let key = crate::devtoken::SigningKey::from_bytes(&[7; 32], crate::authn::alg::Alg::HS256)
+        .expect("test key");
+    let yaml = format!(
+        "\
+providers:
+  - name: corp
+    jwt: {{ issuer: https://idp.example.com, audiences: [api], algorithms: [HS256], jwks: {j} }}
+  - name: partner
+    jwt:
+      issuer: https://partner.example.com
+      audiences: [api]
+      algorithms: [HS256]
+      jwks: {j}
+      token_from: [{{ header: x-partner-token }}]
+routes:
+  - name: both
+    match: {{ path_prefix: /both }}
+    providers: [corp, partner]
+  - name: partner
+    match: {{ path_prefix: /partner }}
+    providers: [partner]
+",
+        j = key.jwks(),
+    );
+    let env: HashMap<String, String> = HashMap::new();
+    let config = match config::load_str(&yaml, Path::new("."), &env) {
+        Ok(c) => c,
+        Err(e) => panic!("test config: {:?}", e.0),
+    };
+    (Engine::new(config, Arc::new(Metrics::new())), key)
+}
+
+/// The reason code and deciding provider of a check of `path` with these headers.
+async fn decided(e: &Engine, path: &str, headers: &[(&str, &str)]) -> (&'static str, String) {
+    let input = CheckInput {
+        path,
+        ..request(headers)
+    };
+    let d = e.check(&input).await;
+    (
+        d.reason_code(),
+        d.provider.as_deref().unwrap_or("").to_string(),
+    )
+}
+
+#[tokio::test]
+async fn the_issuer_picks_a_provider_only_where_it_reads_the_same_token() {
+    let (e, key) = two_issuers();
+    let exp = crate::clock::unix_now() + 600;
+    let tok = key
+        .sign(&serde_json::json!({
+            "iss": "https://partner.example.com", "aud": "api", "sub": "p", "exp": exp,
+        }))
+        .expect("sign");
+    let bearer = format!("Bearer {tok}");
+    let in_authorization = [("authorization", bearer.as_str())];
+    let in_both = [
+        ("authorization", bearer.as_str()),
+        ("x-partner-token", tok.as_str()),
+    ];
+    let refused = ("invalid_token", "corp".to_string());
+    let allowed = ("ok", "partner".to_string());
+
+    // Cold: partner does not read `authorization`, so corp (which found it) decides.
+    assert_eq!(decided(&e, "/both", &in_authorization).await, refused);
+    // Partner finds the very same token in its own header: its issuer picks partner.
+    assert_eq!(decided(&e, "/both", &in_both).await, allowed);
+
+    // Warm (verified for partner on its own route): the same answers.
+    let own = [("x-partner-token", tok.as_str())];
+    assert_eq!(decided(&e, "/partner", &own).await, allowed);
+    assert_eq!(decided(&e, "/both", &in_authorization).await, refused);
+    assert_eq!(decided(&e, "/both", &in_both).await, allowed);
+
+    // Another token in partner's header is not the one corp found.
+    let other = [
+        ("authorization", bearer.as_str()),
+        ("x-partner-token", "x.y.z"),
+    ];
+    assert_eq!(decided(&e, "/both", &other).await, refused);
 }

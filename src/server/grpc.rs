@@ -13,7 +13,7 @@ use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
-use crate::decision::{Decision, DenyReason, Verdict};
+use crate::decision::{Decision, DenyReason};
 use crate::request::{CheckInput, Headers};
 use crate::response::Answer;
 use crate::server::AppState;
@@ -99,15 +99,9 @@ async fn check(state: &AppState, req: CheckRequest) -> Answer {
             input.path_only(),
         ),
         None => (
-            Decision {
-                route: None,
-                verdict: Verdict::Deny(DenyReason::InvalidRequest(
-                    "no HTTP request attributes".into(),
-                )),
-                provider: None,
-                identity: None,
-                shadow_deny: None,
-            },
+            Decision::deny(DenyReason::InvalidRequest(
+                "no HTTP request attributes".into(),
+            )),
             Cow::Borrowed(""),
             "",
         ),

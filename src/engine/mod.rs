@@ -1,0 +1,204 @@
+//! The decision engine: one request in, one [`Decision`] out. No network types here;
+//! the gRPC server, `ward check` and the tower layer all call [`Engine::check`].
+//!
+//! A config is compiled once into a [`Policy`] (`policy.rs`) whose routes own what a
+//! check on them needs. A check then runs its phases top to bottom, each once: normalise
+//! the path, select the route, find the credential and verify it (`authenticate.rs`,
+//! `jwt.rs`: the token cache is consulted inside the verification), evaluate the route's
+//! rules, decide. Shadow mode is applied once, at the end; the header mutations of an
+//! allow are in `mutations.rs`.
+
+mod authenticate;
+mod jwt;
+mod mutations;
+mod policy;
+
+use std::sync::Arc;
+
+use crate::authn::Identity;
+use crate::authn::jwks::{KeySources, KeyStore};
+use crate::authz::condition::EvalCtx;
+use crate::authz::path;
+use crate::authz::route::Mode;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::decision::{Decision, DenyReason, Verdict};
+use crate::metrics::Metrics;
+use crate::request::CheckInput;
+
+use authenticate::{Authenticated, Refused, authenticate};
+use policy::{Policy, Route};
+
+pub struct Engine {
+    policy: Policy,
+    metrics: Arc<Metrics>,
+    /// The time tokens, caches and key refreshes are judged by.
+    clock: Clock,
+}
+
+impl Engine {
+    /// Builds an engine on the system clock; remote key sources are fetched on demand
+    /// only (no background refresh). The server uses [`Engine::with_key_stores`] with a
+    /// shared [`KeySources`] instead. Should the key stores not be available, the error
+    /// is logged and JWT providers answer as providers without keys.
+    pub fn new(config: Config, metrics: Arc<Metrics>) -> Self {
+        Self::with_clock(config, metrics, Clock::system())
+    }
+
+    /// [`Engine::new`] on `clock`.
+    pub fn with_clock(config: Config, metrics: Arc<Metrics>, clock: Clock) -> Self {
+        let sources = KeySources::with_clock(metrics.clone(), false, clock.clone());
+        let stores = sources
+            .stores_for(config.providers.iter().map(|p| p.keys_wanted()))
+            .unwrap_or_else(|error| {
+                tracing::error!(%error, "no key stores: JWT providers have no keys");
+                Vec::new()
+            });
+        Self::with_key_stores(config, stores, metrics, clock)
+    }
+
+    /// Builds an engine with the given key store for each provider (same order), judging
+    /// time by `clock` (the one the stores' [`KeySources`] reads).
+    pub fn with_key_stores(
+        config: Config,
+        stores: Vec<Option<KeyStore>>,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            policy: Policy::compile(config, stores, &metrics, &clock, None),
+            metrics,
+            clock,
+        }
+    }
+
+    /// The engine for a reloaded `config`, which replaces this one. An introspection
+    /// provider left unchanged keeps this engine's cache and circuit breaker, as JWT
+    /// providers keep their keys through `stores`.
+    pub fn reloaded(&self, config: Config, stores: Vec<Option<KeyStore>>) -> Self {
+        Self {
+            policy: Policy::compile(
+                config,
+                stores,
+                &self.metrics,
+                &self.clock,
+                Some(&self.policy),
+            ),
+            metrics: self.metrics.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// The clock this engine judges time by.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.policy.config
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Every JWT provider holds at least one key.
+    pub fn ready(&self) -> bool {
+        self.without_keys().next().is_none()
+    }
+
+    /// The names of the JWT providers that hold no key (yet), in config order.
+    pub fn without_keys(&self) -> impl Iterator<Item = &str> {
+        self.policy.without_keys()
+    }
+
+    /// Decides one request.
+    pub async fn check(&self, input: &CheckInput<'_>) -> Decision {
+        let segments = match path::normalize(input.path) {
+            Ok(s) => s,
+            Err(e) => return Decision::deny(e.into()),
+        };
+        let Some((route, params)) = self.policy.select(input, &segments) else {
+            return Decision::deny(DenyReason::NoRoute);
+        };
+        // A route without providers takes every request as anonymous.
+        let (identity, by) = if route.providers.is_empty() {
+            (None, None)
+        } else {
+            match authenticate(route, input, self.clock.unix_secs()).await {
+                Ok(Authenticated { identity, by }) => (identity, by),
+                Err(Refused { reason, provider }) => {
+                    let mut d = self.refuse(route, input, reason, None);
+                    d.provider = provider;
+                    return d;
+                }
+            }
+        };
+        if let Some(rules) = route.rules() {
+            let anon = Identity::default();
+            // A mesh identity read from `source.certificate` is also the peer principal
+            // that `source_principals` conditions see.
+            let with_peer;
+            let rule_input = match (identity.as_deref(), by) {
+                (Some(id), Some(by)) if input.source_principal.is_empty() && by.is_mesh() => {
+                    with_peer = CheckInput {
+                        source_principal: id.subject.as_deref().unwrap_or(""),
+                        ..input.clone()
+                    };
+                    &with_peer
+                }
+                _ => input,
+            };
+            let ctx = EvalCtx {
+                identity: identity.as_deref().unwrap_or(&anon),
+                params: &params,
+                input: rule_input,
+            };
+            if let Err(f) = rules.eval(&ctx) {
+                return self.refuse(route, input, DenyReason::Forbidden(f), identity);
+            }
+        }
+        self.allow(route, input, identity, None)
+    }
+
+    fn allow(
+        &self,
+        route: &Route,
+        input: &CheckInput<'_>,
+        identity: Option<Arc<Identity>>,
+        shadow: Option<DenyReason>,
+    ) -> Decision {
+        Decision {
+            route: Some(route.name.clone()),
+            verdict: Verdict::Allow(self.policy.mutations(route, input, identity.as_deref())),
+            provider: identity.as_ref().map(|id| id.provider.clone()),
+            identity,
+            shadow_deny: shadow,
+        }
+    }
+
+    /// A denial, unless the route is in shadow mode: then the request goes through, as
+    /// the verified identity when the rules failed, as anonymous when the credential did.
+    fn refuse(
+        &self,
+        route: &Route,
+        input: &CheckInput<'_>,
+        reason: DenyReason,
+        identity: Option<Arc<Identity>>,
+    ) -> Decision {
+        if route.mode == Mode::Shadow {
+            let keep = matches!(reason, DenyReason::Forbidden(_));
+            return self.allow(route, input, identity.filter(|_| keep), Some(reason));
+        }
+        Decision {
+            route: Some(route.name.clone()),
+            verdict: Verdict::Deny(reason),
+            provider: identity.as_ref().map(|id| id.provider.clone()),
+            identity,
+            shadow_deny: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

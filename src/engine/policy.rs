@@ -1,0 +1,304 @@
+//! The policy a [`Config`] compiles to, once: every route owns what a check on it needs
+//! (its providers, its issuer index, its strip list), so the check walks from the route
+//! down and never looks anything up by index.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::jwt::JwtVerifier;
+use crate::authn::cache::TokenCache;
+use crate::authn::introspection::Introspector;
+use crate::authn::jwks::KeyStore;
+use crate::authn::token::TokenSource;
+use crate::authn::{ProviderKind, ProviderSettings};
+use crate::authz::condition::Condition;
+use crate::authz::path::{Params, Segments};
+use crate::authz::route::{self, RouteIndex};
+use crate::authz::route::Mode;
+use crate::clock::Clock;
+use crate::config::{Config, IdentityHeaders};
+use crate::header::HeaderName;
+use crate::metrics::Metrics;
+use crate::request::CheckInput;
+
+/// A provider as used at run time: its settings, where it reads credentials, and what
+/// verifies them.
+pub(crate) struct Provider {
+    pub(super) settings: Arc<ProviderSettings>,
+    pub(super) sources: Vec<TokenSource>,
+    /// Equal for providers that read their credential from the same places (the same
+    /// `sources`): a token one of them found is the token the other would find.
+    pub(super) reads: usize,
+    /// The keys and the verified-token cache of a JWT provider.
+    pub(super) jwt: Option<JwtVerifier>,
+    /// The client, cache and breaker of an introspection provider.
+    pub(super) introspector: Option<Arc<Introspector>>,
+}
+
+impl Provider {
+    /// A JWT provider without a key (yet) is not ready; every other provider is.
+    fn ready(&self) -> bool {
+        match (&self.settings.kind, &self.jwt) {
+            (ProviderKind::Jwt(_), Some(v)) => v.has_keys(),
+            (ProviderKind::Jwt(_), None) => false,
+            _ => true,
+        }
+    }
+
+    pub(super) fn is_mesh(&self) -> bool {
+        matches!(self.settings.kind, ProviderKind::Mesh(_))
+    }
+}
+
+/// A route and everything a check on it needs.
+pub(crate) struct Route {
+    pub(super) name: Arc<str>,
+    /// The providers tried in order: the first that finds its credential decides.
+    pub(super) providers: Vec<Arc<Provider>>,
+    /// Issuer -> this route's JWT providers of that issuer, in route order.
+    pub(super) issuers: HashMap<Arc<str>, Vec<Arc<Provider>>>,
+    /// With `strip_authorization`: the credential headers removed upstream
+    /// (`authorization` and every header this route's providers read a credential from).
+    pub(super) strip: Box<[HeaderName]>,
+    pub(super) allow_anonymous: bool,
+    pub(super) mode: Mode,
+    /// The config that holds this route's rules, and the route's place in it.
+    config: Arc<Config>,
+    at: usize,
+}
+
+impl Route {
+    /// The route's `require`.
+    pub(super) fn rules(&self) -> Option<&Condition> {
+        self.config.routes[self.at].require.as_ref()
+    }
+}
+
+/// A compiled config: immutable, shared by every check until the next reload.
+pub(crate) struct Policy {
+    pub(super) config: Arc<Config>,
+    /// Picks the config's route; `routes` holds its compiled form at the same place.
+    index: RouteIndex,
+    pub(super) routes: Vec<Route>,
+    /// Every provider, in config order.
+    pub(super) providers: Vec<Arc<Provider>>,
+    /// Every header ward owns, in a fixed order.
+    pub(super) owned: Vec<HeaderName>,
+    /// The lengths of the owned names ([`length_bit`]): most request headers are ruled
+    /// out as another spelling of one by their length alone.
+    pub(super) owned_lengths: u64,
+}
+
+impl Policy {
+    /// Compiles `config` with the given key store for each provider (same order; a
+    /// provider without one has no keys). An introspection provider left unchanged
+    /// since `previous` keeps its client, cache and circuit breaker.
+    pub(super) fn compile(
+        config: Config,
+        stores: Vec<Option<KeyStore>>,
+        metrics: &Arc<Metrics>,
+        clock: &Clock,
+        previous: Option<&Policy>,
+    ) -> Self {
+        let config = Arc::new(config);
+        let kept_claims = kept_claims(&config);
+        let cache = TokenCache::new(config.token_cache_max_entries);
+        let mut stores = stores.into_iter();
+        let sources: Vec<Vec<TokenSource>> = config.providers.iter().map(|p| p.sources()).collect();
+        let providers: Vec<Arc<Provider>> = config
+            .providers
+            .iter()
+            .zip(&sources)
+            .enumerate()
+            .map(|(i, (p, own))| {
+                let keys = stores.next().flatten();
+                let provider = Provider {
+                    jwt: matches!(p.kind, ProviderKind::Jwt(_)).then(|| {
+                        JwtVerifier::new(
+                            keys,
+                            cache.clone(),
+                            metrics.token_cache(&p.name),
+                            kept_claims.clone(),
+                        )
+                    }),
+                    introspector: introspector_for(
+                        p,
+                        config.token_cache_max_entries,
+                        metrics,
+                        &kept_claims,
+                        clock,
+                        previous.and_then(|prev| prev.introspector(&p.name)),
+                    ),
+                    settings: p.clone(),
+                    sources: own.clone(),
+                    reads: sources.iter().position(|s| s == own).unwrap_or(i),
+                };
+                Arc::new(provider)
+            })
+            .collect();
+        let owned = owned_headers(&config.identity_headers, &config.providers);
+        let routes = config
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(at, r)| compile_route(&config, at, r, &providers, &owned))
+            .collect();
+        Self {
+            owned_lengths: owned
+                .iter()
+                .fold(0, |bits, h| bits | length_bit(h.as_str().len())),
+            index: RouteIndex::new(&config.routes),
+            routes,
+            providers,
+            owned,
+            config,
+        }
+    }
+
+    /// The first route that matches, with its path parameters.
+    #[inline]
+    pub(super) fn select<'a>(
+        &self,
+        input: &CheckInput<'_>,
+        segments: &Segments<'a>,
+    ) -> Option<(&Route, Params<'a>)> {
+        let (at, _, params) = self.index.select(&self.config.routes, input, segments)?;
+        Some((self.routes.get(at)?, params))
+    }
+
+    /// The introspection client of the provider named `name`.
+    fn introspector(&self, name: &str) -> Option<&Introspector> {
+        self.providers
+            .iter()
+            .find(|p| *p.settings.name == *name)
+            .and_then(|p| p.introspector.as_deref())
+    }
+
+    /// The names of the JWT providers that hold no key (yet), in config order.
+    pub(super) fn without_keys(&self) -> impl Iterator<Item = &str> {
+        self.providers
+            .iter()
+            .filter(|p| !p.ready())
+            .map(|p| &*p.settings.name)
+    }
+}
+
+fn compile_route(
+    config: &Arc<Config>,
+    at: usize,
+    r: &route::Route,
+    all: &[Arc<Provider>],
+    owned: &[HeaderName],
+) -> Route {
+    let providers: Vec<Arc<Provider>> = r
+        .providers
+        .iter()
+        .filter_map(|&i| all.get(i).cloned())
+        .collect();
+    let mut issuers: HashMap<Arc<str>, Vec<Arc<Provider>>> = HashMap::new();
+    for p in &providers {
+        if let ProviderKind::Jwt(j) = &p.settings.kind {
+            issuers.entry(j.issuer.clone()).or_default().push(p.clone());
+        }
+    }
+    let strip = if config.strip_authorization {
+        strip_list(&providers, owned)
+    } else {
+        Box::default()
+    };
+    Route {
+        name: r.name.clone(),
+        issuers,
+        strip,
+        allow_anonymous: r.allow_anonymous,
+        mode: r.mode,
+        providers,
+        config: config.clone(),
+        at,
+    }
+}
+
+/// `authorization` and every other header the providers read a credential from, unless
+/// ward owns it (and so removes it anyway).
+fn strip_list(providers: &[Arc<Provider>], owned: &[HeaderName]) -> Box<[HeaderName]> {
+    let authorization = HeaderName::parse("authorization").expect("static name");
+    let mut names = vec![authorization];
+    for source in providers.iter().flat_map(|p| &p.sources) {
+        if let TokenSource::Header { name, .. } = source
+            && !names.contains(name)
+            && !owned.contains(name)
+        {
+            names.push(name.clone());
+        }
+    }
+    names.into_boxed_slice()
+}
+
+/// The identity headers, then every provider's claim headers, each once.
+fn owned_headers(ih: &IdentityHeaders, providers: &[Arc<ProviderSettings>]) -> Vec<HeaderName> {
+    let mut owned = vec![
+        ih.subject.clone(),
+        ih.issuer.clone(),
+        ih.provider.clone(),
+        ih.roles.clone(),
+        ih.scopes.clone(),
+    ];
+    for p in providers {
+        for (_, h) in p.claim_headers() {
+            if !owned.contains(h) {
+                owned.push(h.clone());
+            }
+        }
+    }
+    owned
+}
+
+/// The top-level claims some `claim:` condition reads: the only ones a cached identity
+/// keeps.
+fn kept_claims(config: &Config) -> Arc<[Arc<str>]> {
+    let mut names = Vec::new();
+    for r in &config.routes {
+        if let Some(c) = &r.require {
+            c.claim_names(&mut names);
+        }
+    }
+    names.sort();
+    names.dedup();
+    names.into_iter().map(Into::into).collect()
+}
+
+/// The run-time client of an introspection provider. A client that cannot be built (an
+/// unreadable `ca_file` since validation) is logged; its checks answer 503.
+fn introspector_for(
+    p: &ProviderSettings,
+    max_entries: u64,
+    metrics: &Arc<Metrics>,
+    kept_claims: &[Arc<str>],
+    clock: &Clock,
+    previous: Option<&Introspector>,
+) -> Option<Arc<Introspector>> {
+    let ProviderKind::Introspection(s) = &p.kind else {
+        return None;
+    };
+    let (name, settings) = (p.name.clone(), (**s).clone());
+    match Introspector::new(
+        name,
+        settings,
+        max_entries,
+        metrics.clone(),
+        kept_claims.to_vec(),
+        clock.clone(),
+        previous,
+    ) {
+        Ok(i) => Some(Arc::new(i)),
+        Err(error) => {
+            tracing::error!(provider = &*p.name, %error, "introspection client unavailable");
+            None
+        }
+    }
+}
+
+/// One bit per name length; lengths from 63 on share the last bit.
+pub(super) fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
+}
