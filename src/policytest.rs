@@ -14,7 +14,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ use serde_json::{Map, Value, json};
 use crate::authn::alg::Alg;
 use crate::clock::unix_now;
 use crate::config::yaml;
-use crate::config::{self, ConfigError, Dur, Env, Errors, ProcessEnv};
+use crate::config::{self, ConfigError, Dur, Env, Errors};
 use crate::decision::{DenyReason, Report, Verdict};
 use crate::devtoken::SigningKey;
 use crate::engine::Engine;
@@ -41,7 +40,9 @@ const EXPIRED_AGO: u64 = 24 * 3600;
 /// Counts of one run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
+    /// Cases whose outcome was the expected one.
     pub passed: usize,
+    /// Cases whose outcome was not.
     pub failed: usize,
 }
 
@@ -55,18 +56,26 @@ impl fmt::Display for Summary {
 /// found is listed, each with its path and line.
 #[derive(Debug, thiserror::Error)]
 pub enum TestError {
+    /// The config is invalid.
     #[error("{}", render(file, errors))]
     Config {
+        /// The config file.
         file: PathBuf,
+        /// Every error, with its path and line.
         errors: Vec<ConfigError>,
     },
+    /// The cases file is invalid.
     #[error("{}", render(file, errors))]
     Cases {
+        /// The cases file.
         file: PathBuf,
+        /// Every error, with its path and line.
         errors: Vec<ConfigError>,
     },
+    /// The runtime the cases run on could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    /// The report could not be written.
     #[error("cannot write the report: {0}")]
     Output(std::io::Error),
 }
@@ -77,20 +86,6 @@ fn render(file: &Path, errors: &[ConfigError]) -> String {
         .map(|e| format!("{}:{e}", file.display()))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// `ward test`: runs `cases` against `config`, prints the report, and returns the exit
-/// code: 0 when every case passes, 1 when one fails, 2 when either file is unusable.
-pub fn main(config: &Path, cases: &Path) -> ExitCode {
-    let stdout = std::io::stdout();
-    match run(config, cases, &ProcessEnv, &mut stdout.lock()) {
-        Ok(s) if s.failed == 0 => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::from(2)
-        }
-    }
 }
 
 /// Loads both files (reporting the errors of both), runs every case and writes the
