@@ -27,11 +27,12 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use prost::Message as _;
+use ward::Decision;
 use ward::authn::jwt::Alg;
 use ward::authz::{path, route};
+use ward::engine::Engine;
 use ward::metrics::Metrics;
 use ward::request::CheckInput;
-use ward::{Decision, Engine};
 
 use common::{AUD, ISS, Keys, config_yaml, issuer};
 
@@ -98,11 +99,17 @@ fn assert_allowed(d: &Decision, what: &str) {
 }
 
 fn cache_counts(e: &Engine, provider: &str) -> (u64, u64) {
-    let c = &e.metrics().token_cache_requests;
-    (
-        c.with_label_values(&[provider, "hit"]).get(),
-        c.with_label_values(&[provider, "miss"]).get(),
-    )
+    let text = e.metrics().render();
+    let count = |result: &str| {
+        let series = format!(
+            "ward_token_cache_requests_total{{provider=\"{provider}\",result=\"{result}\"}} "
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (count("hit"), count("miss"))
 }
 
 // === benches ===

@@ -153,7 +153,7 @@ fn main() {
         dir.path(),
         &keys.jwks(),
     );
-    let state = AppState::new(ward::Engine::new(config, Arc::new(Metrics::new())));
+    let state = AppState::new(ward::engine::Engine::new(config, Arc::new(Metrics::new())));
     let mut req = common::envoy_request(path);
     if !anonymous {
         let tok = keys
@@ -218,7 +218,7 @@ fn one_check(
 #[inline(never)]
 fn log(
     state: &AppState,
-    engine: &ward::Engine,
+    engine: &ward::engine::Engine,
     d: &ward::Decision,
     request_id: &str,
     path: &str,
@@ -236,7 +236,7 @@ fn to_input(req: &CheckRequest) -> ward::CheckInput<'_> {
 
 #[inline(never)]
 fn decide(
-    engine: &ward::Engine,
+    engine: &ward::engine::Engine,
     input: &ward::CheckInput<'_>,
     rt: &tokio::runtime::Runtime,
 ) -> ward::Decision {
@@ -258,7 +258,7 @@ fn encode(r: &ward::response::Answer) -> usize {
 fn memory(keys: &Keys, n: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = common::load(&config_yaml(10, true, 1, None), dir.path(), &keys.jwks());
-    let engine = ward::Engine::new(config, Arc::new(Metrics::new()));
+    let engine = ward::engine::Engine::new(config, Arc::new(Metrics::new()));
     let tokens = common::mint_many(keys.get(Alg::ES256), &issuer(0), AUD, 1, n);
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()

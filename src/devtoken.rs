@@ -8,12 +8,36 @@ use serde_json::Value;
 
 use crate::authn::alg::Alg;
 
+use std::path::Path;
+
+/// Why a development key or token could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum DevTokenError {
+    /// The key does not suit the algorithm (wrong type, too short a secret).
     #[error("the key does not fit {alg}: {why}")]
-    Key { alg: &'static str, why: String },
+    Key {
+        /// The algorithm asked for.
+        alg: &'static str,
+        /// What is wrong with the key.
+        why: String,
+    },
+    /// An algorithm name ward does not know.
+    #[error("unknown algorithm `{0}`")]
+    UnknownAlg(String),
+    /// The key file cannot be read.
+    #[error("reading {path}: {error}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why it cannot be read.
+        error: std::io::Error,
+    },
+    /// Signing failed.
     #[error("cannot sign: {0}")]
     Sign(String),
+    /// An API key that ward would refuse when presented.
+    #[error("an API key is printable ASCII without spaces; ward would refuse this one")]
+    ApiKeySyntax,
 }
 
 /// A private key (PEM; for HS* the raw secret bytes) ready to sign with `alg`.
@@ -25,6 +49,19 @@ pub struct SigningKey {
 }
 
 impl SigningKey {
+    /// Reads a key file (PEM; for HS* the secret's raw bytes) for the algorithm named
+    /// `alg` (`RS256`, `ES256`, `EdDSA`, `HS256`, ...).
+    pub fn from_file(path: &Path, alg: &str) -> Result<Self, DevTokenError> {
+        let alg = Alg::parse(alg).ok_or_else(|| DevTokenError::UnknownAlg(alg.to_string()))?;
+        let bytes = std::fs::read(path).map_err(|error| DevTokenError::Read {
+            path: path.display().to_string(),
+            error,
+        })?;
+        Self::from_bytes(&bytes, alg)
+    }
+
+    /// A key from its bytes (PEM; for HS* the raw secret) for `alg`.
+    #[doc(hidden)]
     pub fn from_bytes(bytes: &[u8], alg: Alg) -> Result<Self, DevTokenError> {
         let err = |e: jsonwebtoken::errors::Error| DevTokenError::Key {
             alg: alg.as_str(),
@@ -54,6 +91,7 @@ impl SigningKey {
         Ok(Self { alg, key, kid, jwk })
     }
 
+    /// The key id: the RFC 7638 thumbprint of the public key.
     pub fn kid(&self) -> &str {
         &self.kid
     }
@@ -70,4 +108,14 @@ impl SigningKey {
         jsonwebtoken::encode(&header, claims, &self.key)
             .map_err(|e| DevTokenError::Sign(e.to_string()))
     }
+}
+
+/// The SHA-256 (hex) of an API key, for `api_key.keys[].sha256`. A key ward would refuse
+/// when presented (spaces, control or non-ASCII bytes: never trimmed) is an error, since
+/// it could never be used.
+pub fn api_key_sha256(key: &str) -> Result<String, DevTokenError> {
+    if !crate::authn::apikey::is_key_syntax(key) {
+        return Err(DevTokenError::ApiKeySyntax);
+    }
+    Ok(crate::authn::apikey::sha256_hex(key.as_bytes()))
 }

@@ -5,15 +5,16 @@
 //! [`Identity`] in the request extensions. Every decision is counted in the engine's
 //! metrics and logged as the server logs it (denials and shadow denials at info).
 //!
-//! ```
-//! use std::sync::Arc;
+//! The layer follows the [`Ward`](crate::Ward) it was made from: after a reload, the next
+//! request is decided by the new policy.
 //!
-//! fn app(config: ward::Config) -> axum::Router {
-//!     let engine = Arc::new(ward::Engine::new(config, Arc::new(ward::metrics::Metrics::new())));
-//!     axum::Router::new()
-//!         .route("/orders", axum::routing::get(|| async { "orders" }))
-//!         .layer(ward::layer::WardLayer::new(engine))
-//! }
+//! ```no_run
+//! # async fn example() -> Result<(), ward::LoadError> {
+//! let ward = ward::Ward::from_file("ward.yaml")?;
+//! let app: axum::Router = axum::Router::new()
+//!     .route("/orders", axum::routing::get(|| async { "orders" }))
+//!     .layer(ward.layer());
+//! # Ok(()) }
 //! ```
 
 use std::future::Future;
@@ -26,21 +27,18 @@ use tower::{Layer, Service};
 
 use crate::authn::Identity;
 use crate::decision::Verdict;
-use crate::engine::Engine;
-use crate::observe::Observer;
 use crate::request::CheckInput;
+use crate::server::AppState;
 
-/// Wraps a service with ward's decision.
+/// Wraps a service with ward's decision; made by [`Ward::layer`](crate::Ward::layer).
 #[derive(Clone)]
 pub struct WardLayer {
-    engine: Arc<Engine>,
-    observer: Arc<Observer>,
+    state: Arc<AppState>,
 }
 
 impl WardLayer {
-    pub fn new(engine: Arc<Engine>) -> Self {
-        let observer = Arc::new(Observer::new(engine.metrics().clone()));
-        Self { engine, observer }
+    pub(crate) fn new(state: Arc<AppState>) -> Self {
+        Self { state }
     }
 }
 
@@ -50,17 +48,16 @@ impl<S> Layer<S> for WardLayer {
     fn layer(&self, inner: S) -> Self::Service {
         WardService {
             inner,
-            engine: self.engine.clone(),
-            observer: self.observer.clone(),
+            state: self.state.clone(),
         }
     }
 }
 
+/// A service behind ward's decision (see [`WardLayer`]).
 #[derive(Clone)]
 pub struct WardService<S> {
     inner: S,
-    engine: Arc<Engine>,
-    observer: Arc<Observer>,
+    state: Arc<AppState>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -81,8 +78,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let engine = self.engine.clone();
-        let observer = self.observer.clone();
+        let state = self.state.clone();
         // The clone that was polled ready serves this request (tower's usual dance).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -107,10 +103,14 @@ where
                     input.headers.push(name.as_str(), value.as_bytes());
                 }
                 let request_id = input.request_id().into_owned();
+                // The policy as it is now: a reload applies from the next request.
+                let engine = state.engine.load_full();
                 let decision = engine.check(&input).await;
                 let logging = &engine.config().logging;
                 let path = input.path_only();
-                observer.decided(&decision, &request_id, path, start.elapsed(), logging);
+                state
+                    .observer
+                    .decided(&decision, &request_id, path, start.elapsed(), logging);
                 (decision, request_id)
             };
             match &decision.verdict {

@@ -1,34 +1,75 @@
-//! ward: an Envoy external-authorization server, and the decision engine behind it as a
-//! library.
+//! ward: an Envoy external-authorization server, and its decision engine as a library.
 //!
-//! The engine ([`engine::Engine`]) takes a [`request::CheckInput`] and returns a
-//! [`decision::Decision`]; it knows nothing of gRPC. The [`server`] module serves it as
-//! `envoy.service.auth.v3.Authorization`; [`response`] is the only builder of Envoy's
-//! `CheckResponse`.
+//! ward verifies the credential of each request (JWT against JWKS or OIDC discovery,
+//! RFC 7662 introspection, API keys, mTLS peer identity), applies the matching route's
+//! rules, and answers with the verified identity as headers for the upstream. The server
+//! answers Envoy's `envoy.service.auth.v3.Authorization/Check`; a Rust service can embed
+//! the same decision as a `tower` layer.
+//!
+//! The API is small:
+//! - [`Ward`]: a compiled policy (load a config, reload it, [`check`](Ward::check) a
+//!   [`CheckInput`], read its [`Metrics`], make a [`layer`](Ward::layer) that follows
+//!   reloads);
+//! - [`Decision`]: what ward decided and why, protocol-neutral;
+//! - [`Server`]: the gRPC and admin listeners, as `ward serve` runs them;
+//! - [`config`]: loading and validating a config file (`ward validate`);
+//! - [`policytest`] and [`devtoken`]: testing a policy against a table of requests
+//!   (`ward test`) with development tokens.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let ward = ward::Ward::from_file("ward.yaml")?;
+//! let decision = ward
+//!     .check(&ward::CheckInput {
+//!         method: "GET",
+//!         path: "/healthz",
+//!         ..Default::default()
+//!     })
+//!     .await;
+//! assert!(decision.is_allow());
+//! # Ok(()) }
+//! ```
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
-pub mod authn;
-pub mod authz;
+/// Declares ward's internal modules: private, or public (and hidden from the docs) with
+/// the `internals` feature, which only ward's own tests, benches and fuzzers turn on.
+macro_rules! internal {
+    ($($name:ident),* $(,)?) => {$(
+        #[cfg(feature = "internals")]
+        #[doc(hidden)]
+        #[allow(missing_docs)]
+        pub mod $name;
+        #[cfg(not(feature = "internals"))]
+        mod $name;
+    )*};
+}
+
+internal!(
+    authn, authz, digest, engine, header, observe, response, server
+);
+
 pub mod clock;
 pub mod config;
 pub mod decision;
 pub mod devtoken;
-pub mod digest;
-pub mod engine;
-pub mod header;
 pub mod layer;
 pub mod metrics;
-pub mod observe;
 pub mod policytest;
 pub mod request;
-pub mod response;
-pub mod server;
+mod ward;
 
+pub use authn::Identity;
+pub use authn::claims::Names;
 pub use config::{Config, ConfigErrors};
 pub use decision::{Decision, DenyReason, Verdict};
-pub use engine::Engine;
+pub use layer::WardLayer;
+pub use metrics::Metrics;
 pub use request::CheckInput;
+pub use server::Server;
+pub use server::reload::ReloadError;
+pub use ward::{LoadError, Ward};
 
 // The README's Rust examples are compiled by `cargo test`.
 #[cfg(doctest)]

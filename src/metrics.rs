@@ -9,31 +9,34 @@ use prometheus::{
 /// One provider's `ward_token_cache_requests_total` series, looked up once (when the
 /// engine is built), so a check counts its lookup without hashing label values.
 #[derive(Clone)]
-pub struct CacheCounters {
-    pub hit: IntCounter,
-    pub miss: IntCounter,
+pub(crate) struct CacheCounters {
+    hit: IntCounter,
+    miss: IntCounter,
 }
 
 impl CacheCounters {
-    pub fn count(&self, hit: bool) {
+    pub(crate) fn count(&self, hit: bool) {
         if hit { &self.hit } else { &self.miss }.inc();
     }
 }
 
+/// ward's Prometheus metrics (SPEC §6), in a registry of their own.
 pub struct Metrics {
+    /// The registry every ward metric is in: gather it, or register a service's own
+    /// collectors beside them.
     pub registry: Registry,
-    pub check_requests: IntCounterVec,
-    pub check_duration: HistogramVec,
-    pub token_cache_requests: IntCounterVec,
-    pub jwks_refresh: IntCounterVec,
-    pub jwks_keys: IntGaugeVec,
-    pub jwks_last_success: GaugeVec,
-    pub introspection_requests: IntCounterVec,
-    pub introspection_duration: HistogramVec,
-    pub config_reloads: IntCounterVec,
-    pub config_last_reload_success: Gauge,
-    pub check_rejected: IntCounterVec,
-    pub inflight_request_bytes: IntGauge,
+    pub(crate) check_requests: IntCounterVec,
+    pub(crate) check_duration: HistogramVec,
+    pub(crate) token_cache_requests: IntCounterVec,
+    pub(crate) jwks_refresh: IntCounterVec,
+    pub(crate) jwks_keys: IntGaugeVec,
+    pub(crate) jwks_last_success: GaugeVec,
+    pub(crate) introspection_requests: IntCounterVec,
+    pub(crate) introspection_duration: HistogramVec,
+    pub(crate) config_reloads: IntCounterVec,
+    pub(crate) config_last_reload_success: Gauge,
+    pub(crate) check_rejected: IntCounterVec,
+    pub(crate) inflight_request_bytes: IntGauge,
 }
 
 /// Buckets from 25 µs to 2.5 s: a cached check takes tens of microseconds, one waiting on
@@ -49,6 +52,7 @@ const INTROSPECTION_BUCKETS: &[f64] = &[
 ];
 
 impl Metrics {
+    /// Every ward metric, registered in a new registry.
     pub fn new() -> Self {
         let registry = Registry::new();
         let check_requests = IntCounterVec::new(
@@ -193,7 +197,7 @@ impl Metrics {
     }
 
     /// The cache counters of `provider`; both series exist (at zero) from this call on.
-    pub fn token_cache(&self, provider: &str) -> CacheCounters {
+    pub(crate) fn token_cache(&self, provider: &str) -> CacheCounters {
         let series = |result| {
             self.token_cache_requests
                 .with_label_values(&[provider, result])

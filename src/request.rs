@@ -9,7 +9,9 @@ use std::borrow::Cow;
 /// What a header lookup found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup<'a> {
+    /// Not sent.
     Absent,
+    /// Sent once, with this value.
     One(&'a [u8]),
     /// The header was sent more than once (as separate lines).
     Many,
@@ -23,12 +25,14 @@ pub struct Headers<'a> {
 }
 
 impl<'a> Headers<'a> {
+    /// Room for `n` headers.
     pub fn with_capacity(n: usize) -> Self {
         Self {
             entries: Vec::with_capacity(n),
         }
     }
 
+    /// Adds a header (name in lower case, as Envoy sends it).
     pub fn push(&mut self, name: &'a str, value: &'a [u8]) {
         self.entries.push((name, value));
     }
@@ -41,6 +45,7 @@ impl<'a> Headers<'a> {
             .map(|(_, v)| *v)
     }
 
+    /// `name` (compared case-insensitively): absent, sent once, or sent more than once.
     pub fn get(&self, name: &str) -> Lookup<'a> {
         let mut it = self.get_all(name);
         match (it.next(), it.next()) {
@@ -58,6 +63,7 @@ impl<'a> Headers<'a> {
         }
     }
 
+    /// Every header, in the order received.
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + '_ {
         self.entries.iter().copied()
     }
@@ -66,11 +72,13 @@ impl<'a> Headers<'a> {
 /// One request to authorize.
 #[derive(Debug, Default, Clone)]
 pub struct CheckInput<'a> {
+    /// The HTTP method.
     pub method: &'a str,
     /// `:authority` / Host, possibly with a port.
     pub host: &'a str,
     /// The raw `:path`, query string included, as Envoy forwards it.
     pub path: &'a str,
+    /// The request headers.
     pub headers: Headers<'a>,
     /// Envoy per-route `context_extensions`.
     pub context: Vec<(&'a str, &'a str)>,
@@ -78,6 +86,7 @@ pub struct CheckInput<'a> {
     pub source_principal: &'a str,
     /// URL-encoded PEM of the peer certificate, when Envoy sends it.
     pub source_certificate: &'a str,
+    /// The peer's address (`ip:port`), as Envoy saw it.
     pub source_address: &'a str,
     /// Envoy's stream id, the fallback request id.
     pub stream_id: &'a str,
@@ -137,6 +146,7 @@ impl<'a> CheckInput<'a> {
     }
 
     /// The raw query string, without the `?`.
+    /// The query string of `path` (without `?` and any fragment), or "".
     pub fn query(&self) -> &'a str {
         match self.path.split_once('?') {
             Some((_, q)) => q.split('#').next().unwrap_or(""),
@@ -144,6 +154,7 @@ impl<'a> CheckInput<'a> {
         }
     }
 
+    /// The context extension `key`, if Envoy sent one.
     pub fn context_value(&self, key: &str) -> Option<&'a str> {
         self.context
             .iter()

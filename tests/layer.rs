@@ -14,18 +14,25 @@ use ward::authn::jwt::Alg;
 
 use common::{TestKey, Ward, now};
 
-/// An engine with one HS256 provider `local` trusting `key`, and `routes` (YAML items).
-fn engine(key: &TestKey, routes: &str) -> Arc<ward::Engine> {
+/// The config of one HS256 provider `local` trusting `key`, and `routes` (YAML items).
+fn config(key: &TestKey, routes: &str) -> ward::Config {
     let yaml = format!(
         "providers:\n  - name: local\n    jwt: {{ issuer: https://local.test, audiences: [svc], algorithms: [HS256], jwks: {} }}\nroutes:\n{routes}",
         key.jwks()
     );
-    Arc::new(Ward::builder(&yaml).engine())
+    Ward::builder(&yaml)
+        .load()
+        .unwrap_or_else(|e| panic!("config does not load:\n{e}"))
+}
+
+/// A policy of `config(key, routes)`, as a service embedding ward makes it.
+fn policy(key: &TestKey, routes: &str) -> ward::Ward {
+    ward::Ward::new(config(key, routes)).expect("the policy starts")
 }
 
 fn app() -> (Router, TestKey) {
     let key = TestKey::generate(Alg::HS256);
-    let engine = engine(
+    let policy = policy(
         &key,
         r#"
   - name: health
@@ -54,7 +61,7 @@ fn app() -> (Router, TestKey) {
                 },
             ),
         )
-        .layer(ward::layer::WardLayer::new(engine));
+        .layer(policy.layer());
     (router, key)
 }
 
@@ -182,7 +189,7 @@ fn captured_logs() -> &'static Captured {
 #[tokio::test]
 async fn decisions_are_counted_and_logged_as_the_server_does() {
     // Shadow mode is only useful if its would-be denials show up somewhere.
-    let engine = engine(
+    let policy = policy(
         &TestKey::generate(Alg::HS256),
         r#"
   - name: trial
@@ -197,7 +204,7 @@ async fn decisions_are_counted_and_logged_as_the_server_does() {
     let app = Router::new()
         .route("/trial", get(|| async { "trial" }))
         .route("/orders", get(|| async { "orders" }))
-        .layer(ward::layer::WardLayer::new(engine.clone()));
+        .layer(policy.layer());
     let logs = captured_logs();
     for (path, status) in [
         ("/trial", StatusCode::OK),
@@ -233,11 +240,36 @@ async fn decisions_are_counted_and_logged_as_the_server_does() {
         (fields(1, "decision"), fields(1, "reason")),
         ("deny".into(), "missing_credential".into())
     );
-    let m = engine.metrics().render();
+    let m = policy.metrics().render();
     for series in [
         r#"ward_check_requests_total{decision="shadow_deny",reason="missing_credential",route="trial"} 1"#,
         r#"ward_check_requests_total{decision="deny",reason="missing_credential",route="orders"} 1"#,
     ] {
         assert!(m.contains(series), "{series} not in\n{m}");
     }
+}
+
+#[tokio::test]
+async fn the_layer_follows_reloads_of_its_policy() {
+    // An embedded ward must be able to change its policy without rebuilding the service.
+    let key = TestKey::generate(Alg::HS256);
+    let open =
+        "  - name: reports\n    match: { path_prefix: /reports }\n    allow_anonymous: true\n";
+    let closed =
+        "  - name: reports\n    match: { path_prefix: /reports }\n    providers: [local]\n";
+    let policy = policy(&key, open);
+    let app = Router::new()
+        .route("/reports", get(|| async { "reports" }))
+        .layer(policy.layer());
+    let status = |app: Router| async move {
+        let req = Request::get("/reports").body(Body::empty()).expect("req");
+        app.oneshot(req).await.expect("resp").status()
+    };
+    assert_eq!(status(app.clone()).await, StatusCode::OK);
+    policy
+        .replace(config(&key, closed))
+        .expect("the new policy is valid");
+    assert_eq!(status(app.clone()).await, StatusCode::UNAUTHORIZED);
+    policy.replace(config(&key, open)).expect("valid");
+    assert_eq!(status(app).await, StatusCode::OK);
 }

@@ -9,7 +9,8 @@ use ward::authn::ProviderKind;
 use ward::authn::jwks::KeySet;
 use ward::authn::jwt::{Alg, JwtSettings};
 use ward::devtoken::SigningKey;
-use ward::{Config, Engine};
+use ward::Config;
+use ward::engine::Engine;
 
 /// "Now" for token checks (2027-01-15): the seeds' tokens are valid then.
 pub const NOW: u64 = 1_800_000_000;

@@ -20,7 +20,7 @@ use serde_json::Value;
 pub use compile::{
     Config, IdentityHeaders, LoggingConfig, RequestLimits, ServerConfig, SubjectLog, TlsConfig,
 };
-pub use duration::Dur;
+pub use duration::{Dur, parse_duration};
 pub use sources::Sources;
 
 /// One problem in a config file: where it is and what is wrong.

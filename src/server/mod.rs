@@ -1,5 +1,5 @@
 //! The network side: the gRPC listener (Check, health) and the admin listener, started
-//! together by [`run`] and stopped together on shutdown.
+//! together by [`Server::run`] and stopped together on shutdown.
 
 pub mod admin;
 pub mod grpc;
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt as _;
 
 use crate::authn::jwks::KeySources;
@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::observe::Observer;
+use crate::ward::Ward;
 use stream::Unvectored;
 
 /// `envoy/service/auth/v3/external_auth.proto` and its imports, for server reflection
@@ -86,9 +87,74 @@ impl AppState {
     }
 }
 
+/// ward's network side on two bound listeners: what `ward serve` runs, and what the
+/// tests start on ephemeral ports.
+pub struct Server {
+    ward: Ward,
+    grpc: TcpListener,
+    admin: TcpListener,
+    grace: Duration,
+    reload: Option<(mpsc::Receiver<()>, Option<Duration>)>,
+}
+
+impl Server {
+    /// Serves `ward` with gRPC (Check, health, reflection) on `grpc` and admin HTTP on
+    /// `admin`; the shutdown grace is the config's `server.shutdown_grace`.
+    pub fn new(ward: Ward, grpc: TcpListener, admin: TcpListener) -> Self {
+        let grace = ward.config().server.shutdown_grace;
+        Self {
+            ward,
+            grpc,
+            admin,
+            grace,
+            reload: None,
+        }
+    }
+
+    /// Whether the files of the config's `server.tls` load (certificate chain, a key that
+    /// matches it, client CA): what serving needs before it can listen.
+    pub fn check_tls(config: &Config) -> Result<(), String> {
+        match &config.server.tls {
+            Some(tls) => tls::load(tls).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// How long in-flight checks may take to finish once shutdown starts.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Reloads the policy's config file on every message on `trigger` (SIGHUP in
+    /// `ward serve`) and, every `interval`, when a file that the config read changed.
+    /// Ignored for a policy that was not loaded from a file.
+    pub fn reload_on(mut self, trigger: mpsc::Receiver<()>, interval: Option<Duration>) -> Self {
+        self.reload = Some((trigger, interval));
+        self
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, lets in-flight checks
+    /// finish for at most the grace period, and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let state = self.ward.state().clone();
+        let watcher = match (self.reload, self.ward.watched()) {
+            (Some((trigger, interval)), Some((path, env, read))) => Some(tokio::spawn(
+                reload::watch(path, state.clone(), env, interval, trigger, read),
+            )),
+            _ => None,
+        };
+        let served = serve(self.grpc, self.admin, state, shutdown, self.grace).await;
+        if let Some(w) = watcher {
+            w.abort();
+        }
+        served
+    }
+}
+
 /// Serves gRPC on `grpc` and admin HTTP on `admin` until `shutdown` resolves; then stops
 /// accepting, lets in-flight checks finish for at most `grace`, and returns.
-pub async fn run(
+async fn serve(
     grpc: TcpListener,
     admin: TcpListener,
     state: Arc<AppState>,

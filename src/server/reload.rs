@@ -10,16 +10,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{self, ConfigErrors, Env, Sources};
+use crate::config::{self, Config, ConfigErrors, Env, Sources};
 use crate::server::AppState;
 
 /// Why a reload did not take effect.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
+    /// The new config is invalid: every error, with its path and line.
     #[error("{0}")]
     Invalid(ConfigErrors),
+    /// A key source of the new config could not be set up.
     #[error("{0}")]
     Keys(String),
+    /// [`Ward::reload`](crate::Ward::reload) on a policy that was not loaded from a file.
+    #[error("this policy was not loaded from a file")]
+    NoFile,
 }
 
 /// Reloads `path` into `state`. On error the running config is untouched.
@@ -28,32 +33,43 @@ pub fn reload(path: &Path, state: &AppState, env: &dyn Env) -> Result<(), Reload
 }
 
 /// [`reload`], also returning the files the attempt read.
-fn reload_tracked(
+pub(crate) fn reload_tracked(
     path: &Path,
     state: &AppState,
     env: &dyn Env,
 ) -> (Result<(), ReloadError>, Sources) {
     let (loaded, sources) = config::load_file_tracked(path, env);
-    let result = loaded.map_err(ReloadError::Invalid).and_then(|config| {
-        let running = state.engine.load();
-        let old = &running.config().server;
-        if old.grpc_addr != config.server.grpc_addr || old.admin_addr != config.server.admin_addr {
-            tracing::warn!("listen addresses changed in the config: they apply on restart only");
-        }
-        let stores = state
-            .key_sources
-            .stores_for(config.providers.iter().map(|p| p.keys_wanted()))
-            .map_err(ReloadError::Keys)?;
-        Ok(running.reloaded(config, stores))
-    });
-    (record(path, state, result), sources)
+    let result = loaded
+        .map_err(ReloadError::Invalid)
+        .and_then(|config| compile(state, config));
+    (record(&path.display().to_string(), state, result), sources)
+}
+
+/// Swaps `config` into `state`, as a reload of the file would.
+pub(crate) fn replace(state: &AppState, config: Config) -> Result<(), ReloadError> {
+    let result = compile(state, config);
+    record("(in process)", state, result)
+}
+
+/// The engine for `config`, reusing the running engine's key stores and clients.
+fn compile(state: &AppState, config: Config) -> Result<crate::engine::Engine, ReloadError> {
+    let running = state.engine.load();
+    let old = &running.config().server;
+    if old.grpc_addr != config.server.grpc_addr || old.admin_addr != config.server.admin_addr {
+        tracing::warn!("listen addresses changed in the config: they apply on restart only");
+    }
+    let stores = state
+        .key_sources
+        .stores_for(config.providers.iter().map(|p| p.keys_wanted()))
+        .map_err(ReloadError::Keys)?;
+    Ok(running.reloaded(config, stores))
 }
 
 /// Swaps in a new engine, or logs why not; counts either way.
 fn record(
-    path: &Path,
+    origin: &str,
     state: &AppState,
-    result: Result<crate::Engine, ReloadError>,
+    result: Result<crate::engine::Engine, ReloadError>,
 ) -> Result<(), ReloadError> {
     let m = &state.metrics;
     match result {
@@ -63,7 +79,7 @@ fn record(
             m.config_reloads.with_label_values(&["success"]).inc();
             m.config_last_reload_success
                 .set(state.key_sources.clock().unix_secs() as f64);
-            tracing::info!(config = %path.display(), routes, "config reloaded");
+            tracing::info!(config = origin, routes, "config reloaded");
             Ok(())
         }
         Err(e) => {
@@ -71,9 +87,10 @@ fn record(
             let errors = match &e {
                 ReloadError::Invalid(errs) => errs.0.iter().map(ToString::to_string).collect(),
                 ReloadError::Keys(k) => vec![k.clone()],
+                ReloadError::NoFile => vec![e.to_string()],
             };
             tracing::error!(
-                config = %path.display(), errors = ?errors,
+                config = origin, errors = ?errors,
                 "config reload failed; the last good config keeps serving"
             );
             Err(e)

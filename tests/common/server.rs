@@ -1,11 +1,12 @@
-//! ward in-process: [`Ward`] runs `ward::server::run` on two listeners bound to
+//! ward in-process: [`Ward`] runs `ward::Server` on two listeners bound to
 //! `127.0.0.1:0` before the server is spawned (so a client can connect at once, no
 //! sleeps), from a YAML string compiled with `ward::config::load_str` or from a config
 //! file read with `ward::config::load_file` (optionally watched for reloads, as `ward
 //! serve` does). Files the config names (`jwks_file`, TLS files, ...) go in a temporary
 //! directory that is the config's base directory. [`WardBuilder`] also compiles a config
 //! without serving it: its errors ([`WardBuilder::config_error`]) or an in-process
-//! [`ward::Engine`] ([`WardBuilder::engine`]).
+//! `ward::engine::Engine` ([`WardBuilder::engine`]). [`WardBuilder::clock`] runs it on a
+//! manual clock, so a test moves time instead of waiting for it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,9 +20,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
+use ward::ReloadError;
+use ward::clock::Clock;
 use ward::config::Config;
-use ward::server::AppState;
-use ward::server::reload::ReloadError;
 
 use super::{Summary, code, describe, eventually, grpc_code, metric, summary};
 
@@ -34,12 +35,12 @@ pub struct Ward {
     /// The grace period `run` was given.
     pub grace: Duration,
     /// What every handler shares; [`Ward::reload`] swaps its engine.
-    state: Arc<AppState>,
+    policy: ward::Ward,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     client: Option<AuthorizationClient<Channel>>,
-    /// With [`WardBuilder::watch`]: the reload watcher and the line that plays SIGHUP.
-    watcher: Option<(JoinHandle<()>, mpsc::Sender<()>)>,
+    /// With [`WardBuilder::watch`]: the line that plays SIGHUP to the reload watcher.
+    watcher: Option<mpsc::Sender<()>>,
     /// The config file, when ward was started from one.
     config_file: Option<PathBuf>,
     env: Arc<HashMap<String, String>>,
@@ -62,6 +63,8 @@ pub struct WardBuilder {
     dir: tempfile::TempDir,
     env: HashMap<String, String>,
     grace: Duration,
+    /// The clock ward judges time by (the system's unless a test gives one).
+    clock: Option<Clock>,
     /// `Some(interval)` runs the reload watcher (`None` inside: on SIGHUP only).
     watch: Option<Option<Duration>>,
 }
@@ -75,6 +78,7 @@ impl WardBuilder {
             env: HashMap::new(),
             grace: Duration::from_secs(2),
             watch: None,
+            clock: None,
         }
     }
 
@@ -105,13 +109,21 @@ impl WardBuilder {
         self
     }
 
-    /// The `grace` handed to `ward::server::run` (default 2 s).
+    /// The grace period of `ward::Server` (default 2 s).
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self
     }
 
-    /// Runs `ward::server::reload::watch` on the config file (only with
+    /// Runs ward on `clock` (from `ward::clock::Clock::manual`): tokens, caches, key
+    /// refreshes and the introspection breaker then see time move only when the test
+    /// advances it.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Runs the server's reload watcher on the config file (only with
     /// [`Ward::from_file`]): every `interval`, and on every [`Ward::sighup`]; with
     /// `None`, on SIGHUP only.
     pub fn watch(mut self, interval: Option<Duration>) -> Self {
@@ -154,17 +166,31 @@ impl WardBuilder {
 
     /// The config compiled into an in-process engine (no server, no remote key fetching:
     /// what `ward::layer` embeds); a config error fails the test.
-    pub fn engine(&self) -> ward::Engine {
+    pub fn engine(&self) -> ward::engine::Engine {
         let config = self
             .load()
             .unwrap_or_else(|e| panic!("config does not load:\n{e}"));
-        ward::Engine::new(config, Arc::new(ward::metrics::Metrics::new()))
+        ward::engine::Engine::new(config, Arc::new(ward::metrics::Metrics::new()))
     }
 
-    /// Loads the config and starts the server; a config error is returned as its text.
+    /// Loads the config and starts the server (`ward::Server`, as `ward serve` runs it); a
+    /// config error is returned as its text.
     pub async fn try_start(self) -> Result<Ward, String> {
-        let (config, sources) = self.load_tracked()?;
-        let state = AppState::start(config)?;
+        let env = Arc::new(self.env);
+        let clock = self.clock.unwrap_or_else(Clock::system);
+        let config_file = match &self.source {
+            Source::File(path) => Some(path.clone()),
+            Source::Text(_) => None,
+        };
+        let policy = match &self.source {
+            Source::Text(yaml) => {
+                let config = ward::config::load_str(yaml, self.dir.path(), &*env)
+                    .map_err(|e| e.to_string())?;
+                ward::Ward::with_clock(config, clock)
+            }
+            Source::File(path) => ward::Ward::from_file_with(path, env.clone(), clock),
+        }
+        .map_err(|e| e.to_string())?;
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| format!("bind grpc: {e}"))?;
@@ -173,39 +199,22 @@ impl WardBuilder {
             .map_err(|e| format!("bind admin: {e}"))?;
         let grpc_addr = grpc.local_addr().map_err(|e| e.to_string())?;
         let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
-        let config_file = match &self.source {
-            Source::File(path) => Some(path.clone()),
-            Source::Text(_) => None,
-        };
-        let env = Arc::new(self.env);
+        let mut server = ward::Server::new(policy.clone(), grpc, admin).grace(self.grace);
         let watcher = match self.watch {
             None => None,
             Some(interval) => {
-                let path = config_file
-                    .clone()
-                    .ok_or("watch() needs a config file: start with Ward::from_file")?;
+                if config_file.is_none() {
+                    return Err("watch() needs a config file: start with Ward::from_file".into());
+                }
                 let (hup, hup_rx) = mpsc::channel(1);
-                let watch = ward::server::reload::watch(
-                    path,
-                    state.clone(),
-                    env.clone(),
-                    interval,
-                    hup_rx,
-                    sources,
-                );
-                Some((tokio::spawn(watch), hup))
+                server = server.reload_on(hup_rx, interval);
+                Some(hup)
             }
         };
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(ward::server::run(
-            grpc,
-            admin,
-            state.clone(),
-            async move {
-                let _ = stopped.await;
-            },
-            self.grace,
-        ));
+        let task = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
         // The listener is already bound: the channel connects on first use, no waiting.
         let channel = Channel::from_shared(format!("http://{grpc_addr}"))
             .map_err(|e| e.to_string())?
@@ -214,7 +223,7 @@ impl WardBuilder {
             grpc_addr,
             admin_addr,
             grace: self.grace,
-            state,
+            policy,
             stop: Some(stop),
             task: Some(task),
             client: Some(AuthorizationClient::new(channel)),
@@ -265,12 +274,12 @@ impl Ward {
 
     /// Reloads the config file now, as a SIGHUP would, and returns the outcome.
     pub fn reload(&self) -> Result<(), ReloadError> {
-        ward::server::reload::reload(self.config_file(), &self.state, &*self.env)
+        self.policy.reload()
     }
 
     /// Sends the reload watcher a SIGHUP (only with [`WardBuilder::watch`]).
     pub async fn sighup(&self) {
-        let (_, hup) = self
+        let hup = self
             .watcher
             .as_ref()
             .expect("no reload watcher: start with .watch(..)");
@@ -401,9 +410,6 @@ impl Drop for Ward {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
-        }
-        if let Some((watcher, _)) = self.watcher.take() {
-            watcher.abort();
         }
     }
 }

@@ -1,0 +1,203 @@
+//! The `ward` binary: the command line over the library. `serve` (with logging setup and
+//! signals) and `validate` are in [`serve`], `check` and `test` in [`check`], the
+//! development-token commands in [`token`]. Config is loaded before anything is bound: a
+//! bad config is one clear message and a non-zero exit, never a half-started server.
+
+mod check;
+mod serve;
+mod token;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "ward", version, about = "Envoy external-authorization server")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct ConfigArg {
+    /// Config file [default: $WARD_CONFIG, then ./ward.yaml]
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .or_else(|| std::env::var_os("WARD_CONFIG").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("ward.yaml"))
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve Envoy's Authorization/Check over gRPC, plus the admin HTTP endpoints.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Overrides server.grpc_addr.
+        #[arg(long)]
+        grpc_addr: Option<std::net::SocketAddr>,
+        /// Overrides server.admin_addr.
+        #[arg(long)]
+        admin_addr: Option<std::net::SocketAddr>,
+        /// Log format [default: text on a terminal, json otherwise]
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
+    },
+    /// Check a config; exit 0 when valid, 1 with every error (path and line) otherwise.
+    Validate {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Decide one request offline and explain it; exit 0 allow, 1 deny, 2 error.
+    Check(CheckArgs),
+    /// Run a table of requests with expected outcomes; exit 0 all pass, 1 a failure, 2 error.
+    Test {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The cases file (see docs/policy-testing.md).
+        cases: PathBuf,
+    },
+    /// Development tokens and API-key hashes.
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
+}
+
+#[derive(Args)]
+pub(crate) struct CheckArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    #[arg(long, default_value = "GET")]
+    method: String,
+    /// Request path, query string included.
+    #[arg(long)]
+    path: String,
+    #[arg(long, default_value = "")]
+    host: String,
+    /// A request header, `name: value` (repeatable).
+    #[arg(short = 'H', long = "header")]
+    headers: Vec<String>,
+    /// An Envoy context extension, `key=value` (repeatable).
+    #[arg(long = "ctx")]
+    context: Vec<String>,
+    /// The peer's principal (SPIFFE ID), as Envoy's source.principal.
+    #[arg(long)]
+    source_principal: Option<String>,
+    /// The peer certificate as Envoy sends it (URL-encoded PEM), for `mesh` providers.
+    #[arg(long)]
+    source_certificate: Option<String>,
+    /// Print the decision as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum TokenCmd {
+    /// Sign a development JWT; prints only the token.
+    Sign {
+        /// Private key PEM (for HS*: a file holding the secret).
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long, default_value = "RS256")]
+        alg: String,
+        #[arg(long)]
+        iss: String,
+        /// Audience (repeatable).
+        #[arg(long, required = true)]
+        aud: Vec<String>,
+        #[arg(long)]
+        sub: String,
+        /// Extra claim `name=<json>`, e.g. --claim 'roles=["admin"]' (repeatable).
+        #[arg(long = "claim")]
+        claims: Vec<String>,
+        /// Lifetime, e.g. 1h.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+    /// Print the public JWKS for a key; its kid is the one `sign` puts in tokens.
+    Jwks {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long, default_value = "RS256")]
+        alg: String,
+    },
+    /// Read an API key on stdin and print its SHA-256 for `api_key.keys[].sha256`.
+    HashKey,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum LogFormat {
+    Json,
+    Text,
+}
+
+/// mimalloc, not the system allocator: the token cache holds ~100 000 small long-lived
+/// blocks allocated between the short-lived ones of each request, and glibc's arenas
+/// keep the pages those pin resident. See BENCHMARKS.md (memory).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_purge_delay` in mimalloc.h (the same value in mimalloc 2.1+ and 3).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Hands memory that ward frees back to the OS at once. mimalloc's default waits a second
+/// and then purges only when the allocator is next called: an idle ward kept the ~130 MiB
+/// of request buffers an abusive client had made it fill, after the client was gone
+/// (tests/limits.rs measures it).
+fn return_freed_memory_promptly() {
+    // SAFETY: sets one integer option; mimalloc's options are safe to set at any time.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
+}
+
+fn main() -> ExitCode {
+    return_freed_memory_promptly();
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Serve {
+            config,
+            grpc_addr,
+            admin_addr,
+            log_format,
+        } => {
+            serve::init_tracing(log_format);
+            exit(serve::serve(&config.path(), grpc_addr, admin_addr))
+        }
+        Cmd::Validate { config } => serve::validate(&config.path()),
+        Cmd::Check(args) => check::check(args),
+        Cmd::Test { config, cases } => check::test(&config.path(), &cases),
+        Cmd::Token { cmd } => exit(token::token(cmd)),
+    }
+}
+
+/// Every error of a config file, one per line, each prefixed with the file (and line).
+pub(crate) fn render(path: &Path, errors: &ward::ConfigErrors) -> String {
+    errors
+        .0
+        .iter()
+        .map(|e| match e.line {
+            Some(_) => format!("{}:{e}", path.display()),
+            None if e.path.is_empty() => e.message.clone(),
+            None => format!("{}: {e}", path.display()),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn exit(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ward: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

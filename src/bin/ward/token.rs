@@ -1,0 +1,64 @@
+//! `ward token`: development tokens, their JWKS, and API-key hashes.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use ward::devtoken::{self, SigningKey};
+
+use crate::TokenCmd;
+
+pub fn token(cmd: TokenCmd) -> anyhow::Result<()> {
+    match cmd {
+        TokenCmd::Sign {
+            key,
+            alg,
+            iss,
+            aud,
+            sub,
+            claims,
+            ttl,
+        } => {
+            let key = SigningKey::from_file(&key, &alg)?;
+            let ttl = ward::config::parse_duration(&ttl).map_err(anyhow::Error::msg)?;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let mut body = serde_json::json!({
+                "iss": iss,
+                "sub": sub,
+                "aud": if aud.len() == 1 { serde_json::json!(aud[0]) } else { serde_json::json!(aud) },
+                "iat": now,
+                "exp": now + ttl.as_secs(),
+            });
+            for c in &claims {
+                let (name, json) = c
+                    .split_once('=')
+                    .with_context(|| format!("claim `{c}` is not `name=<json>`"))?;
+                let value: serde_json::Value = serde_json::from_str(json).with_context(|| {
+                    format!("claim `{name}`: the value is not JSON (quote strings: '\"x\"')")
+                })?;
+                body[name] = value;
+            }
+            println!("{}", key.sign(&body)?);
+            Ok(())
+        }
+        TokenCmd::Jwks { key, alg } => {
+            let key = SigningKey::from_file(&key, &alg)?;
+            println!("{}", serde_json::to_string_pretty(&key.jwks())?);
+            Ok(())
+        }
+        TokenCmd::HashKey => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the key from stdin")?;
+            let key = line.strip_suffix('\n').unwrap_or(&line);
+            let key = key.strip_suffix('\r').unwrap_or(key);
+            if key.is_empty() {
+                bail!("no key on stdin");
+            }
+            println!("{}", devtoken::api_key_sha256(key)?);
+            Ok(())
+        }
+    }
+}
