@@ -176,12 +176,16 @@ async fn serve(
         None
     } else {
         health.set_not_serving::<grpc::AuthorizationService>().await;
+        // Woken by every key change, not polled: subscribed before the check, so a
+        // change between the check and the wait is not missed.
+        let mut keys_changed = state.key_sources.keys_changed();
         Some(tokio::spawn({
             let (health, state) = (health.clone(), state.clone());
             async move {
-                let mut tick = tokio::time::interval(Duration::from_millis(50));
                 while !state.ready() {
-                    tick.tick().await;
+                    if keys_changed.changed().await.is_err() {
+                        return;
+                    }
                 }
                 health.set_serving::<grpc::AuthorizationService>().await;
             }

@@ -85,6 +85,8 @@ pub struct RemoteKeys {
     metrics: Arc<Metrics>,
     refresher: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     skips: SkipLog,
+    /// Told each time this store's keys change ([`RemoteKeys::notify`]).
+    changed: std::sync::OnceLock<tokio::sync::watch::Sender<()>>,
 }
 
 /// Which unusable keys were last reported: a document that skips the same keys on every
@@ -153,6 +155,7 @@ impl RemoteKeys {
             metrics,
             refresher: std::sync::Mutex::new(None),
             skips: SkipLog::default(),
+            changed: std::sync::OnceLock::new(),
         }))
     }
 
@@ -188,6 +191,19 @@ impl RemoteKeys {
             .set(fetched_at);
         self.keys.store(Some(keys));
         self.jwks_uri.store(old.jwks_uri.load_full());
+        self.keys_changed();
+    }
+
+    /// Sends on `tx` each time this store's keys change (set once; later calls are
+    /// ignored): how the server learns that a provider became ready without polling.
+    pub fn notify(&self, tx: tokio::sync::watch::Sender<()>) {
+        let _ = self.changed.set(tx);
+    }
+
+    fn keys_changed(&self) {
+        if let Some(tx) = self.changed.get() {
+            tx.send_replace(());
+        }
     }
 
     /// Starts the background refresh (fetch now, then every interval). Stops when the
@@ -349,6 +365,7 @@ impl RemoteKeys {
             self.keys.store(Some(Arc::new(set)));
             let now = self.clock.elapsed_ms();
             self.fetched_at.store(now, Ordering::Release);
+            self.keys_changed();
             max_age
         })
     }

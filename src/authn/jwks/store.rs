@@ -59,6 +59,8 @@ pub struct KeySources {
     /// The time remote stores refresh and rate-limit by.
     clock: Clock,
     live: Mutex<HashMap<RemoteSettings, Arc<RemoteKeys>>>,
+    /// Sent on whenever a remote store's keys change.
+    changed: tokio::sync::watch::Sender<()>,
 }
 
 impl KeySources {
@@ -74,7 +76,15 @@ impl KeySources {
             refresh,
             clock,
             live: Mutex::new(HashMap::new()),
+            changed: tokio::sync::watch::Sender::new(()),
         }
+    }
+
+    /// A receiver that sees a change each time a remote store's keys change (fetched,
+    /// refreshed, or inherited on reload); subscribe before checking readiness, then
+    /// wait on it, and no change is missed.
+    pub fn keys_changed(&self) -> tokio::sync::watch::Receiver<()> {
+        self.changed.subscribe()
     }
 
     /// The clock the stores read.
@@ -123,6 +133,7 @@ impl KeySources {
         let name = &*rs.provider;
         let r = RemoteKeys::new(rs.clone(), self.metrics.clone(), self.clock.clone())
             .map_err(|e| format!("provider {name}: {e}"))?;
+        r.notify(self.changed.clone());
         let same_document = live
             .values()
             .find(|old| old.settings().locator == rs.locator && old.current().is_some());
