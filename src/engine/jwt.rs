@@ -9,74 +9,12 @@
 use std::sync::Arc;
 
 use super::policy::{Provider, Route};
-use crate::authn::cache::{TokenCache, Verified};
+use crate::authn::cache::TokenCache;
 use crate::authn::jwt::{self, JwtSettings};
-use crate::authn::jwks::{KeySet, KeyStore};
 use crate::authn::token::{self, Found};
 use crate::authn::{Identity, ProviderKind, TokenError};
 use crate::decision::DenyReason;
-use crate::metrics::CacheCounters;
 use crate::request::CheckInput;
-
-/// What a JWT provider verifies with: its keys, and its handle on the verified-token
-/// cache (shared by every JWT provider of the policy) with its own hit/miss counters.
-pub(crate) struct JwtVerifier {
-    keys: Option<KeyStore>,
-    cache: TokenCache,
-    counters: CacheCounters,
-    /// The top-level claims an identity keeps (those some condition reads).
-    kept_claims: Arc<[Arc<str>]>,
-}
-
-impl JwtVerifier {
-    pub(super) fn new(
-        keys: Option<KeyStore>,
-        cache: TokenCache,
-        counters: CacheCounters,
-        kept_claims: Arc<[Arc<str>]>,
-    ) -> Self {
-        Self {
-            keys,
-            cache,
-            counters,
-            kept_claims,
-        }
-    }
-
-    pub(super) fn has_keys(&self) -> bool {
-        self.keys.as_ref().is_some_and(KeyStore::has_keys)
-    }
-
-    /// Whether `v`, a cached verification, was made by this provider with a key it
-    /// still holds.
-    fn vouches_for(&self, provider: &Provider, v: &Verified) -> bool {
-        Arc::ptr_eq(&provider.settings.name, &v.identity.provider)
-            && self.keys.as_ref().is_some_and(|k| k.holds(v.key))
-    }
-
-    /// Checks a parsed token against `keys`, this provider's (`s` are its settings),
-    /// and caches the result under `key`.
-    fn verified(
-        &self,
-        provider: &Provider,
-        s: &JwtSettings,
-        parsed: jwt::Parsed<'_>,
-        keys: &KeySet,
-        key: [u8; 32],
-        now: u64,
-    ) -> Result<Arc<Identity>, DenyReason> {
-        let name = &provider.settings.name;
-        let (id, by) = jwt::verify_keyed(parsed, s, keys, name, now, &self.kept_claims)
-            .map_err(DenyReason::InvalidToken)?;
-        let id = Arc::new(id);
-        let verified = Verified {
-            identity: id.clone(),
-            key: by,
-        };
-        self.cache.insert(key, verified, now);
-        Ok(id)
-    }
-}
 
 /// The JWT provider of `route` that decides `tok`, which `found_by` (of issuer
 /// `own_issuer`) found: the token's issuer picks among the route's JWT providers that
@@ -141,7 +79,7 @@ pub(super) async fn verify<'r>(
             input,
         );
         if let Some(cv) = &c.jwt
-            && cv.vouches_for(c, &v)
+            && cv.vouches_for(&c.settings.name, &v)
         {
             cv.counters.count(true);
             return (Ok(v.identity), c);
@@ -171,5 +109,5 @@ pub(super) async fn verify<'r>(
         Ok(keys) => keys,
         Err(u) => return (Err(DenyReason::AuthnUnavailable(u.0)), chosen),
     };
-    (cv.verified(chosen, cs, parsed, &keys, key, now), chosen)
+    (cv.verified(&chosen.settings.name, cs, parsed, &keys, key, now), chosen)
 }

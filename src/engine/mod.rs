@@ -12,6 +12,7 @@ mod authenticate;
 mod jwt;
 mod mutations;
 mod policy;
+mod verifier;
 
 use std::sync::Arc;
 

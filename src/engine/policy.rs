@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::jwt::JwtVerifier;
+use super::verifier::JwtVerifier;
 use crate::authn::cache::TokenCache;
 use crate::authn::introspection::Introspector;
 use crate::authn::jwks::KeyStore;
