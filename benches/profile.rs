@@ -34,7 +34,7 @@ use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use prost::Message as _;
 use ward::authn::jwt::Alg;
 use ward::metrics::Metrics;
-use ward::server::AppState;
+use ward::state::AppState;
 
 use common::{AUD, ISS, Keys, config_yaml, issuer};
 

@@ -28,7 +28,8 @@ use tower::{Layer, Service};
 use crate::authn::Identity;
 use crate::decision::Verdict;
 use crate::request::CheckInput;
-use crate::server::AppState;
+use crate::state::AppState;
+use crate::ward::Ward;
 
 /// Wraps a service with ward's decision; made by [`Ward::layer`](crate::Ward::layer).
 #[derive(Clone)]
@@ -36,9 +37,13 @@ pub struct WardLayer {
     state: Arc<AppState>,
 }
 
-impl WardLayer {
-    pub(crate) fn new(state: Arc<AppState>) -> Self {
-        Self { state }
+impl Ward {
+    /// A `tower` layer that decides each request in process with this policy, following
+    /// its reloads.
+    pub fn layer(&self) -> WardLayer {
+        WardLayer {
+            state: self.state().clone(),
+        }
     }
 }
 

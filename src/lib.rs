@@ -47,7 +47,7 @@ macro_rules! internal {
 }
 
 internal!(
-    authn, authz, digest, engine, header, observe, response, server
+    authn, authz, digest, engine, header, observe, response, server, state
 );
 
 pub mod clock;

@@ -7,11 +7,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::clock::Clock;
 use crate::config::{self, Config, ConfigErrors, Env, ProcessEnv, Sources};
 use crate::decision::Decision;
-use crate::layer::WardLayer;
 use crate::metrics::Metrics;
 use crate::request::CheckInput;
-use crate::server::AppState;
 use crate::server::reload::{self, ReloadError};
+use crate::state::AppState;
 
 /// Why a policy could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -139,12 +138,6 @@ impl Ward {
     /// ward's Prometheus metrics (`render` gives the text exposition).
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.state.metrics
-    }
-
-    /// A `tower` layer that decides each request in process with this policy, following
-    /// its reloads.
-    pub fn layer(&self) -> WardLayer {
-        WardLayer::new(self.state.clone())
     }
 
     /// The config file this policy reloads from, if it was loaded from one.

@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()

@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 use crate::decision::{Decision, DenyReason};
 use crate::request::{CheckInput, Headers};
 use crate::response::Answer;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// Borrows Envoy's request as ward's input. Headers come from `header_map` (raw bytes,
 /// when Envoy's `encode_raw_headers` is on) or else from the `headers` map.

@@ -1,0 +1,68 @@
+//! What every part of a running ward shares: the current engine (swapped whole on
+//! reload), the metrics, the remote key sources and the decision observer. The gRPC
+//! server, the admin endpoints, the tower layer and [`Ward`](crate::Ward) all hold one.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::authn::jwks::KeySources;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::metrics::Metrics;
+use crate::observe::Observer;
+
+/// What every request handler shares. The engine is swapped whole on reload; a check
+/// loads it once and finishes on the version it started with.
+pub struct AppState {
+    pub engine: ArcSwap<Engine>,
+    pub metrics: Arc<Metrics>,
+    /// Remote key stores, shared across reloads.
+    pub key_sources: KeySources,
+    /// Counts and logs every decision.
+    pub observer: Observer,
+}
+
+impl AppState {
+    /// State around an already-built engine (remote keys fetched on demand only).
+    pub fn new(engine: Engine) -> Arc<Self> {
+        let metrics = engine.metrics().clone();
+        let key_sources = KeySources::with_clock(metrics.clone(), false, engine.clock().clone());
+        Arc::new(Self {
+            engine: ArcSwap::from_pointee(engine),
+            key_sources,
+            observer: Observer::new(metrics.clone()),
+            metrics,
+        })
+    }
+
+    /// State for a server: remote key sources start fetching and refreshing now. Must be
+    /// called within a Tokio runtime.
+    pub fn start(config: Config) -> Result<Arc<Self>, String> {
+        Self::start_with_clock(config, Clock::system())
+    }
+
+    /// [`AppState::start`] on `clock`: token expiry, caches, key refresh and the
+    /// introspection breaker all read it (tests pass a manual clock).
+    pub fn start_with_clock(config: Config, clock: Clock) -> Result<Arc<Self>, String> {
+        let metrics = Arc::new(Metrics::new());
+        let key_sources = KeySources::with_clock(metrics.clone(), true, clock.clone());
+        let stores = key_sources.stores_for(config.providers.iter().map(|p| p.keys_wanted()))?;
+        let engine = Engine::with_key_stores(config, stores, metrics.clone(), clock.clone());
+        metrics
+            .config_last_reload_success
+            .set(clock.unix_secs() as f64);
+        Ok(Arc::new(Self {
+            engine: ArcSwap::from_pointee(engine),
+            observer: Observer::new(metrics.clone()),
+            metrics,
+            key_sources,
+        }))
+    }
+
+    /// Every JWT provider of the current engine holds keys.
+    pub fn ready(&self) -> bool {
+        self.engine.load().ready()
+    }
+}
