@@ -111,6 +111,7 @@ impl From<Value> for Claims {
 /// A list claim read as names: a JSON array of strings, or a space-separated string (the
 /// `scope` convention). Anything else yields nothing: never coerced. Names are taken as
 /// they are: [`names`] also refuses the ones that could not reach the upstream as written.
+#[cfg(test)]
 pub fn string_list(v: Option<&Value>) -> Names {
     match v {
         Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
