@@ -60,7 +60,7 @@ fn origin() -> Instant {
 }
 
 impl Clock {
-    /// The system clock.
+    /// The system clock: what a server runs on, and the default.
     pub fn system() -> Self {
         Clock(Source::System)
     }
