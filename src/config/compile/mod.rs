@@ -59,7 +59,8 @@ impl Config {
         self.providers.iter().map(|p| &*p.name)
     }
 
-    /// The names of the routes, in the order they are matched.
+    /// The names of the routes, in config order: the order they are tried in (the first
+    /// that matches a request decides it).
     pub fn route_names(&self) -> impl ExactSizeIterator<Item = &str> {
         self.routes.iter().map(|r| &*r.name)
     }
