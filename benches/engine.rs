@@ -117,7 +117,7 @@ fn cache_counts(e: &Engine, provider: &str) -> (u64, u64) {
 fn route_match(c: &mut Criterion) {
     let keys = Keys::new();
     let s = engine(&config_yaml(200, false, 1, None), &keys);
-    let routes = &s.engine.config().routes;
+    let routes = s.engine.config().routes();
     assert_eq!(routes.len(), 200);
     let index = route::RouteIndex::new(routes);
     let mut g = c.benchmark_group("route_match");

@@ -224,7 +224,7 @@ fn log(
     path: &str,
     elapsed: std::time::Duration,
 ) {
-    let logging = &engine.config().logging;
+    let logging = engine.config().logging();
     state.observer.log(d, request_id, path, elapsed, logging);
 }
 

@@ -60,7 +60,7 @@ fn origin() -> Instant {
 }
 
 impl Clock {
-    /// The system clock.
+    /// The system clock: what a server runs on, and the default.
     pub fn system() -> Self {
         Clock(Source::System)
     }
@@ -163,8 +163,9 @@ impl std::fmt::Debug for ManualClock {
     }
 }
 
-/// The system clock's unix seconds, for what is not a decision: metrics timestamps,
-/// minting tokens (`ward token`, tests).
+/// The system clock's unix seconds, for what is not a decision: minting tokens (`ward
+/// test`, ward's own tests and benches). Not API: a user reads [`Clock::unix_secs`].
+#[doc(hidden)]
 pub fn unix_now() -> u64 {
     system_unix().as_secs()
 }

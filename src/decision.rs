@@ -13,19 +13,30 @@ use crate::header::HeaderName;
 /// gRPC status codes (`google.rpc.Code`): an allowed check answers [`code::OK`], a
 /// denial [`DenyReason::grpc_code`].
 pub mod code {
+    /// The request is allowed.
     pub const OK: i32 = 0;
+    /// The request cannot be read safely ([`DenyReason::InvalidRequest`](super::DenyReason::InvalidRequest)).
     pub const INVALID_ARGUMENT: i32 = 3;
+    /// The caller is known but not allowed, or no route matches.
     pub const PERMISSION_DENIED: i32 = 7;
+    /// A key source or introspection endpoint could not be reached.
     pub const UNAVAILABLE: i32 = 14;
+    /// No credential, or one that does not verify.
     pub const UNAUTHENTICATED: i32 = 16;
 }
 
 /// Why a request is denied. Each maps to one HTTP status, gRPC code and `reason`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DenyReason {
+    /// The route needs a credential and the request carries none (401).
     MissingCredential,
+    /// A credential was found and refused: malformed, badly signed, expired, revoked,
+    /// for another audience... (401, `error="invalid_token"`).
     InvalidToken(TokenError),
+    /// The identity is verified but the route's rules do not let it in (403); the
+    /// failure names the condition that was not met.
     Forbidden(Failure),
+    /// No route matches the request: denied by default (403).
     NoRoute,
     /// A key source or introspection endpoint could not be reached and nothing is cached.
     AuthnUnavailable(&'static str),
@@ -143,15 +154,22 @@ pub struct Mutations {
     pub remove: Vec<HeaderName>,
 }
 
+/// Allow or deny: what the edge does with the request.
 #[derive(Debug, Clone)]
 pub enum Verdict {
+    /// Let the request through, with these changes to its headers.
     Allow(Mutations),
+    /// Answer the request with this denial; it does not reach the upstream.
     Deny(DenyReason),
 }
 
+/// What ward decided about one request, and why: the verdict, plus what the decision
+/// log and the metrics need (the route, the provider, the identity).
 #[derive(Debug, Clone)]
 pub struct Decision {
+    /// The name of the route that matched, if one did.
     pub route: Option<Arc<str>>,
+    /// Allow (with header changes) or deny (with the reason).
     pub verdict: Verdict,
     /// The provider that judged the request's credential: the one that verified it, or
     /// the one that refused it (`invalid_token`, `authn_unavailable`), for the decision
@@ -176,6 +194,7 @@ impl Decision {
         }
     }
 
+    /// Whether the request goes through (a shadow-mode denial is an allow).
     pub fn is_allow(&self) -> bool {
         matches!(self.verdict, Verdict::Allow(_))
     }
@@ -205,6 +224,7 @@ pub struct Report<'d> {
 }
 
 impl<'d> Report<'d> {
+    /// The report of `d`.
     pub fn new(d: &'d Decision) -> Self {
         Self { d }
     }
@@ -217,6 +237,9 @@ impl<'d> Report<'d> {
         }
     }
 
+    /// The decision as a JSON object (`ward check --json`): `decision`, `route`,
+    /// `status`, `reason`, and when they apply `detail`, `explain`, `www_authenticate`,
+    /// `identity`, `headers_set` and `headers_removed`.
     pub fn to_json(&self) -> serde_json::Value {
         let d = self.d;
         let mut v = serde_json::json!({
@@ -264,6 +287,8 @@ impl<'d> Report<'d> {
         v
     }
 
+    /// The decision as `key: value` lines (`ward check`), then one `set:` line per
+    /// header set and one `remove:` line per header removed.
     pub fn to_text(&self) -> String {
         use std::fmt::Write;
         let j = self.to_json();

@@ -5,7 +5,7 @@
 //! [`Identity`] in the request extensions. Every decision is counted in the engine's
 //! metrics and logged as the server logs it (denials and shadow denials at info).
 //!
-//! The layer follows the [`Ward`](crate::Ward) it was made from: after a reload, the next
+//! The layer follows the [`Ward`] it was made from: after a reload, the next
 //! request is decided by the new policy.
 //!
 //! ```no_run
@@ -31,7 +31,7 @@ use crate::request::CheckInput;
 use crate::state::AppState;
 use crate::ward::Ward;
 
-/// Wraps a service with ward's decision; made by [`Ward::layer`](crate::Ward::layer).
+/// Wraps a service with ward's decision; made by [`Ward::layer`].
 #[derive(Clone)]
 pub struct WardLayer {
     state: Arc<AppState>,

@@ -10,9 +10,16 @@
 //! - [`Ward`]: a compiled policy (load a config, reload it, [`check`](Ward::check) a
 //!   [`CheckInput`], read its [`Metrics`], make a [`layer`](Ward::layer) that follows
 //!   reloads);
-//! - [`Decision`]: what ward decided and why, protocol-neutral;
+//! - [`CheckInput`]: the request to decide, borrowed from whatever the caller holds
+//!   ([`request`]);
+//! - [`Decision`]: what ward decided and why, protocol-neutral: the status, gRPC code,
+//!   challenge and body of a denial ([`DenyReason`]), the header changes of an allow, the
+//!   verified [`Identity`];
+//! - [`WardLayer`]: the decision as a `tower` layer in a Rust service ([`layer`]);
 //! - [`Server`]: the gRPC and admin listeners, as `ward serve` runs them;
 //! - [`config`]: loading and validating a config file (`ward validate`);
+//! - [`clock`]: the time ward decides by, which a test can hold still and move by hand;
+//! - [`metrics`]: ward's Prometheus metrics, in a registry of their own;
 //! - [`policytest`] and [`devtoken`]: testing a policy against a table of requests
 //!   (`ward test`) with development tokens.
 //!

@@ -145,8 +145,7 @@ impl<'a> CheckInput<'a> {
         self.path.split(['?', '#']).next().unwrap_or("")
     }
 
-    /// The raw query string, without the `?`.
-    /// The query string of `path` (without `?` and any fragment), or "".
+    /// The raw query string of `path` (without the `?` and any fragment), or "".
     pub fn query(&self) -> &'a str {
         match self.path.split_once('?') {
             Some((_, q)) => q.split('#').next().unwrap_or(""),

@@ -25,7 +25,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State around an already-built engine (remote keys fetched on demand only).
+    /// State around an already-built engine (remote keys fetched on demand only), for
+    /// tests and benches.
+    #[cfg(any(test, feature = "internals"))]
     pub fn new(engine: Engine) -> Arc<Self> {
         let metrics = engine.metrics().clone();
         let key_sources = KeySources::with_clock(metrics.clone(), false, engine.clock().clone());
@@ -38,13 +40,8 @@ impl AppState {
     }
 
     /// State for a server: remote key sources start fetching and refreshing now. Must be
-    /// called within a Tokio runtime.
-    pub fn start(config: Config) -> Result<Arc<Self>, String> {
-        Self::start_with_clock(config, Clock::system())
-    }
-
-    /// [`AppState::start`] on `clock`: token expiry, caches, key refresh and the
-    /// introspection breaker all read it (tests pass a manual clock).
+    /// called within a Tokio runtime. Token expiry, caches, key refresh and the
+    /// introspection breaker all read `clock` (tests pass a manual clock).
     pub fn start_with_clock(config: Config, clock: Clock) -> Result<Arc<Self>, String> {
         let metrics = Arc::new(Metrics::new());
         let key_sources = KeySources::with_clock(metrics.clone(), true, clock.clone());

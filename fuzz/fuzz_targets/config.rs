@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     }
     match ward_fuzz::load(text, "examples") {
         Ok(config) => {
-            let _ = ward::authz::route::RouteIndex::new(&config.routes);
+            let _ = ward::authz::route::RouteIndex::new(config.routes());
         }
         Err(errors) => {
             assert!(!errors.0.is_empty(), "a failed load names its errors");

@@ -59,7 +59,7 @@ pub fn issuer() -> &'static Issuer {
     static ISSUER: OnceLock<Issuer> = OnceLock::new();
     ISSUER.get_or_init(|| {
         let config = policy();
-        let provider = config.providers.first().expect("a provider");
+        let provider = config.providers().first().expect("a provider");
         let ProviderKind::Jwt(settings) = &provider.kind else {
             panic!("the example policy's provider is a JWT provider");
         };

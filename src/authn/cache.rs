@@ -23,10 +23,6 @@ use std::sync::Arc;
 use crate::authn::claims::Identity;
 use crate::authn::jwks::KeyId;
 
-/// The system clock's unix seconds, for what is not a decision (decisions read the
-/// engine's injected [`Clock`](crate::clock::Clock)).
-pub use crate::clock::unix_now;
-
 type Key = [u8; 32];
 
 /// A verified token: who it says, and which key said so.
@@ -76,6 +72,7 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::unix_now;
 
     fn verified(expires_at: u64) -> Verified {
         Verified {

@@ -111,6 +111,7 @@ impl From<Value> for Claims {
 /// A list claim read as names: a JSON array of strings, or a space-separated string (the
 /// `scope` convention). Anything else yields nothing: never coerced. Names are taken as
 /// they are: [`names`] also refuses the ones that could not reach the upstream as written.
+#[cfg(test)]
 pub fn string_list(v: Option<&Value>) -> Names {
     match v {
         Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
@@ -248,14 +249,17 @@ pub fn registered_types(claims: &Map<String, Value>) -> Result<(), TokenError> {
 pub struct Names(Box<str>);
 
 impl Names {
+    /// The names, in the order the credential listed them.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.split('\0').filter(|n| !n.is_empty())
     }
 
+    /// Whether `name` is one of the names (exact, case-sensitive).
     pub fn contains(&self, name: &str) -> bool {
         self.iter().any(|n| n == name)
     }
 
+    /// Whether there are no names at all.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -309,13 +313,22 @@ impl serde::Serialize for Names {
 }
 
 /// Who the caller is, once a credential has been verified. Cached and shared.
+///
+/// A [`Decision`](crate::Decision) carries the identity it was made with; the tower
+/// layer puts it in the request extensions (as `Arc<Identity>`) of an allowed request.
 #[derive(Debug, Clone, Default)]
 pub struct Identity {
+    /// The name of the provider that verified the credential.
     pub provider: Arc<str>,
+    /// Who the credential is for (`sub`, an API key's name, a peer's SPIFFE ID), if it
+    /// names anyone.
     pub subject: Option<Box<str>>,
-    /// Shared with the provider's settings when it is the configured issuer.
+    /// Who issued the credential (`iss`), if it says. Shared with the provider's
+    /// settings when it is the configured issuer.
     pub issuer: Option<Arc<str>>,
+    /// The roles the credential grants (read from the provider's `claims.roles`).
     pub roles: Names,
+    /// The OAuth scopes the credential grants (read from the provider's `claims.scopes`).
     pub scopes: Names,
     /// The claims that `claim:` conditions read (the engine keeps only those).
     pub claims: Claims,

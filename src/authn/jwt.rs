@@ -144,6 +144,8 @@ fn json_error(e: String) -> TokenError {
 
 /// Verifies a parsed token against a provider and its keys at `now` (unix seconds). The
 /// identity keeps the claims named in `kept_claims` (sorted), for `claim:` conditions.
+/// For tests and fuzzers; the engine calls [`verify_keyed`].
+#[cfg(any(test, feature = "internals"))]
 pub fn verify(
     t: Parsed<'_>,
     s: &JwtSettings,
@@ -155,7 +157,8 @@ pub fn verify(
     verify_keyed(t, s, keys, provider, now, kept_claims).map(|(id, _)| id)
 }
 
-/// [`verify`], also naming the key that verified the token: a cached verification
+/// Verifies a parsed token against a provider and its keys at `now` (unix seconds), as
+/// `verify` does, also naming the key that verified the token: a cached verification
 /// counts only while that key is still in its provider's key set.
 pub fn verify_keyed(
     t: Parsed<'_>,

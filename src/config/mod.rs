@@ -1,27 +1,40 @@
 //! Configuration: the raw YAML shape (serde, unknown keys rejected) and the one entry
 //! point that turns text into an immutable [`Config`], or into every error it contains.
 //!
+//! [`load_file`] and [`load_str`] are the entry points; a failed load returns
+//! [`ConfigErrors`], every problem with its path and line (what `ward validate` prints).
+//! `${NAME}` in string values is resolved through an [`Env`]: [`ProcessEnv`] in
+//! production, a `HashMap<String, String>` in tests.
+//!
 //! Loading happens in three steps, each collecting all of its errors before stopping:
-//! 1. [`yaml::parse`]: YAML text to a JSON value tree plus a line index;
+//! 1. `yaml::parse`: YAML text to a JSON value tree plus a line index;
 //! 2. `${ENV}` expansion in string values (so a secret can never inject YAML structure);
 //! 3. `compile`: each section and each list element is deserialized on its own (so one
 //!    bad route does not hide the errors of the next) and compiled into matchers and rules.
 
 mod compile;
-pub mod duration;
+mod duration;
 mod sources;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod yaml;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod yaml;
 
 use std::fmt;
 use std::path::Path;
 
 use serde_json::Value;
 
-pub use compile::{
-    Config, IdentityHeaders, LoggingConfig, RequestLimits, ServerConfig, SubjectLog, TlsConfig,
-};
-pub use duration::{Dur, parse_duration};
+pub use compile::Config;
+pub(crate) use compile::{IdentityHeaders, LoggingConfig, RequestLimits, SubjectLog, TlsConfig};
+pub(crate) use duration::Dur;
+pub use duration::parse_duration;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub use sources::Sources;
+#[cfg(not(feature = "internals"))]
+pub(crate) use sources::Sources;
 
 /// One problem in a config file: where it is and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +43,8 @@ pub struct ConfigError {
     pub path: String,
     /// 1-based source line, when known.
     pub line: Option<usize>,
+    /// What is wrong, for a person to read (`unknown field `route``, `must be greater
+    /// than 0s`).
     pub message: String,
 }
 
@@ -44,7 +59,8 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// Every error found in one config, in document order.
+/// Every error found in one config, in document order (never empty). `Display` prints
+/// one error a line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
@@ -63,10 +79,11 @@ impl fmt::Display for ConfigErrors {
 /// How `${NAME}` is resolved. The process environment in production; a map in tests,
 /// which therefore never touch the real environment.
 pub trait Env {
+    /// The value of the variable `name`, or `None` when it is not set.
     fn var(&self, name: &str) -> Option<String>;
 }
 
-/// The process environment.
+/// The process environment: `${NAME}` reads the variable `NAME` of the running process.
 pub struct ProcessEnv;
 
 impl Env for ProcessEnv {
@@ -90,6 +107,9 @@ pub fn load_file(path: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
 /// [`load_file`], also returning every file the load read (the config file first), so
 /// that a watcher can reload when one of them changes. Returned for a failed load too:
 /// fixing a file that a rejected config names is a change worth a retry.
+///
+/// Not API: public only for ward's own tests, which watch files as the server does.
+#[doc(hidden)]
 pub fn load_file_tracked(path: &Path, env: &dyn Env) -> (Result<Config, ConfigErrors>, Sources) {
     let mut sources = Sources::default();
     let text = match sources.read_to_string(path) {
@@ -108,7 +128,8 @@ pub fn load_file_tracked(path: &Path, env: &dyn Env) -> (Result<Config, ConfigEr
     (config, sources)
 }
 
-/// Compiles config text; `base_dir` anchors relative file paths.
+/// Compiles config text; `base_dir` anchors relative file paths (`jwks_file`, TLS
+/// files), as the config file's directory does for [`load_file`].
 pub fn load_str(text: &str, base_dir: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
     load(text, base_dir, env, &mut Sources::default())
 }

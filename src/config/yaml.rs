@@ -34,7 +34,9 @@ impl LineIndex {
 /// A YAML syntax problem, with the line it was found on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct YamlError {
+    /// The 1-based line.
     pub line: usize,
+    /// What is wrong there.
     pub message: String,
 }
 

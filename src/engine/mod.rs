@@ -91,6 +91,7 @@ impl Engine {
     }
 
     /// The clock this engine judges time by.
+    #[cfg(any(test, feature = "internals"))]
     pub fn clock(&self) -> &Clock {
         &self.clock
     }
@@ -99,6 +100,9 @@ impl Engine {
         &self.policy.config
     }
 
+    /// The metrics this engine counts in (for tests and benches; the server reads them
+    /// from its state).
+    #[cfg(any(test, feature = "internals"))]
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }

@@ -1,5 +1,6 @@
-//! `ward test`: a table of requests with expected outcomes, decided by the same
-//! [`Engine::check`] the server runs, so a policy can be tested before it is deployed.
+//! `ward test`: a table of requests with expected outcomes, decided by the same engine
+//! the server runs, so a policy can be tested before it is deployed. [`run`] is the whole
+//! command: load both files, run every case, write the report.
 //!
 //! A cases file (YAML, read with the config's own reader, so errors carry lines) lists
 //! requests, optionally with a token minted on the fly from a development key, and what
@@ -112,7 +113,7 @@ mod parse;
 // === the suite ===
 
 /// A parsed cases file.
-pub struct Suite {
+pub(crate) struct Suite {
     cases: Vec<Case>,
 }
 

@@ -146,10 +146,6 @@ impl Introspector {
         })
     }
 
-    pub fn settings(&self) -> &IntrospectionSettings {
-        &self.settings
-    }
-
     /// The verdict on `token`: from the cache, or from one (shared) call.
     pub async fn verify(&self, token: &str, now: u64) -> Result<Arc<Identity>, Refusal> {
         if token.len() > self.settings.max_token_bytes {

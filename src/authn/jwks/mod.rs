@@ -15,8 +15,12 @@ pub mod store;
 
 use std::sync::Arc;
 
-pub use remote::{Locator, RemoteKeys, RemoteSettings};
-pub use set::{JwksError, KeyId, KeyKind, KeySet, VerifyKey};
+pub use remote::{Locator, RemoteSettings};
+#[cfg(any(test, feature = "internals"))]
+pub use remote::RemoteKeys;
+pub use set::{KeyId, KeySet};
+#[cfg(any(test, feature = "internals"))]
+pub use set::{JwksError, KeyKind, VerifyKey};
 pub use store::{KeySources, KeyStore};
 
 /// Where a JWT provider's keys come from, as configured.

@@ -64,11 +64,6 @@ pub struct KeySources {
 }
 
 impl KeySources {
-    /// A registry on the system clock.
-    pub fn new(metrics: Arc<Metrics>, refresh: bool) -> Self {
-        Self::with_clock(metrics, refresh, Clock::system())
-    }
-
     /// A registry whose remote stores read `clock`.
     pub fn with_clock(metrics: Arc<Metrics>, refresh: bool, clock: Clock) -> Self {
         Self {

@@ -42,8 +42,8 @@ pub fn validate(path: &Path) -> ExitCode {
             println!(
                 "{}: valid ({} providers, {} routes)",
                 path.display(),
-                c.providers.len(),
-                c.routes.len()
+                c.provider_names().len(),
+                c.route_names().len()
             );
             ExitCode::SUCCESS
         }
@@ -74,8 +74,8 @@ pub fn serve(
         let config = ward.config();
         check_tls(path, &config)
             .map_err(|e| anyhow::anyhow!("invalid config, not starting:\n{e}"))?;
-        let grpc_addr = grpc_addr.unwrap_or(config.server.grpc_addr);
-        let admin_addr = admin_addr.unwrap_or(config.server.admin_addr);
+        let grpc_addr = grpc_addr.unwrap_or(config.grpc_addr());
+        let admin_addr = admin_addr.unwrap_or(config.admin_addr());
         let grpc = tokio::net::TcpListener::bind(grpc_addr)
             .await
             .with_context(|| format!("binding gRPC on {grpc_addr}"))?;
@@ -89,7 +89,7 @@ pub fn serve(
             version = env!("CARGO_PKG_VERSION"), "ward serving"
         );
         Server::new(ward, grpc, admin)
-            .reload_on(hup_rx, config.server.watch_interval)
+            .reload_on(hup_rx, config.watch_interval())
             .run(shutdown_signal())
             .await?;
         tracing::info!("ward stopped");

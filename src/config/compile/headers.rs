@@ -14,10 +14,15 @@ use crate::header::{self, HeaderName};
 /// The headers ward owns: set from a verified identity, removed otherwise.
 #[derive(Debug, Clone)]
 pub struct IdentityHeaders {
+    /// Carries the verified subject.
     pub subject: HeaderName,
+    /// Carries the verified issuer.
     pub issuer: HeaderName,
+    /// Carries the name of the provider that verified the credential.
     pub provider: HeaderName,
+    /// Carries the roles, comma-separated.
     pub roles: HeaderName,
+    /// Carries the scopes, space-separated.
     pub scopes: HeaderName,
 }
 

@@ -14,8 +14,10 @@ mod routes;
 mod server;
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -31,21 +33,80 @@ use server::compile_server;
 pub use headers::IdentityHeaders;
 pub use server::{RequestLimits, ServerConfig, TlsConfig};
 
-/// The compiled, immutable configuration.
+/// A compiled, immutable configuration: every matcher, rule and header name already
+/// built and checked, so nothing in it can fail per request.
+///
+/// Made by [`load_file`](crate::config::load_file) or
+/// [`load_str`](crate::config::load_str); run by [`Ward::new`](crate::Ward::new), or
+/// read back from a running policy with [`Ward::config`](crate::Ward::config).
 #[derive(Debug)]
 pub struct Config {
+    /// The `server` section. Not API: public only because ward's own tests read its
+    /// request limits; users read it through the accessors below.
+    #[doc(hidden)]
     pub server: ServerConfig,
-    pub identity_headers: IdentityHeaders,
-    pub strip_authorization: bool,
-    pub token_cache_max_entries: u64,
-    pub providers: Vec<Arc<ProviderSettings>>,
-    pub routes: Vec<Route>,
-    pub logging: LoggingConfig,
+    pub(crate) identity_headers: IdentityHeaders,
+    pub(crate) strip_authorization: bool,
+    pub(crate) token_cache_max_entries: u64,
+    pub(crate) providers: Vec<Arc<ProviderSettings>>,
+    pub(crate) routes: Vec<Route>,
+    pub(crate) logging: LoggingConfig,
+}
+
+impl Config {
+    /// The names of the providers, in config order.
+    pub fn provider_names(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.providers.iter().map(|p| &*p.name)
+    }
+
+    /// The names of the routes, in config order: the order they are tried in (the first
+    /// that matches a request decides it).
+    pub fn route_names(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.routes.iter().map(|r| &*r.name)
+    }
+
+    /// Where the gRPC listener binds (`server.grpc_addr`).
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.server.grpc_addr
+    }
+
+    /// Where the admin HTTP listener binds (`server.admin_addr`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.server.admin_addr
+    }
+
+    /// How often the config file is checked for changes (`server.watch_interval`);
+    /// `None` when watching is turned off.
+    pub fn watch_interval(&self) -> Option<Duration> {
+        self.server.watch_interval
+    }
+
+    /// The compiled routes. Not API: for ward's own benches and fuzzers.
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The compiled providers. Not API: for ward's own fuzzers.
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn providers(&self) -> &[Arc<ProviderSettings>] {
+        &self.providers
+    }
+
+    /// How decisions are logged. Not API: for ward's own benches.
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn logging(&self) -> &LoggingConfig {
+        &self.logging
+    }
 }
 
 /// How decisions are logged.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LoggingConfig {
+    /// How the subject appears in a decision log.
     pub subject: SubjectLog,
     /// The fraction of allowed decisions also logged at info (all are logged at debug).
     pub allowed_sample: f64,
@@ -58,7 +119,9 @@ pub enum SubjectLog {
     /// The first 16 hex digits of SHA-256(subject): correlatable, not readable.
     #[default]
     Hash,
+    /// The subject as the credential gave it.
     Plain,
+    /// Not logged.
     None,
 }
 

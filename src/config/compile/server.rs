@@ -9,11 +9,16 @@ use serde_json::Value;
 
 use crate::config::{Dur, Errors};
 
+/// The `server` section: where ward listens and how it runs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// Where Envoy's `Authorization/Check` is served.
     pub grpc_addr: SocketAddr,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
     pub admin_addr: SocketAddr,
+    /// TLS (and optionally mTLS) on the gRPC port.
     pub tls: Option<TlsConfig>,
+    /// How long a shutdown waits for checks in flight.
     pub shutdown_grace: Duration,
     /// How often the config file is checked for changes; `None` (`0s`) turns it off.
     pub watch_interval: Option<Duration>,
@@ -47,10 +52,15 @@ impl Default for RequestLimits {
 /// would refuse every check (and is most likely a value meant in KiB or MiB).
 const MIN_INFLIGHT_REQUEST_BYTES: usize = 64 * 1024;
 
+/// `server.tls`: the gRPC port's certificate, and the CA its clients must present a
+/// certificate from, if any. Paths are already resolved against the config's directory.
 #[derive(Debug, Clone)]
 pub struct TlsConfig {
+    /// The certificate chain (PEM).
     pub cert_file: PathBuf,
+    /// The certificate's private key (PEM).
     pub key_file: PathBuf,
+    /// The CA that client certificates must chain to; `None`: no client certificate.
     pub client_ca_file: Option<PathBuf>,
 }
 
