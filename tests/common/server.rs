@@ -23,8 +23,12 @@ use tonic::transport::Channel;
 use ward::ReloadError;
 use ward::clock::Clock;
 use ward::config::Config;
+use ward::server::WatchTicks;
 
 use super::{Summary, code, describe, eventually, grpc_code, metric, summary};
+
+/// How long a test waits for a file watcher to tick.
+const TICK_PATIENCE: Duration = Duration::from_secs(10);
 
 /// A running ward: gRPC (`Authorization/Check`, health, reflection) and admin HTTP, both
 /// on 127.0.0.1 with ephemeral ports. Dropping it signals shutdown without waiting;
@@ -41,6 +45,8 @@ pub struct Ward {
     client: Option<AuthorizationClient<Channel>>,
     /// With [`WardBuilder::watch`]: the line that plays SIGHUP to the reload watcher.
     watcher: Option<mpsc::Sender<()>>,
+    /// How many ticks the config and TLS file watchers have finished.
+    ticks: WatchTicks,
     /// The config file, when ward was started from one.
     config_file: Option<PathBuf>,
     env: Arc<HashMap<String, String>>,
@@ -200,6 +206,7 @@ impl WardBuilder {
         let grpc_addr = grpc.local_addr().map_err(|e| e.to_string())?;
         let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
         let mut server = ward::Server::new(policy.clone(), grpc, admin).grace(self.grace);
+        let ticks = server.watch_ticks();
         let watcher = match self.watch {
             None => None,
             Some(interval) => {
@@ -228,6 +235,7 @@ impl WardBuilder {
             task: Some(task),
             client: Some(AuthorizationClient::new(channel)),
             watcher,
+            ticks,
             config_file,
             env,
             dir: self.dir,
@@ -284,6 +292,19 @@ impl Ward {
             .as_ref()
             .expect("no reload watcher: start with .watch(..)");
         hup.send(()).await.expect("the reload watcher is running");
+    }
+
+    /// Waits until the config file watcher ([`WardBuilder::watch`] with an interval) has
+    /// looked at its files `n` times since this call: `n` whole ticks that began after
+    /// it, so whatever was written before the call has been seen `n` times.
+    pub async fn config_watch_ticks(&self, n: u64) {
+        wait_ticks("the config file watcher", &self.ticks.config, n).await
+    }
+
+    /// Like [`Ward::config_watch_ticks`], for the TLS certificate watcher
+    /// (`server.tls` with `server.watch_interval`).
+    pub async fn tls_watch_ticks(&self, n: u64) {
+        wait_ticks("the TLS file watcher", &self.ticks.tls, n).await
     }
 
     /// A new client on its own connection.
@@ -411,6 +432,24 @@ impl Drop for Ward {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// Waits for `n` ticks of `ticks` that began after the call: the tick under way when it
+/// is made may have read its files before, so it does not count.
+async fn wait_ticks(watcher: &str, ticks: &ward::server::Ticks, n: u64) {
+    let mut count = ticks.subscribe();
+    let start = *count.borrow_and_update();
+    let waited = tokio::time::timeout(TICK_PATIENCE, count.wait_for(|c| *c > start + n))
+        .await
+        .map(|r| r.is_ok());
+    match waited {
+        Ok(true) => {}
+        Ok(false) => panic!("{watcher} is gone"),
+        Err(_) => panic!(
+            "{watcher}: {} ticks began in {TICK_PATIENCE:?}, not {n}",
+            count.borrow().saturating_sub(start + 1)
+        ),
     }
 }
 
