@@ -154,8 +154,7 @@ async fn an_endpoint_going_away_keeps_cached_answers() {
     ep.set_token("known", active("known", 300));
     let ward = start(&config(&ep, "")).await;
     assert_eq!(ward.summary(with_token("known")).await.short(), OK);
-    ep.stop();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    ep.stop().await;
     assert_eq!(
         ward.summary(with_token("known")).await.short(),
         OK,

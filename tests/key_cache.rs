@@ -120,7 +120,7 @@ async fn a_reload_that_changes_how_keys_are_fetched_keeps_them_while_the_idp_is_
     let t = token(&k, ISS, "alice", 60);
     assert_eq!(outcome(&ward.check(get("/api/x", Some(&t))).await).1, 200);
 
-    idp.stop();
+    idp.stop().await;
     // Every fetch setting changes: a new store, which must start from the old keys.
     let v2 = config(ISS, &source, "timeout: 900ms\n      refresh_interval: 5m")
         .replace("name: idp", "name: idp-v2")

@@ -148,7 +148,7 @@ async fn idp_down_after_start_keeps_serving_cached_keys() {
         .is_some(),
         "{metrics}"
     );
-    idp.stop();
+    idp.stop().await;
     let r = ward
         .check(get("/api/x", Some(&token(&k, ISS, "bob", 60))))
         .await;
