@@ -21,11 +21,22 @@ use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 use ward::ReloadError;
-use ward::clock::Clock;
+use ward::clock::{Clock, ManualClock};
 use ward::config::Config;
 use ward::server::WatchTicks;
 
 use super::{Summary, code, describe, eventually, grpc_code, metric, summary};
+
+/// The unix time (2033-05-18) at which [`manual_clock`] starts: fixed, so a token minted
+/// for a ward on that clock (`exp: CLOCK_START + 60`) means the same on every run,
+/// whatever the wall clock says.
+pub const CLOCK_START: u64 = 2_000_000_000;
+
+/// A manual clock at [`CLOCK_START`] for [`WardBuilder::clock`], and the hand that moves
+/// it.
+pub fn manual_clock() -> (Clock, ManualClock) {
+    Clock::manual(Duration::from_secs(CLOCK_START))
+}
 
 /// How long a test waits for a file watcher to tick.
 const TICK_PATIENCE: Duration = Duration::from_secs(10);
