@@ -13,18 +13,20 @@ use std::time::Duration;
 use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
 use serde_json::json;
 
-use common::{TestKey, Ward, describe, eventually, jwks_of, metric, now, summary};
+use common::{CLOCK_START, TestKey, Ward, describe, eventually, jwks_of, metric, now, summary};
 use idp::Idp;
-use remote_keys_setup::{ISS, PATIENCE, config, get, outcome, start_on, token};
+use remote_keys_setup::{
+    ISS, PATIENCE, config, get, outcome, start_manual_on, start_on, token, token_until,
+};
 use ward::authn::jwt::Alg;
 
 #[tokio::test]
 async fn cached_token_is_not_served_past_exp() {
     let k = TestKey::generate(Alg::RS256);
     let idp = Idp::start(jwks_of(&[&k])).await;
-    let ward = start_on(&idp, "leeway: 0s").await;
+    let (ward, clock) = start_manual_on(&idp, "leeway: 0s").await;
     ward.wait_ready(200, PATIENCE).await;
-    let t = token(&k, ISS, "alice", 2);
+    let t = token_until(&k, ISS, "alice", CLOCK_START + 2);
     assert_eq!(outcome(&ward.check(get("/api/x", Some(&t))).await).1, 200);
     assert_eq!(
         outcome(&ward.check(get("/api/x", Some(&t))).await).1,
@@ -41,8 +43,8 @@ async fn cached_token_is_not_served_past_exp() {
         Some(1.0),
         "{m}"
     );
-    // Real time must pass the token's exp: this waits on the clock, not on readiness.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // ward's clock reaches the token's exp.
+    clock.advance(Duration::from_secs(2));
     let r = ward.check(get("/api/x", Some(&t))).await;
     assert_eq!(outcome(&r), (16, 401, "invalid_token".into(), None));
 }

@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use common::{TestKey, Ward, jwks_of, jws, metric, now, wait_until};
+use common::{CLOCK_START, TestKey, Ward, jwks_of, jws, metric, now, wait_until};
 use idp::Idp;
-use remote_keys_setup::{ISS, PATIENCE, config, get, outcome, start_on, token};
+use remote_keys_setup::{
+    ISS, PATIENCE, config, get, outcome, start_manual_on, start_on, token, token_until,
+};
 use ward::authn::jwt::Alg;
 
 #[tokio::test]
@@ -273,12 +275,14 @@ async fn rotation_new_kid_is_fetched_and_removed_kid_stops_verifying() {
     let old = TestKey::generate(Alg::RS256);
     let new = TestKey::generate(Alg::RS256);
     let idp = Idp::start(jwks_of(&[&old])).await;
-    let ward = start_on(&idp, "refresh_interval: 1h\n      min_refetch_interval: 1s").await;
+    let (ward, clock) =
+        start_manual_on(&idp, "refresh_interval: 1h\n      min_refetch_interval: 1s").await;
     ward.wait_ready(200, PATIENCE).await;
+    let exp = CLOCK_START + 60;
     assert_eq!(
         outcome(
             &ward
-                .check(get("/api/x", Some(&token(&old, ISS, "a", 60))))
+                .check(get("/api/x", Some(&token_until(&old, ISS, "a", exp))))
                 .await
         )
         .1,
@@ -287,10 +291,10 @@ async fn rotation_new_kid_is_fetched_and_removed_kid_stops_verifying() {
 
     // The IdP rotates: the new key appears, the old one is gone.
     idp.set_jwks(jwks_of(&[&new]));
-    // Wait out min_refetch_interval since the startup fetch, then a new-kid token refetches.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Past min_refetch_interval since the startup fetch, a new-kid token refetches.
+    clock.advance(Duration::from_millis(1100));
     let r = ward
-        .check(get("/api/x", Some(&token(&new, ISS, "b", 60))))
+        .check(get("/api/x", Some(&token_until(&new, ISS, "b", exp))))
         .await;
     assert_eq!(
         outcome(&r),
@@ -298,7 +302,7 @@ async fn rotation_new_kid_is_fetched_and_removed_kid_stops_verifying() {
         "new kid fetched on demand"
     );
     let r = ward
-        .check(get("/api/x", Some(&token(&old, ISS, "c", 60))))
+        .check(get("/api/x", Some(&token_until(&old, ISS, "c", exp))))
         .await;
     assert_eq!(
         outcome(&r),
