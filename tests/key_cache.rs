@@ -13,7 +13,9 @@ use std::time::Duration;
 use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
 use serde_json::json;
 
-use common::{CLOCK_START, TestKey, Ward, describe, eventually, jwks_of, metric, now, summary};
+use common::{
+    CLOCK_START, TestKey, Ward, describe, eventually, jwks_of, manual_clock, metric, now, summary,
+};
 use idp::Idp;
 use remote_keys_setup::{
     ISS, PATIENCE, config, get, outcome, start_manual_on, start_on, token, token_until,
@@ -90,20 +92,25 @@ async fn an_engine_without_background_refresh_still_drops_a_removed_key() {
         &format!("jwks_uri: {}", idp.jwks_uri()),
         "refresh_interval: 1s\n      min_refetch_interval: 1s",
     );
-    let engine = Ward::builder(&yaml).engine();
+    let (clock, hand) = manual_clock();
+    let engine = Ward::builder(&yaml).clock(clock).engine();
     let code = async |k: &TestKey| {
         let headers = [(
             "authorization".to_string(),
-            format!("Bearer {}", token(k, ISS, "u", 60)),
+            format!("Bearer {}", token_until(k, ISS, "u", CLOCK_START + 3600)),
         )];
         let input = ward::request::CheckInput::from_pairs("GET", "h", "/api/x", &headers, &[]);
         ward::decision::Report::new(&engine.check(&input).await).status()
     };
     assert_eq!(code(&old).await, 200);
     idp.set_jwks(jwks_of(&[&new]));
-    eventually(PATIENCE, async || match code(&old).await {
-        401 => Ok(()),
-        c => Err(format!("the removed key still verifies ({c})")),
+    // A second of the engine's time per check: the keys grow older than refresh_interval.
+    eventually(PATIENCE, async || {
+        hand.advance(Duration::from_secs(1));
+        match code(&old).await {
+            401 => Ok(()),
+            c => Err(format!("the removed key still verifies ({c})")),
+        }
     })
     .await;
     assert_eq!(code(&new).await, 200);

@@ -182,12 +182,14 @@ impl WardBuilder {
     }
 
     /// The config compiled into an in-process engine (no server, no remote key fetching:
-    /// what `ward::layer` embeds); a config error fails the test.
+    /// what `ward::layer` embeds), on [`WardBuilder::clock`] if given; a config error
+    /// fails the test.
     pub fn engine(&self) -> ward::engine::Engine {
         let config = self
             .load()
             .unwrap_or_else(|e| panic!("config does not load:\n{e}"));
-        ward::engine::Engine::new(config, Arc::new(ward::metrics::Metrics::new()))
+        let clock = self.clock.clone().unwrap_or_else(Clock::system);
+        ward::engine::Engine::with_clock(config, Arc::new(ward::metrics::Metrics::new()), clock)
     }
 
     /// Loads the config and starts the server (`ward::Server`, as `ward serve` runs it); a

@@ -10,7 +10,7 @@ use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use serde_json::json;
 use ward::clock::ManualClock;
 
-use crate::common::{Req, TestKey, Ward, manual_clock, now, summary};
+use crate::common::{Req, TestKey, Ward, manual_clock, now, summary, wait_until};
 use crate::idp::Idp;
 
 /// How long a test waits for something ward does in the background.
@@ -85,4 +85,15 @@ pub async fn start_manual_on(idp: &Idp, extra: &str) -> (Ward, ManualClock) {
     let (clock, hand) = manual_clock();
     let yaml = config(ISS, &format!("jwks_uri: {}", idp.jwks_uri()), extra);
     (Ward::builder(&yaml).clock(clock).start().await, hand)
+}
+
+/// Waits until `idp` is asked for its keys again, moving ward's manual `clock` one
+/// second at a time so that its refresh comes due.
+pub async fn wait_refresh(idp: &Idp, clock: &ManualClock) {
+    let hits = idp.jwks_hits();
+    wait_until("a refresh", PATIENCE, async || {
+        clock.advance(Duration::from_secs(1));
+        idp.jwks_hits() > hits
+    })
+    .await
 }
