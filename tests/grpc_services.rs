@@ -14,7 +14,7 @@ use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
-use common::{TestKey, Ward, jwks_of, wait_until};
+use common::{TestKey, Ward, jwks_of, manual_clock, wait_until};
 use idp::Idp;
 use ward::authn::jwt::Alg;
 
@@ -81,7 +81,8 @@ async fn the_authorization_service_serves_once_every_provider_holds_keys() {
         "providers:\n  - name: idp\n    jwt: {{ issuer: https://idp.test, audiences: [api], jwks_uri: {} }}\nroutes:\n  - name: api\n    match: {{ path_prefix: / }}\n    providers: [idp]\n",
         idp.jwks_uri()
     );
-    let ward = Ward::start(&yaml).await;
+    let (clock, hand) = manual_clock();
+    let ward = Ward::builder(&yaml).clock(clock).start().await;
     let mut health = HealthClient::new(ward.channel().await);
     let mut status = async |service: &str| {
         let req = HealthCheckRequest {
@@ -95,10 +96,14 @@ async fn the_authorization_service_serves_once_every_provider_holds_keys() {
     assert_eq!(ward.admin_get("/readyz").await.0, 503);
 
     idp.set_status(200);
+    // A second of ward's time per look: the failed fetch's backoff runs out.
     wait_until(
         "the Authorization service serving",
         Duration::from_secs(10),
-        async || status(AUTHZ).await == ServingStatus::Serving,
+        async || {
+            hand.advance(Duration::from_secs(1));
+            status(AUTHZ).await == ServingStatus::Serving
+        },
     )
     .await;
     assert_eq!(ward.admin_get("/readyz").await.0, 200);

@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use common::{Req, now};
+use common::{CLOCK_START, Req, now};
 use introspect_server::{CLIENT_ID, CLIENT_SECRET, Introspect};
-use introspection_setup::{INVALID, OK, UNAVAILABLE, active, config, start, with_token};
+use introspection_setup::{
+    INVALID, OK, UNAVAILABLE, active, active_until, config, start, start_manual, with_token,
+};
 use ward::authn::TokenError;
 use ward::authn::claims::Part;
 
@@ -144,14 +146,14 @@ async fn issuer_and_audiences_are_checked() {
 #[tokio::test]
 async fn inactive_tokens_are_401_and_cached_briefly() {
     let ep = Introspect::start().await;
-    let ward = start(&config(&ep, "negative_cache_ttl: 1s")).await;
+    let (ward, clock) = start_manual(&config(&ep, "negative_cache_ttl: 1s")).await;
     for _ in 0..3 {
         let r = ward.summary(with_token("revoked")).await;
         assert_eq!((r.short(), r.detail.as_str()), (INVALID, "token inactive"));
     }
     assert_eq!(ep.hits(), 1, "a refusal is cached for negative_cache_ttl");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    ep.set_token("revoked", active("back", 300));
+    clock.advance(Duration::from_millis(1200));
+    ep.set_token("revoked", active_until("back", CLOCK_START + 300));
     let r = ward.summary(with_token("revoked")).await;
     assert_eq!(r.short(), OK, "asked again once negative_cache_ttl passed");
     assert_eq!(ep.hits(), 2);

@@ -11,16 +11,18 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use common::{Req, Shape, Ward, metric, now};
+use common::{CLOCK_START, Req, Shape, Ward, metric};
 use introspect_server::{CLIENT_SECRET, Introspect};
-use introspection_setup::{INVALID, OK, active, config, start, with_token};
+use introspection_setup::{
+    INVALID, OK, active, active_until, config, start, start_manual, with_token,
+};
 
 #[tokio::test]
 async fn answers_are_cached_for_cache_ttl() {
     let ep = Introspect::start().await;
-    ep.set_token("t-exp", active("with-exp", 3600));
+    ep.set_token("t-exp", active_until("with-exp", CLOCK_START + 3600));
     ep.set_token("t-noexp", json!({"active": true, "sub": "no-exp"}));
-    let ward = start(&config(&ep, "cache_ttl: 1s")).await;
+    let (ward, clock) = start_manual(&config(&ep, "cache_ttl: 1s")).await;
     for _ in 0..5 {
         assert_eq!(ward.summary(with_token("t-exp")).await.short(), OK);
         let r = ward.summary(with_token("t-noexp")).await;
@@ -35,7 +37,7 @@ async fn answers_are_cached_for_cache_ttl() {
         .await;
     assert_eq!(hits, Some(8.0));
 
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    clock.advance(Duration::from_millis(1200));
     ward.summary(with_token("t-exp")).await;
     ward.summary(with_token("t-noexp")).await;
     assert_eq!(
@@ -48,17 +50,15 @@ async fn answers_are_cached_for_cache_ttl() {
 #[tokio::test]
 async fn the_cache_never_outlives_exp() {
     let ep = Introspect::start().await;
-    let exp = now() + 2;
+    let exp = CLOCK_START + 2;
     ep.set_token("short", json!({"active": true, "sub": "s", "exp": exp}));
-    let ward = start(&config(&ep, "cache_ttl: 1h")).await;
+    let (ward, clock) = start_manual(&config(&ep, "cache_ttl: 1h")).await;
     assert_eq!(ward.summary(with_token("short")).await.short(), OK);
     assert_eq!(ward.summary(with_token("short")).await.short(), OK);
     assert_eq!(ep.hits(), 1);
     // After exp the IdP has expired it too.
     ep.set_token("short", json!({"active": false}));
-    while now() < exp {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    clock.advance(Duration::from_secs(2));
     let r = ward.summary(with_token("short")).await;
     assert_eq!((r.short(), r.detail.as_str()), (INVALID, "token inactive"));
     assert_eq!(
@@ -78,7 +78,7 @@ async fn a_never_expiring_answer_is_still_asked_again_after_cache_ttl() {
         json!({"active": true, "sub": "s", "exp": i64::MAX}),
     );
     ep.set_token("huge", json!({"active": true, "sub": "s", "exp": 1e300}));
-    let ward = start(&config(&ep, "cache_ttl: 1s")).await;
+    let (ward, clock) = start_manual(&config(&ep, "cache_ttl: 1s")).await;
     for t in ["forever", "huge"] {
         for _ in 0..2 {
             let r = ward
@@ -90,7 +90,7 @@ async fn a_never_expiring_answer_is_still_asked_again_after_cache_ttl() {
         assert_eq!(ep.hits_for(t), 1, "{t} cached");
         ep.set_token(t, json!({"active": false}));
     }
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    clock.advance(Duration::from_millis(1200));
     for t in ["forever", "huge"] {
         let r = ward.summary(with_token(t)).await;
         assert_eq!(

@@ -9,9 +9,12 @@ mod introspection_setup;
 
 use std::time::{Duration, Instant};
 
-use common::{Ward, closed_port};
+use common::{CLOCK_START, Ward, closed_port};
 use introspect_server::{CLIENT_SECRET, Introspect, Reply};
-use introspection_setup::{INVALID, OK, UNAVAILABLE, active, config, start, with_token};
+use introspection_setup::{
+    INVALID, OK, UNAVAILABLE, active, active_until, config, start, start_manual, with_token,
+};
+use ward::clock::ManualClock;
 
 /// Checks `tok` against an endpoint answering `reply` and expects a fast 503; then
 /// the endpoint recovers and the next check is answered (failures are never cached).
@@ -154,8 +157,7 @@ async fn an_endpoint_going_away_keeps_cached_answers() {
     ep.set_token("known", active("known", 300));
     let ward = start(&config(&ep, "")).await;
     assert_eq!(ward.summary(with_token("known")).await.short(), OK);
-    ep.stop();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    ep.stop().await;
     assert_eq!(
         ward.summary(with_token("known")).await.short(),
         OK,
@@ -172,7 +174,7 @@ async fn an_endpoint_going_away_keeps_cached_answers() {
 async fn the_circuit_breaker_opens_then_recovers() {
     let ep = Introspect::start().await;
     ep.set_reply(Reply::Status(503));
-    let ward = start(&config(
+    let (ward, clock) = start_manual(&config(
         &ep,
         "circuit_breaker: { failures: 3, cool_down: 1s }",
     ))
@@ -198,7 +200,7 @@ async fn the_circuit_breaker_opens_then_recovers() {
     );
 
     // After the cool-down one probe goes through; it fails, so the breaker reopens.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_millis(1100));
     assert_eq!(ward.summary(with_token("p1")).await.short(), UNAVAILABLE);
     assert_eq!(ep.hits(), 4);
     assert_eq!(ward.summary(with_token("p2")).await.short(), UNAVAILABLE);
@@ -206,9 +208,9 @@ async fn the_circuit_breaker_opens_then_recovers() {
 
     // The endpoint recovers: the next probe succeeds and closes the breaker.
     ep.set_reply(Reply::Table);
-    ep.set_token("p3", active("p3", 300));
-    ep.set_token("p4", active("p4", 300));
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    ep.set_token("p3", active_until("p3", CLOCK_START + 300));
+    ep.set_token("p4", active_until("p4", CLOCK_START + 300));
+    clock.advance(Duration::from_millis(1100));
     assert_eq!(ward.summary(with_token("p3")).await.short(), OK);
     assert_eq!(ward.summary(with_token("p4")).await.short(), OK);
     assert_eq!(
@@ -220,19 +222,25 @@ async fn the_circuit_breaker_opens_then_recovers() {
 
 // === under pressure (SPEC §7) ===
 
-/// Checks `tok` until it is allowed, every 20 ms; the time it took, or the last answer
-/// once `within` has passed.
-async fn allowed_within(ward: &Ward, tok: &str, within: Duration) -> Result<Duration, String> {
-    let t0 = Instant::now();
+/// Checks `tok` until it is allowed, moving ward's manual `clock` 20 ms between checks;
+/// the clock time it took, or the last answer once `within` has passed on that clock.
+async fn allowed_within(
+    ward: &Ward,
+    clock: &ManualClock,
+    tok: &str,
+    within: Duration,
+) -> Result<Duration, String> {
+    let t0 = clock.clock().elapsed();
+    let took = || clock.clock().elapsed().saturating_sub(t0);
     loop {
         let r = ward.summary(with_token(tok)).await;
         if r.short() == OK {
-            return Ok(t0.elapsed());
+            return Ok(took());
         }
-        if t0.elapsed() >= within {
-            return Err(format!("still {:?} after {:?}", r.short(), t0.elapsed()));
+        if took() >= within {
+            return Err(format!("still {:?} after {:?}", r.short(), took()));
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        clock.advance(Duration::from_millis(20));
     }
 }
 
@@ -250,7 +258,7 @@ async fn junk_tokens_cannot_hold_valid_users_at_503_past_5s() {
     // five failures open the breaker), which asks for an hour's pause.
     let ep = Introspect::start().await;
     ep.set_reply(rate_limited(Some("3600")));
-    let ward = start(&config(&ep, "circuit_breaker: { failures: 5 }")).await;
+    let (ward, clock) = start_manual(&config(&ep, "circuit_breaker: { failures: 5 }")).await;
     for i in 0..12 {
         let r = ward.summary(with_token(&format!("junk{i}"))).await;
         assert_eq!(r.short(), UNAVAILABLE, "junk{i}");
@@ -259,8 +267,8 @@ async fn junk_tokens_cannot_hold_valid_users_at_503_past_5s() {
 
     // The server recovers: a valid user is served again within 5 s.
     ep.set_reply(Reply::Table);
-    ep.set_token("valid", active("alice", 300));
-    let took = allowed_within(&ward, "valid", Duration::from_millis(5500))
+    ep.set_token("valid", active_until("alice", CLOCK_START + 300));
+    let took = allowed_within(&ward, &clock, "valid", Duration::from_millis(5500))
         .await
         .expect("a recovered endpoint serves again within 5 s");
     assert!(took <= Duration::from_millis(5200), "after {took:?}");
@@ -276,18 +284,18 @@ async fn junk_tokens_cannot_hold_valid_users_at_503_past_5s() {
 async fn retry_after_sooner_than_the_cool_down_is_honoured() {
     let ep = Introspect::start().await;
     ep.set_reply(rate_limited(Some("1")));
-    let ward = start(&config(
+    let (ward, clock) = start_manual(&config(
         &ep,
         "circuit_breaker: { failures: 5, cool_down: 5s }",
     ))
     .await;
     assert_eq!(ward.summary(with_token("junk")).await.short(), UNAVAILABLE);
     ep.set_reply(Reply::Table);
-    ep.set_token("valid", active("alice", 300));
+    ep.set_token("valid", active_until("alice", CLOCK_START + 300));
     let r = ward.summary(with_token("valid")).await;
     assert_eq!(r.short(), UNAVAILABLE, "backing off as Retry-After asked");
     assert_eq!(ep.hits(), 1, "no call while backing off");
-    let took = allowed_within(&ward, "valid", Duration::from_millis(2500))
+    let took = allowed_within(&ward, &clock, "valid", Duration::from_millis(2500))
         .await
         .expect("probed again once Retry-After passed");
     assert!(took >= Duration::from_millis(700), "after {took:?}");

@@ -13,18 +13,22 @@ use std::time::Duration;
 use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
 use serde_json::json;
 
-use common::{TestKey, Ward, describe, eventually, jwks_of, metric, now, summary};
+use common::{
+    CLOCK_START, TestKey, Ward, describe, eventually, jwks_of, manual_clock, metric, now, summary,
+};
 use idp::Idp;
-use remote_keys_setup::{ISS, PATIENCE, config, get, outcome, start_on, token};
+use remote_keys_setup::{
+    ISS, PATIENCE, config, get, outcome, start_manual_on, start_on, token, token_until,
+};
 use ward::authn::jwt::Alg;
 
 #[tokio::test]
 async fn cached_token_is_not_served_past_exp() {
     let k = TestKey::generate(Alg::RS256);
     let idp = Idp::start(jwks_of(&[&k])).await;
-    let ward = start_on(&idp, "leeway: 0s").await;
+    let (ward, clock) = start_manual_on(&idp, "leeway: 0s").await;
     ward.wait_ready(200, PATIENCE).await;
-    let t = token(&k, ISS, "alice", 2);
+    let t = token_until(&k, ISS, "alice", CLOCK_START + 2);
     assert_eq!(outcome(&ward.check(get("/api/x", Some(&t))).await).1, 200);
     assert_eq!(
         outcome(&ward.check(get("/api/x", Some(&t))).await).1,
@@ -41,8 +45,8 @@ async fn cached_token_is_not_served_past_exp() {
         Some(1.0),
         "{m}"
     );
-    // Real time must pass the token's exp: this waits on the clock, not on readiness.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // ward's clock reaches the token's exp.
+    clock.advance(Duration::from_secs(2));
     let r = ward.check(get("/api/x", Some(&t))).await;
     assert_eq!(outcome(&r), (16, 401, "invalid_token".into(), None));
 }
@@ -88,20 +92,25 @@ async fn an_engine_without_background_refresh_still_drops_a_removed_key() {
         &format!("jwks_uri: {}", idp.jwks_uri()),
         "refresh_interval: 1s\n      min_refetch_interval: 1s",
     );
-    let engine = Ward::builder(&yaml).engine();
+    let (clock, hand) = manual_clock();
+    let engine = Ward::builder(&yaml).clock(clock).engine();
     let code = async |k: &TestKey| {
         let headers = [(
             "authorization".to_string(),
-            format!("Bearer {}", token(k, ISS, "u", 60)),
+            format!("Bearer {}", token_until(k, ISS, "u", CLOCK_START + 3600)),
         )];
         let input = ward::request::CheckInput::from_pairs("GET", "h", "/api/x", &headers, &[]);
         ward::decision::Report::new(&engine.check(&input).await).status()
     };
     assert_eq!(code(&old).await, 200);
     idp.set_jwks(jwks_of(&[&new]));
-    eventually(PATIENCE, async || match code(&old).await {
-        401 => Ok(()),
-        c => Err(format!("the removed key still verifies ({c})")),
+    // A second of the engine's time per check: the keys grow older than refresh_interval.
+    eventually(PATIENCE, async || {
+        hand.advance(Duration::from_secs(1));
+        match code(&old).await {
+            401 => Ok(()),
+            c => Err(format!("the removed key still verifies ({c})")),
+        }
     })
     .await;
     assert_eq!(code(&new).await, 200);
@@ -120,7 +129,7 @@ async fn a_reload_that_changes_how_keys_are_fetched_keeps_them_while_the_idp_is_
     let t = token(&k, ISS, "alice", 60);
     assert_eq!(outcome(&ward.check(get("/api/x", Some(&t))).await).1, 200);
 
-    idp.stop();
+    idp.stop().await;
     // Every fetch setting changes: a new store, which must start from the old keys.
     let v2 = config(ISS, &source, "timeout: 900ms\n      refresh_interval: 5m")
         .replace("name: idp", "name: idp-v2")

@@ -15,6 +15,7 @@ use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 
 use common::{Req, Summary, Ward, eventually};
 use oidc::{ALGS, AUDIENCE, OPAQUE_RESOURCE, OTHER_RESOURCE, Op};
+use ward::clock::Clock;
 
 /// How long a test waits for something ward or the provider does in the background.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -23,6 +24,11 @@ const PATIENCE: Duration = Duration::from_secs(10);
 /// `read`) and `/write` (scope `write`); provider `op-opaque` (introspection, endpoint by
 /// discovery, subject `sub` or else `client_id`) on `/opaque` (scope `read`).
 async fn ward_for(op: &Op) -> Ward {
+    ward_on(op, Clock::system()).await
+}
+
+/// [`ward_for`], judging time by `clock`.
+async fn ward_on(op: &Op, clock: Clock) -> Ward {
     let iss = &op.issuer;
     let algs = ALGS.join(", ");
     let (client_id, _) = oidc::WARD_CLIENT;
@@ -65,6 +71,7 @@ routes:
     );
     let ward = Ward::builder(&yaml)
         .env("OP_CLIENT_SECRET", oidc::WARD_CLIENT.1)
+        .clock(clock)
         .start()
         .await;
     ward.wait_ready(200, PATIENCE).await;
@@ -364,7 +371,9 @@ async fn a_jwt_on_the_introspection_route_is_refused_not_an_outage() {
 #[tokio::test]
 async fn revocation_reaches_ward_through_introspection() {
     let Some(op) = Op::start().await else { return };
-    let ward = ward_for(&op).await;
+    // The provider stamps its tokens by the wall clock: ward's starts there too.
+    let (clock, hand) = Clock::manual_from_now();
+    let ward = ward_on(&op, clock).await;
 
     let revoked_first = op
         .code_flow("alice", OPAQUE_RESOURCE, "openid read")
@@ -385,6 +394,7 @@ async fn revocation_reaches_ward_through_introspection() {
     let (status, body) = op.revoke(&in_use).await;
     assert_eq!(status, 200, "{body}");
     eventually(PATIENCE, async || {
+        hand.advance(Duration::from_secs(1));
         let s = ward.summary(get("/opaque/x", &in_use)).await;
         if s.short() == INVALID {
             Ok(())

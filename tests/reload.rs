@@ -152,7 +152,8 @@ async fn invalid_replacements_keep_the_last_good_config() {
     ward.sighup().await;
     wait_reloads(&ward, "failure", failures + 2.0).await;
     assert_eq!(route(&ward).await, "open");
-    tokio::time::sleep(Duration::from_millis(200)).await; // four watch ticks
+    // Four watch ticks with the file missing: the one under way and three more.
+    ward.config_watch_ticks(3).await;
     assert_eq!(
         ward.metric("ward_config_reloads_total", &[("result", "failure")])
             .await,
@@ -199,7 +200,8 @@ async fn reloads_under_load_never_fail_a_check() {
     }
     for i in 0..20 {
         std::fs::write(ward.config_file(), if i % 2 == 0 { V2 } else { V1 }).expect("write");
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        // The watcher sees each write while the workers check.
+        ward.config_watch_ticks(1).await;
     }
     stop.store(true, Ordering::Relaxed);
     let mut total = 0;

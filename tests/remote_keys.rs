@@ -11,9 +11,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use common::{TestKey, Ward, jwks_of, jws, metric, now, wait_until};
+use common::{CLOCK_START, TestKey, Ward, jwks_of, jws, metric, now};
 use idp::Idp;
-use remote_keys_setup::{ISS, PATIENCE, config, get, outcome, start_on, token};
+use remote_keys_setup::{
+    ISS, PATIENCE, config, get, outcome, start_manual_on, start_on, token, token_until,
+    wait_refresh,
+};
 use ward::authn::jwt::Alg;
 
 #[tokio::test]
@@ -128,14 +131,15 @@ async fn idp_down_at_start_answers_503_and_not_ready() {
 async fn idp_down_after_start_keeps_serving_cached_keys() {
     let k = TestKey::generate(Alg::RS256);
     let idp = Idp::start(jwks_of(&[&k])).await;
-    let ward = start_on(&idp, "refresh_interval: 1s\n      min_refetch_interval: 1s").await;
+    let (ward, clock) =
+        start_manual_on(&idp, "refresh_interval: 1s\n      min_refetch_interval: 1s").await;
     ward.wait_ready(200, PATIENCE).await;
     idp.set_status(500);
-    let hits = idp.jwks_hits();
     // Wait for at least one failed refresh.
-    wait_until("a refresh", PATIENCE, async || idp.jwks_hits() != hits).await;
+    wait_refresh(&idp, &clock).await;
+    let exp = CLOCK_START + 3600;
     let r = ward
-        .check(get("/api/x", Some(&token(&k, ISS, "alice", 60))))
+        .check(get("/api/x", Some(&token_until(&k, ISS, "alice", exp))))
         .await;
     assert_eq!(outcome(&r).1, 200, "last good keys keep serving");
     let metrics = ward.metrics().await;
@@ -148,9 +152,9 @@ async fn idp_down_after_start_keeps_serving_cached_keys() {
         .is_some(),
         "{metrics}"
     );
-    idp.stop();
+    idp.stop().await;
     let r = ward
-        .check(get("/api/x", Some(&token(&k, ISS, "bob", 60))))
+        .check(get("/api/x", Some(&token_until(&k, ISS, "bob", exp))))
         .await;
     assert_eq!(
         outcome(&r).1,
@@ -256,13 +260,16 @@ async fn broken_key_documents_leave_ward_without_keys() {
 async fn a_bad_refresh_keeps_the_last_good_keys() {
     let k = TestKey::generate(Alg::RS256);
     let idp = Idp::start(jwks_of(&[&k])).await;
-    let ward = start_on(&idp, "refresh_interval: 1s\n      min_refetch_interval: 1s").await;
+    let (ward, clock) =
+        start_manual_on(&idp, "refresh_interval: 1s\n      min_refetch_interval: 1s").await;
     ward.wait_ready(200, PATIENCE).await;
     idp.set_raw(b"not json".to_vec());
-    let hits = idp.jwks_hits();
-    wait_until("a refresh", PATIENCE, async || idp.jwks_hits() > hits).await;
+    wait_refresh(&idp, &clock).await;
     let r = ward
-        .check(get("/api/x", Some(&token(&k, ISS, "alice", 60))))
+        .check(get(
+            "/api/x",
+            Some(&token_until(&k, ISS, "alice", CLOCK_START + 3600)),
+        ))
         .await;
     assert_eq!(outcome(&r).1, 200);
     assert_eq!(ward.admin_get("/readyz").await.0, 200);
@@ -273,12 +280,14 @@ async fn rotation_new_kid_is_fetched_and_removed_kid_stops_verifying() {
     let old = TestKey::generate(Alg::RS256);
     let new = TestKey::generate(Alg::RS256);
     let idp = Idp::start(jwks_of(&[&old])).await;
-    let ward = start_on(&idp, "refresh_interval: 1h\n      min_refetch_interval: 1s").await;
+    let (ward, clock) =
+        start_manual_on(&idp, "refresh_interval: 1h\n      min_refetch_interval: 1s").await;
     ward.wait_ready(200, PATIENCE).await;
+    let exp = CLOCK_START + 60;
     assert_eq!(
         outcome(
             &ward
-                .check(get("/api/x", Some(&token(&old, ISS, "a", 60))))
+                .check(get("/api/x", Some(&token_until(&old, ISS, "a", exp))))
                 .await
         )
         .1,
@@ -287,10 +296,10 @@ async fn rotation_new_kid_is_fetched_and_removed_kid_stops_verifying() {
 
     // The IdP rotates: the new key appears, the old one is gone.
     idp.set_jwks(jwks_of(&[&new]));
-    // Wait out min_refetch_interval since the startup fetch, then a new-kid token refetches.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Past min_refetch_interval since the startup fetch, a new-kid token refetches.
+    clock.advance(Duration::from_millis(1100));
     let r = ward
-        .check(get("/api/x", Some(&token(&new, ISS, "b", 60))))
+        .check(get("/api/x", Some(&token_until(&new, ISS, "b", exp))))
         .await;
     assert_eq!(
         outcome(&r),
@@ -298,7 +307,7 @@ async fn rotation_new_kid_is_fetched_and_removed_kid_stops_verifying() {
         "new kid fetched on demand"
     );
     let r = ward
-        .check(get("/api/x", Some(&token(&old, ISS, "c", 60))))
+        .check(get("/api/x", Some(&token_until(&old, ISS, "c", exp))))
         .await;
     assert_eq!(
         outcome(&r),
@@ -406,10 +415,15 @@ async fn cache_control_max_age_shortens_refresh() {
     let k = TestKey::generate(Alg::RS256);
     let idp = Idp::start(jwks_of(&[&k])).await;
     idp.set_cache_control(Some("public, max-age=1"));
-    let _ward = start_on(&idp, "refresh_interval: 1h\n      min_refetch_interval: 1s").await;
-    common::eventually(PATIENCE, async || match idp.jwks_hits() {
-        n if n >= 3 => Ok(()),
-        n => Err(format!("max-age=1 did not trigger refreshes ({n} hits)")),
+    let (_ward, clock) =
+        start_manual_on(&idp, "refresh_interval: 1h\n      min_refetch_interval: 1s").await;
+    // A second of ward's time at a time: far from the hour of refresh_interval.
+    common::eventually(PATIENCE, async || {
+        clock.advance(Duration::from_secs(1));
+        match idp.jwks_hits() {
+            n if n >= 3 => Ok(()),
+            n => Err(format!("max-age=1 did not trigger refreshes ({n} hits)")),
+        }
     })
     .await;
 }

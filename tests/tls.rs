@@ -144,7 +144,7 @@ async fn a_rotated_certificate_is_served_to_new_connections() {
 
     // A broken replacement is ignored: the old certificate keeps serving.
     std::fs::write(dir.join("cert.pem"), "not a certificate").expect("write");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    ward.tls_watch_ticks(2).await;
     assert_eq!(check(addr, Some(client_tls(&old_ca, None))).await, Ok(0));
 
     // cert-manager writes a new pair from a new CA.

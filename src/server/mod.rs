@@ -29,6 +29,39 @@ const AUTHZ_DESCRIPTOR: &[u8] = include_bytes!("../../proto/authz_descriptor.bin
 /// arrives in one round trip, and a connection never has more than this unread.
 const HTTP2_WINDOW: u32 = 1024 * 1024;
 
+/// How many interval ticks a file watcher (the config's, the TLS files') has finished:
+/// what a test waits on to know a watcher looked at its files, instead of sleeping.
+#[derive(Clone, Debug)]
+pub struct Ticks(watch::Sender<u64>);
+
+impl Default for Ticks {
+    fn default() -> Self {
+        Ticks(watch::Sender::new(0))
+    }
+}
+
+impl Ticks {
+    /// Counts one finished tick.
+    pub(crate) fn tick(&self) {
+        self.0.send_modify(|n| *n = n.saturating_add(1));
+    }
+
+    /// The count, to read or to wait on.
+    #[cfg(feature = "internals")]
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.0.subscribe()
+    }
+}
+
+/// The tick counts of a server's file watchers (`Server::watch_ticks`).
+#[derive(Clone, Debug, Default)]
+pub struct WatchTicks {
+    /// The config file watcher's ([`Server::reload_on`] with an interval).
+    pub config: Ticks,
+    /// The TLS certificate watcher's (`server.tls` with `server.watch_interval`).
+    pub tls: Ticks,
+}
+
 /// ward's network side on two bound listeners: what `ward serve` runs, and what the
 /// tests start on ephemeral ports.
 pub struct Server {
@@ -37,6 +70,7 @@ pub struct Server {
     admin: TcpListener,
     grace: Duration,
     reload: Option<(mpsc::Receiver<()>, Option<Duration>)>,
+    ticks: WatchTicks,
 }
 
 impl Server {
@@ -50,6 +84,7 @@ impl Server {
             admin,
             grace,
             reload: None,
+            ticks: WatchTicks::default(),
         }
     }
 
@@ -76,17 +111,41 @@ impl Server {
         self
     }
 
+    /// How many ticks the file watchers have finished once [`Server::run`] starts them:
+    /// ward's own tests wait on these rather than on the clock.
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn watch_ticks(&self) -> WatchTicks {
+        self.ticks.clone()
+    }
+
     /// Serves until `shutdown` resolves; then stops accepting, lets in-flight checks
     /// finish for at most the grace period, and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let state = self.ward.state().clone();
         let watcher = match (self.reload, self.ward.watched()) {
-            (Some((trigger, interval)), Some((path, env, read))) => Some(tokio::spawn(
-                reload::watch(path, state.clone(), env, interval, trigger, read),
-            )),
+            (Some((trigger, interval)), Some((path, env, read))) => {
+                Some(tokio::spawn(reload::watch(
+                    path,
+                    state.clone(),
+                    env,
+                    interval,
+                    trigger,
+                    read,
+                    self.ticks.config,
+                )))
+            }
             _ => None,
         };
-        let served = serve(self.grpc, self.admin, state, shutdown, self.grace).await;
+        let served = serve(
+            self.grpc,
+            self.admin,
+            state,
+            shutdown,
+            self.grace,
+            self.ticks.tls,
+        )
+        .await;
         if let Some(w) = watcher {
             w.abort();
         }
@@ -102,6 +161,7 @@ async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
+    tls_ticks: Ticks,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (health, health_svc) = tonic_health::server::health_reporter();
@@ -164,7 +224,7 @@ async fn serve(
             let reloading = tls::ReloadingTls::new(t)
                 .map_err(|e| std::io::Error::other(format!("TLS: {e}")))?;
             if let Some(i) = watch_interval {
-                tls_watch = Some(tokio::spawn(reloading.clone().watch(i)));
+                tls_watch = Some(tokio::spawn(reloading.clone().watch(i, tls_ticks)));
             }
             let incoming = tls::incoming(grpc, reloading).map(|s| s.map(Unvectored));
             tokio::spawn(router.serve_with_incoming_shutdown(incoming, grpc_stop))

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{self, Config, ConfigErrors, Env, Sources};
-use crate::server::AppState;
+use crate::server::{AppState, Ticks};
 
 /// Why a reload did not take effect.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +108,7 @@ pub async fn watch(
     interval: Option<Duration>,
     trigger: tokio::sync::mpsc::Receiver<()>,
     mut seen: Sources,
+    ticks: Ticks,
 ) {
     let mut missing_logged = false;
     let mut tick = interval.map(|i| {
@@ -154,16 +155,19 @@ pub async fn watch(
                 tracing::error!(config = %path.display(), "config file is missing; the last good config keeps serving");
                 missing_logged = true;
             }
-            continue;
-        }
-        missing_logged = false;
-        let changed = seen.changed().map(Path::to_path_buf);
-        if forced || changed.is_some() {
-            if let Some(file) = changed.filter(|f| *f != path) {
-                tracing::info!(file = %file.display(), "a file the config names changed");
+        } else {
+            missing_logged = false;
+            let changed = seen.changed().map(Path::to_path_buf);
+            if forced || changed.is_some() {
+                if let Some(file) = changed.filter(|f| *f != path) {
+                    tracing::info!(file = %file.display(), "a file the config names changed");
+                }
+                let (_, read) = reload_tracked(&path, &state, &*env);
+                seen = read;
             }
-            let (_, read) = reload_tracked(&path, &state, &*env);
-            seen = read;
+        }
+        if !forced {
+            ticks.tick();
         }
     }
 }

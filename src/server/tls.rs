@@ -16,6 +16,7 @@ use tokio_rustls::server::TlsStream;
 
 use crate::config::TlsConfig;
 use crate::digest::sha256;
+use crate::server::Ticks;
 
 /// How long a client may take to finish the handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -90,26 +91,32 @@ impl ReloadingTls {
         Some(sha256(&all))
     }
 
-    /// Checks the files every `interval` and swaps in a new configuration when they change.
-    pub async fn watch(self: Arc<Self>, interval: Duration) {
+    /// Checks the files every `interval` and swaps in a new configuration when they
+    /// change; counts every tick it finished in `ticks`.
+    pub async fn watch(self: Arc<Self>, interval: Duration, ticks: Ticks) {
         let mut seen = self.digest();
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let now = self.digest();
-            if now.is_none() || now == seen {
-                continue;
+            if now.is_some() && now != seen {
+                seen = now;
+                self.reload();
             }
-            seen = now;
-            match load(&self.tls) {
-                Ok(cfg) => {
-                    self.current.store(Arc::new(cfg));
-                    tracing::info!(cert = %self.tls.cert_file.display(), "TLS certificate reloaded");
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "TLS files changed but do not load; keeping the previous ones")
-                }
+            ticks.tick();
+        }
+    }
+
+    /// Loads the files again and swaps them in, or logs why not.
+    fn reload(&self) {
+        match load(&self.tls) {
+            Ok(cfg) => {
+                self.current.store(Arc::new(cfg));
+                tracing::info!(cert = %self.tls.cert_file.display(), "TLS certificate reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "TLS files changed but do not load; keeping the previous ones")
             }
         }
     }

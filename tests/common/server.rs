@@ -21,10 +21,25 @@ use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 use ward::ReloadError;
-use ward::clock::Clock;
+use ward::clock::{Clock, ManualClock};
 use ward::config::Config;
+use ward::server::WatchTicks;
 
 use super::{Summary, code, describe, eventually, grpc_code, metric, summary};
+
+/// The unix time (2033-05-18) at which [`manual_clock`] starts: fixed, so a token minted
+/// for a ward on that clock (`exp: CLOCK_START + 60`) means the same on every run,
+/// whatever the wall clock says.
+pub const CLOCK_START: u64 = 2_000_000_000;
+
+/// A manual clock at [`CLOCK_START`] for [`WardBuilder::clock`], and the hand that moves
+/// it.
+pub fn manual_clock() -> (Clock, ManualClock) {
+    Clock::manual(Duration::from_secs(CLOCK_START))
+}
+
+/// How long a test waits for a file watcher to tick.
+const TICK_PATIENCE: Duration = Duration::from_secs(10);
 
 /// A running ward: gRPC (`Authorization/Check`, health, reflection) and admin HTTP, both
 /// on 127.0.0.1 with ephemeral ports. Dropping it signals shutdown without waiting;
@@ -41,6 +56,8 @@ pub struct Ward {
     client: Option<AuthorizationClient<Channel>>,
     /// With [`WardBuilder::watch`]: the line that plays SIGHUP to the reload watcher.
     watcher: Option<mpsc::Sender<()>>,
+    /// How many ticks the config and TLS file watchers have finished.
+    ticks: WatchTicks,
     /// The config file, when ward was started from one.
     config_file: Option<PathBuf>,
     env: Arc<HashMap<String, String>>,
@@ -165,12 +182,14 @@ impl WardBuilder {
     }
 
     /// The config compiled into an in-process engine (no server, no remote key fetching:
-    /// what `ward::layer` embeds); a config error fails the test.
+    /// what `ward::layer` embeds), on [`WardBuilder::clock`] if given; a config error
+    /// fails the test.
     pub fn engine(&self) -> ward::engine::Engine {
         let config = self
             .load()
             .unwrap_or_else(|e| panic!("config does not load:\n{e}"));
-        ward::engine::Engine::new(config, Arc::new(ward::metrics::Metrics::new()))
+        let clock = self.clock.clone().unwrap_or_else(Clock::system);
+        ward::engine::Engine::with_clock(config, Arc::new(ward::metrics::Metrics::new()), clock)
     }
 
     /// Loads the config and starts the server (`ward::Server`, as `ward serve` runs it); a
@@ -200,6 +219,7 @@ impl WardBuilder {
         let grpc_addr = grpc.local_addr().map_err(|e| e.to_string())?;
         let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
         let mut server = ward::Server::new(policy.clone(), grpc, admin).grace(self.grace);
+        let ticks = server.watch_ticks();
         let watcher = match self.watch {
             None => None,
             Some(interval) => {
@@ -228,6 +248,7 @@ impl WardBuilder {
             task: Some(task),
             client: Some(AuthorizationClient::new(channel)),
             watcher,
+            ticks,
             config_file,
             env,
             dir: self.dir,
@@ -284,6 +305,19 @@ impl Ward {
             .as_ref()
             .expect("no reload watcher: start with .watch(..)");
         hup.send(()).await.expect("the reload watcher is running");
+    }
+
+    /// Waits until the config file watcher ([`WardBuilder::watch`] with an interval) has
+    /// looked at its files `n` times since this call: `n` whole ticks that began after
+    /// it, so whatever was written before the call has been seen `n` times.
+    pub async fn config_watch_ticks(&self, n: u64) {
+        wait_ticks("the config file watcher", &self.ticks.config, n).await
+    }
+
+    /// Like [`Ward::config_watch_ticks`], for the TLS certificate watcher
+    /// (`server.tls` with `server.watch_interval`).
+    pub async fn tls_watch_ticks(&self, n: u64) {
+        wait_ticks("the TLS file watcher", &self.ticks.tls, n).await
     }
 
     /// A new client on its own connection.
@@ -411,6 +445,24 @@ impl Drop for Ward {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// Waits for `n` ticks of `ticks` that began after the call: the tick under way when it
+/// is made may have read its files before, so it does not count.
+async fn wait_ticks(watcher: &str, ticks: &ward::server::Ticks, n: u64) {
+    let mut count = ticks.subscribe();
+    let start = *count.borrow_and_update();
+    let waited = tokio::time::timeout(TICK_PATIENCE, count.wait_for(|c| *c > start + n))
+        .await
+        .map(|r| r.is_ok());
+    match waited {
+        Ok(true) => {}
+        Ok(false) => panic!("{watcher} is gone"),
+        Err(_) => panic!(
+            "{watcher}: {} ticks began in {TICK_PATIENCE:?}, not {n}",
+            count.borrow().saturating_sub(start + 1)
+        ),
     }
 }
 

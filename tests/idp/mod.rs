@@ -15,6 +15,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::Value;
+use tokio::sync::watch;
 
 /// What the IdP answers on the JWKS path.
 #[derive(Clone)]
@@ -37,7 +38,10 @@ pub struct Idp {
     inner: Arc<Mutex<Inner>>,
     jwks_hits: Arc<AtomicUsize>,
     discovery_hits: Arc<AtomicUsize>,
-    stop: Arc<tokio::sync::Notify>,
+    /// Set to stop serving.
+    stop: watch::Sender<bool>,
+    /// Set by the server task once it has stopped: its listener is closed.
+    stopped: watch::Receiver<bool>,
 }
 
 impl Idp {
@@ -48,6 +52,7 @@ impl Idp {
             .await
             .expect("bind idp");
         let addr = listener.local_addr().expect("idp addr");
+        let (stopped_tx, stopped) = watch::channel(false);
         let idp = Idp {
             addr,
             inner: Arc::new(Mutex::new(Inner {
@@ -59,17 +64,22 @@ impl Idp {
             })),
             jwks_hits: Arc::new(AtomicUsize::new(0)),
             discovery_hits: Arc::new(AtomicUsize::new(0)),
-            stop: Arc::new(tokio::sync::Notify::new()),
+            stop: watch::Sender::new(false),
+            stopped,
         };
         let app = Router::new()
             .route("/jwks", get(jwks_handler))
             .route("/.well-known/openid-configuration", get(discovery_handler))
             .with_state(idp.clone());
-        let stop = idp.stop.clone();
+        let mut stop = idp.stop.subscribe();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.notified().await })
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                })
                 .await;
+            // `serve` returns once its listener is dropped and its connections closed.
+            let _ = stopped_tx.send(true);
         });
         idp
     }
@@ -114,9 +124,16 @@ impl Idp {
         self.discovery_hits.load(Ordering::SeqCst)
     }
 
-    /// Stops listening: later connections are refused.
-    pub fn stop(&self) {
-        self.stop.notify_waiters();
+    /// Stops listening and returns once the listener is closed and open connections
+    /// are done: later connections are refused.
+    pub async fn stop(&self) {
+        self.stop.send_replace(true);
+        let mut stopped = self.stopped.clone();
+        match tokio::time::timeout(Duration::from_secs(10), stopped.wait_for(|s| *s)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => panic!("the server task ended without saying it stopped"),
+            Err(_) => panic!("the server did not stop within 10 s"),
+        }
     }
 }
 

@@ -25,6 +25,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
+use tokio::sync::watch;
 
 pub const CLIENT_ID: &str = "ward client";
 pub const CLIENT_SECRET: &str = "s3cr3t:with/odd+chars";
@@ -77,7 +78,10 @@ pub struct Introspect {
     hits: Arc<AtomicUsize>,
     discovery_hits: Arc<AtomicUsize>,
     token_hits: Arc<Mutex<HashMap<String, usize>>>,
-    stop: Arc<tokio::sync::Notify>,
+    /// Set to stop serving.
+    stop: watch::Sender<bool>,
+    /// Set by the server task once it has stopped: its listener is closed.
+    stopped: watch::Receiver<bool>,
 }
 
 impl Introspect {
@@ -86,6 +90,7 @@ impl Introspect {
             .await
             .expect("bind introspection endpoint");
         let addr = listener.local_addr().expect("addr");
+        let (stopped_tx, stopped) = watch::channel(false);
         let ep = Introspect {
             addr,
             inner: Arc::new(Mutex::new(Inner {
@@ -99,17 +104,22 @@ impl Introspect {
             hits: Arc::new(AtomicUsize::new(0)),
             discovery_hits: Arc::new(AtomicUsize::new(0)),
             token_hits: Arc::new(Mutex::new(HashMap::new())),
-            stop: Arc::new(tokio::sync::Notify::new()),
+            stop: watch::Sender::new(false),
+            stopped,
         };
         let app = Router::new()
             .route("/introspect", post(handler))
             .route("/.well-known/openid-configuration", get(discovery))
             .with_state(ep.clone());
-        let stop = ep.stop.clone();
+        let mut stop = ep.stop.subscribe();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.notified().await })
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                })
                 .await;
+            // `serve` returns once its listener is dropped and its connections closed.
+            let _ = stopped_tx.send(true);
         });
         ep
     }
@@ -169,9 +179,16 @@ impl Introspect {
         self.lock().last.clone()
     }
 
-    /// Stops listening: later connections are refused.
-    pub fn stop(&self) {
-        self.stop.notify_waiters();
+    /// Stops listening and returns once the listener is closed and open connections
+    /// are done: later connections are refused.
+    pub async fn stop(&self) {
+        self.stop.send_replace(true);
+        let mut stopped = self.stopped.clone();
+        match tokio::time::timeout(Duration::from_secs(10), stopped.wait_for(|s| *s)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => panic!("the server task ended without saying it stopped"),
+            Err(_) => panic!("the server did not stop within 10 s"),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

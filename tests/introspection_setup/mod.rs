@@ -6,8 +6,9 @@
 
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use serde_json::json;
+use ward::clock::ManualClock;
 
-use crate::common::{Req, Ward, now};
+use crate::common::{Req, Ward, manual_clock, now};
 use crate::introspect_server::{CLIENT_ID, CLIENT_SECRET, Introspect};
 
 /// A config with one introspection provider `partners` on `/api`; `extra` is appended
@@ -56,13 +57,31 @@ pub async fn start(yaml: &str) -> Ward {
         .await
 }
 
+/// [`start`] on a manual clock at [`crate::common::CLOCK_START`], and the hand that
+/// moves it: answers' `exp` must then be set from that time ([`active_until`]).
+pub async fn start_manual(yaml: &str) -> (Ward, ManualClock) {
+    let (clock, hand) = manual_clock();
+    let ward = Ward::builder(yaml)
+        .env("PARTNERS_SECRET", CLIENT_SECRET)
+        .clock(clock)
+        .start()
+        .await;
+    (ward, hand)
+}
+
 /// `GET /api/x` with `Authorization: Bearer <token>`.
 pub fn with_token(token: &str) -> CheckRequest {
     Req::get("/api/x").bearer(token).to_map()
 }
 
+/// An active answer for `sub` that expires `ttl` seconds from now (the wall clock).
 pub fn active(sub: &str, ttl: u64) -> serde_json::Value {
-    json!({"active": true, "sub": sub, "scope": "orders:read orders:write", "exp": now() + ttl})
+    active_until(sub, now() + ttl)
+}
+
+/// An active answer for `sub` that expires at `exp`.
+pub fn active_until(sub: &str, exp: u64) -> serde_json::Value {
+    json!({"active": true, "sub": sub, "scope": "orders:read orders:write", "exp": exp})
 }
 
 pub const OK: (i32, u16, &str) = (0, 200, "ok");

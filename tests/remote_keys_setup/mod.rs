@@ -8,16 +8,22 @@ use std::time::Duration;
 
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use serde_json::json;
+use ward::clock::ManualClock;
 
-use crate::common::{Req, TestKey, Ward, now, summary};
+use crate::common::{Req, TestKey, Ward, manual_clock, now, summary, wait_until};
 use crate::idp::Idp;
 
 /// How long a test waits for something ward does in the background.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
-/// A token from `iss` for audience `api`, valid for `ttl` seconds.
+/// A token from `iss` for audience `api`, valid for `ttl` seconds (by the wall clock).
 pub fn token(k: &TestKey, iss: &str, sub: &str, ttl: u64) -> String {
-    k.sign(&json!({"iss": iss, "aud": "api", "sub": sub, "exp": now() + ttl, "roles": ["reader"]}))
+    token_until(k, iss, sub, now() + ttl)
+}
+
+/// A token from `iss` for audience `api` that expires at `exp`.
+pub fn token_until(k: &TestKey, iss: &str, sub: &str, exp: u64) -> String {
+    k.sign(&json!({"iss": iss, "aud": "api", "sub": sub, "exp": exp, "roles": ["reader"]}))
 }
 
 /// `GET path`, with `Authorization: Bearer <token>` when a token is given.
@@ -70,5 +76,24 @@ pub async fn start_on(idp: &Idp, extra: &str) -> Ward {
         &format!("jwks_uri: {}", idp.jwks_uri()),
         extra,
     ))
+    .await
+}
+
+/// [`start_on`] on a manual clock at [`crate::common::CLOCK_START`], and the hand that
+/// moves it: tokens must then expire after that time ([`token_until`]).
+pub async fn start_manual_on(idp: &Idp, extra: &str) -> (Ward, ManualClock) {
+    let (clock, hand) = manual_clock();
+    let yaml = config(ISS, &format!("jwks_uri: {}", idp.jwks_uri()), extra);
+    (Ward::builder(&yaml).clock(clock).start().await, hand)
+}
+
+/// Waits until `idp` is asked for its keys again, moving ward's manual `clock` one
+/// second at a time so that its refresh comes due.
+pub async fn wait_refresh(idp: &Idp, clock: &ManualClock) {
+    let hits = idp.jwks_hits();
+    wait_until("a refresh", PATIENCE, async || {
+        clock.advance(Duration::from_secs(1));
+        idp.jwks_hits() > hits
+    })
     .await
 }
