@@ -54,7 +54,7 @@ macro_rules! internal {
 }
 
 internal!(
-    authn, authz, digest, engine, header, observe, response, server, state
+    authn, authz, digest, engine, header, observe, reload, response, server, state
 );
 
 pub mod clock;
@@ -73,9 +73,9 @@ pub use config::{Config, ConfigErrors};
 pub use decision::{Decision, DenyReason, Verdict};
 pub use layer::WardLayer;
 pub use metrics::Metrics;
+pub use reload::ReloadError;
 pub use request::CheckInput;
 pub use server::Server;
-pub use server::reload::ReloadError;
 pub use ward::{LoadError, Ward};
 
 // The README's Rust examples are compiled by `cargo test`.

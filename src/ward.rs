@@ -8,8 +8,8 @@ use crate::clock::Clock;
 use crate::config::{self, Config, ConfigErrors, Env, ProcessEnv, Sources};
 use crate::decision::Decision;
 use crate::metrics::Metrics;
+use crate::reload::{self, ReloadError};
 use crate::request::CheckInput;
-use crate::server::reload::{self, ReloadError};
 use crate::state::AppState;
 
 /// Why a policy could not be loaded.

@@ -4,7 +4,6 @@
 pub mod admin;
 pub mod grpc;
 pub mod limits;
-pub mod reload;
 pub mod stream;
 pub mod tls;
 
@@ -17,7 +16,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt as _;
 
 use crate::config::Config;
-pub use crate::state::AppState;
+use crate::reload::{self, Ticks};
+use crate::state::AppState;
 use crate::ward::Ward;
 use stream::Unvectored;
 
@@ -28,30 +28,6 @@ const AUTHZ_DESCRIPTOR: &[u8] = include_bytes!("../../proto/authz_descriptor.bin
 /// HTTP/2 flow-control window, per stream and per connection: a check of ordinary size
 /// arrives in one round trip, and a connection never has more than this unread.
 const HTTP2_WINDOW: u32 = 1024 * 1024;
-
-/// How many interval ticks a file watcher (the config's, the TLS files') has finished:
-/// what a test waits on to know a watcher looked at its files, instead of sleeping.
-#[derive(Clone, Debug)]
-pub struct Ticks(watch::Sender<u64>);
-
-impl Default for Ticks {
-    fn default() -> Self {
-        Ticks(watch::Sender::new(0))
-    }
-}
-
-impl Ticks {
-    /// Counts one finished tick.
-    pub(crate) fn tick(&self) {
-        self.0.send_modify(|n| *n = n.saturating_add(1));
-    }
-
-    /// The count, to read or to wait on.
-    #[cfg(feature = "internals")]
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.0.subscribe()
-    }
-}
 
 /// The tick counts of a server's file watchers (`Server::watch_ticks`).
 #[derive(Clone, Debug, Default)]

@@ -16,7 +16,7 @@ use tokio_rustls::server::TlsStream;
 
 use crate::config::TlsConfig;
 use crate::digest::sha256;
-use crate::server::Ticks;
+use crate::reload::Ticks;
 
 /// How long a client may take to finish the handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

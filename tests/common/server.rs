@@ -450,7 +450,7 @@ impl Drop for Ward {
 
 /// Waits for `n` ticks of `ticks` that began after the call: the tick under way when it
 /// is made may have read its files before, so it does not count.
-async fn wait_ticks(watcher: &str, ticks: &ward::server::Ticks, n: u64) {
+async fn wait_ticks(watcher: &str, ticks: &ward::reload::Ticks, n: u64) {
     let mut count = ticks.subscribe();
     let start = *count.borrow_and_update();
     let waited = tokio::time::timeout(TICK_PATIENCE, count.wait_for(|c| *c > start + n))

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{self, Config, ConfigErrors, Env, Sources};
-use crate::server::{AppState, Ticks};
+use crate::state::AppState;
 
 /// Why a reload did not take effect.
 #[derive(Debug, thiserror::Error)]
@@ -27,12 +27,8 @@ pub enum ReloadError {
     NoFile,
 }
 
-/// Reloads `path` into `state`. On error the running config is untouched.
-pub fn reload(path: &Path, state: &AppState, env: &dyn Env) -> Result<(), ReloadError> {
-    reload_tracked(path, state, env).0
-}
-
-/// [`reload`], also returning the files the attempt read.
+/// Reloads `path` into `state` (on error the running config is untouched), and returns
+/// the files the attempt read.
 pub(crate) fn reload_tracked(
     path: &Path,
     state: &AppState,
@@ -169,5 +165,29 @@ pub async fn watch(
         if !forced {
             ticks.tick();
         }
+    }
+}
+
+/// How many interval ticks a file watcher (the config's, the TLS files') has finished:
+/// what a test waits on to know a watcher looked at its files, instead of sleeping.
+#[derive(Clone, Debug)]
+pub struct Ticks(tokio::sync::watch::Sender<u64>);
+
+impl Default for Ticks {
+    fn default() -> Self {
+        Ticks(tokio::sync::watch::Sender::new(0))
+    }
+}
+
+impl Ticks {
+    /// Counts one finished tick.
+    pub(crate) fn tick(&self) {
+        self.0.send_modify(|n| *n = n.saturating_add(1));
+    }
+
+    /// The count, to read or to wait on.
+    #[cfg(feature = "internals")]
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.subscribe()
     }
 }
