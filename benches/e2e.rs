@@ -28,103 +28,34 @@
 //! --workloads a,e --ward-bin PATH` (another ward build, for before/after numbers).
 //!
 //! The load generator itself (clients, load shapes, the answer classifier, the baseline
-//! server, /proc readings) is `tools/loadgen`; this file holds the workloads, the runs
-//! and the report.
+//! server, /proc readings) is `tools/loadgen`; this file holds the servers under test,
+//! the runs and the driver; the options are in `e2e/opts.rs`, the workloads (ward's
+//! config, the tokens, each request with its expected answer) in `e2e/workloads.rs`, the
+//! table and the targets in `e2e/report.rs`.
 
 mod common;
+#[path = "e2e/opts.rs"]
+mod opts;
+#[path = "e2e/report.rs"]
+mod report;
+#[path = "e2e/workloads.rs"]
+mod workloads;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
-use loadgen::args::{list, number};
-use loadgen::client::{Client, encode};
-use loadgen::load::{Requests, closed_loop, open_loop};
+use loadgen::client::Client;
+use loadgen::load::{closed_loop, open_loop};
 use loadgen::process::{Server, free_port, spawn_baseline, ward_command};
 use loadgen::procfs::{Noise, proc_status_kib, process_cpu};
-use loadgen::summary::{RunResult, Summary, summarize};
-use loadgen::verdict::Expect;
-use ward::authn::jwt::Alg;
+use loadgen::summary::{RunResult, summarize};
 
-use common::{AUD, ISS};
-
-// === options ===
-
-#[derive(Debug, Clone)]
-struct Opts {
-    quick: bool,
-    pin: bool,
-    reps: usize,
-    duration: Duration,
-    warmup: Duration,
-    concurrency: usize,
-    connections: usize,
-    rate: u64,
-    tokens: usize,
-    single_duration: Duration,
-    /// Workload keys to run (`a`..`e`); all when empty.
-    only: Vec<String>,
-    /// The ward binary to serve with (before/after comparisons); this build's by default.
-    ward_bin: PathBuf,
-}
-
-impl Opts {
-    fn parse() -> Result<Self, String> {
-        let mut o = Opts {
-            quick: false,
-            pin: true,
-            reps: 3,
-            duration: Duration::from_secs(5),
-            warmup: Duration::from_secs(1),
-            concurrency: 64,
-            connections: 2,
-            rate: 20_000,
-            tokens: 100_000,
-            single_duration: Duration::from_secs(3),
-            only: Vec::new(),
-            ward_bin: PathBuf::from(env!("CARGO_BIN_EXE_ward")),
-        };
-        let mut args = std::env::args().skip(1);
-        let num = number;
-        let mut explicit_tokens = None;
-        while let Some(a) = args.next() {
-            match a.as_str() {
-                "--quick" => o.quick = true,
-                "--no-pin" => o.pin = false,
-                "--bench" => {} // cargo bench passes it
-                "--reps" => o.reps = num(args.next(), "--reps")?.max(1) as usize,
-                "--duration" => o.duration = Duration::from_secs(num(args.next(), "--duration")?),
-                "--concurrency" => {
-                    o.concurrency = num(args.next(), "--concurrency")?.max(1) as usize
-                }
-                "--connections" => {
-                    o.connections = num(args.next(), "--connections")?.max(1) as usize
-                }
-                "--rate" => o.rate = num(args.next(), "--rate")?.max(1),
-                "--tokens" => explicit_tokens = Some(num(args.next(), "--tokens")? as usize),
-                "--ward-bin" => {
-                    o.ward_bin = args.next().ok_or("--ward-bin takes a path")?.into();
-                }
-                "--workloads" => o.only = list(args.next(), "--workloads", "a,e")?,
-                other => return Err(format!("unknown argument `{other}`")),
-            }
-        }
-        if o.quick {
-            o.pin = false;
-            o.reps = 1;
-            o.tokens = 300;
-            o.rate = 1_000;
-            o.concurrency = o.concurrency.min(16);
-        }
-        if let Some(t) = explicit_tokens {
-            o.tokens = t.max(10);
-        }
-        Ok(o)
-    }
-}
+use opts::Opts;
+use report::{Row, print_table, print_targets};
+use workloads::{Workload, prepare};
 
 // === main ===
 
@@ -182,68 +113,7 @@ async fn cache_counters(server: &Server) -> (u64, u64) {
     loadgen::metrics::cache_counters(&r.text().await.unwrap_or_default())
 }
 
-// === workloads ===
-
-struct Workload {
-    key: &'static str,
-    title: &'static str,
-    /// Each request, encoded, with ward's expected answer; request `i` uses entry
-    /// `i % len`.
-    creds: Requests,
-    /// Every request carries a token not sent before: runs consume the list in order
-    /// (ward's cursor persists across repetitions) and stop when their share is used.
-    distinct: bool,
-}
-
-fn ward_yaml() -> String {
-    format!(
-        r#"
-providers:
-  - name: idp
-    jwt:
-      issuer: "{ISS}"
-      audiences: [{AUD}]
-      jwks_file: jwks.json
-      algorithms: [RS256, ES256]
-      claims: {{ roles: roles, scopes: scope }}
-      headers: {{ email: x-auth-email }}
-routes:
-  - name: public
-    match: {{ path_prefix: /public }}
-    allow_anonymous: true
-  - name: orders
-    match: {{ path: "/api/orders/**", methods: [GET, POST], hosts: ["api.example.com"] }}
-    providers: [idp]
-    require:
-      all:
-        - roles_any: [orders-reader, admin]
-        - claim: {{ name: tenant, equals: acme }}
-"#
-    )
-}
-
-fn bearer(t: &str) -> Option<String> {
-    Some(format!("Bearer {t}"))
-}
-
-/// The `authorization` header value (None: no credential) set in `template`, each
-/// request encoded once, before any run.
-fn encoded(
-    template: &CheckRequest,
-    creds: impl IntoIterator<Item = (Option<String>, Expect)>,
-) -> Requests {
-    let list = creds
-        .into_iter()
-        .map(|(cred, expect)| {
-            let mut req = template.clone();
-            if let Some(c) = cred {
-                common::set_authorization(&mut req, c);
-            }
-            (encode(&req), expect)
-        })
-        .collect();
-    Arc::new(list)
-}
+// === runs ===
 
 enum Mode {
     Closed { concurrency: usize },
@@ -350,58 +220,6 @@ async fn run(
     }
 }
 
-// === reporting ===
-
-struct Row {
-    workload: String,
-    mode: String,
-    base: Summary,
-    ward: Summary,
-}
-
-fn print_table(rows: &[Row]) {
-    println!();
-    println!(
-        "| workload | mode | server | checks/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/check | server sleeps/check | load gen busy | runs (checks/s) | other load |"
-    );
-    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|");
-    for r in rows {
-        for (name, s) in [("baseline", &r.base), ("ward", &r.ward)] {
-            let runs: Vec<String> = s.rates.iter().map(|x| format!("{x:.0}")).collect();
-            let dropped = if s.dropped > 0 {
-                format!(" ({} dropped)", s.dropped)
-            } else {
-                String::new()
-            };
-            println!(
-                "| {} | {} | {name} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.2} | {:.0}% | {}{dropped} | {} |",
-                r.workload,
-                r.mode,
-                s.rate,
-                s.p50,
-                s.p99,
-                s.p999,
-                s.cpu,
-                s.sleeps,
-                s.client * 100.0,
-                runs.join(", "),
-                s.noise
-                    .map_or_else(|| "-".to_string(), |n| format!("{:.0}%", n * 100.0))
-            );
-        }
-        println!(
-            "| {} | {} | **ward/baseline** | **{:.2}** | {:.2} | **{:.2}** | {:.2} | {:.2} | | | | |",
-            r.workload,
-            r.mode,
-            r.ward.rate / r.base.rate,
-            r.ward.p50 / r.base.p50,
-            r.ward.p99 / r.base.p99,
-            r.ward.p999 / r.base.p999,
-            r.ward.cpu / r.base.cpu,
-        );
-    }
-}
-
 // === the driver ===
 
 fn drive(opts: &Opts) -> Result<u64, String> {
@@ -429,99 +247,7 @@ fn drive(opts: &Opts) -> Result<u64, String> {
 
     // Keys, config, tokens: all before anything is measured (and before pinning, so
     // minting uses every core).
-    let rs = common::key(Alg::RS256);
-    let es = common::key(Alg::ES256);
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    std::fs::write(
-        dir.path().join("jwks.json"),
-        common::jwks_of(&[&rs, &es]).to_string(),
-    )
-    .map_err(|e| e.to_string())?;
-    std::fs::write(dir.path().join("ward.yaml"), ward_yaml()).map_err(|e| e.to_string())?;
-
-    let want = |k: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == k);
-    let t = Instant::now();
-    let rs_tokens = if want("b") {
-        common::mint_many(&rs, ISS, AUD, 1_000_000, opts.tokens)
-    } else {
-        Vec::new()
-    };
-    let rs_mint = t.elapsed();
-    let t = Instant::now();
-    let es_tokens = if want("c") {
-        common::mint_many(&es, ISS, AUD, 2_000_000, opts.tokens)
-    } else {
-        Vec::new()
-    };
-    let es_mint = t.elapsed();
-    let invalid: Vec<String> = if want("d") {
-        common::mint_many(&rs, ISS, AUD, 3_000_000, 1000.min(opts.tokens))
-            .iter()
-            .map(|t| loadgen::tamper(t))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let one = rs
-        .sign(&common::claims(ISS, AUD, 42))
-        .map_err(|e| e.to_string())?;
-    println!(
-        "e2e: minted {} RS256 tokens in {:.1}s ({:.0}/s), {} ES256 in {:.1}s; an RS256 token is {} bytes, an ES256 one {}",
-        rs_tokens.len(),
-        rs_mint.as_secs_f64(),
-        rs_tokens.len() as f64 / rs_mint.as_secs_f64().max(1e-9),
-        es_tokens.len(),
-        es_mint.as_secs_f64(),
-        one.len(),
-        es.sign(&common::claims(ISS, AUD, 42))
-            .map_or(0, |t| t.len()),
-    );
-
-    let api = common::envoy_request("/api/orders/42/items?expand=lines");
-    let public = common::envoy_request("/public/docs/index.html");
-    let mut mixed = Vec::with_capacity(2 * invalid.len());
-    for bad in &invalid {
-        mixed.push((bearer(&one), Expect::Allow));
-        mixed.push((bearer(bad), Expect::Deny401));
-    }
-    let workloads: Vec<Arc<Workload>> = vec![
-        Workload {
-            key: "a",
-            title: "(a) one RS256 token, cache hit",
-            creds: encoded(&api, [(bearer(&one), Expect::Allow)]),
-            distinct: false,
-        },
-        Workload {
-            key: "b",
-            title: "(b) distinct RS256 tokens, cache miss",
-            creds: encoded(&api, rs_tokens.iter().map(|t| (bearer(t), Expect::Allow))),
-            distinct: true,
-        },
-        Workload {
-            key: "c",
-            title: "(c) distinct ES256 tokens, cache miss",
-            creds: encoded(&api, es_tokens.iter().map(|t| (bearer(t), Expect::Allow))),
-            distinct: true,
-        },
-        Workload {
-            key: "d",
-            title: "(d) 50% valid (cached) / 50% bad-signature RS256",
-            creds: encoded(&api, mixed),
-            distinct: false,
-        },
-        Workload {
-            key: "e",
-            title: "(e) anonymous route",
-            creds: encoded(&public, [(None, Expect::Allow)]),
-            distinct: false,
-        },
-    ]
-    .into_iter()
-    .filter(|w| opts.only.is_empty() || opts.only.iter().any(|k| k == w.key))
-    .map(Arc::new)
-    .collect();
-    drop(rs_tokens);
-    drop(es_tokens);
+    let (dir, workloads) = prepare(opts)?;
 
     // Servers on CPU 0, this process on CPU 1.
     let ward = spawn_ward(opts, dir.path())?;
@@ -720,63 +446,4 @@ fn drive(opts: &Opts) -> Result<u64, String> {
     });
     result?;
     Ok(errors.load(Ordering::Relaxed))
-}
-
-fn print_targets(rows: &[Row], idle_rss: u64, rss_after: &[(String, u64)]) {
-    let find = |w: &str, m: &str| {
-        rows.iter()
-            .find(|r| r.workload.starts_with(w) && r.mode.starts_with(m))
-    };
-    let verdict = |ok: bool| if ok { "holds" } else { "MISSED" };
-    if rows.is_empty() {
-        return;
-    }
-    println!();
-    if let Some(r) = find("(a)", rows[0].mode.as_str()) {
-        let t = r.ward.rate / r.base.rate;
-        let p = r.ward.p99 / r.base.p99;
-        println!(
-            "- target (a) throughput >= 0.90x baseline: {t:.2}x {}",
-            verdict(t >= 0.90)
-        );
-        println!(
-            "- target (a) p99 <= 1.3x baseline: {p:.2}x {}",
-            verdict(p <= 1.3)
-        );
-    }
-    if let Some(r) = find("(b)", rows[0].mode.as_str()) {
-        let t = r.ward.rate / r.base.rate;
-        println!(
-            "- target (b) throughput >= 0.60x baseline: {t:.2}x {}",
-            verdict(t >= 0.60)
-        );
-    }
-    if let Some(r) = find("(e)", rows[0].mode.as_str()) {
-        let t = r.ward.rate / r.base.rate;
-        println!(
-            "- target (e) throughput >= 0.95x baseline: {t:.2}x {}",
-            verdict(t >= 0.95)
-        );
-    }
-    for w in ["(a)", "(e)"] {
-        if let Some(r) = find(w, "1 in flight") {
-            let p = r.ward.p50 / r.base.p50;
-            println!(
-                "- target {w} one in flight p50 <= 1.1x baseline: {p:.2}x {}",
-                verdict(p <= 1.1)
-            );
-        }
-    }
-    let idle = idle_rss as f64 / 1024.0;
-    println!(
-        "- target idle RSS <= 20 MiB: {idle:.1} MiB {}",
-        verdict(idle <= 20.0)
-    );
-    if let Some((_, kib)) = rss_after.iter().find(|(w, _)| w.contains("(b)")) {
-        let m = *kib as f64 / 1024.0;
-        println!(
-            "- target RSS after (b) <= 64 MiB: {m:.1} MiB {}",
-            verdict(m <= 64.0)
-        );
-    }
 }

@@ -40,20 +40,21 @@
 //! `-- --duration 10m --rate 1000 --ward-bin PATH` for others.
 //!
 //! The load generator (client, answer classifier, misbehaving servers, /proc and
-//! /metrics readings) is `tools/loadgen`; the identity providers' state and the load's
-//! credentials are in `soak/world.rs`, the judging of answers in `soak/judge.rs`, the
-//! report in `soak/report.rs`.
+//! /metrics readings) is `tools/loadgen`; the options are in `soak/opts.rs`, the
+//! identity providers' state and the load's credentials in `soak/world.rs`, the judging
+//! of answers in `soak/judge.rs`, the rows every 10 s and the report in `soak/report.rs`.
 
 mod common;
 #[path = "soak/judge.rs"]
 mod judge;
+#[path = "soak/opts.rs"]
+mod opts;
 #[path = "soak/report.rs"]
 mod report;
 #[path = "soak/world.rs"]
 mod world;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -62,21 +63,21 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::{get, post};
 use base64::Engine as _;
-use loadgen::args::parse_duration;
 use loadgen::client::Client;
 use loadgen::clock::{now_s, unix_now_f};
 use loadgen::flaky::{Flappy, Mode, mode_at};
 use loadgen::load::lock;
 use loadgen::metrics::{metric, scrape};
 use loadgen::process::{Server, free_port, ward_command};
-use loadgen::procfs::{alive, open_fds, proc_status_kib};
+use loadgen::procfs::{alive, proc_status_kib};
 use loadgen::verdict::Answer;
 use prost::bytes::Bytes;
 use ward::authn::jwt::Alg;
 
 use common::{AUD, ISS};
 use judge::{Tally, Window, judge};
-use report::{Row, ms, report, states};
+use opts::Opts;
+use report::{print_row_header, report, spawn_sampler};
 use world::{
     Introspected, KeyEntry, Keyring, World, introspect_handler, jwks_handler, mint_fresh, new_key,
     pick, random_token, request, ward_yaml, write_config,
@@ -133,69 +134,6 @@ const INTRO_CYCLE: &[(u64, Mode)] = &[
     (8, Mode::Up),
     (6, Mode::Down),
 ];
-
-// === options ===
-
-#[derive(Debug, Clone)]
-pub(crate) struct Opts {
-    pub(crate) quick: bool,
-    pub(crate) duration: Duration,
-    pub(crate) rate: u64,
-    pub(crate) rotation: f64,
-    pub(crate) warmup: f64,
-    pub(crate) ward_bin: PathBuf,
-}
-
-impl Opts {
-    fn parse() -> Result<Self, String> {
-        let mut quick = false;
-        let mut duration = None;
-        let mut rate = 1500;
-        let mut ward_bin = PathBuf::from(env!("CARGO_BIN_EXE_ward"));
-        let mut args = std::env::args().skip(1);
-        while let Some(a) = args.next() {
-            match a.as_str() {
-                "--quick" => quick = true,
-                "--bench" => {} // cargo bench passes it
-                "--duration" => {
-                    let v = args.next().unwrap_or_default();
-                    duration = Some(
-                        parse_duration(&v)
-                            .ok_or("--duration takes 30m, 90s, 1h or a number of seconds")?,
-                    );
-                }
-                "--rate" => {
-                    rate = args
-                        .next()
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .filter(|r| *r > 0)
-                        .ok_or("--rate takes a positive number of checks per second")?;
-                }
-                "--ward-bin" => ward_bin = args.next().ok_or("--ward-bin takes a path")?.into(),
-                other => return Err(format!("unknown argument `{other}`")),
-            }
-        }
-        let duration = duration.unwrap_or(if quick {
-            Duration::from_secs(60)
-        } else {
-            Duration::from_secs(30 * 60)
-        });
-        let d = duration.as_secs_f64();
-        // Two minutes between rotations, and at least three rotations in a short run.
-        let rotation = (d / 3.0).clamp(20.0, 120.0);
-        // Warm-up: every injected failure has happened once (the cycles are 48 s and
-        // 62 s), the first rotation is done, caches are at their steady size.
-        let warmup = (d / 3.0).clamp(20.0, 180.0);
-        Ok(Opts {
-            quick,
-            duration,
-            rate,
-            rotation,
-            warmup,
-            ward_bin,
-        })
-    }
-}
 
 fn main() -> ExitCode {
     let opts = match Opts::parse() {
@@ -367,22 +305,7 @@ async fn run(opts: &Opts) -> Result<bool, String> {
         jwks.addr,
         intro.addr
     );
-    println!(
-        "{:>6} {:>7} {:>7} {:>8} {:>8} {:>8} {:>10} {:>8} {:>4} {:>6} {:>6}  {:<16} {:<16}",
-        "t",
-        "checks",
-        "/s",
-        "p50 ms",
-        "p99 ms",
-        "max ms",
-        "p99 cached",
-        "RSS MiB",
-        "fds",
-        "valid✗",
-        "other✗",
-        "JWKS",
-        "introspection"
-    );
+    print_row_header();
 
     let t0 = now_s();
     let run_start = Instant::now();
@@ -524,61 +447,7 @@ async fn run(opts: &Opts) -> Result<bool, String> {
     };
 
     // The sampler: a row every 10 s.
-    let sampler = {
-        let w = world.clone();
-        tokio::spawn(async move {
-            let mut rows: Vec<Row> = Vec::new();
-            let mut last_checks = 0u64;
-            let mut next = SAMPLE_EVERY;
-            loop {
-                let at = t0 + next;
-                let wait = at - now_s();
-                if wait > 0.0 {
-                    tokio::time::sleep(Duration::from_secs_f64(wait)).await;
-                }
-                let (window, total, vf, of) = {
-                    let mut t = lock(&w.tally);
-                    let win = std::mem::replace(&mut t.window, Window::new());
-                    (win, t.total.len(), t.valid_failed, t.other_failed)
-                };
-                let checks = total - last_checks;
-                last_checks = total;
-                let row = Row {
-                    t: next,
-                    checks,
-                    hist: window.hist,
-                    cached: window.cached,
-                    rss_kib: proc_status_kib(pid, "VmRSS:"),
-                    fds: open_fds(pid),
-                    valid_failed: vf,
-                    other_failed: of,
-                    jwks: window.jwks,
-                    intro: window.intro,
-                };
-                println!(
-                    "{:>5.0}s {:>7} {:>7.0} {:>8.2} {:>8.2} {:>8.1} {:>10.2} {:>8.1} {:>4} {:>6} {:>6}  {:<16} {:<16}",
-                    row.t,
-                    row.checks,
-                    row.checks as f64 / SAMPLE_EVERY,
-                    ms(row.hist.value_at_quantile(0.5)),
-                    ms(row.hist.value_at_quantile(0.99)),
-                    ms(row.hist.max()),
-                    ms(row.cached.value_at_quantile(0.99)),
-                    row.rss_kib as f64 / 1024.0,
-                    row.fds,
-                    row.valid_failed,
-                    row.other_failed,
-                    states(&row.jwks),
-                    states(&row.intro),
-                );
-                rows.push(row);
-                if next >= end || w.stop.load(Ordering::Relaxed) {
-                    return rows;
-                }
-                next += SAMPLE_EVERY;
-            }
-        })
-    };
+    let sampler = spawn_sampler(world.clone(), t0, end, pid);
 
     // The load: an open loop, dispatching what is due every millisecond.
     let rate = opts.rate as f64;

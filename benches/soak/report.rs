@@ -1,21 +1,24 @@
 //! The soak run's report: answers by credential, latencies, ward's fetches, reloads
-//! and memory, and a table over time.
+//! and memory, and a table over time; and the rows printed every 10 s while it runs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use loadgen::clock::now_s;
 use loadgen::flaky::Flappy;
 use loadgen::load::lock;
 use loadgen::metrics::{metric, metric_by};
 use loadgen::process::Server;
-use loadgen::procfs::proc_status_kib;
+use loadgen::procfs::{open_fds, proc_status_kib};
+use loadgen::stats::ms;
+use tokio::task::JoinHandle;
 
-use crate::judge::hist;
+use crate::judge::{Window, hist};
 use crate::world::World;
-use crate::{MAX_IN_FLIGHT, Opts};
-pub(crate) use loadgen::stats::ms;
+use crate::{MAX_IN_FLIGHT, Opts, SAMPLE_EVERY};
 
 // === the run ===
 
@@ -32,7 +35,7 @@ pub(crate) struct Row {
     pub(crate) intro: BTreeSet<String>,
 }
 
-pub(crate) fn states(s: &BTreeSet<String>) -> String {
+fn states(s: &BTreeSet<String>) -> String {
     s.iter().cloned().collect::<Vec<_>>().join(",")
 }
 
@@ -289,4 +292,83 @@ pub(crate) fn fmt_counts(m: &BTreeMap<String, u64>) -> String {
         .map(|(k, v)| format!("{k}: {v}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+// === the table over time ===
+
+/// The header of the rows that [`spawn_sampler`] prints.
+pub(crate) fn print_row_header() {
+    println!(
+        "{:>6} {:>7} {:>7} {:>8} {:>8} {:>8} {:>10} {:>8} {:>4} {:>6} {:>6}  {:<16} {:<16}",
+        "t",
+        "checks",
+        "/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "p99 cached",
+        "RSS MiB",
+        "fds",
+        "valid✗",
+        "other✗",
+        "JWKS",
+        "introspection"
+    );
+}
+
+/// The sampler: a row every [`SAMPLE_EVERY`] seconds from `t0`, printed when taken, until
+/// `end` seconds have passed or the run stops; the rows, for the report.
+pub(crate) fn spawn_sampler(w: Arc<World>, t0: f64, end: f64, pid: u32) -> JoinHandle<Vec<Row>> {
+    tokio::spawn(async move {
+        let mut rows: Vec<Row> = Vec::new();
+        let mut last_checks = 0u64;
+        let mut next = SAMPLE_EVERY;
+        loop {
+            let at = t0 + next;
+            let wait = at - now_s();
+            if wait > 0.0 {
+                tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+            }
+            let (window, total, vf, of) = {
+                let mut t = lock(&w.tally);
+                let win = std::mem::replace(&mut t.window, Window::new());
+                (win, t.total.len(), t.valid_failed, t.other_failed)
+            };
+            let checks = total - last_checks;
+            last_checks = total;
+            let row = Row {
+                t: next,
+                checks,
+                hist: window.hist,
+                cached: window.cached,
+                rss_kib: proc_status_kib(pid, "VmRSS:"),
+                fds: open_fds(pid),
+                valid_failed: vf,
+                other_failed: of,
+                jwks: window.jwks,
+                intro: window.intro,
+            };
+            println!(
+                "{:>5.0}s {:>7} {:>7.0} {:>8.2} {:>8.2} {:>8.1} {:>10.2} {:>8.1} {:>4} {:>6} {:>6}  {:<16} {:<16}",
+                row.t,
+                row.checks,
+                row.checks as f64 / SAMPLE_EVERY,
+                ms(row.hist.value_at_quantile(0.5)),
+                ms(row.hist.value_at_quantile(0.99)),
+                ms(row.hist.max()),
+                ms(row.cached.value_at_quantile(0.99)),
+                row.rss_kib as f64 / 1024.0,
+                row.fds,
+                row.valid_failed,
+                row.other_failed,
+                states(&row.jwks),
+                states(&row.intro),
+            );
+            rows.push(row);
+            if next >= end || w.stop.load(Ordering::Relaxed) {
+                return rows;
+            }
+            next += SAMPLE_EVERY;
+        }
+    })
 }
