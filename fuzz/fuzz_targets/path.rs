@@ -44,12 +44,12 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     let config = ward_fuzz::routes();
-    let index = RouteIndex::new(&config.routes);
+    let index = RouteIndex::new(config.routes());
     let picked = index
-        .select(&config.routes, &input, &segments)
+        .select(config.routes(), &input, &segments)
         .map(|(i, _, params)| (i, params));
     let scanned = config
-        .routes
+        .routes()
         .iter()
         .enumerate()
         .find_map(|(i, r)| r.matcher.matches(&input, &segments).map(|p| (i, p)));
