@@ -401,4 +401,4 @@ impl ClaimTest {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -3,7 +3,7 @@
 //! Every condition here is written as the YAML a user would write (flow style) and
 //! compiled through the real config loader, so the tests also pin the paths that appear
 //! in denials. What a bad condition is told is tested beside its compiler, in
-//! `config::compile::conditions`.
+//! `config::compile::conditions`, which shares this harness.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,23 +19,23 @@ use crate::request::CheckInput;
 // === harness ===
 
 /// A config with one route, `/tenants/{tenant}/**`, that requires `require`.
-fn config_with(require: &Value) -> Result<Config, Vec<ConfigError>> {
+pub(crate) fn config_with(require: &Value) -> Result<Config, Vec<ConfigError>> {
     let text = format!(
         "routes:\n  - name: r\n    match: {{ path: \"/tenants/{{tenant}}/**\" }}\n    require: {require}\n"
     );
     load(&text)
 }
 
-fn load(text: &str) -> Result<Config, Vec<ConfigError>> {
+pub(crate) fn load(text: &str) -> Result<Config, Vec<ConfigError>> {
     let env: HashMap<String, String> = HashMap::new();
     config::load_str(text, Path::new("."), &env).map_err(|e| e.0)
 }
 
 /// A compiled `require`, ready to evaluate.
-struct Rule(Config);
+pub(crate) struct Rule(Config);
 
 impl Rule {
-    fn new(require: Value) -> Self {
+    pub(crate) fn new(require: Value) -> Self {
         match config_with(&require) {
             Ok(c) => Rule(c),
             Err(e) => panic!("{require} does not compile: {e:?}"),
@@ -43,7 +43,7 @@ impl Rule {
     }
 
     /// Evaluates against `id` and `input`, with the route's path parameters bound.
-    fn eval(&self, id: &Identity, input: &CheckInput<'_>) -> Result<(), Failure> {
+    pub(crate) fn eval(&self, id: &Identity, input: &CheckInput<'_>) -> Result<(), Failure> {
         let route = &self.0.routes[0];
         let segments = path::normalize(input.path).expect("test paths normalise");
         let params = route.matcher.matches(input, &segments).unwrap_or_default();
@@ -60,16 +60,16 @@ impl Rule {
     }
 
     /// Evaluates against a request to `/tenants/acme/orders` with these claims.
-    fn claims(&self, claims: Value) -> Result<(), Failure> {
+    pub(crate) fn claims(&self, claims: Value) -> Result<(), Failure> {
         self.eval(&with_claims(claims), &get("/tenants/acme/orders"))
     }
 
-    fn holds(&self, claims: Value) -> bool {
+    pub(crate) fn holds(&self, claims: Value) -> bool {
         self.claims(claims).is_ok()
     }
 }
 
-fn get(path: &str) -> CheckInput<'_> {
+pub(crate) fn get(path: &str) -> CheckInput<'_> {
     CheckInput {
         method: "GET",
         host: "api.example.com",
@@ -78,7 +78,7 @@ fn get(path: &str) -> CheckInput<'_> {
     }
 }
 
-fn with_claims(claims: Value) -> Identity {
+pub(crate) fn with_claims(claims: Value) -> Identity {
     Identity {
         provider: "test".into(),
         claims: claims.into(),
@@ -86,7 +86,7 @@ fn with_claims(claims: Value) -> Identity {
     }
 }
 
-fn with_roles(roles: &[&str], scopes: &[&str]) -> Identity {
+pub(crate) fn with_roles(roles: &[&str], scopes: &[&str]) -> Identity {
     Identity {
         provider: "test".into(),
         roles: roles.iter().copied().collect(),

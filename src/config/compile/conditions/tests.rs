@@ -1,88 +1,12 @@
 //! Conditions compiled from YAML: what a bad `require` is told, at its config path and
 //! line, and the bounds the compiler holds conditions to.
 
-use std::collections::HashMap;
-use std::path::Path;
-
 use serde_json::{Value, json};
 
-use crate::authn::claims::Identity;
-use crate::authz::condition::{EvalCtx, Failure};
-use crate::authz::path;
-use crate::config::{self, Config, ConfigError};
-use crate::request::CheckInput;
+use crate::authz::condition::tests::{Rule, config_with, get, load, with_roles};
+use crate::config::ConfigError;
 
-// === harness ===
-
-/// A config with one route, `/tenants/{tenant}/**`, that requires `require`.
-fn config_with(require: &Value) -> Result<Config, Vec<ConfigError>> {
-    let text = format!(
-        "routes:\n  - name: r\n    match: {{ path: \"/tenants/{{tenant}}/**\" }}\n    require: {require}\n"
-    );
-    load(&text)
-}
-
-fn load(text: &str) -> Result<Config, Vec<ConfigError>> {
-    let env: HashMap<String, String> = HashMap::new();
-    config::load_str(text, Path::new("."), &env).map_err(|e| e.0)
-}
-
-/// A compiled `require`, for the few tests that also check what compiles still holds.
-struct Rule(Config);
-
-impl Rule {
-    fn new(require: Value) -> Self {
-        match config_with(&require) {
-            Ok(c) => Rule(c),
-            Err(e) => panic!("{require} does not compile: {e:?}"),
-        }
-    }
-
-    fn eval(&self, id: &Identity, input: &CheckInput<'_>) -> Result<(), Failure> {
-        let route = &self.0.routes[0];
-        let segments = path::normalize(input.path).expect("test paths normalise");
-        let params = route.matcher.matches(input, &segments).unwrap_or_default();
-        let ctx = EvalCtx {
-            identity: id,
-            params: &params,
-            input,
-        };
-        route
-            .require
-            .as_ref()
-            .expect("route has a require")
-            .eval(&ctx)
-    }
-
-    /// Evaluates against a request to `/tenants/acme/orders` with these claims.
-    fn holds(&self, claims: Value) -> bool {
-        let id = Identity {
-            provider: "test".into(),
-            claims: claims.into(),
-            ..Default::default()
-        };
-        self.eval(&id, &get("/tenants/acme/orders")).is_ok()
-    }
-}
-
-fn get(path: &str) -> CheckInput<'_> {
-    CheckInput {
-        method: "GET",
-        host: "api.example.com",
-        path,
-        ..Default::default()
-    }
-}
-
-fn with_roles(roles: &[&str], scopes: &[&str]) -> Identity {
-    Identity {
-        provider: "test".into(),
-        roles: roles.iter().copied().collect(),
-        scopes: scopes.iter().copied().collect(),
-        claims: json!({}).into(),
-        ..Default::default()
-    }
-}
+// === harness (authz's, plus the compile errors) ===
 
 /// Compiles `require` and returns its errors (the test fails if it compiles).
 fn errors_of(require: Value) -> Vec<ConfigError> {
