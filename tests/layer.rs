@@ -273,3 +273,17 @@ async fn the_layer_follows_reloads_of_its_policy() {
     policy.replace(config(&key, open)).expect("valid");
     assert_eq!(status(app).await, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_policy_not_loaded_from_a_file_cannot_reload_one() {
+    // `reload` rereads the file a policy came from; one built from a `Config` has none,
+    // and says so instead of keeping silent.
+    let policy = policy(
+        &TestKey::generate(Alg::HS256),
+        "  - name: open\n    match: { path_prefix: / }\n    allow_anonymous: true\n",
+    );
+    assert!(policy.config_file().is_none());
+    let err = policy.reload().expect_err("no file to reload");
+    assert!(matches!(err, ward::ReloadError::NoFile), "{err}");
+    assert_eq!(err.to_string(), "this policy was not loaded from a file");
+}
