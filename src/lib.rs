@@ -54,7 +54,7 @@ macro_rules! internal {
 }
 
 internal!(
-    authn, authz, digest, engine, header, observe, reload, response, server, state
+    authn, authz, digest, engine, header, issuer, observe, reload, response, server, state
 );
 
 pub mod clock;

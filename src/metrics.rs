@@ -37,6 +37,8 @@ pub struct Metrics {
     pub(crate) config_last_reload_success: Gauge,
     pub(crate) check_rejected: IntCounterVec,
     pub(crate) inflight_request_bytes: IntGauge,
+    pub(crate) tokens_minted: IntCounterVec,
+    pub(crate) token_exchange_requests: IntCounterVec,
 }
 
 /// Buckets from 25 µs to 2.5 s: a cached check takes tens of microseconds, one waiting on
@@ -141,6 +143,22 @@ impl Metrics {
             "Bytes of gRPC requests being received, counted against max_inflight_request_bytes",
         )
         .expect("valid metric");
+        let tokens_minted = IntCounterVec::new(
+            Opts::new(
+                "ward_tokens_minted_total",
+                "Purpose tokens signed, by purpose (a route's or an exchange's name); a token handed out again from the mint cache is not counted",
+            ),
+            &["purpose"],
+        )
+        .expect("valid metric");
+        let token_exchange_requests = IntCounterVec::new(
+            Opts::new(
+                "ward_token_exchange_requests_total",
+                "Token exchange requests by result: issued, or the RFC 6749 error answered (invalid_request, invalid_grant, invalid_target, unsupported_grant_type, invalid_scope, server_error)",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
         let build_info =
             IntGaugeVec::new(Opts::new("ward_build_info", "ward's version"), &["version"])
                 .expect("valid metric");
@@ -154,6 +172,17 @@ impl Metrics {
         }
         for reason in ["inflight_bytes", "receive_timeout"] {
             check_rejected.with_label_values(&[reason]);
+        }
+        for result in [
+            "issued",
+            "invalid_request",
+            "invalid_grant",
+            "invalid_target",
+            "unsupported_grant_type",
+            "invalid_scope",
+            "server_error",
+        ] {
+            token_exchange_requests.with_label_values(&[result]);
         }
 
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -169,6 +198,8 @@ impl Metrics {
             Box::new(config_last_reload_success.clone()),
             Box::new(check_rejected.clone()),
             Box::new(inflight_request_bytes.clone()),
+            Box::new(tokens_minted.clone()),
+            Box::new(token_exchange_requests.clone()),
             Box::new(build_info),
         ];
         for c in collectors {
@@ -193,6 +224,8 @@ impl Metrics {
             config_last_reload_success,
             check_rejected,
             inflight_request_bytes,
+            tokens_minted,
+            token_exchange_requests,
         }
     }
 

@@ -22,6 +22,8 @@ pub struct Route {
     pub allow_anonymous: bool,
     pub require: Option<Condition>,
     pub mode: Mode,
+    /// What to mint on allow (`mint:`), if anything.
+    pub mint: Option<crate::issuer::MintSpec>,
 }
 
 /// What a route does with its decision: `mode` in the config.

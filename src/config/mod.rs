@@ -27,7 +27,7 @@ use std::path::Path;
 use serde_json::Value;
 
 pub use compile::Config;
-pub(crate) use compile::{IdentityHeaders, LoggingConfig, RequestLimits, SubjectLog, TlsConfig};
+pub(crate) use compile::{LoggingConfig, RequestLimits, SubjectLog, TlsConfig};
 pub(crate) use duration::Dur;
 pub use duration::parse_duration;
 #[cfg(feature = "internals")]

@@ -92,7 +92,7 @@ pub(super) async fn authenticate<'r>(
 }
 
 /// Verifies `tok`, the API key or opaque token `p` found (JWTs go to [`jwt::verify`]).
-async fn verify(p: &Provider, tok: &str, now: u64) -> Result<Arc<Identity>, DenyReason> {
+pub(super) async fn verify(p: &Provider, tok: &str, now: u64) -> Result<Arc<Identity>, DenyReason> {
     let invalid = DenyReason::InvalidToken;
     match &p.settings.kind {
         ProviderKind::ApiKey(ak) => ak

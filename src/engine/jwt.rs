@@ -34,7 +34,7 @@ fn pick<'r>(
         .and_then(|candidates| {
             candidates
                 .iter()
-                .find(|c| reads_same_credential(found_by, c, tok, input))
+                .find(|c| route.one_credential || reads_same_credential(found_by, c, tok, input))
         })
         .unwrap_or(found_by)
 }

@@ -9,6 +9,7 @@
 //! allow are in `mutations.rs`.
 
 mod authenticate;
+pub mod exchange;
 mod jwt;
 mod mutations;
 mod policy;
@@ -28,7 +29,8 @@ use crate::metrics::Metrics;
 use crate::request::CheckInput;
 
 use authenticate::{Authenticated, Refused, authenticate};
-use policy::{Policy, Route};
+use crate::issuer::mint::MintError;
+use policy::{Mint, Policy, Route};
 
 pub struct Engine {
     policy: Policy,
@@ -163,7 +165,34 @@ impl Engine {
                 return self.refuse(route, input, DenyReason::Forbidden(f), identity);
             }
         }
-        self.allow(route, input, identity, None)
+        let minted = match (&route.mint, identity.as_deref()) {
+            (Some(mint), Some(id)) => match self.mint(mint, id, &route.name) {
+                Ok(token) => token,
+                Err(reason) => return self.refuse(route, input, reason, identity),
+            },
+            _ => None,
+        };
+        self.allow(route, input, identity, None, minted.as_deref())
+    }
+
+    /// The token an allow on `route` carries upstream: none when the identity names no
+    /// subject or is about to expire (the header is then removed, as every owned header
+    /// without a value); a signing failure denies (fail closed).
+    fn mint(&self, mint: &Mint, id: &Identity, route: &str) -> Result<Option<Arc<str>>, DenyReason> {
+        let Some(issuer) = &self.policy.issuer else {
+            return Ok(None);
+        };
+        match issuer.mint(&mint.spec.grant, id, self.clock.unix_secs(), true, &mint.minted) {
+            Ok(m) => Ok(Some(m.token)),
+            Err(MintError::Sign(e)) => {
+                tracing::error!(route, error = %e, "purpose token not signed: request denied");
+                Err(DenyReason::AuthnUnavailable("token signing failed"))
+            }
+            Err(e) => {
+                tracing::debug!(route, reason = %e, "no purpose token minted");
+                Ok(None)
+            }
+        }
     }
 
     fn allow(
@@ -172,10 +201,14 @@ impl Engine {
         input: &CheckInput<'_>,
         identity: Option<Arc<Identity>>,
         shadow: Option<DenyReason>,
+        minted: Option<&str>,
     ) -> Decision {
+        let mutations = self
+            .policy
+            .mutations(route, input, identity.as_deref(), minted);
         Decision {
             route: Some(route.name.clone()),
-            verdict: Verdict::Allow(self.policy.mutations(route, input, identity.as_deref())),
+            verdict: Verdict::Allow(mutations),
             provider: identity.as_ref().map(|id| id.provider.clone()),
             identity,
             shadow_deny: shadow,
@@ -193,7 +226,8 @@ impl Engine {
     ) -> Decision {
         if route.mode == Mode::Shadow {
             let keep = matches!(reason, DenyReason::Forbidden(_));
-            return self.allow(route, input, identity.filter(|_| keep), Some(reason));
+            // Nothing is minted: a purpose token says the rules passed.
+            return self.allow(route, input, identity.filter(|_| keep), Some(reason), None);
         }
         Decision {
             route: Some(route.name.clone()),

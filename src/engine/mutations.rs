@@ -9,13 +9,15 @@ use crate::header::{self, HeaderName};
 use crate::request::CheckInput;
 
 impl Policy {
-    /// Sets every identity header that has a value; removes every other header ward
-    /// owns, then the route's credential headers (`strip_authorization`).
+    /// Sets every identity header that has a value (and the route's minted token);
+    /// removes every other header ward owns, then the route's credential headers
+    /// (`strip_authorization`).
     pub(super) fn mutations(
         &self,
         route: &Route,
         input: &CheckInput<'_>,
         id: Option<&Identity>,
+        minted: Option<&str>,
     ) -> Mutations {
         let ih = &self.config.identity_headers;
         let mut set: Vec<(HeaderName, String)> = Vec::new();
@@ -35,6 +37,9 @@ impl Policy {
             put(&ih.scopes, Some(id.scopes.join(' ')));
             for (h, v) in &id.claim_headers {
                 put(h, Some(v.to_string()));
+            }
+            if let (Some(mint), Some(token)) = (&route.mint, minted) {
+                put(&mint.spec.header, Some(token.to_owned()));
             }
         }
         let strip = &route.strip;

@@ -13,11 +13,14 @@ use crate::authn::token::TokenSource;
 use crate::authn::{ProviderKind, ProviderSettings};
 use crate::authz::condition::Condition;
 use crate::authz::path::{Params, Segments};
-use crate::authz::route::{self, RouteIndex};
+use crate::authz::route::RouteIndex;
 use crate::authz::route::Mode;
 use crate::clock::Clock;
-use crate::config::{Config, IdentityHeaders};
+use crate::config::Config;
 use crate::header::HeaderName;
+use crate::issuer::MintSpec;
+use crate::issuer::mint::{Grant, Issuer};
+use prometheus::IntCounter;
 use crate::metrics::Metrics;
 use crate::request::CheckInput;
 
@@ -62,16 +65,45 @@ pub(crate) struct Route {
     pub(super) strip: Box<[HeaderName]>,
     pub(super) allow_anonymous: bool,
     pub(super) mode: Mode,
+    /// What an allow on this route mints, and the counter of its signatures.
+    pub(super) mint: Option<Mint>,
+    /// Every provider sees the one credential (an exchange's subject token), so the
+    /// issuer pick needs no second look at the request.
+    pub(super) one_credential: bool,
     /// The config that holds this route's rules, and the route's place in it.
     config: Arc<Config>,
-    at: usize,
+    at: Place,
+}
+
+/// Where a compiled route's rules are in its config.
+#[derive(Clone, Copy)]
+enum Place {
+    Route(usize),
+    Exchange(usize),
+}
+
+/// A route's `mint:` at run time.
+pub(crate) struct Mint {
+    pub(super) spec: MintSpec,
+    /// `ward_tokens_minted_total{purpose}` of this route.
+    pub(super) minted: IntCounter,
 }
 
 impl Route {
     /// The route's `require`.
     pub(super) fn rules(&self) -> Option<&Condition> {
-        self.config.routes[self.at].require.as_ref()
+        match self.at {
+            Place::Route(at) => self.config.routes[at].require.as_ref(),
+            Place::Exchange(at) => self.config.exchanges[at].require.as_ref(),
+        }
     }
+}
+
+/// An `exchange:` purpose at run time: its providers as a route (no match, no mint).
+pub(crate) struct Exchange {
+    pub(super) route: Route,
+    pub(super) grant: Grant,
+    pub(super) minted: IntCounter,
 }
 
 /// A compiled config: immutable, shared by every check until the next reload.
@@ -87,6 +119,10 @@ pub(crate) struct Policy {
     /// The lengths of the owned names ([`length_bit`]): most request headers are ruled
     /// out as another spelling of one by their length alone.
     pub(super) owned_lengths: u64,
+    /// ward's own issuer (`signing`): its keys and mint cache.
+    pub(super) issuer: Option<Arc<Issuer>>,
+    /// The token exchange purposes, in config order.
+    pub(super) exchanges: Vec<Exchange>,
 }
 
 impl Policy {
@@ -136,14 +172,49 @@ impl Policy {
                 Arc::new(provider)
             })
             .collect();
-        let owned = owned_headers(&config.identity_headers, &config.providers);
+        let owned = owned_headers(&config);
+        let minted = |purpose: &str| metrics.tokens_minted.with_label_values(&[purpose]);
         let routes = config
             .routes
             .iter()
             .enumerate()
-            .map(|(at, r)| compile_route(&config, at, r, &providers, &owned))
+            .map(|(at, r)| {
+                let mut route = compile_route(&config, Place::Route(at), &r.name, &r.providers, &providers, &owned);
+                route.allow_anonymous = r.allow_anonymous;
+                route.mode = r.mode;
+                route.mint = r.mint.as_ref().map(|spec| Mint {
+                    spec: spec.clone(),
+                    minted: minted(&spec.grant.purpose),
+                });
+                route
+            })
             .collect();
+        let exchanges = config
+            .exchanges
+            .iter()
+            .enumerate()
+            .map(|(at, x)| {
+                let mut route = compile_route(&config, Place::Exchange(at), &x.grant.purpose, &x.providers, &providers, &[]);
+                route.one_credential = true;
+                // An exchange hands out a token, not the request: nothing to strip.
+                route.strip = Box::default();
+                Exchange {
+                    route,
+                    grant: x.grant.clone(),
+                    minted: minted(&x.grant.purpose),
+                }
+            })
+            .collect();
+        let issuer = config.signing.as_ref().map(|s| {
+            Arc::new(Issuer::new(
+                s.issuer.clone(),
+                s.keys.clone(),
+                config.token_cache_max_entries,
+            ))
+        });
         Self {
+            issuer,
+            exchanges,
             owned_lengths: owned
                 .iter()
                 .fold(0, |bits, h| bits | length_bit(h.as_str().len())),
@@ -185,13 +256,13 @@ impl Policy {
 
 fn compile_route(
     config: &Arc<Config>,
-    at: usize,
-    r: &route::Route,
+    at: Place,
+    name: &Arc<str>,
+    wanted: &[usize],
     all: &[Arc<Provider>],
     owned: &[HeaderName],
 ) -> Route {
-    let providers: Vec<Arc<Provider>> = r
-        .providers
+    let providers: Vec<Arc<Provider>> = wanted
         .iter()
         .filter_map(|&i| all.get(i).cloned())
         .collect();
@@ -207,11 +278,13 @@ fn compile_route(
         Box::default()
     };
     Route {
-        name: r.name.clone(),
+        name: name.clone(),
         issuers,
         strip,
-        allow_anonymous: r.allow_anonymous,
-        mode: r.mode,
+        allow_anonymous: false,
+        mode: Mode::Enforce,
+        mint: None,
+        one_credential: false,
         providers,
         config: config.clone(),
         at,
@@ -234,8 +307,10 @@ fn strip_list(providers: &[Arc<Provider>], owned: &[HeaderName]) -> Box<[HeaderN
     names.into_boxed_slice()
 }
 
-/// The identity headers, then every provider's claim headers, each once.
-fn owned_headers(ih: &IdentityHeaders, providers: &[Arc<ProviderSettings>]) -> Vec<HeaderName> {
+/// The identity headers, then every provider's claim headers, then every route's mint
+/// header, each once.
+fn owned_headers(config: &Config) -> Vec<HeaderName> {
+    let ih = &config.identity_headers;
     let mut owned = vec![
         ih.subject.clone(),
         ih.issuer.clone(),
@@ -243,24 +318,36 @@ fn owned_headers(ih: &IdentityHeaders, providers: &[Arc<ProviderSettings>]) -> V
         ih.roles.clone(),
         ih.scopes.clone(),
     ];
-    for p in providers {
-        for (_, h) in p.claim_headers() {
-            if !owned.contains(h) {
-                owned.push(h.clone());
-            }
+    let claim_headers = config
+        .providers
+        .iter()
+        .flat_map(|p| p.claim_headers().iter().map(|(_, h)| h));
+    let mint_headers = config
+        .routes
+        .iter()
+        .filter_map(|r| r.mint.as_ref().map(|m| &m.header));
+    for h in claim_headers.chain(mint_headers) {
+        if !owned.contains(h) {
+            owned.push(h.clone());
         }
     }
     owned
 }
 
-/// The top-level claims some `claim:` condition reads: the only ones a cached identity
-/// keeps.
+/// The top-level claims some `claim:` condition reads or a minted token copies: the
+/// only ones a cached identity keeps.
 fn kept_claims(config: &Config) -> Arc<[Arc<str>]> {
     let mut names = Vec::new();
-    for r in &config.routes {
-        if let Some(c) = &r.require {
-            c.claim_names(&mut names);
-        }
+    let rules = config.routes.iter().filter_map(|r| r.require.as_ref());
+    let exchange_rules = config.exchanges.iter().filter_map(|x| x.require.as_ref());
+    for c in rules.chain(exchange_rules) {
+        c.claim_names(&mut names);
+    }
+    let grants = config.routes.iter().filter_map(|r| r.mint.as_ref().map(|m| &m.grant));
+    for g in grants.chain(config.exchanges.iter().map(|x| &x.grant)) {
+        // `sub`, `roles` and `scope` are the identity's own, not copied claims.
+        let copied = g.claims.iter().filter(|c| !matches!(&***c, "sub" | "roles" | "scope"));
+        names.extend(copied.map(|c| c.to_string()));
     }
     names.sort();
     names.dedup();

@@ -62,7 +62,7 @@ routes:
 
 /// The mutations of an allowed check on the engine's `route`th route.
 fn mutations(e: &Engine, route: usize, input: &CheckInput<'_>, id: Option<&Identity>) -> Mutations {
-    e.policy.mutations(&e.policy.routes[route], input, id)
+    e.policy.mutations(&e.policy.routes[route], input, id, None)
 }
 
 fn h(name: &str) -> HeaderName {

@@ -1,14 +1,19 @@
 //! The admin HTTP listener: `/healthz` (live), `/readyz` (config loaded and every JWT
-//! provider holds keys), `/metrics` (Prometheus text).
+//! provider holds keys), `/metrics` (Prometheus text), and, with `signing`, ward's own
+//! issuer: `/.well-known/jwks.json`, `/.well-known/openid-configuration` and the token
+//! exchange at `POST /token` (SPEC §8).
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 
+use crate::engine::exchange::Exchanged;
+use crate::issuer::exchange::{self, MAX_BODY, OAuthError};
 use crate::state::AppState;
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -16,6 +21,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/token", post(token))
         .with_state(state)
 }
 
@@ -41,4 +49,95 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         )],
         state.metrics.render(),
     )
+}
+
+fn json(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn not_issuing() -> Response {
+    (StatusCode::NOT_FOUND, "ward issues no tokens: no `signing` is configured\n").into_response()
+}
+
+/// The public half of every signing key.
+async fn jwks(State(state): State<Arc<AppState>>) -> Response {
+    let engine = state.engine.load();
+    match &engine.config().signing {
+        // Keys change only with a reload: caches may keep them a little while.
+        Some(s) => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "max-age=60"),
+            ],
+            s.keys.jwks().to_string(),
+        )
+            .into_response(),
+        None => not_issuing(),
+    }
+}
+
+async fn discovery(State(state): State<Arc<AppState>>) -> Response {
+    let engine = state.engine.load();
+    match &engine.config().signing {
+        Some(s) => json(StatusCode::OK, s.discovery(engine.exchanges()).to_string()),
+        None => not_issuing(),
+    }
+}
+
+/// RFC 8693 token exchange: a form-encoded request, a JSON answer; every refusal an RFC
+/// 6749 §5.2 error with status 400 (503 `server_error` when an IdP is unreachable).
+async fn token(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let engine = state.engine.load();
+    let count = |result: &str| {
+        state
+            .metrics
+            .token_exchange_requests
+            .with_label_values(&[result])
+            .inc();
+    };
+    if !engine.exchanges() {
+        return not_issuing();
+    }
+    let refuse = |e: OAuthError, why: &str| {
+        count(e.result());
+        tracing::debug!(error = e.error, reason = why, "token exchange refused");
+        let status = if e.error == "server_error" {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        json(status, e.body())
+    };
+    // One byte over the cap tells a body that is too large from one that fits.
+    let bytes = match axum::body::to_bytes(body, MAX_BODY + 1).await {
+        Ok(b) => b,
+        Err(_) => {
+            let e = OAuthError::invalid_request("the request body is over 64 KiB or was not received whole");
+            return refuse(e, "body not read");
+        }
+    };
+    let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes());
+    let req = match exchange::parse(content_type, &bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            let why = e.description.to_string();
+            return refuse(e, &why);
+        }
+    };
+    match engine.exchange(&req).await {
+        Exchanged::Issued(m, expires_in) => {
+            count("issued");
+            tracing::debug!(audience = req.target, "token exchange: issued");
+            json(StatusCode::OK, exchange::issued_body(&m.token, expires_in))
+        }
+        Exchanged::Refused(e, why) => refuse(e, &why),
+    }
 }

@@ -26,6 +26,7 @@ fn route(name: &str, path: &str, methods: Option<&[&str]>) -> Route {
         allow_anonymous: true,
         require: None,
         mode: Mode::Enforce,
+        mint: None,
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod conditions;
 mod headers;
+mod issuing;
 mod providers;
 mod routes;
 mod server;
@@ -25,6 +26,7 @@ use serde_json::Value;
 use super::{Errors, Sources};
 use crate::authn::ProviderSettings;
 use crate::authz::route::Route;
+use crate::issuer::{ExchangeSpec, Signing};
 use headers::{check_owned_headers, compile_identity_headers};
 use providers::compile_provider;
 use routes::compile_route;
@@ -51,6 +53,10 @@ pub struct Config {
     pub(crate) providers: Vec<Arc<ProviderSettings>>,
     pub(crate) routes: Vec<Route>,
     pub(crate) logging: LoggingConfig,
+    /// ward's own issuer and keys (`signing`), when it mints or exchanges tokens.
+    pub(crate) signing: Option<Signing>,
+    /// The token exchange purposes (`exchange`).
+    pub(crate) exchanges: Vec<ExchangeSpec>,
 }
 
 impl Config {
@@ -142,6 +148,10 @@ struct RawTop {
     providers: Vec<Value>,
     #[serde(default)]
     routes: Vec<Value>,
+    #[serde(default)]
+    signing: Value,
+    #[serde(default)]
+    exchange: Vec<Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -166,6 +176,8 @@ const TOP_KEYS: &[&str] = &[
     "logging",
     "providers",
     "routes",
+    "signing",
+    "exchange",
 ];
 
 pub(super) fn compile(
@@ -243,8 +255,17 @@ pub(super) fn compile(
         check_owned_headers(ih, &providers, errors);
     }
 
+    let signing_given = !top.signing.is_null();
+    let exchanges_given = top.exchange.len();
+    let signing = if !signing_given {
+        None
+    } else {
+        issuing::compile_signing(top.signing, base, sources, errors)
+    };
+
     let mut routes = Vec::new();
     let mut route_names = HashSet::new();
+    let mut mint_paths = Vec::new();
     if top.routes.is_empty() {
         errors.add(
             "routes",
@@ -254,6 +275,7 @@ pub(super) fn compile(
     for (i, raw) in top.routes.into_iter().enumerate() {
         let path = format!("routes[{i}]");
         if let Some(r) = compile_route(raw, &path, &names, errors) {
+            mint_paths.push(path.clone());
             if !route_names.insert(r.name.to_string()) {
                 errors.add(
                     &format!("{path}.name"),
@@ -263,6 +285,21 @@ pub(super) fn compile(
             routes.push(r);
         }
     }
+
+    let exchanges = issuing::compile_exchanges(top.exchange, &names, errors);
+    let mints: Vec<_> = mint_paths
+        .into_iter()
+        .zip(&routes)
+        .map(|(path, r)| (path, r.mint.as_ref()))
+        .collect();
+    issuing::check_issuing(
+        signing_given,
+        &mints,
+        exchanges_given,
+        identity_headers.as_ref(),
+        &providers,
+        errors,
+    );
 
     let logging: RawLogging = if top.logging.is_null() {
         RawLogging::default()
@@ -286,5 +323,7 @@ pub(super) fn compile(
             subject: logging.subject,
             allowed_sample,
         },
+        signing,
+        exchanges,
     })
 }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::conditions::{self, CompileCtx, normalize_methods};
+use super::issuing;
 use crate::authz::route::{HostPattern, Mode, PathMatch, Route, RouteMatch};
 use crate::config::Errors;
 
@@ -23,6 +24,7 @@ struct RawRoute {
     require: Option<Value>,
     #[serde(default)]
     mode: Mode,
+    mint: Option<Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -108,6 +110,10 @@ pub(super) fn compile_route(
         );
     }
 
+    let mint = raw
+        .mint
+        .and_then(|m| issuing::compile_mint(m, &format!("{path}.mint"), &raw.name, errors));
+
     if errors.count() != before {
         return None;
     }
@@ -124,5 +130,6 @@ pub(super) fn compile_route(
         allow_anonymous: raw.allow_anonymous,
         require: require.flatten(),
         mode: raw.mode,
+        mint,
     })
 }
