@@ -156,6 +156,7 @@ impl SigningKey {
         })
     }
 
+    #[cfg(test)]
     pub fn kid(&self) -> &str {
         &self.kid
     }

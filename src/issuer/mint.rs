@@ -85,15 +85,6 @@ impl Issuer {
         }
     }
 
-    /// The `iss` of every token.
-    pub fn issuer(&self) -> &str {
-        &self.issuer
-    }
-
-    pub fn keys(&self) -> &SigningKeys {
-        &self.keys
-    }
-
     /// A token for `id` under `grant` at `now`: the cached one while it is fresh, else a
     /// new one (counted in `minted`). `cached: false` always signs anew (an exchange).
     pub fn mint(
