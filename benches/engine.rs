@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use prost::Message as _;
+use serde_json::json;
 use ward::Decision;
 use ward::authn::jwt::Alg;
 use ward::authz::{path, route};
@@ -389,6 +390,66 @@ fn scaling(c: &mut Criterion) {
     g.finish();
 }
 
+/// What minting costs alone: a signature per algorithm ward signs with, and a mint-cache
+/// hit (the claims built and hashed, the cached token handed out).
+fn mint(c: &mut Criterion) {
+    use ward::issuer::keys::{SigningAlg, SigningKey, SigningKeys};
+    use ward::issuer::mint::{Grant, Issuer};
+    let mut g = c.benchmark_group("mint");
+    let payload =
+        json!({"iss": "https://ward.bench", "aud": "payments-api", "sub": "user-00000042",
+        "iat": 1, "exp": 61, "jti": "AAAAAAAAAAAAAAAAAAAAAA", "purpose": "minting",
+        "act": {"iss": ISS, "sub": "user-00000042"}, "roles": ["reader", "orders-reader"],
+        "tenant": "acme"})
+        .to_string();
+    let mut es256 = None;
+    for (alg, jose) in [
+        (SigningAlg::ES256, jsonwebtoken::Algorithm::ES256),
+        (SigningAlg::EdDSA, jsonwebtoken::Algorithm::EdDSA),
+        (SigningAlg::RS256, jsonwebtoken::Algorithm::RS256),
+        (SigningAlg::PS256, jsonwebtoken::Algorithm::PS256),
+    ] {
+        let generated = testkeys::Key::generate(jose);
+        let key = SigningKey::from_pem("bench", alg, generated.key_file()).expect("signing key");
+        g.bench_function(format!("sign_{}", alg.name()), |b| {
+            b.iter(|| key.sign(black_box(payload.as_bytes())).expect("signs"))
+        });
+        if alg == SigningAlg::ES256 {
+            es256 = Some(key);
+        }
+    }
+    let keys = SigningKeys::new(vec![es256.expect("an ES256 key")]).expect("one key");
+    let issuer = Issuer::new("https://ward.bench".into(), Arc::new(keys), 100_000);
+    let grant = Grant {
+        purpose: "minting".into(),
+        audience: "payments-api".into(),
+        ttl_secs: 60,
+        claims: ["sub".into(), "roles".into(), "tenant".into()].into(),
+    };
+    let id = ward::Identity {
+        provider: "idp".into(),
+        subject: Some("user-00000042".into()),
+        issuer: Some(ISS.into()),
+        roles: ["reader", "orders-reader"].into_iter().collect(),
+        claims: ward::authn::claims::Claims::from(json!({"tenant": "acme"})),
+        expires_at: Some(u64::MAX / 2),
+        ..ward::Identity::default()
+    };
+    let counter = prometheus::IntCounter::new("minted", "bench").expect("counter");
+    let now = common::now();
+    issuer
+        .mint(&grant, &id, now, true, &counter)
+        .expect("mints");
+    g.bench_function("cache_hit", |b| {
+        b.iter(|| {
+            issuer
+                .mint(black_box(&grant), &id, now, true, &counter)
+                .expect("mints")
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(50)
@@ -399,6 +460,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = route_match, verify, response, scaling
+    targets = route_match, verify, response, scaling, mint
 }
 criterion_main!(benches);

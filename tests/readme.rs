@@ -109,3 +109,32 @@ fn the_cases_excerpt_is_verbatim_from_a_tested_file() {
         "README excerpt is not in keycloak.cases.yaml:\n{body}"
     );
 }
+
+/// The YAML block after `marker` in the README.
+fn yaml_after(readme: &str, marker: &str) -> String {
+    let at = readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker} in the README"));
+    readme[at..]
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a yaml block after the marker")
+        .to_string()
+}
+
+#[test]
+fn the_purpose_token_examples_load_as_written() {
+    let readme = readme();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("signing")).expect("mkdir");
+    let key = testkeys::Key::generate(jsonwebtoken::Algorithm::ES256);
+    std::fs::write(dir.path().join("signing/current.pem"), key.key_file()).expect("key file");
+    let env = std::collections::HashMap::<String, String>::new();
+    for marker in ["<!-- purpose-gateway -->", "<!-- purpose-service -->"] {
+        let yaml = yaml_after(&readme, marker);
+        if let Err(e) = ward::config::load_str(&yaml, dir.path(), &env) {
+            panic!("the README's {marker} block does not load:\n{e}\n{yaml}");
+        }
+    }
+}

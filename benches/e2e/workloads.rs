@@ -36,10 +36,21 @@ providers:
       algorithms: [RS256, ES256]
       claims: {{ roles: roles, scopes: scope }}
       headers: {{ email: x-auth-email }}
+signing:
+  issuer: https://ward.bench
+  keys: [ {{ kid: bench, alg: ES256, key_file: signing.pem }} ]
 routes:
   - name: public
     match: {{ path_prefix: /public }}
     allow_anonymous: true
+  - name: minting
+    match: {{ path: "/mint/orders/**", methods: [GET, POST], hosts: ["api.example.com"] }}
+    providers: [idp]
+    require:
+      all:
+        - roles_any: [orders-reader, admin]
+        - claim: {{ name: tenant, equals: acme }}
+    mint: {{ audience: payments-api, ttl: 60s, header: x-auth-token, claims: [sub, roles, tenant] }}
   - name: orders
     match: {{ path: "/api/orders/**", methods: [GET, POST], hosts: ["api.example.com"] }}
     providers: [idp]
@@ -86,6 +97,10 @@ pub(crate) fn prepare(opts: &Opts) -> Result<(tempfile::TempDir, Vec<Arc<Workloa
     )
     .map_err(|e| e.to_string())?;
     std::fs::write(dir.path().join("ward.yaml"), ward_yaml()).map_err(|e| e.to_string())?;
+    // ward's own signing key, for the minting route.
+    let signing = testkeys::Key::generate(jsonwebtoken::Algorithm::ES256);
+    std::fs::write(dir.path().join("signing.pem"), signing.key_file())
+        .map_err(|e| e.to_string())?;
 
     let want = |k: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == k);
     let t = Instant::now();
@@ -102,6 +117,12 @@ pub(crate) fn prepare(opts: &Opts) -> Result<(tempfile::TempDir, Vec<Arc<Workloa
         Vec::new()
     };
     let es_mint = t.elapsed();
+    // Distinct identities on the minting route: every check signs a token.
+    let mint_tokens = if want("g") {
+        common::mint_many(&rs, ISS, AUD, 4_000_000, opts.tokens)
+    } else {
+        Vec::new()
+    };
     let invalid: Vec<String> = if want("d") {
         common::mint_many(&rs, ISS, AUD, 3_000_000, 1000.min(opts.tokens))
             .iter()
@@ -127,6 +148,7 @@ pub(crate) fn prepare(opts: &Opts) -> Result<(tempfile::TempDir, Vec<Arc<Workloa
 
     let api = common::envoy_request("/api/orders/42/items?expand=lines");
     let public = common::envoy_request("/public/docs/index.html");
+    let minting = common::envoy_request("/mint/orders/42/items?expand=lines");
     let mut mixed = Vec::with_capacity(2 * invalid.len());
     for bad in &invalid {
         mixed.push((bearer(&one), Expect::Allow));
@@ -162,6 +184,21 @@ pub(crate) fn prepare(opts: &Opts) -> Result<(tempfile::TempDir, Vec<Arc<Workloa
             title: "(e) anonymous route",
             creds: encoded(&public, [(None, Expect::Allow)]),
             distinct: false,
+        },
+        Workload {
+            key: "f",
+            title: "(f) one RS256 token on a minting route, mint cache hit",
+            creds: encoded(&minting, [(bearer(&one), Expect::Allow)]),
+            distinct: false,
+        },
+        Workload {
+            key: "g",
+            title: "(g) distinct RS256 tokens on a minting route, every check signs",
+            creds: encoded(
+                &minting,
+                mint_tokens.iter().map(|t| (bearer(t), Expect::Allow)),
+            ),
+            distinct: true,
         },
     ]
     .into_iter()
