@@ -187,3 +187,52 @@ async fn a_minted_token_never_outlives_its_credential() {
     let again = set_header_map(allowed(&r))[MINT_HEADER].clone();
     assert_eq!(parts(&again).1["exp"], CLOCK_START + 60);
 }
+
+#[tokio::test]
+async fn a_rewritten_signing_key_file_is_picked_up_by_the_watcher() {
+    let ward = common::Ward::from_file("ward.yaml")
+        .file("ward.yaml", issuer_setup::config(""))
+        .file(
+            "signing/current.pem",
+            issuer_setup::signing_key().key_file(),
+        )
+        .watch(Some(Duration::from_millis(50)))
+        .start()
+        .await;
+    let x = || async {
+        let (_, body) = ward.admin_get("/.well-known/jwks.json").await;
+        let jwks: serde_json::Value = serde_json::from_str(&body).expect("JWKS");
+        jwks["keys"][0]["x"].clone()
+    };
+    assert_eq!(x().await, issuer_setup::signing_key().jwk()["x"]);
+    let replacement = common::TestKey::generate(ward::authn::jwt::Alg::ES256);
+    std::fs::write(
+        ward.dir().join("signing/current.pem"),
+        replacement.key_file(),
+    )
+    .expect("rotate");
+    common::eventually(Duration::from_secs(10), async || {
+        if x().await == replacement.jwk()["x"] {
+            Ok(())
+        } else {
+            Err("the JWKS still holds the old key".to_string())
+        }
+    })
+    .await;
+    // Tokens are signed with the new key from the reload on (the mint cache starts anew).
+    let tok = common::corp_token(&common::KeyRing::shared().es256, "alice");
+    let r = ward.check(Req::get("/api").bearer(&tok).to_map()).await;
+    allowed(&r);
+    let buyer = common::KeyRing::shared()
+        .es256
+        .sign(&json!({"iss": "https://corp.test",
+        "aud": "api", "sub": "alice", "roles": ["buyer"], "exp": common::now() + 300}));
+    let r = ward
+        .check(Req::get("/checkout").bearer(&buyer).to_map())
+        .await;
+    let minted = set_header_map(allowed(&r))[MINT_HEADER].clone();
+    let claims = verify(&ward, &minted, "payments-api")
+        .await
+        .expect("verifies with the new key");
+    assert_eq!(claims["sub"], "alice");
+}
