@@ -23,7 +23,7 @@ use mint::Grant;
 /// The `signing` section: ward's `iss` and keys.
 #[derive(Debug)]
 pub struct Signing {
-    /// The `iss` of every token, without a trailing `/`.
+    /// The `iss` of every token, exactly as configured.
     pub issuer: Arc<str>,
     pub keys: Arc<SigningKeys>,
 }
@@ -33,16 +33,22 @@ impl Signing {
     /// when an exchange is configured. The issuer's URL is taken to reach the admin
     /// listener (where both documents and `/token` are served).
     pub fn discovery(&self, exchange: bool) -> Value {
+        let base = self.issuer.trim_end_matches('/');
+        let mut algs: Vec<&str> = Vec::new();
+        for k in self.keys.all() {
+            if !algs.contains(&k.alg().name()) {
+                algs.push(k.alg().name());
+            }
+        }
         let mut doc = json!({
             "issuer": &*self.issuer,
-            "jwks_uri": format!("{}/.well-known/jwks.json", self.issuer),
-            "id_token_signing_alg_values_supported":
-                self.keys.all().iter().map(|k| k.alg().name()).collect::<Vec<_>>(),
+            "jwks_uri": format!("{base}/.well-known/jwks.json"),
+            "id_token_signing_alg_values_supported": algs,
             "response_types_supported": ["id_token"],
             "subject_types_supported": ["public"],
         });
         if exchange && let Value::Object(m) = &mut doc {
-            m.insert("token_endpoint".into(), format!("{}/token", self.issuer).into());
+            m.insert("token_endpoint".into(), format!("{base}/token").into());
             m.insert(
                 "grant_types_supported".into(),
                 json!([exchange::GRANT_TYPE]),

@@ -70,6 +70,22 @@ fn main() {
         );
     }
 
+    // exchange: Content-Type line, form body.
+    let grant = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange";
+    let subject = "subject_token_type=urn:ietf:params:oauth:token-type:access_token";
+    for body in [
+        format!("{grant}&subject_token={}&{subject}&audience=payments-api", tokens[0]),
+        format!("{grant}&subject_token=a.b.c&{subject}&resource=https%3A%2F%2Fpay&audience=x"),
+        format!("{grant}&subject_token=+&{subject}&audience=a&audience=b"),
+        format!("{grant}&actor_token=x&scope=read&audiance=y"),
+        "grant_type=password&username=u&password=p".to_string(),
+        "%ZZ=%FF&&=&a".to_string(),
+    ] {
+        for ct in ["application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=UTF-8", "text/plain"] {
+            out.add("exchange", format!("{ct}\n{body}").into_bytes());
+        }
+    }
+
     // check: requests on the example policy's routes, with and without tokens.
     let good = ec.sign(&claims[0]).expect("signs");
     let requests = [

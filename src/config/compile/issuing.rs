@@ -70,7 +70,7 @@ pub(super) fn compile_signing(
 ) -> Option<Signing> {
     let raw: RawSigning = errors.parse("signing", v)?;
     let before = errors.count();
-    let issuer = raw.issuer.trim_end_matches('/');
+    let issuer = raw.issuer.as_str();
     if !(issuer.starts_with("https://") || issuer.starts_with("http://"))
         || issuer.contains(['?', '#'])
     {
