@@ -221,12 +221,30 @@ impl Decision {
 /// credential, only what was decided and why.
 pub struct Report<'d> {
     d: &'d Decision,
+    /// The header of the token minted on this allow, and the token's claims.
+    minted: Option<(&'d str, &'d serde_json::Map<String, serde_json::Value>)>,
 }
+
+/// What the report shows for the value of a minted token's header.
+const MINTED_VALUE: &str = "(a token ward minted: see minted)";
 
 impl<'d> Report<'d> {
     /// The report of `d`.
     pub fn new(d: &'d Decision) -> Self {
-        Self { d }
+        Self { d, minted: None }
+    }
+
+    /// The report of an allow that carries the token minted into `header`, whose
+    /// `claims` were read back (with
+    /// [`policytest::read_minted`](crate::policytest::read_minted)): the report shows
+    /// those claims under `minted`, and a placeholder instead of the token.
+    pub fn with_minted(
+        mut self,
+        header: &'d str,
+        claims: &'d serde_json::Map<String, serde_json::Value>,
+    ) -> Self {
+        self.minted = Some((header, claims));
+        self
     }
 
     /// The HTTP status Envoy would answer with (200 when allowed).
@@ -239,7 +257,7 @@ impl<'d> Report<'d> {
 
     /// The decision as a JSON object (`ward check --json`): `decision`, `route`,
     /// `status`, `reason`, and when they apply `detail`, `explain`, `www_authenticate`,
-    /// `identity`, `headers_set` and `headers_removed`.
+    /// `identity`, `headers_set`, `headers_removed` and `minted` (`{header, claims}`).
     pub fn to_json(&self) -> serde_json::Value {
         let d = self.d;
         let mut v = serde_json::json!({
@@ -271,10 +289,18 @@ impl<'d> Report<'d> {
             });
         }
         if let Verdict::Allow(m) = &d.verdict {
+            let minted_header = self.minted.map(|(h, _)| h);
             let set: serde_json::Map<String, serde_json::Value> = m
                 .set
                 .iter()
-                .map(|(h, val)| (h.to_string(), val.clone().into()))
+                .map(|(h, val)| {
+                    let val = if minted_header == Some(h.as_str()) {
+                        MINTED_VALUE
+                    } else {
+                        val
+                    };
+                    (h.to_string(), val.into())
+                })
                 .collect();
             v["headers_set"] = set.into();
             v["headers_removed"] = m
@@ -284,11 +310,15 @@ impl<'d> Report<'d> {
                 .collect::<Vec<_>>()
                 .into();
         }
+        if let Some((header, claims)) = self.minted {
+            v["minted"] = serde_json::json!({"header": header, "claims": claims});
+        }
         v
     }
 
     /// The decision as `key: value` lines (`ward check`), then one `set:` line per
-    /// header set and one `remove:` line per header removed.
+    /// header set, one `remove:` line per header removed and one `minted: claim: JSON`
+    /// line per claim of a minted token.
     pub fn to_text(&self) -> String {
         use std::fmt::Write;
         let j = self.to_json();
@@ -320,6 +350,11 @@ impl<'d> Report<'d> {
         if let Some(rm) = j["headers_removed"].as_array() {
             for h in rm {
                 let _ = writeln!(out, "remove: {}", h.as_str().unwrap_or_default());
+            }
+        }
+        if let Some((_, claims)) = self.minted {
+            for (name, val) in claims {
+                let _ = writeln!(out, "minted: {name}: {val}");
             }
         }
         out

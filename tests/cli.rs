@@ -1,7 +1,8 @@
 //! The CLI end to end, through the real binary: `ward token sign` and `ward token jwks`
 //! agree on the key id for every key family, a config built from that JWKS lets
 //! `ward check` allow the token, and `ward check` reports decisions and exit codes without
-//! ever printing the credential. Keys are generated here with aws-lc-rs, never checked in.
+//! ever printing the credential, nor a token it minted (only its claims). Keys are
+//! generated here with aws-lc-rs, never checked in.
 
 mod common;
 
@@ -541,4 +542,144 @@ fn dot_segments_do_not_reach_the_public_route() {
     );
     assert_eq!(code, Some(0), "{stdout}");
     assert!(has_line(&stdout, "route: public"), "{stdout}");
+}
+
+// === a minted token, shown as its claims ===
+
+/// `ward check` on the quickstart's minting route `/api`, with `-H` arguments.
+fn check_quickstart(
+    dir: &Path,
+    path: &str,
+    headers: &[String],
+    json: bool,
+) -> (Option<i32>, String, String) {
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart.yaml");
+    let mut args = vec![
+        "check",
+        "--config",
+        quickstart.to_str().unwrap(),
+        "--path",
+        path,
+    ];
+    for h in headers {
+        args.extend(["-H", h.as_str()]);
+    }
+    if json {
+        args.push("--json");
+    }
+    ward_out(dir, &args)
+}
+
+/// A development token for alice with `roles`, from the quickstart's development key.
+fn quickstart_token(dir: &Path, roles: &str) -> String {
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/keys/dev-rsa.pem");
+    let roles = format!("roles={roles}");
+    let (code, stdout, stderr) = ward_out(
+        dir,
+        &[
+            "token",
+            "sign",
+            "--key",
+            key.to_str().unwrap(),
+            "--iss",
+            "https://dev.ward.local",
+            "--aud",
+            "quickstart-api",
+            "--sub",
+            "alice",
+            "--claim",
+            &roles,
+            "--claim",
+            r#"email="alice@example.com""#,
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    stdout.trim_end().to_string()
+}
+
+#[test]
+fn check_shows_the_claims_of_a_minted_token_never_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = quickstart_token(dir.path(), r#"["admin"]"#);
+    let auth = vec![format!("authorization: Bearer {token}")];
+
+    let (code, stdout, stderr) = check_quickstart(dir.path(), "/api/items", &auth, false);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    for want in [
+        "route: api",
+        "set: x-auth-subject: alice",
+        "set: x-auth-token: (a token ward minted: see minted)",
+        r#"minted: iss: "http://127.0.0.1:9002""#,
+        r#"minted: aud: "quickstart-backend""#,
+        r#"minted: sub: "alice""#,
+        r#"minted: purpose: "api""#,
+        r#"minted: act: {"iss":"https://dev.ward.local","sub":"alice"}"#,
+        r#"minted: roles: ["admin"]"#,
+        r#"minted: email: "alice@example.com""#,
+    ] {
+        assert!(lines.contains(&want), "no `{want}` in:\n{stdout}");
+    }
+    // The claims come last, one a line, and the token's lifetime is the route's ttl.
+    let claim = |name: &str| -> Value {
+        let prefix = format!("minted: {name}: ");
+        let line = lines
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no {name} in:\n{stdout}"));
+        serde_json::from_str(line).expect("a JSON value")
+    };
+    let (iat, exp) = (
+        claim("iat").as_u64().unwrap(),
+        claim("exp").as_u64().unwrap(),
+    );
+    assert_eq!(exp - iat, 60, "mint.ttl is 60s:\n{stdout}");
+    assert!(claim("jti").as_str().is_some_and(|j| !j.is_empty()));
+    assert!(
+        lines.last().is_some_and(|l| l.starts_with("minted: ")),
+        "{stdout}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.starts_with("minted: scope")),
+        "no scope: {stdout}"
+    );
+    assert!(!stdout.contains("eyJ"), "a token leaked:\n{stdout}");
+    assert_secret_absent(&token, &stdout, &stderr);
+
+    // The same as JSON: `minted` holds the header and the claims.
+    let (code, stdout, stderr) = check_quickstart(dir.path(), "/api/items", &auth, true);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let v: Value = serde_json::from_str(&stdout).expect("--json prints JSON");
+    assert_eq!(v["minted"]["header"], "x-auth-token", "{v}");
+    let claims = &v["minted"]["claims"];
+    assert_eq!(claims["aud"], "quickstart-backend", "{v}");
+    assert_eq!(claims["sub"], "alice", "{v}");
+    assert_eq!(claims["roles"], json!(["admin"]), "{v}");
+    assert_eq!(
+        v["headers_set"]["x-auth-token"], "(a token ward minted: see minted)",
+        "{v}"
+    );
+    assert!(!stdout.contains("eyJ"), "a token leaked:\n{stdout}");
+}
+
+#[test]
+fn check_shows_no_minted_claims_where_nothing_is_minted() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = quickstart_token(dir.path(), r#"["admin"]"#);
+    let auth = vec![format!("authorization: Bearer {token}")];
+    // Denied on the minting route: no token, nothing to show.
+    let (code, stdout, stderr) = check_quickstart(dir.path(), "/api/items", &[], false);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(has_line(&stdout, "reason: missing_credential"), "{stdout}");
+    assert!(!stdout.contains("minted"), "{stdout}");
+    let (code, stdout, _) = check_quickstart(dir.path(), "/api/items", &[], true);
+    assert_eq!(code, Some(1));
+    let v: Value = serde_json::from_str(&stdout).expect("--json prints JSON");
+    assert!(v.get("minted").is_none(), "{v}");
+    // Allowed on a route that does not mint: the mint header is removed, not set.
+    let (code, stdout, stderr) = check_quickstart(dir.path(), "/admin/users", &auth, false);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(has_line(&stdout, "remove: x-auth-token"), "{stdout}");
+    assert!(!stdout.contains("minted"), "{stdout}");
+    assert_secret_absent(&token, &stdout, &stderr);
 }

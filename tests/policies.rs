@@ -1,6 +1,7 @@
-//! `ward test` through the real binary: every example policy under `examples/policies/`
-//! passes its cases file, a cases file with wrong expectations fails with exit 1 and the
-//! differences, and unusable inputs exit 2 with their path and line.
+//! `ward test` through the real binary: every example policy (`examples/quickstart.yaml`
+//! and those under `examples/policies/`) passes its cases file, a cases file with wrong
+//! expectations fails with exit 1 and the differences, and unusable inputs exit 2 with
+//! their path and line.
 
 mod common;
 
@@ -20,19 +21,25 @@ fn ward_test(config: &Path, cases: &Path) -> Output {
     run(ward(root(), &["test", "--config", config, cases]))
 }
 
-/// Every `NAME.cases.yaml` in `examples/policies/`, with its `NAME.yaml`.
+/// Every `NAME.cases.yaml` in `examples/` and `examples/policies/`, with its
+/// `NAME.yaml`.
 fn example_suites() -> Vec<(PathBuf, PathBuf)> {
-    let dir = root().join("examples/policies");
-    let mut suites: Vec<(PathBuf, PathBuf)> = std::fs::read_dir(&dir)
-        .expect("examples/policies exists")
-        .map(|e| e.expect("directory entry").path())
-        .filter_map(|cases| {
-            let name = cases
-                .file_name()?
-                .to_str()?
-                .strip_suffix(".cases.yaml")?
-                .to_owned();
-            Some((dir.join(format!("{name}.yaml")), cases))
+    let mut suites: Vec<(PathBuf, PathBuf)> = ["examples", "examples/policies"]
+        .into_iter()
+        .flat_map(|dir| {
+            let dir = root().join(dir);
+            std::fs::read_dir(&dir)
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .map(|e| e.expect("directory entry").path())
+                .filter_map(move |cases| {
+                    let name = cases
+                        .file_name()?
+                        .to_str()?
+                        .strip_suffix(".cases.yaml")?
+                        .to_owned();
+                    Some((dir.join(format!("{name}.yaml")), cases))
+                })
+                .collect::<Vec<_>>()
         })
         .collect();
     suites.sort();
@@ -47,7 +54,14 @@ fn every_example_policy_passes_its_cases() {
         .map(|(c, _)| c.file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
     for expected in [
-        "auth0", "entra", "google", "keycloak", "okta", "shadow", "stepup",
+        "auth0",
+        "entra",
+        "google",
+        "keycloak",
+        "okta",
+        "quickstart",
+        "shadow",
+        "stepup",
     ] {
         assert!(
             names.iter().any(|n| n == expected),

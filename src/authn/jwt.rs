@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 use crate::authn::TokenError;
 pub use crate::authn::alg::Alg;
 use crate::authn::claims::{self, ClaimPath, Identity};
+use crate::authn::jwks::set::VerifyKey;
 use crate::authn::jwks::{KeyId, KeySet, KeySource, Locator, RemoteSettings, Wanted};
 use crate::authn::strict_json;
 use crate::authn::token::TokenSource;
@@ -82,6 +83,22 @@ pub struct Parsed<'t> {
 impl Parsed<'_> {
     pub fn issuer(&self) -> Option<&str> {
         self.claims.get("iss").and_then(Value::as_str)
+    }
+
+    /// The key of `keys` that made this signature: the candidates are the keys of the
+    /// token's `kid` (every key without one) that allow its `alg`.
+    pub fn signed_by<'k>(&self, keys: &'k KeySet) -> Result<&'k VerifyKey, TokenError> {
+        let candidates = keys.candidates(self.kid.as_deref(), self.alg);
+        if candidates.is_empty() {
+            return Err(match &self.kid {
+                Some(kid) if !keys.has_kid(kid) => TokenError::UnknownKid,
+                _ => TokenError::Signature,
+            });
+        }
+        candidates
+            .into_iter()
+            .find(|k| k.verify(self.alg, self.signing_input.as_bytes(), &self.signature))
+            .ok_or(TokenError::Signature)
     }
 }
 
@@ -176,20 +193,7 @@ pub fn verify_keyed(
     if !s.algorithms.contains(&t.alg) {
         return Err(TokenError::Algorithm);
     }
-    let candidates = keys.candidates(t.kid.as_deref(), t.alg);
-    if candidates.is_empty() {
-        return Err(match &t.kid {
-            Some(kid) if !keys.has_kid(kid) => TokenError::UnknownKid,
-            _ => TokenError::Signature,
-        });
-    }
-    let Some(key) = candidates
-        .iter()
-        .find(|k| k.verify(t.alg, t.signing_input.as_bytes(), &t.signature))
-    else {
-        return Err(TokenError::Signature);
-    };
-    let key = key.id();
+    let key = t.signed_by(keys)?.id();
     check_claims(&t.claims, s, now)?;
     Ok((identity(t.claims, s, provider, kept_claims)?, key))
 }

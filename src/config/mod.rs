@@ -175,6 +175,12 @@ impl Errors {
         });
     }
 
+    /// The line of `path`, kept for an error that can only be found later (a cases
+    /// file checked against its config).
+    pub(crate) fn line_of(&self, path: &str) -> Option<usize> {
+        self.lines.line_of(path)
+    }
+
     /// How many errors so far.
     pub(crate) fn count(&self) -> usize {
         self.list.len()

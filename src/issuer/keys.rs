@@ -156,7 +156,6 @@ impl SigningKey {
         })
     }
 
-    #[cfg(test)]
     pub fn kid(&self) -> &str {
         &self.kid
     }

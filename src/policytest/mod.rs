@@ -9,6 +9,10 @@
 //! case, then `N passed, M failed`. Tokens are never printed: the report shows only what
 //! ward decided, and the minted credential lives only inside the request it is sent in.
 //!
+//! On a route with `mint:`, a case can expect the purpose token ward hands the upstream
+//! (`expect.minted`, `minted.rs`): it is verified with the config's signing key and
+//! compared claim by claim. [`read_minted`] reads that token for `ward check`.
+//!
 //! The format is described for users in `docs/policy-testing.md`.
 
 use std::fmt;
@@ -99,6 +103,13 @@ pub fn run(
     })?;
     let suite = suite?;
     let engine = Engine::new(config, Arc::new(Metrics::new()));
+    let misused = suite.check_minting(engine.config());
+    if !misused.is_empty() {
+        return Err(TestError::Cases {
+            file: cases.to_path_buf(),
+            errors: misused,
+        });
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -107,8 +118,11 @@ pub fn run(
         .map_err(TestError::Output)
 }
 
+mod minted;
 mod outcome;
 mod parse;
+
+pub use minted::{MintedError, MintedToken, read_minted};
 
 // === the suite ===
 
@@ -163,6 +177,8 @@ struct Expect {
     headers: Vec<(String, Option<String>)>,
     removed: Vec<String>,
     www_authenticate: Option<Option<String>>,
+    /// What the route's mint header carries (`minted`).
+    minted: Option<minted::MintedCase>,
 }
 
 /// `Decision::label`, as a closed set a cases file can name.

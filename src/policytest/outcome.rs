@@ -41,8 +41,13 @@ impl Case {
         input.source_principal = &r.source_principal;
         input.stream_id = "ward-test";
         let decision = engine.check(&input).await;
-        let actual = Actual::of(&decision);
-        let diff = self.expect.compare(&actual);
+        let config = engine.config();
+        let mut actual = Actual::of(&decision);
+        actual.minted_header = minted::header_of(config, decision.route.as_deref());
+        let mut diff = self.expect.compare(&actual);
+        if let Some(m) = &self.expect.minted {
+            diff.extend(m.compare(config, &decision));
+        }
         if diff.is_empty() {
             Ok(())
         } else {
@@ -84,6 +89,8 @@ struct Actual {
     set: Vec<(String, String)>,
     removed: Vec<String>,
     www_authenticate: Option<String>,
+    /// The route's mint header: its value, a token, is never shown.
+    minted_header: Option<String>,
 }
 
 impl Actual {
@@ -121,6 +128,7 @@ impl Actual {
             set,
             removed,
             www_authenticate,
+            minted_header: None,
         }
     }
 
@@ -192,10 +200,14 @@ impl Expect {
             );
         }
         for (name, want) in &self.headers {
+            let got = match a.header(name) {
+                Some(_) if a.minted_header.as_deref() == Some(name) => "a minted token".into(),
+                got => shown(got, "not set"),
+            };
             check(
                 &format!("headers.{name}"),
                 shown(want.as_deref(), "not set"),
-                shown(a.header(name), "not set"),
+                got,
             );
         }
         if let Some(c) = &self.condition {

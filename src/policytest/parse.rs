@@ -114,6 +114,8 @@ struct RawExpect {
     removed: Vec<String>,
     #[serde(default, deserialize_with = "present")]
     www_authenticate: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    minted: Option<Value>,
 }
 
 /// Tells `key: null` (`Some(None)`) from an absent key (`None`).
@@ -432,6 +434,9 @@ fn compile_expect(v: Value, path: &str, p: &mut Errors) -> Option<Expect> {
             removed.push(h);
         }
     }
+    let minted = raw
+        .minted
+        .and_then(|v| super::minted::compile(v, &format!("{path}.minted"), raw.decision, p));
     Some(Expect {
         decision: raw.decision,
         status: raw.status,
@@ -442,5 +447,6 @@ fn compile_expect(v: Value, path: &str, p: &mut Errors) -> Option<Expect> {
         headers,
         removed,
         www_authenticate: raw.www_authenticate,
+        minted,
     })
 }

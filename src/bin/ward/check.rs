@@ -1,5 +1,5 @@
-//! `ward check` (one request, decided offline and explained) and `ward test` (a table of
-//! requests with expected outcomes).
+//! `ward check` (one request, decided offline and explained, a minted token shown as its
+//! claims) and `ward test` (a table of requests with expected outcomes).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -50,11 +50,17 @@ fn run_check(args: CheckArgs) -> anyhow::Result<bool> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    let d = rt.block_on(async {
+    let (d, config) = rt.block_on(async {
         let ward = Ward::new(config)?;
-        anyhow::Ok(ward.check(&input).await)
+        anyhow::Ok((ward.check(&input).await, ward.config()))
     })?;
-    let report = Report::new(&d);
+    // A token ward minted is shown as its claims: the token itself would be a live
+    // credential for the upstream.
+    let minted = ward::policytest::read_minted(&config, &d)?;
+    let mut report = Report::new(&d);
+    if let Some(m) = &minted {
+        report = report.with_minted(&m.header, &m.claims);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
     } else {
