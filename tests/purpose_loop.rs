@@ -88,6 +88,35 @@ async fn the_service_verifies_the_gateways_token_and_reads_the_identity() {
 }
 
 #[tokio::test]
+async fn an_issuer_written_with_a_trailing_slash_is_that_string_on_both_sides() {
+    let (clock, _hand) = manual_clock();
+    let key = SigningKey::generate("gw-1", Alg::ES256);
+    let gateway = Gateway::start_slashed(&[&key], clock.clone()).await;
+    assert!(gateway.issuer.ends_with('/'), "{}", gateway.issuer);
+    let (status, body) = gateway
+        .ward
+        .admin_get("/.well-known/openid-configuration")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(doc["issuer"], gateway.issuer.as_str(), "{doc}");
+    assert_eq!(
+        doc["jwks_uri"],
+        format!("{}.well-known/jwks.json", gateway.issuer),
+        "{doc}"
+    );
+
+    let service = Service::start(&gateway.issuer, clock).await;
+    let token = gateway
+        .mint("/checkout/cart", &user_token("alice", &["buyer"]))
+        .await;
+    assert_eq!(payload_of(&token)["iss"], gateway.issuer.as_str());
+    let a = service.pay(&token).await;
+    assert_eq!(a.short(), (200, "", ""), "{a:?}");
+    assert_eq!(a.body["issuer"], gateway.issuer.as_str(), "{a:?}");
+}
+
+#[tokio::test]
 async fn the_service_keeps_verifying_with_the_gateway_gone() {
     let (gateway, service, _hand) = start().await;
     let token = gateway

@@ -137,7 +137,8 @@ routes:
 /// and reload it), its admin listener bound before the config is written.
 pub struct Gateway {
     pub ward: Ward,
-    /// `http://127.0.0.1:<admin port>`: `signing.issuer`, the `iss` of every token.
+    /// `http://127.0.0.1:<admin port>` (maybe with a trailing `/`): `signing.issuer`,
+    /// the `iss` of every token.
     pub issuer: String,
     extra: String,
 }
@@ -150,9 +151,18 @@ impl Gateway {
 
     /// [`Gateway::start`] with `extra` YAML at the top level of the config.
     pub async fn start_with(keys: &[&SigningKey], clock: Clock, extra: &str) -> Gateway {
+        Self::launch(keys, clock, extra, "").await
+    }
+
+    /// [`Gateway::start`] with `signing.issuer` written with a trailing `/`.
+    pub async fn start_slashed(keys: &[&SigningKey], clock: Clock) -> Gateway {
+        Self::launch(keys, clock, "", "/").await
+    }
+
+    async fn launch(keys: &[&SigningKey], clock: Clock, extra: &str, slash: &str) -> Gateway {
         let admin = bind_local();
         let issuer = format!(
-            "http://{}",
+            "http://{}{slash}",
             admin.local_addr().expect("the admin listener's address")
         );
         let mut builder = Ward::from_file("ward.yaml")
@@ -201,7 +211,7 @@ impl Gateway {
     /// listener's `POST /token`; fails the test unless one is issued.
     pub async fn exchange(&self, subject_token: &str, audience: &str) -> String {
         let r = reqwest::Client::new()
-            .post(format!("{}/token", self.issuer))
+            .post(format!("{}/token", self.issuer.trim_end_matches('/')))
             .form(&[
                 (
                     "grant_type",
