@@ -84,6 +84,8 @@ pub struct WardBuilder {
     clock: Option<Clock>,
     /// `Some(interval)` runs the reload watcher (`None` inside: on SIGHUP only).
     watch: Option<Option<Duration>>,
+    /// The admin listener, when the test bound it before writing the config.
+    admin: Option<std::net::TcpListener>,
 }
 
 impl WardBuilder {
@@ -96,6 +98,7 @@ impl WardBuilder {
             grace: Duration::from_secs(2),
             watch: None,
             clock: None,
+            admin: None,
         }
     }
 
@@ -145,6 +148,14 @@ impl WardBuilder {
     /// `None`, on SIGHUP only.
     pub fn watch(mut self, interval: Option<Duration>) -> Self {
         self.watch = Some(interval);
+        self
+    }
+
+    /// Serves the admin listener on `listener` (from [`bind_local`]) instead of a port
+    /// bound at start: for a config that names its own admin address, as
+    /// `signing.issuer` does.
+    pub fn admin_listener(mut self, listener: std::net::TcpListener) -> Self {
+        self.admin = Some(listener);
         self
     }
 
@@ -213,9 +224,11 @@ impl WardBuilder {
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| format!("bind grpc: {e}"))?;
-        let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| format!("bind admin: {e}"))?;
+        let admin = match self.admin {
+            Some(l) => tokio::net::TcpListener::from_std(l),
+            None => tokio::net::TcpListener::bind("127.0.0.1:0").await,
+        }
+        .map_err(|e| format!("bind admin: {e}"))?;
         let grpc_addr = grpc.local_addr().map_err(|e| e.to_string())?;
         let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
         let mut server = ward::Server::new(policy.clone(), grpc, admin).grace(self.grace);
@@ -486,6 +499,14 @@ impl Stopping {
             Ok(Ok(Ok(()))) => self.started.elapsed(),
         }
     }
+}
+
+/// A listener on an ephemeral port of 127.0.0.1, bound now (non-blocking, as tokio takes
+/// it): its address can go into a config before the server that serves it starts.
+pub fn bind_local() -> std::net::TcpListener {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.set_nonblocking(true).expect("a non-blocking listener");
+    l
 }
 
 /// An address on 127.0.0.1 where nothing listens: an ephemeral port, bound and released,

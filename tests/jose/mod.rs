@@ -1,0 +1,160 @@
+//! An independent verifier for the tokens ward mints: the npm package `jose`, run by
+//! `tests/jose/verify.mjs` (read its header for what it checks and the JSON it reads and
+//! writes) as a child process, once per batch of tokens.
+//!
+//! [`verify`] needs Node.js and the package installed (`npm ci --prefix tests/jose`,
+//! which `.ci/run` does): without the package the test fails saying so. Without Node it
+//! answers `None` so the test can skip, except under `CI=true`, where a missing Node
+//! fails the test: CI installs it.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+/// How long the script may take for a batch (it fetches discovery and JWKS over HTTP).
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// One token to verify as a service of `audience` trusting `issuer`, at unix time `now`.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub name: String,
+    pub issuer: String,
+    pub audience: String,
+    pub token: String,
+    pub now: u64,
+}
+
+/// What jose said of one case: the verified header and payload, or its error code.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    Verified { header: Value, payload: Value },
+    Refused { code: String, message: String },
+}
+
+impl Verdict {
+    /// The protected header and payload of a verified token; fails the test (naming
+    /// the case) if jose refused it.
+    pub fn verified(&self, case: &str) -> (&Value, &Value) {
+        match self {
+            Verdict::Verified { header, payload } => (header, payload),
+            Verdict::Refused { code, message } => {
+                panic!("{case}: jose refused the token: {code}: {message}")
+            }
+        }
+    }
+
+    /// The error code of a refused token; fails the test if jose verified it.
+    pub fn refused(&self, case: &str) -> &str {
+        match self {
+            Verdict::Refused { code, .. } => code,
+            Verdict::Verified { payload, .. } => {
+                panic!("{case}: jose verified a token it must refuse: {payload}")
+            }
+        }
+    }
+}
+
+/// Whether jose can run: `false` when Node.js is absent outside CI (the caller skips);
+/// fails the test when Node is absent under `CI=true`, or jose is not installed.
+pub async fn available() -> bool {
+    if let Err(why) = node_version().await {
+        let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(
+            !in_ci,
+            "CI=true and {why}: CI installs Node.js (.ci/run), the interop tests must run"
+        );
+        eprintln!("SKIPPED: {why}; verifying with jose needs Node.js");
+        return false;
+    }
+    assert!(
+        dir().join("node_modules/jose/package.json").is_file(),
+        "the npm package jose is not installed: run `npm ci --prefix tests/jose`"
+    );
+    true
+}
+
+/// `tests/jose`.
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/jose")
+}
+
+/// Verifies every case with jose, in order. `None` when Node.js is absent outside CI
+/// (see [`available`]).
+pub async fn verify(cases: &[Case]) -> Option<Vec<Verdict>> {
+    if !available().await {
+        return None;
+    }
+    let input = json!({
+        "cases": cases.iter().map(|c| json!({
+            "name": c.name, "issuer": c.issuer, "audience": c.audience,
+            "token": c.token, "now": c.now,
+        })).collect::<Vec<_>>(),
+    });
+    let mut child = Command::new("node")
+        .arg("verify.mjs")
+        .current_dir(dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn node verify.mjs: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin
+        .write_all(input.to_string().as_bytes())
+        .await
+        .expect("write the cases to verify.mjs");
+    drop(stdin);
+    let out = tokio::time::timeout(PATIENCE, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("verify.mjs did not finish within {PATIENCE:?}"))
+        .expect("run verify.mjs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "verify.mjs failed ({}):\n{stderr}{stdout}",
+        out.status
+    );
+    let answer: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("verify.mjs wrote no JSON ({e}):\n{stdout}\n{stderr}"));
+    let results = answer["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no results from verify.mjs: {answer}"));
+    assert_eq!(results.len(), cases.len(), "one result per case: {answer}");
+    let verdicts = results
+        .iter()
+        .zip(cases)
+        .map(|(r, c)| {
+            assert_eq!(r["name"], c.name.as_str(), "results in order: {answer}");
+            if r["ok"] == true {
+                Verdict::Verified {
+                    header: r["header"].clone(),
+                    payload: r["payload"].clone(),
+                }
+            } else {
+                let text = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+                Verdict::Refused {
+                    code: text("code"),
+                    message: text("message"),
+                }
+            }
+        })
+        .collect();
+    Some(verdicts)
+}
+
+/// `node --version`, or why it cannot be run.
+async fn node_version() -> Result<String, String> {
+    match Command::new("node").arg("--version").output().await {
+        Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).trim().to_string()),
+        Ok(o) => Err(format!("`node --version` exited with {}", o.status)),
+        Err(e) => Err(format!("Node.js is not installed ({e})")),
+    }
+}
