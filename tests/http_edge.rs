@@ -506,3 +506,33 @@ async fn ward_check_decides_as_the_http_edge() {
         );
     }
 }
+
+#[tokio::test]
+async fn ward_serve_opens_the_http_listener_the_config_names() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let config = dir.path().join("ward.yaml");
+    std::fs::write(
+        &config,
+        "server:\n  http_addr: 127.0.0.1:0\nroutes:\n  - name: public\n    match: { path_prefix: /public }\n    allow_anonymous: true\n",
+    )
+    .expect("write the config");
+    let mut serve = common::bin::Serve::start(dir.path(), &config, &[]);
+    let addr: std::net::SocketAddr = serve.http_addr.parse().unwrap_or_else(|_| {
+        panic!(
+            "no HTTP address in the `ward serving` line: {:?}",
+            serve.lines()
+        )
+    });
+    assert_eq!(
+        AuthReq::get("/public").ask(addr, Asker::Envoy).await.status,
+        200
+    );
+    assert_eq!(
+        AuthReq::get("/private")
+            .ask(addr, Asker::Nginx)
+            .await
+            .short(),
+        (403, "no_route".into())
+    );
+    assert!(serve.terminate().success(), "SIGTERM: {:?}", serve.lines());
+}
