@@ -121,10 +121,9 @@ pub(super) fn compile_server(v: Value, base: &Path, errors: &mut Errors) -> Opti
     let grpc_addr = addr(errors, "grpc_addr", raw.grpc_addr, "0.0.0.0:9001");
     let admin_addr = addr(errors, "admin_addr", raw.admin_addr, "0.0.0.0:9002");
     // Off unless asked for: a listener nobody configured is a port nobody guards.
-    let http_addr = match raw.http_addr {
-        None => None,
-        Some(text) => Some(addr(errors, "http_addr", Some(text), "")),
-    };
+    let http_addr = raw
+        .http_addr
+        .map(|text| addr(errors, "http_addr", Some(text), ""));
     if let (Some(Some(http)), Some(grpc), Some(admin)) = (http_addr, grpc_addr, admin_addr) {
         for (other, taken) in [("grpc_addr", grpc), ("admin_addr", admin)] {
             if http == taken && http.port() != 0 {
@@ -156,6 +155,7 @@ pub(super) fn compile_server(v: Value, base: &Path, errors: &mut Errors) -> Opti
         admin_addr: admin_addr?,
         http_addr: match http_addr {
             None => None,
+            // Parsed, or an error already collected.
             Some(parsed) => Some(parsed?),
         },
         http_max_header_bytes,
