@@ -536,3 +536,37 @@ async fn ward_serve_opens_the_http_listener_the_config_names() {
     );
     assert!(serve.terminate().success(), "SIGTERM: {:?}", serve.lines());
 }
+
+#[tokio::test]
+async fn a_body_is_never_read_as_the_next_request() {
+    // Request smuggling between a proxy and ward: a body that is itself a request must
+    // stay a body, whatever ward does with it (it never reads it).
+    let ward = start_http().await;
+    let smuggled = AuthReq::get("/public").head(Asker::Nginx, true);
+    let mut first = AuthReq::get("/admin").head(Asker::Nginx, true);
+    first.extend_from_slice(format!("content-length: {}\r\n\r\n", smuggled.len() + 2).as_bytes());
+    first.extend_from_slice(&smuggled);
+    first.extend_from_slice(b"\r\n");
+    let mut third = AuthReq::get("/nowhere").head(Asker::Nginx, false);
+    third.extend_from_slice(b"\r\n");
+    let mut s = tokio::net::TcpStream::connect(ward.http_addr())
+        .await
+        .expect("connect");
+    use tokio::io::AsyncWriteExt;
+    s.write_all(&first).await.expect("write");
+    let mut statuses = vec![common::read_answer(&mut s).await.expect("an answer").status];
+    // The connection may be closed (the body was left unread) or serve the next request.
+    if s.write_all(&third).await.is_ok() {
+        let next = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            common::read_answer(&mut s),
+        )
+        .await
+        .expect("an answer or a closed connection, not a hang");
+        statuses.extend(next.map(|a| a.status));
+    }
+    assert!(
+        statuses == [401] || statuses == [401, 403],
+        "the body was read as a request: {statuses:?}"
+    );
+}
