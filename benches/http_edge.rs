@@ -15,8 +15,10 @@
 //! - `local`: the auth subrequest is an internal location that answers 200 at once (no
 //!   hop at all).
 //!
-//! Targets (BENCHMARKS.md): against `stub`, ward's throughput ≥ 0.80× and p99 ≤ 1.5×;
-//! `local` is reported beside it.
+//! Targets (BENCHMARKS.md): against `local` (the baseline: a location of the same
+//! nginx that answers 200 at once), ward's throughput ≥ 0.80× and p99 ≤ 1.5×. `stub` is
+//! reported beside it: its auth server runs inside the one nginx process, so nginx does
+//! the stub's work too, and ward, on the other CPU, outruns it.
 //!
 //! `cargo bench --bench http_edge` runs 3 reps of 5 s per front end; `-- --quick` one
 //! rep of 1 s each (the CI smoke test); `--reps N --duration S --connections N
@@ -70,12 +72,14 @@ async fn run(opts: &Opts) -> Result<(), String> {
         for (front, results) in runs.iter_mut() {
             let r = rig.wrk(*front, opts).await?;
             println!(
-                "rep {rep} {:<18} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  non-2xx {}",
+                "rep {rep} {:<18} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  ward {:>5.1} us/req  nginx {:>5.1} us/req  other load {:>3.0}%",
                 front.name(),
                 r.rps,
                 r.p50.as_secs_f64() * 1e3,
                 r.p99.as_secs_f64() * 1e3,
-                r.non_2xx
+                r.ward_cpu_per_req.as_secs_f64() * 1e6,
+                r.nginx_cpu_per_req.as_secs_f64() * 1e6,
+                r.other_load * 100.0
             );
             if r.non_2xx > 0 || r.errors > 0 {
                 return Err(format!(
@@ -101,33 +105,41 @@ async fn run(opts: &Opts) -> Result<(), String> {
     let p99 = |f| median(f, &|r: &WrkRun| r.p99.as_secs_f64() * 1e3);
     let p50 = |f| median(f, &|r: &WrkRun| r.p50.as_secs_f64() * 1e3);
     println!("\nmedians:");
-    println!("| front end | req/s | p50 ms | p99 ms | req/s vs stub | p99 vs stub |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    let ward_us = |f| median(f, &|r: &WrkRun| r.ward_cpu_per_req.as_secs_f64() * 1e6);
+    let nginx_us = |f| median(f, &|r: &WrkRun| r.nginx_cpu_per_req.as_secs_f64() * 1e6);
+    let other = |f| median(f, &|r: &WrkRun| r.other_load * 100.0);
+    println!(
+        "| front end | req/s | p50 ms | p99 ms | req/s vs local | p99 vs local | ward CPU µs/req | nginx CPU µs/req | other load |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for front in Front::ALL {
         println!(
-            "| {} | {:.0} | {:.3} | {:.3} | {:.2}x | {:.2}x |",
+            "| {} | {:.0} | {:.3} | {:.3} | {:.2}x | {:.2}x | {:.1} | {:.1} | {:.0} % |",
             front.name(),
             rps(front),
             p50(front),
             p99(front),
-            rps(front) / rps(Front::Stub),
-            p99(front) / p99(Front::Stub)
+            rps(front) / rps(Front::Local),
+            p99(front) / p99(Front::Local),
+            ward_us(front),
+            nginx_us(front),
+            other(front)
         );
     }
     let (t, l) = (
-        rps(Front::Ward) / rps(Front::Stub),
-        p99(Front::Ward) / p99(Front::Stub),
+        rps(Front::Ward) / rps(Front::Local),
+        p99(Front::Ward) / p99(Front::Local),
     );
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
     println!(
-        "\ntargets (ward vs stub): throughput {t:.2}x >= 0.80x {}; p99 {l:.2}x <= 1.5x {}",
+        "\ntargets (ward vs local): throughput {t:.2}x >= 0.80x {}; p99 {l:.2}x <= 1.5x {}",
         verdict(t >= 0.80),
         verdict(l <= 1.5)
     );
     println!(
-        "ward vs local (no hop): throughput {:.2}x, p99 {:.2}x",
-        rps(Front::Ward) / rps(Front::Local),
-        p99(Front::Ward) / p99(Front::Local)
+        "ward vs stub (the same hop to a server that answers at once): throughput {:.2}x, p99 {:.2}x",
+        rps(Front::Ward) / rps(Front::Stub),
+        p99(Front::Ward) / p99(Front::Stub)
     );
     drop(rig);
     Ok(())

@@ -85,13 +85,20 @@ impl Front {
     }
 }
 
-/// One wrk run, read from its `--latency` report.
+/// One wrk run, read from its `--latency` report, with what the machine did meanwhile.
 pub struct WrkRun {
     pub rps: f64,
     pub p50: Duration,
     pub p99: Duration,
     pub non_2xx: u64,
     pub errors: u64,
+    /// ward's CPU time per request (zero on the front ends that do not ask ward).
+    pub ward_cpu_per_req: Duration,
+    /// nginx's CPU time per request.
+    pub nginx_cpu_per_req: Duration,
+    /// CPU time of everything but ward, nginx, wrk and this process, as a share of the
+    /// machine over the run: another build on the machine shows here.
+    pub other_load: f64,
 }
 
 /// ward, nginx and the token every request carries; everything stops when dropped.
@@ -213,6 +220,11 @@ impl Rig {
     /// One wrk run against `front`, every request carrying the cached token.
     pub async fn wrk(&self, front: Front, opts: &Opts) -> Result<WrkRun, String> {
         let port = self.ports[Front::ALL.iter().position(|f| *f == front).unwrap_or(0)];
+        let pids = [self._ward.pid(), self.nginx.id()];
+        let cpu = |pid: u32| loadgen::procfs::process_cpu(&pid.to_string());
+        let (ward0, nginx0, children0) = (cpu(pids[0]), cpu(pids[1]), children_cpu());
+        let noise = loadgen::procfs::Noise::start(&pids);
+        let started = std::time::Instant::now();
         let out = tokio::process::Command::new("wrk")
             .args(["-t1", "--latency"])
             .arg(format!("-c{}", opts.connections))
@@ -223,9 +235,32 @@ impl Rig {
             .output()
             .await
             .map_err(|e| format!("wrk: {e}"))?;
+        let wall = started.elapsed();
+        let wrk_cpu = children_cpu().saturating_sub(children0);
+        let other = noise.foreign(&pids).saturating_sub(wrk_cpu);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        parse_wrk(&text).ok_or(format!("cannot read wrk's report:\n{text}"))
+        let mut run = parse_wrk(&text).ok_or(format!("cannot read wrk's report:\n{text}"))?;
+        let requests = (run.rps * opts.duration.as_secs_f64().ceil()).max(1.0);
+        run.ward_cpu_per_req = cpu(pids[0]).saturating_sub(ward0).div_f64(requests);
+        run.nginx_cpu_per_req = cpu(pids[1]).saturating_sub(nginx0).div_f64(requests);
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        run.other_load = other.as_secs_f64() / (wall.as_secs_f64() * cpus);
+        Ok(run)
     }
+}
+
+/// CPU time of this process's waited-for children (wrk), from `/proc/self/stat`.
+fn children_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces): cutime and cstime are the
+    // 14th and 15th after it, in clock ticks (100 per second on Linux).
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = [13, 14]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
 }
 
 /// nginx's main config: the shipped server block twice (with and without keep-alive to
@@ -356,6 +391,9 @@ fn parse_wrk(text: &str) -> Option<WrkRun> {
         p99: Duration::ZERO,
         non_2xx: 0,
         errors: 0,
+        ward_cpu_per_req: Duration::ZERO,
+        nginx_cpu_per_req: Duration::ZERO,
+        other_load: 0.0,
     };
     for line in text.lines().map(str::trim) {
         let mut words = line.split_whitespace();
