@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# .ci/check-deploy.sh — validate ward's deployment assets (envoy/, k8s/, Dockerfile).
+# .ci/check-deploy.sh — validate ward's deployment assets (envoy/, k8s/, proxies/traefik/,
+# Dockerfile).
 #
 #   bash .ci/check-deploy.sh [path-to-ward-binary]
 #
@@ -32,6 +33,7 @@ NPM_PINS=(
   "@kubernetes-models/istio@3.0.1"
   "@kubernetes-models/envoy-gateway@2.0.0"
   "@kubernetes-models/gateway-api@2.0.0"
+  "@kubernetes-models/traefik@2.0.0"    # proxies/traefik/: Traefik's Middleware CRD schema
   "typescript@7.0.2"
 )
 

@@ -16,7 +16,8 @@
 //!   challenge and body of a denial ([`DenyReason`]), the header changes of an allow, the
 //!   verified [`Identity`];
 //! - [`WardLayer`]: the decision as a `tower` layer in a Rust service ([`layer`]);
-//! - [`Server`]: the gRPC and admin listeners, as `ward serve` runs them;
+//! - [`Server`]: the gRPC and admin listeners (and the plain-HTTP one for nginx, Caddy,
+//!   Traefik and Envoy's `http_service`), as `ward serve` runs them;
 //! - [`config`]: loading and validating a config file (`ward validate`);
 //! - [`clock`]: the time ward decides by, which a test can hold still and move by hand;
 //! - [`metrics`]: ward's Prometheus metrics, in a registry of their own;

@@ -39,6 +39,7 @@ pub struct Metrics {
     pub(crate) inflight_request_bytes: IntGauge,
     pub(crate) tokens_minted: IntCounterVec,
     pub(crate) token_exchange_requests: IntCounterVec,
+    pub(crate) http_requests: IntCounterVec,
 }
 
 /// Buckets from 25 µs to 2.5 s: a cached check takes tens of microseconds, one waiting on
@@ -159,6 +160,14 @@ impl Metrics {
             &["result"],
         )
         .expect("valid metric");
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "ward_http_requests_total",
+                "Answers of the plain-HTTP listener by proxy shape (envoy, nginx, forward; none for a request to no auth endpoint) and HTTP status",
+            ),
+            &["shape", "status"],
+        )
+        .expect("valid metric");
         let build_info =
             IntGaugeVec::new(Opts::new("ward_build_info", "ward's version"), &["version"])
                 .expect("valid metric");
@@ -200,6 +209,7 @@ impl Metrics {
             Box::new(inflight_request_bytes.clone()),
             Box::new(tokens_minted.clone()),
             Box::new(token_exchange_requests.clone()),
+            Box::new(http_requests.clone()),
             Box::new(build_info),
         ];
         for c in collectors {
@@ -226,7 +236,23 @@ impl Metrics {
             inflight_request_bytes,
             tokens_minted,
             token_exchange_requests,
+            http_requests,
         }
+    }
+
+    /// Counts one answer of the plain-HTTP listener. The status label is one of the
+    /// statuses ward answers with, or `other`: bounded whatever happens.
+    pub(crate) fn count_http(&self, shape: &'static str, status: u16) {
+        let status = match status {
+            200 => "200",
+            400 => "400",
+            401 => "401",
+            403 => "403",
+            404 => "404",
+            503 => "503",
+            _ => "other",
+        };
+        self.http_requests.with_label_values(&[shape, status]).inc();
     }
 
     /// The cache counters of `provider`; both series exist (at zero) from this call on.

@@ -51,7 +51,10 @@ pub(crate) fn replace(state: &AppState, config: Config) -> Result<(), ReloadErro
 fn compile(state: &AppState, config: Config) -> Result<crate::engine::Engine, ReloadError> {
     let running = state.engine.load();
     let old = &running.config().server;
-    if old.grpc_addr != config.server.grpc_addr || old.admin_addr != config.server.admin_addr {
+    if old.grpc_addr != config.server.grpc_addr
+        || old.admin_addr != config.server.admin_addr
+        || old.http_addr != config.server.http_addr
+    {
         tracing::warn!("listen addresses changed in the config: they apply on restart only");
     }
     let stores = state

@@ -107,6 +107,29 @@ fn each_bad_fixture_reports_exactly_its_errors() {
                 ),
             ),
             (
+                "http_listener_settings_name_their_path_and_line",
+                (
+                    "http-listener.yaml",
+                    &[
+                        Is(
+                            "line 4: server.http_addr: `localhost-9003` is not a socket address like 0.0.0.0:9001",
+                        ),
+                        Is(
+                            "line 5: server.http_max_header_bytes: must be between 8192 (8 KiB) and 1048576 (1 MiB); the value is in bytes",
+                        ),
+                    ][..],
+                ),
+            ),
+            (
+                "http_listener_on_another_listeners_port",
+                (
+                    "http-addr-taken.yaml",
+                    &[Is(
+                        "line 4: server.http_addr: `127.0.0.1:9002` is also server.admin_addr: each listener needs its own port",
+                    )],
+                ),
+            ),
+            (
                 "bare_number_duration",
                 (
                     "duration-bare-number.yaml",

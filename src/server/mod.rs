@@ -1,8 +1,10 @@
-//! The network side: the gRPC listener (Check, health) and the admin listener, started
-//! together by [`Server::run`] and stopped together on shutdown.
+//! The network side: the gRPC listener (Check, health), the admin listener and, when
+//! given one, the plain-HTTP authorization listener ([`http`]), started together by
+//! [`Server::run`] and stopped together on shutdown.
 
 pub mod admin;
 pub mod grpc;
+pub mod http;
 pub mod limits;
 pub mod stream;
 pub mod tls;
@@ -38,12 +40,13 @@ pub struct WatchTicks {
     pub tls: Ticks,
 }
 
-/// ward's network side on two bound listeners: what `ward serve` runs, and what the
-/// tests start on ephemeral ports.
+/// ward's network side on its bound listeners (gRPC, admin, and optionally plain HTTP):
+/// what `ward serve` runs, and what the tests start on ephemeral ports.
 pub struct Server {
     ward: Ward,
     grpc: TcpListener,
     admin: TcpListener,
+    http: Option<TcpListener>,
     grace: Duration,
     reload: Option<(mpsc::Receiver<()>, Option<Duration>)>,
     ticks: WatchTicks,
@@ -58,6 +61,7 @@ impl Server {
             ward,
             grpc,
             admin,
+            http: None,
             grace,
             reload: None,
             ticks: WatchTicks::default(),
@@ -71,6 +75,13 @@ impl Server {
             Some(tls) => tls::load(tls).map(drop),
             None => Ok(()),
         }
+    }
+
+    /// Also serves plain-HTTP authorization (SPEC §9: Envoy `http_service`, nginx
+    /// `auth_request`, forward auth) on `http`, with the same policy and shutdown.
+    pub fn http(mut self, http: TcpListener) -> Self {
+        self.http = Some(http);
+        self
     }
 
     /// How long in-flight checks may take to finish once shutdown starts.
@@ -116,6 +127,7 @@ impl Server {
         let served = serve(
             self.grpc,
             self.admin,
+            self.http,
             state,
             shutdown,
             self.grace,
@@ -129,11 +141,13 @@ impl Server {
     }
 }
 
-/// Serves gRPC on `grpc` and admin HTTP on `admin` until `shutdown` resolves; then stops
-/// accepting, lets in-flight checks finish for at most `grace`, and returns.
+/// Serves gRPC on `grpc`, admin HTTP on `admin` and plain-HTTP authorization on `http`
+/// until `shutdown` resolves; then stops accepting, lets in-flight checks finish for at
+/// most `grace`, and returns.
 async fn serve(
     grpc: TcpListener,
     admin: TcpListener,
+    http: Option<TcpListener>,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
@@ -218,6 +232,16 @@ async fn serve(
             .into_future(),
     );
 
+    let http_task = http.map(|listener| {
+        let settings = http::Settings::of(&state);
+        tokio::spawn(http::serve(
+            listener,
+            state.clone(),
+            settings,
+            wait_for(stop_rx.clone()),
+        ))
+    });
+
     shutdown.await;
     tracing::info!(
         grace_ms = grace.as_millis() as u64,
@@ -234,6 +258,9 @@ async fn serve(
     let drained = tokio::time::timeout(grace, async {
         let _ = grpc_task.await;
         let _ = admin_task.await;
+        if let Some(t) = http_task {
+            let _ = t.await;
+        }
     })
     .await;
     if let Some(w) = tls_watch {

@@ -164,3 +164,13 @@ pub fn assert_invalid_token(r: &CheckResponse, detail: Option<&str>, case: &str)
 pub fn set_of(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
+
+/// [`start`], with the plain-HTTP listener too.
+pub async fn start_http() -> Ward {
+    let keys = KeyRing::shared();
+    Ward::builder(&config(keys, ""))
+        .file("keys/corp.json", jwks_of(&keys.all()).to_string())
+        .http()
+        .start()
+        .await
+}

@@ -68,6 +68,8 @@ pub struct Serve {
     pub grpc_addr: String,
     /// The admin address ward logged in its `ward serving` line.
     pub admin_addr: String,
+    /// The plain-HTTP address it logged (`off` when the config sets none).
+    pub http_addr: String,
 }
 
 impl Serve {
@@ -108,6 +110,7 @@ impl Serve {
             reader: Some(reader),
             grpc_addr: String::new(),
             admin_addr: String::new(),
+            http_addr: String::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -117,10 +120,10 @@ impl Serve {
                     return None;
                 }
                 let addr = |k: &str| v[k].as_str().map(str::to_string);
-                Some((addr("grpc")?, addr("admin")?))
+                Some((addr("grpc")?, addr("admin")?, addr("http")?))
             });
-            if let Some((grpc, admin)) = serving {
-                (serve.grpc_addr, serve.admin_addr) = (grpc, admin);
+            if let Some((grpc, admin, http)) = serving {
+                (serve.grpc_addr, serve.admin_addr, serve.http_addr) = (grpc, admin, http);
                 return serve;
             }
             if let Some(status) = serve.child.try_wait().expect("wait") {

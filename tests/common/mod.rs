@@ -7,6 +7,8 @@
 //!   [`WardBuilder`] to compile a config, with or without serving it.
 //! - [`bin`]: the real `ward` binary, for one-shot commands and `ward serve`.
 //! - [`request`]: [`Req`], one request encoded in either of Envoy's header [`Shape`]s.
+//! - [`http`]: [`AuthReq`], one request asked about over ward's plain-HTTP listener in
+//!   each proxy's shape ([`Asker`]), byte for byte; [`Answer`], what came back.
 //! - [`response`]: [`allowed`], [`denial`], [`summary`], [`metadata_str`]: readers for
 //!   answers, each failing with a message that shows what came back instead.
 //! - [`keys`]: [`TestKey`] / [`KeyRing`], real keys of every family, and helpers to
@@ -23,6 +25,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod bin;
+pub mod http;
 pub mod keys;
 pub mod metrics;
 pub mod poll;
@@ -30,6 +33,7 @@ pub mod request;
 pub mod response;
 pub mod server;
 
+pub use http::*;
 pub use keys::*;
 pub use metrics::*;
 pub use poll::*;

@@ -1,5 +1,6 @@
-//! ward in-process: [`Ward`] runs `ward::Server` on two listeners bound to
-//! `127.0.0.1:0` before the server is spawned (so a client can connect at once, no
+//! ward in-process: [`Ward`] runs `ward::Server` on listeners bound to
+//! `127.0.0.1:0` (gRPC and admin; plain HTTP too with [`WardBuilder::http`]) before the
+//! server is spawned (so a client can connect at once, no
 //! sleeps), from a YAML string compiled with `ward::config::load_str` or from a config
 //! file read with `ward::config::load_file` (optionally watched for reloads, as `ward
 //! serve` does). Files the config names (`jwks_file`, TLS files, ...) go in a temporary
@@ -47,6 +48,8 @@ const TICK_PATIENCE: Duration = Duration::from_secs(10);
 pub struct Ward {
     pub grpc_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The plain-HTTP authorization listener, with [`WardBuilder::http`].
+    http_addr: Option<SocketAddr>,
     /// The grace period `run` was given.
     pub grace: Duration,
     /// What every handler shares; [`Ward::reload`] swaps its engine.
@@ -86,6 +89,8 @@ pub struct WardBuilder {
     watch: Option<Option<Duration>>,
     /// The admin listener, when the test bound it before writing the config.
     admin: Option<std::net::TcpListener>,
+    /// Serve plain-HTTP authorization too.
+    http: bool,
 }
 
 impl WardBuilder {
@@ -99,7 +104,15 @@ impl WardBuilder {
             watch: None,
             clock: None,
             admin: None,
+            http: false,
         }
+    }
+
+    /// Also serves plain-HTTP authorization (`ward::Server::http`) on an ephemeral port:
+    /// [`Ward::http_addr`].
+    pub fn http(mut self) -> Self {
+        self.http = true;
+        self
     }
 
     /// Writes `contents` at `name` (relative, parent directories created) in the config's
@@ -232,6 +245,14 @@ impl WardBuilder {
         let grpc_addr = grpc.local_addr().map_err(|e| e.to_string())?;
         let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
         let mut server = ward::Server::new(policy.clone(), grpc, admin).grace(self.grace);
+        let mut http_addr = None;
+        if self.http {
+            let http = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| format!("bind http: {e}"))?;
+            http_addr = Some(http.local_addr().map_err(|e| e.to_string())?);
+            server = server.http(http);
+        }
         let ticks = server.watch_ticks();
         let watcher = match self.watch {
             None => None,
@@ -255,6 +276,7 @@ impl WardBuilder {
         Ok(Ward {
             grpc_addr,
             admin_addr,
+            http_addr,
             grace: self.grace,
             policy,
             stop: Some(stop),
@@ -292,6 +314,12 @@ impl Ward {
     /// Starts ward from a config that needs no files or environment.
     pub async fn start(yaml: &str) -> Ward {
         Ward::builder(yaml).start().await
+    }
+
+    /// The plain-HTTP authorization listener (started with [`WardBuilder::http`]).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+            .expect("ward was started without its HTTP listener: use .http()")
     }
 
     /// The config's base directory (where [`WardBuilder::file`] wrote).

@@ -37,7 +37,9 @@ impl ConfigArg {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Serve Envoy's Authorization/Check over gRPC, plus the admin HTTP endpoints.
+    /// Serve Envoy's Authorization/Check over gRPC, plus the admin HTTP endpoints (and
+    /// plain-HTTP authorization for nginx, Caddy, Traefik and Envoy's http_service, when
+    /// server.http_addr or --http-addr is set).
     Serve {
         #[command(flatten)]
         config: ConfigArg,
@@ -47,6 +49,9 @@ enum Cmd {
         /// Overrides server.admin_addr.
         #[arg(long)]
         admin_addr: Option<std::net::SocketAddr>,
+        /// Overrides server.http_addr (plain-HTTP authorization; off unless one is set).
+        #[arg(long)]
+        http_addr: Option<std::net::SocketAddr>,
         /// Log format [default: text on a terminal, json otherwise]
         #[arg(long, value_enum)]
         log_format: Option<LogFormat>,
@@ -166,10 +171,16 @@ fn main() -> ExitCode {
             config,
             grpc_addr,
             admin_addr,
+            http_addr,
             log_format,
         } => {
             serve::init_tracing(log_format);
-            exit(serve::serve(&config.path(), grpc_addr, admin_addr))
+            let addrs = serve::Addrs {
+                grpc: grpc_addr,
+                admin: admin_addr,
+                http: http_addr,
+            };
+            exit(serve::serve(&config.path(), addrs))
         }
         Cmd::Validate { config } => serve::validate(&config.path()),
         Cmd::Check(args) => check::check(args),

@@ -54,11 +54,14 @@ pub fn validate(path: &Path) -> ExitCode {
     }
 }
 
-pub fn serve(
-    path: &Path,
-    grpc_addr: Option<std::net::SocketAddr>,
-    admin_addr: Option<std::net::SocketAddr>,
-) -> anyhow::Result<()> {
+/// Listen addresses given on the command line, each overriding the config's.
+pub struct Addrs {
+    pub grpc: Option<std::net::SocketAddr>,
+    pub admin: Option<std::net::SocketAddr>,
+    pub http: Option<std::net::SocketAddr>,
+}
+
+pub fn serve(path: &Path, addrs: Addrs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -74,21 +77,37 @@ pub fn serve(
         let config = ward.config();
         check_tls(path, &config)
             .map_err(|e| anyhow::anyhow!("invalid config, not starting:\n{e}"))?;
-        let grpc_addr = grpc_addr.unwrap_or(config.grpc_addr());
-        let admin_addr = admin_addr.unwrap_or(config.admin_addr());
+        let grpc_addr = addrs.grpc.unwrap_or(config.grpc_addr());
+        let admin_addr = addrs.admin.unwrap_or(config.admin_addr());
         let grpc = tokio::net::TcpListener::bind(grpc_addr)
             .await
             .with_context(|| format!("binding gRPC on {grpc_addr}"))?;
         let admin = tokio::net::TcpListener::bind(admin_addr)
             .await
             .with_context(|| format!("binding admin on {admin_addr}"))?;
+        let http = match addrs.http.or(config.http_addr()) {
+            None => None,
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding plain-HTTP authorization on {addr}"))?,
+            ),
+        };
         let (hup_tx, hup_rx) = tokio::sync::mpsc::channel(1);
         tokio::spawn(forward_sighup(hup_tx));
+        let http_addr = match &http {
+            Some(l) => l.local_addr()?.to_string(),
+            None => "off".to_string(),
+        };
         tracing::info!(
-            grpc = %grpc.local_addr()?, admin = %admin.local_addr()?, config = %path.display(),
-            version = env!("CARGO_PKG_VERSION"), "ward serving"
+            grpc = %grpc.local_addr()?, admin = %admin.local_addr()?, http = %http_addr,
+            config = %path.display(), version = env!("CARGO_PKG_VERSION"), "ward serving"
         );
-        Server::new(ward, grpc, admin)
+        let mut server = Server::new(ward, grpc, admin);
+        if let Some(http) = http {
+            server = server.http(http);
+        }
+        server
             .reload_on(hup_rx, config.watch_interval())
             .run(shutdown_signal())
             .await?;

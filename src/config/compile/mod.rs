@@ -81,6 +81,12 @@ impl Config {
         self.server.admin_addr
     }
 
+    /// Where the plain-HTTP authorization listener binds (`server.http_addr`), if the
+    /// config asks for one.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.server.http_addr
+    }
+
     /// How often the config file is checked for changes (`server.watch_interval`);
     /// `None` when watching is turned off.
     pub fn watch_interval(&self) -> Option<Duration> {

@@ -16,6 +16,11 @@ pub struct ServerConfig {
     pub grpc_addr: SocketAddr,
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
     pub admin_addr: SocketAddr,
+    /// Where plain-HTTP authorization (SPEC §9: Envoy `http_service`, nginx
+    /// `auth_request`, forward auth) is served; `None`: not served.
+    pub http_addr: Option<SocketAddr>,
+    /// The largest request head (request line and headers) the HTTP listener reads.
+    pub http_max_header_bytes: usize,
     /// TLS (and optionally mTLS) on the gRPC port.
     pub tls: Option<TlsConfig>,
     /// How long a shutdown waits for checks in flight.
@@ -48,6 +53,14 @@ impl Default for RequestLimits {
     }
 }
 
+/// The default of `server.http_max_header_bytes`: above Envoy's default limit on request
+/// headers (60 KiB), so whatever Envoy forwards is read.
+pub const HTTP_MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// The bounds of `server.http_max_header_bytes`: hyper reads no head in less than 8 KiB,
+/// and a connection may make ward hold this much while its head arrives.
+const HTTP_HEADER_BYTES_RANGE: std::ops::RangeInclusive<usize> = 8 * 1024..=1024 * 1024;
+
 /// The smallest `max_inflight_request_bytes` accepted: a cap below one ordinary request
 /// would refuse every check (and is most likely a value meant in KiB or MiB).
 const MIN_INFLIGHT_REQUEST_BYTES: usize = 64 * 1024;
@@ -69,6 +82,8 @@ pub struct TlsConfig {
 struct RawServer {
     grpc_addr: Option<String>,
     admin_addr: Option<String>,
+    http_addr: Option<String>,
+    http_max_header_bytes: Option<usize>,
     tls: Option<RawTls>,
     shutdown_grace: Option<Dur>,
     watch_interval: Option<Dur>,
@@ -105,6 +120,31 @@ pub(super) fn compile_server(v: Value, base: &Path, errors: &mut Errors) -> Opti
     };
     let grpc_addr = addr(errors, "grpc_addr", raw.grpc_addr, "0.0.0.0:9001");
     let admin_addr = addr(errors, "admin_addr", raw.admin_addr, "0.0.0.0:9002");
+    // Off unless asked for: a listener nobody configured is a port nobody guards.
+    let http_addr = raw
+        .http_addr
+        .map(|text| addr(errors, "http_addr", Some(text), ""));
+    if let (Some(Some(http)), Some(grpc), Some(admin)) = (http_addr, grpc_addr, admin_addr) {
+        for (other, taken) in [("grpc_addr", grpc), ("admin_addr", admin)] {
+            if http == taken && http.port() != 0 {
+                errors.add(
+                    "server.http_addr",
+                    format!("`{http}` is also server.{other}: each listener needs its own port"),
+                );
+            }
+        }
+    }
+    let http_max_header_bytes = raw.http_max_header_bytes.unwrap_or(HTTP_MAX_HEADER_BYTES);
+    if !HTTP_HEADER_BYTES_RANGE.contains(&http_max_header_bytes) {
+        errors.add(
+            "server.http_max_header_bytes",
+            format!(
+                "must be between {} (8 KiB) and {} (1 MiB); the value is in bytes",
+                HTTP_HEADER_BYTES_RANGE.start(),
+                HTTP_HEADER_BYTES_RANGE.end()
+            ),
+        );
+    }
     let tls = raw.tls.map(|t| TlsConfig {
         cert_file: base.join(t.cert_file),
         key_file: base.join(t.key_file),
@@ -113,6 +153,12 @@ pub(super) fn compile_server(v: Value, base: &Path, errors: &mut Errors) -> Opti
     Some(ServerConfig {
         grpc_addr: grpc_addr?,
         admin_addr: admin_addr?,
+        http_addr: match http_addr {
+            None => None,
+            // Parsed, or an error already collected.
+            Some(parsed) => Some(parsed?),
+        },
+        http_max_header_bytes,
         tls,
         shutdown_grace: raw.shutdown_grace.map_or(Duration::from_secs(10), |d| d.0),
         watch_interval: Some(raw.watch_interval.map_or(Duration::from_secs(2), |d| d.0))

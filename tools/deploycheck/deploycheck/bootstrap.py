@@ -4,7 +4,8 @@ envoy.config.bootstrap.v3.Bootstrap with the generated protobuf classes of xds-p
 then checked against the protoc-gen-validate rules carried in those descriptors,
 deprecated fields and enum values, cross-references Envoy resolves at load time, and
 ward's own contract (ext_authz fails closed over gRPC on HTTP/2, health-checked on the
-Authorization service)."""
+Authorization service; or over ward's plain-HTTP listener, at its Envoy prefix, passing
+ward's identity headers on)."""
 import copy
 import glob
 import json
@@ -16,6 +17,12 @@ from .docs import is_k8s, load_docs
 # ward's grpc.health.v1: "" is liveness (SERVING while the process runs); the
 # Authorization service is SERVING only once keys are held.
 WARD_HEALTH_SERVICE = "envoy.service.auth.v3.Authorization"
+
+# ward's plain-HTTP listener answers Envoy's http_service under this prefix (SPEC §9),
+# and these are the identity headers it sets.
+WARD_ENVOY_PREFIX = "/auth/envoy"
+WARD_IDENTITY_HEADERS = ("x-auth-subject", "x-auth-issuer", "x-auth-provider", "x-auth-roles",
+                         "x-auth-scopes")
 
 _IMPORTED = []
 
@@ -296,6 +303,9 @@ def semantics(b):
                 errs.append("%s: failure_mode_allow must be false (ward fails closed)" % fp)
             if tc.get("transport_api_version") != "V3":
                 errs.append("%s: transport_api_version must be V3" % fp)
+            if "http_service" in tc:
+                errs.extend(http_service(fp, tc["http_service"] or {}, clusters))
+                continue
             gc = (tc.get("grpc_service") or {}).get("envoy_grpc", {}).get("cluster_name")
             if not gc:
                 errs.append("%s: ward is called over gRPC (grpc_service.envoy_grpc)" % fp)
@@ -366,6 +376,48 @@ def find_typed(o, suffix, acc=None):
     return acc
 
 
+def http_service(fp, hs, clusters):
+    """ward's contract for ext_authz over its plain-HTTP listener."""
+    errs = []
+    fp += ".http_service"
+    cluster = (hs.get("server_uri") or {}).get("cluster")
+    if cluster not in clusters:
+        errs.append("%s.server_uri.cluster: unknown cluster %r" % (fp, cluster))
+    if hs.get("path_prefix") != WARD_ENVOY_PREFIX:
+        errs.append("%s.path_prefix must be %s, where ward's Envoy shape answers (got %r)"
+                    % (fp, WARD_ENVOY_PREFIX, hs.get("path_prefix")))
+    response = hs.get("authorization_response") or {}
+    passed = {p.get("exact") for p in (response.get("allowed_upstream_headers") or {}).get("patterns", [])}
+    missing = [h for h in WARD_IDENTITY_HEADERS if h not in passed]
+    if missing:
+        errs.append("%s.authorization_response.allowed_upstream_headers must pass ward's identity "
+                    "headers on; missing: %s" % (fp, ", ".join(missing)))
+    return errs
+
+
+def http_negatives(doc):
+    """Broken copies of a bootstrap asking ward over http_service: (label, copy, text)."""
+    cases = []
+
+    def mk(label, expect, mutate):
+        bad = copy.deepcopy(doc)
+        mutate(find_typed(bad, "ext_authz.v3.ExtAuthz")[0])
+        cases.append((label, bad, expect))
+
+    mk("http_service at a path_prefix ward does not answer", "path_prefix must be " + WARD_ENVOY_PREFIX,
+       lambda e: e["http_service"].__setitem__("path_prefix", "/auth"))
+    mk("http_service to a cluster that does not exist", "unknown cluster 'nope'",
+       lambda e: e["http_service"]["server_uri"].__setitem__("cluster", "nope"))
+    mk("http_service dropping ward's x-auth-roles", "missing: x-auth-roles",
+       lambda e: e["http_service"]["authorization_response"]["allowed_upstream_headers"]["patterns"].remove(
+           {"exact": "x-auth-roles"}))
+    mk("http_service ext_authz failing open", "failure_mode_allow must be false",
+       lambda e: e.__setitem__("failure_mode_allow", True))
+    mk("field misspelled in http_service (path_prefx)", "path_prefx",
+       lambda e: e["http_service"].__setitem__("path_prefx", e["http_service"].pop("path_prefix")))
+    return cases
+
+
 def negatives(doc):
     """(label, broken copy, text the error must contain)."""
     cases = []
@@ -415,6 +467,7 @@ def check(files, root, step):
     step 1), then the negative checks on the first one with per-route ext_authz."""
     bootstraps = 0
     first = None
+    first_http = None
     for f in files:
         rel = os.path.relpath(f, root)
         docs = load_docs(f)
@@ -433,12 +486,15 @@ def check(files, root, step):
                     % (rel, len(find_typed(docs[0], ""))))
         if first is None and find_typed(docs[0], "ext_authz.v3.ExtAuthzPerRoute"):
             first = docs[0]
+        if first_http is None and any("http_service" in e for e in find_typed(docs[0], "ext_authz.v3.ExtAuthz")):
+            first_http = docs[0]
     if not bootstraps:
         step.fail("no Envoy bootstrap found")
     if first is None:
         step.fail("no bootstrap with an ext_authz filter and per-route settings for the negative checks")
         return
-    for label, bad, expect in negatives(first):
+    cases = negatives(first) + (http_negatives(first_http) if first_http is not None else [])
+    for label, bad, expect in cases:
         errs = validate(bad)
         hit = [e for e in errs if expect in e]
         if hit:

@@ -8,7 +8,7 @@ import sys
 import tempfile
 import time
 
-from . import bootstrap, contract, kubernetes, manifests, render, security, ward
+from . import bootstrap, contract, kubernetes, manifests, render, security, traefik, ward
 from .docs import is_k8s, load_docs
 from .report import Step
 
@@ -90,6 +90,7 @@ def main(argv=None):
         step("2. security scan (checkov, hadolint)", step_security)
         step("3. Envoy bootstrap validation (xds-protos)", step_envoy)
         step("4. ward config", step_ward)
+        step("5. Traefik middleware (proxies/traefik)", lambda s: traefik.check(root, s, args.node_dir))
 
     print("\n==> summary")
     for line in summary:

@@ -1,5 +1,5 @@
 """Step 1, custom resources (ServiceMonitor, PrometheusRule, Istio, Envoy Gateway,
-Gateway API): validated by crd_validate.mjs with the validators and TypeScript types
+Gateway API; Traefik's Middleware for step 5): validated by crd_validate.mjs with the validators and TypeScript types
 that @kubernetes-models/* generate from each project's CRD schema."""
 import copy
 import json
@@ -19,6 +19,7 @@ PACKAGES = {
     "extensions.istio.io": "istio",
     "gateway.envoyproxy.io": "envoy-gateway",
     "gateway.networking.k8s.io": "gateway-api",
+    "traefik.io": "traefik",
 }
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crd_validate.mjs")

@@ -73,13 +73,21 @@ class BootstrapTest(unittest.TestCase):
         self.gateway = load("envoy/gateway.yaml")
 
     def test_the_repository_bootstraps_are_valid(self):
-        for path in ("envoy/gateway.yaml", "envoy/sidecar.yaml"):
+        for path in ("envoy/gateway.yaml", "envoy/sidecar.yaml", "envoy/http-service.yaml"):
             with self.subTest(path):
                 self.assertEqual(bootstrap.validate(load(path)), [])
 
     def test_every_negative_case_fails_for_its_reason(self):
         cases = bootstrap.negatives(self.gateway)
         self.assertEqual(len(cases), 10)
+        for label, bad, expect in cases:
+            with self.subTest(label):
+                errs = bootstrap.validate(bad)
+                self.assertTrue(any(expect in e for e in errs), errs)
+
+    def test_every_http_service_negative_case_fails_for_its_reason(self):
+        cases = bootstrap.http_negatives(load("envoy/http-service.yaml"))
+        self.assertEqual(len(cases), 5)
         for label, bad, expect in cases:
             with self.subTest(label):
                 errs = bootstrap.validate(bad)
