@@ -12,7 +12,9 @@
 //!   not hidden by coordinated omission). Latencies go to HdrHistograms.
 //! - Workloads: (a) one valid RS256 token repeated (cache hit), (b) distinct valid RS256
 //!   tokens (cache miss), (c) distinct ES256 tokens, (d) 50/50 valid (repeated) and
-//!   invalid (bad signature) RS256 tokens, (e) an anonymous route.
+//!   invalid (bad signature) RS256 tokens, (e) an anonymous route, (f) one RS256 token on
+//!   a route that mints a purpose token (mint-cache hit), (g) distinct RS256 tokens on
+//!   that route (every check verifies and signs).
 //! - Every answer is checked (allowed when it should be, 401 when it should be); any
 //!   error fails the run with a non-zero exit.
 //! - The load generator must cost the same whatever server answers: requests are

@@ -83,6 +83,13 @@ fn main() {
         return;
     }
     let mut logging = "";
+    // `minted`: the same cached check on a route that mints (a mint-cache hit after the
+    // first); `sign`: one ES256 purpose token signed, alone (`profile::sign_once`).
+    if scenario == "sign" {
+        sign(n);
+        return;
+    }
+    let mint = scenario == "minted";
     let (routes, providers, cache, alg, iss, path, anonymous) = match scenario.as_str() {
         "cached" => (
             10,
@@ -124,6 +131,16 @@ fn main() {
             false,
         ),
         "anonymous" => (10, 1, None, Alg::RS256, 0, "/svc0/public/docs", true),
+        "minted" => (
+            10,
+            1,
+            None,
+            Alg::RS256,
+            0,
+            "/api/orders/42/items?expand=lines",
+            false,
+        ),
+
         "routes1000" => (
             1000,
             1,
@@ -148,11 +165,19 @@ fn main() {
         }
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = common::load(
-        &format!("{logging}{}", config_yaml(routes, true, providers, cache)),
-        dir.path(),
-        &keys.jwks(),
-    );
+    let mut yaml = format!("{logging}{}", config_yaml(routes, true, providers, cache));
+    if mint {
+        let signing = testkeys::Key::generate(jsonwebtoken::Algorithm::ES256);
+        std::fs::write(dir.path().join("signing.pem"), signing.key_file()).expect("key file");
+        yaml = yaml.replace(
+            "    require: { roles_any: [orders-reader, admin] }\n",
+            "    require: { roles_any: [orders-reader, admin] }\n    mint: { audience: payments-api, ttl: 60s, header: x-auth-token, claims: [sub, roles, tenant] }\n",
+        );
+        yaml.push_str(
+            "signing:\n  issuer: https://ward.bench\n  keys: [ { kid: bench, alg: ES256, key_file: signing.pem } ]\n",
+        );
+    }
+    let config = common::load(&yaml, dir.path(), &keys.jwks());
     let state = AppState::new(ward::engine::Engine::new(config, Arc::new(Metrics::new())));
     let mut req = common::envoy_request(path);
     if !anonymous {
@@ -186,6 +211,35 @@ fn main() {
         el.as_secs_f64() * 1e6 / n as f64,
         bytes / n.max(1)
     );
+}
+
+/// `n` purpose tokens signed with one ES256 key, the payload of a minted token.
+fn sign(n: usize) {
+    use ward::issuer::keys::{SigningAlg, SigningKey};
+    let generated = testkeys::Key::generate(jsonwebtoken::Algorithm::ES256);
+    let key = SigningKey::from_pem("bench", SigningAlg::ES256, generated.key_file()).expect("key");
+    let payload = serde_json::json!({"iss": "https://ward.bench", "aud": "payments-api",
+        "sub": "user-00000001", "iat": 1, "exp": 61, "jti": "AAAAAAAAAAAAAAAAAAAAAA",
+        "purpose": "orders", "act": {"iss": ISS, "sub": "user-00000001"},
+        "roles": ["reader", "orders-reader"], "tenant": "acme"})
+    .to_string();
+    let t = Instant::now();
+    let mut len = 0;
+    for _ in 0..n {
+        len += sign_once(&key, black_box(payload.as_bytes()));
+    }
+    let el = t.elapsed();
+    println!(
+        "profile sign: {n} ES256 tokens in {:.3}s, {:.2} µs/token ({} bytes)",
+        el.as_secs_f64(),
+        el.as_secs_f64() * 1e6 / n as f64,
+        len / n.max(1)
+    );
+}
+
+#[inline(never)]
+fn sign_once(key: &ward::issuer::keys::SigningKey, payload: &[u8]) -> usize {
+    key.sign(payload).expect("signs").len()
 }
 
 /// One Check as `server::grpc` handles it, without the transport.
