@@ -5,8 +5,8 @@
 //! `purpose`) and for how long, plus the claims its grant lists. Its `exp` never passes
 //! the credential's own: a purpose token cannot outlive what vouched for it.
 //!
-//! The cache is keyed by SHA-256 of everything a token says except its times and `jti`
-//! (purpose, identity) and the credential's expiry, bounded like the token cache,
+//! The cache is keyed by everything a token says except its times and `jti` (purpose,
+//! identity) and the credential's expiry, compared exactly, bounded like the token cache,
 //! and an entry is handed out until 80% of the token's lifetime has passed.
 
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use super::keys::{SignError, SigningKeys};
 use crate::authn::Identity;
-use crate::digest::Sha256;
+use crate::authn::claims::Names;
 
 /// What a token is minted for: a route's `mint:` or an exchange (SPEC §8).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +57,7 @@ struct Entry {
 pub struct Issuer {
     issuer: Arc<str>,
     keys: Arc<SigningKeys>,
-    cache: quick_cache::sync::Cache<[u8; 32], Entry>,
+    cache: quick_cache::sync::Cache<Box<[u8]>, Entry>,
     rng: SystemRandom,
 }
 
@@ -95,7 +95,7 @@ impl Issuer {
         cached: bool,
         minted: &IntCounter,
     ) -> Result<Minted, MintError> {
-        let mut claims = self.claims(grant, id)?;
+        let sub = id.subject.as_deref().ok_or(MintError::NoSubject)?;
         let expires_at = match id.expires_at {
             Some(exp) => exp.min(now.saturating_add(grant.ttl_secs)),
             None => now.saturating_add(grant.ttl_secs),
@@ -103,15 +103,16 @@ impl Issuer {
         if expires_at <= now {
             return Err(MintError::Expired);
         }
-        let key = cached.then(|| cache_key(&claims, id.expires_at));
+        let key = cached.then(|| cache_key(grant, id, sub));
         if let Some(key) = &key
-            && let Some(e) = self.cache.get(key)
+            && let Some(e) = self.cache.get(&key[..])
         {
             if now < e.fresh_until {
                 return Ok(e.minted);
             }
-            self.cache.remove(key);
+            self.cache.remove(&key[..]);
         }
+        let mut claims = self.claims(grant, id, sub);
         claims.insert("iat".into(), now.into());
         claims.insert("exp".into(), expires_at.into());
         claims.insert("jti".into(), self.jti().into());
@@ -124,7 +125,7 @@ impl Issuer {
             let fresh_until = now + lifetime * 4 / 5;
             if fresh_until > now {
                 self.cache.insert(
-                    key,
+                    key.into_boxed_slice(),
                     Entry {
                         minted: m.clone(),
                         fresh_until,
@@ -136,8 +137,7 @@ impl Issuer {
     }
 
     /// Every claim but the times and `jti`.
-    fn claims(&self, grant: &Grant, id: &Identity) -> Result<Map<String, Value>, MintError> {
-        let sub = id.subject.as_deref().ok_or(MintError::NoSubject)?;
+    fn claims(&self, grant: &Grant, id: &Identity, sub: &str) -> Map<String, Value> {
         let mut c = Map::new();
         c.insert("iss".into(), (*self.issuer).into());
         c.insert("aud".into(), (*grant.audience).into());
@@ -149,22 +149,15 @@ impl Issuer {
         }
         act.insert("sub".into(), sub.into());
         c.insert("act".into(), Value::Object(act));
-        for name in &grant.claims {
-            let value = match &**name {
-                "sub" => continue,
-                "roles" if !id.roles.is_empty() => {
-                    Value::Array(id.roles.iter().map(Value::from).collect())
-                }
-                "scope" if !id.scopes.is_empty() => Value::from(id.scopes.join(' ')),
-                "roles" | "scope" => continue,
-                other => match id.claims.get(other) {
-                    Some(v) => v.clone(),
-                    None => continue,
-                },
+        for (name, value) in granted(grant, id) {
+            let value = match value {
+                Granted::Roles(roles) => Value::Array(roles.iter().map(Value::from).collect()),
+                Granted::Scopes(scopes) => Value::from(scopes.join(' ')),
+                Granted::Claim(v) => v.clone(),
             };
-            c.insert(name.to_string(), value);
+            c.insert(name.to_owned(), value);
         }
-        Ok(c)
+        c
     }
 
     /// 128 random bits, base64url.
@@ -177,13 +170,61 @@ impl Issuer {
     }
 }
 
-/// The claims (ordered by name: the same claims give the same bytes) and the
-/// credential's expiry, which bounds the token's.
-fn cache_key(claims: &Map<String, Value>, credential_exp: Option<u64>) -> [u8; 32] {
-    let mut h = Sha256::default();
-    h.update(&serde_json::to_vec(claims).unwrap_or_default());
-    h.update(&credential_exp.unwrap_or(u64::MAX).to_be_bytes());
-    h.finish()
+/// A claim a grant copies from the identity, as the identity holds it.
+enum Granted<'a> {
+    Roles(&'a Names),
+    Scopes(&'a Names),
+    Claim(&'a Value),
+}
+
+/// The claims `grant` copies from `id` that it has: the one list both the token and its
+/// cache key are made from, so that two identities that would get different tokens never
+/// share a key.
+fn granted<'a>(grant: &'a Grant, id: &'a Identity) -> impl Iterator<Item = (&'a str, Granted<'a>)> {
+    grant.claims.iter().filter_map(|name| {
+        let value = match &**name {
+            "sub" => return None,
+            "roles" if !id.roles.is_empty() => Granted::Roles(&id.roles),
+            "scope" if !id.scopes.is_empty() => Granted::Scopes(&id.scopes),
+            "roles" | "scope" => return None,
+            other => Granted::Claim(id.claims.get(other)?),
+        };
+        Some((&**name, value))
+    })
+}
+
+/// Everything a token says but its times and `jti` (the issuer is the cache's own), and
+/// the credential's expiry, which bounds the token's: each part length-prefixed, so that
+/// no two different inputs give the same bytes. The key is these bytes themselves, not a
+/// digest of them: the cache compares keys exactly, so no crafted identity can collide
+/// with another's, and a hit hashes a few hundred bytes with the cache's hasher instead of
+/// SHA-256. Made from the identity directly: on a hit, no claim is built.
+fn cache_key(grant: &Grant, id: &Identity, sub: &str) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(256);
+    let mut part = |bytes: &[u8]| {
+        buf.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        buf.extend_from_slice(bytes);
+    };
+    part(grant.audience.as_bytes());
+    part(grant.purpose.as_bytes());
+    part(sub.as_bytes());
+    part(&[u8::from(id.issuer.is_some())]);
+    part(id.issuer.as_deref().unwrap_or_default().as_bytes());
+    for (name, value) in granted(grant, id) {
+        part(name.as_bytes());
+        match value {
+            Granted::Roles(names) | Granted::Scopes(names) => {
+                for name in names.iter() {
+                    part(name.as_bytes());
+                }
+                // A name is never empty: this ends the list.
+                part(&[]);
+            }
+            Granted::Claim(v) => part(&serde_json::to_vec(v).unwrap_or_default()),
+        }
+    }
+    part(&id.expires_at.unwrap_or(u64::MAX).to_be_bytes());
+    buf
 }
 
 #[cfg(test)]

@@ -139,3 +139,36 @@ fn a_credential_that_expires_sooner_is_not_served_a_longer_token() {
     assert_eq!(long.expires_at, 1_300);
     assert_eq!(short.expires_at, 1_010);
 }
+
+#[test]
+fn identities_that_would_get_different_tokens_never_share_one() {
+    let iss = issuer();
+    let n = counter();
+    let g = grant(60, &["roles", "scope", "tenant"]);
+    let base = iss.mint(&g, &alice(Some(5_000)), 1_000, true, &n).expect("mints");
+    let variants: Vec<(&str, Identity)> = vec![
+        ("subject", Identity { subject: Some("bob".into()), ..alice(Some(5_000)) }),
+        ("issuer", Identity { issuer: Some("https://other.example".into()), ..alice(Some(5_000)) }),
+        ("no issuer", Identity { issuer: None, ..alice(Some(5_000)) }),
+        ("empty issuer", Identity { issuer: Some("".into()), ..alice(Some(5_000)) }),
+        ("roles", Identity { roles: ["buyer"].into_iter().collect(), ..alice(Some(5_000)) }),
+        // The same names, listed otherwise: `buyer,admin` against `buyer` + `admin`.
+        ("role order", Identity { roles: ["admin", "buyer"].into_iter().collect(), ..alice(Some(5_000)) }),
+        ("scopes", Identity { scopes: ["orders:read"].into_iter().collect(), ..alice(Some(5_000)) }),
+        ("claim", Identity { claims: Claims::from(json!({"tenant": "globex", "level": 3})), ..alice(Some(5_000)) }),
+        ("claim type", Identity { claims: Claims::from(json!({"tenant": ["acme"], "level": 3})), ..alice(Some(5_000)) }),
+        ("credential expiry", alice(Some(6_000))),
+    ];
+    for (what, id) in &variants {
+        let m = iss.mint(&g, id, 1_000, true, &n).expect("mints");
+        assert_ne!(m.token, base.token, "{what} differs: a token of its own");
+    }
+    // Claims the grant does not copy do not split the cache.
+    let other_level = Identity { claims: Claims::from(json!({"tenant": "acme", "level": 4})), ..alice(Some(5_000)) };
+    assert_eq!(iss.mint(&g, &other_level, 1_000, true, &n).expect("mints").token, base.token);
+    // Another grant on the same identity: another token.
+    let other_grant = Grant { purpose: "refund".into(), ..g.clone() };
+    assert_ne!(iss.mint(&other_grant, &alice(Some(5_000)), 1_000, true, &n).expect("mints").token, base.token);
+    let other_aud = Grant { audience: "ledger".into(), ..g };
+    assert_ne!(iss.mint(&other_aud, &alice(Some(5_000)), 1_000, true, &n).expect("mints").token, base.token);
+}
