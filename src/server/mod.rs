@@ -205,6 +205,7 @@ async fn serve(
         .initial_connection_window_size(HTTP2_WINDOW)
         .http2_adaptive_window(Some(false))
         .layer(limits::RequestLimitsLayer::new(&limits, &state.metrics))
+        .layer(tower::util::MapResponseLayer::new(stream::SplitData::response))
         .add_service(health_svc)
         .add_service(reflection)
         .add_service(grpc::AuthorizationService::new(state.clone()));
