@@ -683,3 +683,58 @@ fn check_shows_no_minted_claims_where_nothing_is_minted() {
     assert!(!stdout.contains("minted"), "{stdout}");
     assert_secret_absent(&token, &stdout, &stderr);
 }
+
+// === a reader that leaves early ===
+
+/// `ward ARGS` with standard output a pipe whose reader has already gone, as in
+/// `ward check … | head` once `head` has read its lines: exit code and standard error.
+fn ward_to_closed_pipe(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let mut c = common::bin::ward(dir, args);
+    c.stdout(std::process::Stdio::from(writer))
+        .stderr(std::process::Stdio::piped());
+    let out = c.output().expect("ward runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_closed_pipe_ends_a_command_with_its_own_exit_code_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart.yaml");
+    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart.cases.yaml");
+    let (q, c) = (quickstart.to_str().unwrap(), cases.to_str().unwrap());
+    let token = quickstart_token(d, r#"["admin"]"#);
+    let auth = format!("authorization: Bearer {token}");
+    for (args, want) in [
+        // The quickstart's `/api` allows alice: exit 0 even though nothing was read.
+        (
+            vec!["check", "--config", q, "--path", "/api/orders", "-H", &auth],
+            0,
+        ),
+        (
+            vec![
+                "check",
+                "--config",
+                q,
+                "--path",
+                "/api/orders",
+                "-H",
+                &auth,
+                "--json",
+            ],
+            0,
+        ),
+        (vec!["check", "--config", q, "--path", "/api/orders"], 1),
+        (vec!["validate", "--config", q], 0),
+        (vec!["test", "--config", q, c], 0),
+    ] {
+        let (code, stderr) = ward_to_closed_pipe(d, &args);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(code, Some(want), "{args:?}: {stderr}");
+    }
+}

@@ -1,6 +1,7 @@
 //! `ward check` (one request, decided offline and explained, a minted token shown as its
 //! claims) and `ward test` (a table of requests with expected outcomes).
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -61,19 +62,20 @@ fn run_check(args: CheckArgs) -> anyhow::Result<bool> {
     if let Some(m) = &minted {
         report = report.with_minted(&m.header, &m.claims);
     }
+    let mut out = crate::stdout();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&report.to_json())?)?;
     } else {
-        print!("{}", report.to_text());
+        write!(out, "{}", report.to_text())?;
     }
+    out.flush()?;
     Ok(d.is_allow())
 }
 
 /// `ward test`: runs `cases` against `config`, prints the report; exit 0 when every case
 /// passes, 1 when one fails, 2 when either file is unusable.
 pub fn test(config: &Path, cases: &Path) -> ExitCode {
-    let stdout = std::io::stdout();
-    match ward::policytest::run(config, cases, &ProcessEnv, &mut stdout.lock()) {
+    match ward::policytest::run(config, cases, &ProcessEnv, &mut crate::stdout()) {
         Ok(s) if s.failed == 0 => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(e) => {

@@ -189,6 +189,51 @@ fn main() -> ExitCode {
     }
 }
 
+/// Standard output for a reader that may leave early (`ward check … | head`): once the
+/// pipe is closed the rest is dropped, and the command still ends with its own exit code
+/// (the decision's, the cases') instead of a panic.
+pub(crate) struct Stdout {
+    out: std::io::StdoutLock<'static>,
+    closed: bool,
+}
+
+pub(crate) fn stdout() -> Stdout {
+    Stdout {
+        out: std::io::stdout().lock(),
+        closed: false,
+    }
+}
+
+impl Stdout {
+    fn absorb<T>(&mut self, r: std::io::Result<T>, all: T) -> std::io::Result<T> {
+        match r {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(all)
+            }
+            r => r,
+        }
+    }
+}
+
+impl std::io::Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        let r = self.out.write(buf);
+        self.absorb(r, buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let r = self.out.flush();
+        self.absorb(r, ())
+    }
+}
+
 /// Every error of a config file, one per line, each prefixed with the file (and line).
 pub(crate) fn render(path: &Path, errors: &ward::ConfigErrors) -> String {
     errors

@@ -1,5 +1,6 @@
 //! `ward serve` and `ward validate`.
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -39,7 +40,9 @@ pub fn validate(path: &Path) -> ExitCode {
         .and_then(|c| check_tls(path, &c).map(|()| c));
     match checked {
         Ok(c) => {
-            println!(
+            // A closed pipe is not an error: the config is valid.
+            let _ = writeln!(
+                crate::stdout(),
                 "{}: valid ({} providers, {} routes)",
                 path.display(),
                 c.provider_names().len(),
