@@ -126,8 +126,12 @@ impl Condition {
                     fail(true)
                 }
             }
-            Kind::Claim(path, test) => match claim_holds(path.lookup_claims(&id.claims), test, ctx)
-            {
+            Kind::Claim(path, test) => match claim_holds(
+                path.lookup_claims(&id.claims),
+                test,
+                ctx,
+                path.is_audience(),
+            ) {
                 Some(true) => Ok(()),
                 Some(false) => fail(false),
                 None => Err(Failure {
@@ -197,7 +201,20 @@ impl Condition {
 /// Claims compare as JSON types: 42 is not "42", "true" is not true. `Some(false)`: the
 /// test is false (an absent claim, another value of the right type); `None`: the claim
 /// has the wrong type for the test, which fails it too, and also fails its `not`.
-fn claim_holds(claim: Option<&Value>, test: &ClaimTest, ctx: &EvalCtx<'_, '_>) -> Option<bool> {
+///
+/// `aud` compares as RFC 7519 §4.1.3 defines it: a string is a one-element array, so
+/// `contains` finds it in either form, and `equals`/`one_of` compare audience lists.
+fn claim_holds(
+    claim: Option<&Value>,
+    test: &ClaimTest,
+    ctx: &EvalCtx<'_, '_>,
+    audience: bool,
+) -> Option<bool> {
+    if audience
+        && let Some(aud @ (Value::String(_) | Value::Array(_))) = claim
+    {
+        return audience_holds(aud, test, ctx);
+    }
     // Absent, or null (which reads as absent): false for every test but `present: false`
     // and, for a null claim, a test for null itself.
     let Some(claim) = claim.filter(|c| !c.is_null()) else {
@@ -229,6 +246,47 @@ fn claim_holds(claim: Option<&Value>, test: &ClaimTest, ctx: &EvalCtx<'_, '_>) -
         ClaimTest::EqualsHeader(h) => claim
             .as_str()
             .map(|s| ctx.input.headers.get_str(h.as_str()) == Some(s)),
+    }
+}
+
+/// A test of `aud` (a string or an array), with a string read as a one-element array.
+fn audience_holds(aud: &Value, test: &ClaimTest, ctx: &EvalCtx<'_, '_>) -> Option<bool> {
+    let items = match aud {
+        Value::Array(items) => items.as_slice(),
+        one => std::slice::from_ref(one),
+    };
+    let single = match items {
+        [one] => one.as_str(),
+        _ => None,
+    };
+    match test {
+        ClaimTest::Present(want) => Some(*want),
+        ClaimTest::Contains(v) => Some(items.iter().any(|i| json_eq(i, v))),
+        ClaimTest::Equals(v) => audience_eq(items, v),
+        ClaimTest::OneOf(vs) => {
+            let decided: Vec<bool> = vs.iter().filter_map(|v| audience_eq(items, v)).collect();
+            (!decided.is_empty()).then(|| decided.contains(&true))
+        }
+        ClaimTest::Matches(re) => Some(
+            items
+                .iter()
+                .any(|i| i.as_str().is_some_and(|s| re.is_match(s))),
+        ),
+        // One audience compares as a string; a list of several has no one value.
+        ClaimTest::EqualsParam(_) | ClaimTest::EqualsHeader(_) => single.and_then(|s| {
+            claim_holds(Some(&Value::String(s.to_owned())), test, ctx, false)
+        }),
+    }
+}
+
+/// An audience list against a wanted value: a string is the list of that one audience,
+/// an array the list itself (in order); any other type is undecided, null is false.
+fn audience_eq(items: &[Value], want: &Value) -> Option<bool> {
+    match want {
+        Value::String(_) => Some(matches!(items, [one] if json_eq(one, want))),
+        Value::Array(w) => Some(w.len() == items.len() && w.iter().zip(items).all(|(p, q)| json_eq(p, q))),
+        Value::Null => Some(false),
+        _ => None,
     }
 }
 
