@@ -30,7 +30,7 @@ enum Line {
     /// Exactly this.
     Is(&'static str),
     /// An unknown-field error: exactly `prefix` up to the field, then serde's list of
-    /// known keys, which must include `meant`.
+    /// known keys, which must include `meant`, then the guess: `meant`.
     UnknownField {
         prefix: &'static str,
         meant: &'static str,
@@ -60,6 +60,10 @@ fn assert_errors(name: &str, expected: &[Line]) {
                 let list = rest
                     .strip_prefix(", expected one of ")
                     .unwrap_or_else(|| panic!("`{line}`: no list of known keys"));
+                let guess = format!("; did you mean `{meant}`?");
+                let list = list
+                    .strip_suffix(&guess)
+                    .unwrap_or_else(|| panic!("`{line}` does not end with `{guess}`"));
                 assert!(
                     list.split(", ").any(|k| k == format!("`{meant}`")),
                     "`{line}` does not list `{meant}`"
@@ -104,6 +108,39 @@ fn each_bad_fixture_reports_exactly_its_errors() {
                             meant: "allow_anonymous",
                         },
                     ],
+                ),
+            ),
+            (
+                // Nested mappings and several keys of one mapping: none hidden.
+                "every_unknown_key_is_reported_with_its_guess",
+                (
+                    "unknown-keys-everywhere.yaml",
+                    &[
+                        UnknownField {
+                            prefix: "line 3: loging: unknown field `loging`",
+                            meant: "logging",
+                        },
+                        UnknownField {
+                            prefix: "line 10: providers[0].jwt.leway: unknown field `leway`",
+                            meant: "leeway",
+                        },
+                        UnknownField {
+                            prefix: "line 11: providers[0].jwt.claims.role: unknown field `role`",
+                            meant: "roles",
+                        },
+                        UnknownField {
+                            prefix: "line 14: routes[0].match.method: unknown field `method`",
+                            meant: "methods",
+                        },
+                        UnknownField {
+                            prefix: "line 15: routes[0].provider: unknown field `provider`",
+                            meant: "providers",
+                        },
+                        UnknownField {
+                            prefix: "line 16: routes[0].requires: unknown field `requires`",
+                            meant: "require",
+                        },
+                    ][..],
                 ),
             ),
             (

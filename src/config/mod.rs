@@ -15,6 +15,7 @@
 mod compile;
 mod duration;
 mod sources;
+mod unknown;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod yaml;
@@ -210,26 +211,50 @@ impl Errors {
         }
     }
 
-    /// Deserializes `value` as `T`, reporting a failure with its full path.
+    /// Deserializes `value` as `T`, reporting a failure with its full path. Every unknown
+    /// key is reported (each with the nearest known key when it looks like a typo) and
+    /// dropped, and the rest is read again, so one typo hides neither the next nor the
+    /// errors of a nested mapping. A value that held an unknown key is not returned: what
+    /// is left of it would draw misleading errors (a route without its misspelt
+    /// `providers`).
     pub(crate) fn parse<T: serde::de::DeserializeOwned>(
         &mut self,
         path: &str,
-        value: Value,
+        mut value: Value,
     ) -> Option<T> {
-        match serde_path_to_error::deserialize::<_, T>(value) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                let inner = e.path().to_string();
-                let full = match (path.is_empty(), inner.as_str()) {
-                    (_, ".") => path.to_owned(),
-                    (true, _) => inner,
-                    (false, i) if i.starts_with('[') => format!("{path}{i}"),
-                    (false, i) => format!("{path}.{i}"),
-                };
-                self.add(&full, e.into_inner().to_string());
-                None
+        let mut dropped = false;
+        // Each round removes one key: a mapping cannot hold more unknown keys than keys.
+        loop {
+            let attempt = value.clone();
+            match serde_path_to_error::deserialize::<_, T>(attempt) {
+                Ok(v) => return (!dropped).then_some(v),
+                Err(e) => {
+                    let full = join_path(path, &e.path().to_string());
+                    let msg = e.inner().to_string();
+                    if let Some((key, expected)) = unknown::parse_serde_message(&msg) {
+                        let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+                        self.add(&full, unknown::message(&key, &expected));
+                        if unknown::remove_at(&mut value, e.path()) {
+                            dropped = true;
+                            continue;
+                        }
+                    } else {
+                        self.add(&full, msg);
+                    }
+                    return None;
+                }
             }
         }
+    }
+}
+
+/// `path` (the mapping's) joined with `inner` (serde_path_to_error's, `.` for itself).
+fn join_path(path: &str, inner: &str) -> String {
+    match (path.is_empty(), inner) {
+        (_, ".") => path.to_owned(),
+        (true, _) => inner.to_owned(),
+        (false, i) if i.starts_with('[') => format!("{path}{i}"),
+        (false, i) => format!("{path}.{i}"),
     }
 }
 

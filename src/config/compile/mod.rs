@@ -209,17 +209,7 @@ pub(super) fn compile(
             .cloned()
             .collect();
         for k in unknown {
-            errors.add(
-                &k,
-                format!(
-                    "unknown field `{k}`, expected one of {}",
-                    TOP_KEYS
-                        .iter()
-                        .map(|t| format!("`{t}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            );
+            errors.add(&k, super::unknown::message(&k, TOP_KEYS));
             map.remove(&k);
         }
     }
