@@ -63,13 +63,13 @@ impl ClaimPath {
         &self.display
     }
 
-    /// The name of the top-level claim the path starts at.
     /// Whether this is the registered claim `aud` itself (RFC 7519 §4.1.3: a string or
     /// an array of strings).
     pub fn is_audience(&self) -> bool {
         matches!(self.segments.as_slice(), [one] if one == "aud")
     }
 
+    /// The name of the top-level claim the path starts at.
     pub fn top_level(&self) -> &str {
         self.segments.first().map_or("", String::as_str)
     }

@@ -255,27 +255,25 @@ fn audience_holds(aud: &Value, test: &ClaimTest, ctx: &EvalCtx<'_, '_>) -> Optio
         Value::Array(items) => items.as_slice(),
         one => std::slice::from_ref(one),
     };
-    let single = match items {
-        [one] => one.as_str(),
-        _ => None,
-    };
     match test {
         ClaimTest::Present(want) => Some(*want),
         ClaimTest::Contains(v) => Some(items.iter().any(|i| json_eq(i, v))),
         ClaimTest::Equals(v) => audience_eq(items, v),
-        ClaimTest::OneOf(vs) => {
-            let decided: Vec<bool> = vs.iter().filter_map(|v| audience_eq(items, v)).collect();
-            (!decided.is_empty()).then(|| decided.contains(&true))
-        }
+        // Undecided only when no listed value has a type an audience list can equal.
+        ClaimTest::OneOf(vs) => vs
+            .iter()
+            .filter_map(|v| audience_eq(items, v))
+            .reduce(|a, b| a || b),
         ClaimTest::Matches(re) => Some(
             items
                 .iter()
                 .any(|i| i.as_str().is_some_and(|s| re.is_match(s))),
         ),
         // One audience compares as a string; a list of several has no one value.
-        ClaimTest::EqualsParam(_) | ClaimTest::EqualsHeader(_) => single.and_then(|s| {
-            claim_holds(Some(&Value::String(s.to_owned())), test, ctx, false)
-        }),
+        ClaimTest::EqualsParam(_) | ClaimTest::EqualsHeader(_) => match items {
+            [one @ Value::String(_)] => claim_holds(Some(one), test, ctx, false),
+            _ => None,
+        },
     }
 }
 

@@ -225,8 +225,7 @@ impl Errors {
         let mut dropped = false;
         // Each round removes one key: a mapping cannot hold more unknown keys than keys.
         loop {
-            let attempt = value.clone();
-            match serde_path_to_error::deserialize::<_, T>(attempt) {
+            match serde_path_to_error::deserialize::<_, T>(&value) {
                 Ok(v) => return (!dropped).then_some(v),
                 Err(e) => {
                     let full = join_path(path, &e.path().to_string());

@@ -201,30 +201,44 @@ fn granted<'a>(grant: &'a Grant, id: &'a Identity) -> impl Iterator<Item = (&'a 
 /// SHA-256. Made from the identity directly: on a hit, no claim is built.
 fn cache_key(grant: &Grant, id: &Identity, sub: &str) -> Vec<u8> {
     let mut buf = Vec::with_capacity(256);
-    let mut part = |bytes: &[u8]| {
-        buf.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
-        buf.extend_from_slice(bytes);
-    };
-    part(grant.audience.as_bytes());
-    part(grant.purpose.as_bytes());
-    part(sub.as_bytes());
-    part(&[u8::from(id.issuer.is_some())]);
-    part(id.issuer.as_deref().unwrap_or_default().as_bytes());
+    let b = &mut buf;
+    part(b, grant.audience.as_bytes());
+    part(b, grant.purpose.as_bytes());
+    part(b, sub.as_bytes());
+    part(b, &[u8::from(id.issuer.is_some())]);
+    part(b, id.issuer.as_deref().unwrap_or_default().as_bytes());
     for (name, value) in granted(grant, id) {
-        part(name.as_bytes());
+        part(b, name.as_bytes());
         match value {
             Granted::Roles(names) | Granted::Scopes(names) => {
                 for name in names.iter() {
-                    part(name.as_bytes());
+                    part(b, name.as_bytes());
                 }
                 // A name is never empty: this ends the list.
-                part(&[]);
+                part(b, &[]);
             }
-            Granted::Claim(v) => part(&serde_json::to_vec(v).unwrap_or_default()),
+            // Serialized in place: writing JSON into a Vec cannot fail.
+            Granted::Claim(v) => part_with(b, |b| {
+                let _ = serde_json::to_writer(b, v);
+            }),
         }
     }
-    part(&id.expires_at.unwrap_or(u64::MAX).to_be_bytes());
+    part(b, &id.expires_at.unwrap_or(u64::MAX).to_be_bytes());
     buf
+}
+
+/// Appends `bytes` to `buf`, prefixed with their length (8 bytes, big-endian).
+fn part(buf: &mut Vec<u8>, bytes: &[u8]) {
+    part_with(buf, |b| b.extend_from_slice(bytes));
+}
+
+/// Appends what `write` writes to `buf`, prefixed with its length.
+fn part_with(buf: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    let at = buf.len();
+    buf.extend_from_slice(&[0; 8]);
+    write(buf);
+    let len = (buf.len() - at - 8) as u64;
+    buf[at..at + 8].copy_from_slice(&len.to_be_bytes());
 }
 
 #[cfg(test)]

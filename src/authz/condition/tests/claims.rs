@@ -460,6 +460,13 @@ fn aud_equals_and_one_of_compare_audience_lists() {
     assert!(!any.holds(json!({"aud": ["orders-api", "billing"]})), "two audiences are neither one");
     let n = Rule::new(json!({"claim": {"name": "aud", "equals": 42}}));
     assert!(n.claims(json!({"aud": "orders-api"})).expect_err("not a number").wrong_type);
+    let numbers = Rule::new(json!({"claim": {"name": "aud", "one_of": [1, 2]}}));
+    assert!(
+        numbers.claims(json!({"aud": "orders-api"})).expect_err("no audience list").wrong_type,
+        "no listed value can equal an audience list: undecided"
+    );
+    let mixed = Rule::new(json!({"claim": {"name": "aud", "one_of": [1, "orders-api"]}}));
+    assert!(mixed.holds(json!({"aud": "orders-api"})));
 }
 
 #[test]
