@@ -336,3 +336,71 @@ fn api_keys_files_with_unrepresentable_identities_are_config_errors() {
         .join("\n")
     );
 }
+
+// === roles and scopes from several claims (SPEC §11) ===
+
+/// Keycloak's shape: realm roles, client roles under a client id holding a dot, scopes
+/// in `scope` and Okta's `scp`.
+fn keycloak_config() -> String {
+    let key = &KeyRing::shared().rs256;
+    format!(
+        r#"
+providers:
+  - name: keycloak
+    jwt:
+      issuer: {ISS}
+      audiences: [api]
+      jwks: {jwks}
+      algorithms: [RS256]
+      claims:
+        roles: [realm_access.roles, 'resource_access["orders.api"].roles']
+        scopes: [scope, scp]
+routes:
+  - name: refunds
+    match: {{ path_prefix: /refunds }}
+    providers: [keycloak]
+    require:
+      all:
+        - {{ roles_all: [orders-admin, auditor] }}
+        - {{ scopes_all: [orders.read, refunds] }}
+  - name: api
+    match: {{ path_prefix: /api }}
+    providers: [keycloak]
+"#,
+        jwks = jwks_of(&[key]),
+    )
+}
+
+#[tokio::test]
+async fn roles_and_scopes_unite_several_claims() {
+    let ward = Ward::start(&keycloak_config()).await;
+    let both = json!({
+        "roles": null,
+        "realm_access": {"roles": ["auditor", "user"]},
+        "resource_access": {"orders.api": {"roles": ["orders-admin", "user"]}},
+        "scope": "orders.read",
+        "scp": ["refunds"],
+    });
+    let r = check(&ward, "/refunds/7", both.clone()).await;
+    let set = set_header_map(allowed_for(&r, "realm and client roles together"));
+    assert_eq!(set["x-auth-roles"], "auditor,user,orders-admin", "each once");
+    assert_eq!(set["x-auth-scopes"], "orders.read refunds");
+
+    // Either claim alone lacks a role the route needs.
+    let realm_only = json!({"resource_access": null});
+    let client_only = json!({"realm_access": null});
+    for (case, extra) in [("realm roles only", realm_only), ("client roles only", client_only)] {
+        let mut claims = both.clone();
+        for (k, v) in extra.as_object().expect("an object") {
+            claims[k] = v.clone();
+        }
+        let r = check(&ward, "/refunds/7", claims).await;
+        assert_eq!(denial(&r).short().1, 403, "{case}: {}", describe(&r));
+    }
+
+    // An unrepresentable member of any of the claims refuses the token.
+    let mut bad = both.clone();
+    bad["resource_access"]["orders.api"]["roles"] = json!(["a,b"]);
+    let r = check(&ward, "/api", bad).await;
+    assert_refused(&r, "the roles claim is not representable", "a,b", "client role");
+}

@@ -7,8 +7,10 @@ use serde_json::{Map, Value};
 use crate::authn::TokenError;
 use crate::header::HeaderName;
 
-/// A path into the claims object: `realm_access.roles` or, for names holding dots
-/// (Auth0's `https://example.com/roles`), an explicit list of segments.
+/// A path into the claims object: `realm_access.roles`; a name holding a dot in
+/// brackets, `resource_access["orders.api"].roles`; a namespaced claim (Auth0's
+/// `https://example.com/roles`) as one name. Conditions also take an explicit list of
+/// segments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimPath {
     segments: Vec<String>,
@@ -21,15 +23,40 @@ impl ClaimPath {
         if dotted.starts_with("https://") || dotted.starts_with("http://") {
             return Self::from_segments(vec![dotted.to_owned()]);
         }
-        Self::from_segments(dotted.split('.').map(str::to_owned).collect())
-            .map_err(|_| format!("`{dotted}` is not a claim path like `realm_access.roles`"))
+        let segments = split_path(dotted).ok_or_else(|| {
+            let hint = if dotted.contains('[') {
+                " (a name holding a dot is written in brackets: `resource_access[\"orders.api\"].roles`)"
+            } else {
+                ""
+            };
+            format!("`{dotted}` is not a claim path like `realm_access.roles`{hint}")
+        })?;
+        Self::from_segments(segments)
     }
 
     pub fn from_segments(segments: Vec<String>) -> Result<Self, String> {
         if segments.is_empty() || segments.iter().any(String::is_empty) {
             return Err("a claim path has no empty segments".into());
         }
-        let display = segments.join(".");
+        // Written back as `parse` reads it: a name holding a dot in brackets, but a lone
+        // namespaced claim as it is.
+        let display = match segments.as_slice() {
+            [url] if url.starts_with("https://") || url.starts_with("http://") => url.clone(),
+            _ => {
+                let mut out = String::new();
+                for s in &segments {
+                    if s.contains('.') {
+                        out.push_str(&format!("[\"{s}\"]"));
+                    } else {
+                        if !out.is_empty() {
+                            out.push('.');
+                        }
+                        out.push_str(s);
+                    }
+                }
+                out
+            }
+        };
         Ok(Self { segments, display })
     }
 
@@ -72,6 +99,76 @@ impl ClaimPath {
     /// The name of the top-level claim the path starts at.
     pub fn top_level(&self) -> &str {
         self.segments.first().map_or("", String::as_str)
+    }
+}
+
+/// The segments of a dotted path, where `["…"]` holds a name with dots in it
+/// (`a["b.c"].d` is `a`, `b.c`, `d`). `None` for an empty segment, an unclosed or empty
+/// bracket, a `[` that does not open `["`, or anything but `.` or `[` after a bracket.
+fn split_path(path: &str) -> Option<Vec<String>> {
+    let mut segments = Vec::new();
+    let mut rest = path;
+    loop {
+        if let Some(inner) = rest.strip_prefix("[\"") {
+            let end = inner.find('"')?;
+            let after = inner[end..].strip_prefix("\"]")?;
+            segments.push(inner[..end].to_owned());
+            rest = after;
+        } else {
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            segments.push(rest[..end].to_owned());
+            rest = &rest[end..];
+        }
+        if segments.last().is_some_and(String::is_empty) {
+            return None;
+        }
+        if rest.is_empty() {
+            return Some(segments);
+        }
+        match rest.strip_prefix('.') {
+            // After a dot, a plain name: `a.["b"]` is not a path.
+            Some(next) if !next.starts_with('[') => rest = next,
+            Some(_) => return None,
+            None if rest.starts_with("[\"") => {}
+            None => return None,
+        }
+    }
+}
+
+/// Where a provider reads roles or scopes (SPEC §11): one claim path, or several whose
+/// names are united, each listed once in the order first seen (Keycloak's realm and
+/// client roles, Okta's `groups` and a custom claim).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameClaims(Box<[ClaimPath]>);
+
+impl NameClaims {
+    /// Reads from the given paths; at least one (the config checks it).
+    pub fn new(paths: Vec<ClaimPath>) -> Self {
+        Self(paths.into())
+    }
+
+    /// The names of `list` in `claims`, as [`names`] reads one claim; refused when a
+    /// member of any of the claims is not representable.
+    pub fn read(&self, claims: &Map<String, Value>, list: List) -> Result<Names, TokenError> {
+        if let [one] = &*self.0 {
+            return names(one.lookup_in(claims), list);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut all = Vec::new();
+        for path in &self.0 {
+            for name in members(path.lookup_in(claims), list)? {
+                if seen.insert(name) {
+                    all.push(name);
+                }
+            }
+        }
+        Ok(all.into_iter().collect())
+    }
+}
+
+impl From<ClaimPath> for NameClaims {
+    fn from(path: ClaimPath) -> Self {
+        Self(Box::new([path]))
     }
 }
 
@@ -210,16 +307,21 @@ pub fn subject(
 /// members of a space-separated string are no names), refused when one of them is not
 /// [`representable`] as a member of `list`: ward would compare it in rules and emit it.
 pub fn names(v: Option<&Value>, list: List) -> Result<Names, TokenError> {
+    Ok(members(v, list)?.into_iter().collect())
+}
+
+/// The members of one roles or scopes claim, as [`names`] reads them.
+fn members(v: Option<&Value>, list: List) -> Result<Vec<&str>, TokenError> {
     let members: Vec<&str> = match v {
         Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
         Some(Value::String(s)) => s.split(' ').collect(),
-        _ => return Ok(Names::default()),
+        _ => return Ok(Vec::new()),
     };
     let bad = |n: &&str| !n.is_empty() && !representable(n, |c| list.is_separator(c));
     if members.iter().any(bad) {
         return Err(TokenError::Unrepresentable(list.part()));
     }
-    Ok(members.into_iter().collect())
+    Ok(members)
 }
 
 /// The RFC 7519 §4.1 types of the registered claims, which a verified credential must

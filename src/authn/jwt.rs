@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::authn::TokenError;
 pub use crate::authn::alg::Alg;
-use crate::authn::claims::{self, ClaimPath, Identity};
+use crate::authn::claims::{self, ClaimPath, Identity, NameClaims};
 use crate::authn::jwks::set::VerifyKey;
 use crate::authn::jwks::{KeyId, KeySet, KeySource, Locator, RemoteSettings, Wanted};
 use crate::authn::strict_json;
@@ -39,8 +39,8 @@ pub struct JwtSettings {
     /// Extra CA certificates (PEM bundle) trusted for fetching keys.
     pub ca_file: Option<std::path::PathBuf>,
     pub max_token_bytes: usize,
-    pub roles_claim: ClaimPath,
-    pub scopes_claim: ClaimPath,
+    pub roles_claim: NameClaims,
+    pub scopes_claim: NameClaims,
     pub token_from: Vec<TokenSource>,
     pub claim_headers: Vec<(ClaimPath, HeaderName)>,
 }
@@ -237,8 +237,8 @@ fn identity(
         provider: provider.clone(),
         subject: claims::subject(&c, "sub")?,
         issuer: Some(s.issuer.clone()),
-        roles: claims::names(s.roles_claim.lookup_in(&c), claims::List::Roles)?,
-        scopes: claims::names(s.scopes_claim.lookup_in(&c), claims::List::Scopes)?,
+        roles: s.roles_claim.read(&c, claims::List::Roles)?,
+        scopes: s.scopes_claim.read(&c, claims::List::Scopes)?,
         expires_at: c
             .get("exp")
             .and_then(Value::as_f64)

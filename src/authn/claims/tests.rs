@@ -271,3 +271,81 @@ fn names_are_empty_only_when_they_hold_none() {
     assert!(!Names::from(["a"]).is_empty());
     assert!(!string_list(Some(&json!("a"))).is_empty());
 }
+
+#[test]
+fn brackets_hold_names_with_dots() {
+    let claims = json!({
+        "resource_access": {"orders.api": {"roles": ["buyer"]}, "orders": {"api": 1}},
+        "a.b": {"c": true},
+    });
+    let claims = claims.as_object().unwrap();
+    let p = ClaimPath::parse(r#"resource_access["orders.api"].roles"#).unwrap();
+    assert_eq!(p.lookup_in(claims), Some(&json!(["buyer"])));
+    assert_eq!(p.as_str(), r#"resource_access["orders.api"].roles"#);
+    assert_eq!(p.top_level(), "resource_access");
+    let p = ClaimPath::parse(r#"["a.b"].c"#).unwrap();
+    assert_eq!(p.lookup_in(claims), Some(&json!(true)));
+    assert_eq!(p.top_level(), "a.b");
+    // Brackets around a plain name mean the name; two brackets in a row are two names.
+    let p = ClaimPath::parse(r#"resource_access["orders"]["api"]"#).unwrap();
+    assert_eq!(p, ClaimPath::parse("resource_access.orders.api").unwrap());
+    assert_eq!(p.lookup_in(claims), Some(&json!(1)));
+    for bad in [
+        r#"a["b"#,
+        r#"a["b.c]"#,
+        r#"a[""]"#,
+        r#"a["b"]c"#,
+        r#"a.["b"]"#,
+        "a[b]",
+        "a[",
+        "a.",
+        ".a",
+        r#"a["b"]."#,
+    ] {
+        assert!(ClaimPath::parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn several_claims_give_the_union_of_their_names() {
+    let claims = json!({
+        "realm_access": {"roles": ["user", "auditor"]},
+        "resource_access": {"orders-api": {"roles": ["buyer", "user"]}},
+        "scope": "orders:read profile",
+        "bad": ["ok", "a,b"],
+    });
+    let claims = claims.as_object().unwrap();
+    let p = |s| ClaimPath::parse(s).unwrap();
+    let roles = NameClaims::new(vec![
+        p("realm_access.roles"),
+        p("resource_access.orders-api.roles"),
+        p("absent"),
+    ]);
+    let got = roles.read(claims, List::Roles).unwrap();
+    assert_eq!(
+        got.iter().collect::<Vec<_>>(),
+        ["user", "auditor", "buyer"],
+        "each name once, in the order first seen"
+    );
+    // A space-separated string and an array unite the same way.
+    let mixed = NameClaims::new(vec![p("scope"), p("realm_access.roles")]);
+    let got = mixed.read(claims, List::Scopes).unwrap();
+    assert_eq!(
+        got.iter().collect::<Vec<_>>(),
+        ["orders:read", "profile", "user", "auditor"]
+    );
+    // One unrepresentable member in any of the claims refuses the credential.
+    let with_bad = NameClaims::new(vec![p("realm_access.roles"), p("bad")]);
+    assert_eq!(
+        with_bad.read(claims, List::Roles),
+        Err(TokenError::Unrepresentable(Part::Role))
+    );
+    // One path reads as before.
+    let one = NameClaims::from(p("realm_access.roles"));
+    assert_eq!(
+        one.read(claims, List::Roles).unwrap(),
+        names(claims.get("realm_access").and_then(|r| r.get("roles")), List::Roles).unwrap()
+    );
+    let none = NameClaims::new(vec![p("absent"), p("also_absent")]);
+    assert!(none.read(claims, List::Roles).unwrap().is_empty());
+}

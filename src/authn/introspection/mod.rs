@@ -46,7 +46,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::authn::claims::ClaimPath;
+use crate::authn::claims::{ClaimPath, NameClaims};
 use crate::authn::http::HttpError;
 use crate::authn::token::TokenSource;
 use crate::authn::{TokenError, Unavailable};
@@ -132,8 +132,8 @@ pub struct IntrospectionSettings {
     pub timeout: Duration,
     pub ca_file: Option<PathBuf>,
     pub max_token_bytes: usize,
-    pub roles_claim: ClaimPath,
-    pub scopes_claim: ClaimPath,
+    pub roles_claim: NameClaims,
+    pub scopes_claim: NameClaims,
     pub token_from: Vec<TokenSource>,
     pub claim_headers: Vec<(ClaimPath, HeaderName)>,
     pub breaker: BreakerSettings,

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::headers::owned_header;
-use crate::authn::claims::ClaimPath;
+use crate::authn::claims::{ClaimPath, NameClaims};
 use crate::authn::token::TokenSource;
 use crate::authn::{ProviderKind, ProviderSettings};
 use crate::config::{Errors, Sources};
@@ -117,20 +117,61 @@ pub(super) fn compile_provider(
 }
 
 /// `claims: {roles, scopes}`: where roles and scopes are read (defaults `roles`, `scope`).
-fn claim_map(raw: Option<RawClaimMap>, path: &str, errors: &mut Errors) -> (ClaimPath, ClaimPath) {
+fn claim_map(
+    raw: Option<RawClaimMap>,
+    path: &str,
+    errors: &mut Errors,
+) -> (NameClaims, NameClaims) {
     let (roles, scopes) = match raw {
         Some(c) => (
             c.roles
-                .map(|v| claim_path(&v, &format!("{path}.claims.roles"), errors)),
+                .map(|v| name_claims(&v, &format!("{path}.claims.roles"), errors)),
             c.scopes
-                .map(|v| claim_path(&v, &format!("{path}.claims.scopes"), errors)),
+                .map(|v| name_claims(&v, &format!("{path}.claims.scopes"), errors)),
         ),
         None => (None, None),
     };
+    let default = |name| NameClaims::from(ClaimPath::parse(name).expect("static path"));
     (
-        roles.unwrap_or_else(|| ClaimPath::parse("roles").expect("static path")),
-        scopes.unwrap_or_else(|| ClaimPath::parse("scope").expect("static path")),
+        roles.unwrap_or_else(|| default("roles")),
+        scopes.unwrap_or_else(|| default("scope")),
     )
+}
+
+/// `claims.roles` / `claims.scopes`: one claim path, or a list of paths whose names are
+/// united (SPEC §11). A list is never read as the segments of one path: a key holding a
+/// dot is written in brackets.
+fn name_claims(v: &Value, path: &str, errors: &mut Errors) -> NameClaims {
+    let items = match v {
+        Value::String(_) => return NameClaims::from(claim_path(v, path, errors)),
+        Value::Array(items) if !items.is_empty() => items,
+        Value::Array(_) => {
+            errors.add(path, "list at least one claim path, such as `realm_access.roles`");
+            return NameClaims::new(vec![ClaimPath::empty()]);
+        }
+        _ => {
+            errors.add(
+                path,
+                "a claim path such as `realm_access.roles`, or a list of them (their names are united)",
+            );
+            return NameClaims::new(vec![ClaimPath::empty()]);
+        }
+    };
+    let mut paths: Vec<ClaimPath> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("{path}[{i}]");
+        if !item.is_string() {
+            errors.add(&at, "a claim path such as `realm_access.roles`");
+            continue;
+        }
+        let p = claim_path(item, &at, errors);
+        if p != ClaimPath::empty() && paths.contains(&p) {
+            errors.add(&at, format!("`{}` is listed twice", p.as_str()));
+            continue;
+        }
+        paths.push(p);
+    }
+    NameClaims::new(paths)
 }
 
 /// `token_from`: where the bearer token is read (default `Authorization: Bearer`).

@@ -47,8 +47,8 @@ fn answer_settings() -> IntrospectionSettings {
         timeout: Duration::from_secs(1),
         ca_file: None,
         max_token_bytes: 4096,
-        roles_claim: p("realm_access.roles"),
-        scopes_claim: p("scope"),
+        roles_claim: p("realm_access.roles").into(),
+        scopes_claim: p("scope").into(),
         token_from: vec![TokenSource::default_bearer()],
         claim_headers: vec![(p("email"), h("x-auth-email"))],
         breaker: BreakerSettings {

@@ -161,8 +161,8 @@ impl Endpoint {
             timeout: Duration::from_secs(5),
             ca_file: None,
             max_token_bytes: 4096,
-            roles_claim: p("roles"),
-            scopes_claim: p("scope"),
+            roles_claim: p("roles").into(),
+            scopes_claim: p("scope").into(),
             token_from: vec![TokenSource::default_bearer()],
             claim_headers: vec![],
             breaker: BreakerSettings {

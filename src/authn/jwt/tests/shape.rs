@@ -138,8 +138,8 @@ fn malformed_shapes_are_refused_never_repaired() {
 #[test]
 fn claims_map_to_identity() {
     let mut s = settings();
-    s.roles_claim = ClaimPath::parse("realm_access.roles").unwrap();
-    s.scopes_claim = ClaimPath::parse("scope").unwrap();
+    s.roles_claim = ClaimPath::parse("realm_access.roles").unwrap().into();
+    s.scopes_claim = ClaimPath::parse("scope").unwrap().into();
     let h = |n: &str| HeaderName::parse(n).unwrap();
     let p = |n: &str| ClaimPath::parse(n).unwrap();
     s.claim_headers = vec![
@@ -256,7 +256,7 @@ fn claim_headers_that_would_be_trimmed_or_split_are_dropped() {
 fn unrepresentable_subjects_roles_and_scopes_refuse_the_token() {
     use crate::authn::claims::Part;
     let mut s = settings();
-    s.roles_claim = ClaimPath::parse("realm_access.roles").unwrap();
+    s.roles_claim = ClaimPath::parse("realm_access.roles").unwrap().into();
     let with = |extra: Value| token(&keys().rsa_a, Some("a"), &claims(extra));
     let set = rsa_set();
     let sub = TokenError::Unrepresentable(Part::Claim("sub"));
