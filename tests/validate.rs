@@ -246,6 +246,15 @@ fn each_bad_fixture_reports_exactly_its_errors() {
                 ),
             ),
             (
+                "shared_issuer_overlap",
+                (
+                    "shared-issuer-overlap.yaml",
+                    &[Is(
+                        "line 17: routes[0].providers[1]: `billing` and `orders` both trust issuer `https://sso.example.com/realms/shop` for audience `account`: a token for `account` would always be decided by `orders`; give each provider of one issuer its own audiences",
+                    )],
+                ),
+            ),
+            (
                 "duplicate_yaml_key",
                 (
                     "duplicate-key.yaml",

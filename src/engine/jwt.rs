@@ -5,6 +5,11 @@
 //! route would pick the provider that verified it for this token, and only while the key
 //! that verified it is in that provider's current key set (a key removed from the JWKS
 //! revokes its tokens, cached or not). The cache is keyed by the token alone.
+//!
+//! Several providers of a route may share an issuer (one per API of a Keycloak realm):
+//! among them, the one whose `audiences` the token's `aud` names decides. The config
+//! refuses two such providers whose audiences overlap, so at most one can name a token;
+//! a cached verification by that one is therefore the cold pick too.
 
 use std::sync::Arc;
 
@@ -12,31 +17,75 @@ use super::policy::{Provider, Route};
 use crate::authn::cache::TokenCache;
 use crate::authn::jwt::{self, JwtSettings};
 use crate::authn::token::{self, Found};
-use crate::authn::{Identity, ProviderKind, TokenError};
+use crate::authn::{Identity, ProviderKind, TokenError, claims};
 use crate::decision::DenyReason;
 use crate::request::CheckInput;
 
-/// The JWT provider of `route` that decides `tok`, which `found_by` (of issuer
-/// `own_issuer`) found: the token's issuer picks among the route's JWT providers that
-/// read the same credential (one lookup, not a trial of every provider's keys); a token
-/// of `found_by`'s own issuer, of none, or of an issuer the route does not trust is
-/// `found_by`'s to decide.
+/// Who may decide `tok`, which `found_by` (of issuer `own_issuer`) found, by the token's
+/// issuer: one lookup among the route's JWT providers, not a trial of their keys.
+enum Pick<'r> {
+    /// This provider decides: the issuer's only one on the route, or `found_by` for a
+    /// token of no issuer or one the route does not trust.
+    One(&'r Arc<Provider>),
+    /// Several providers of the issuer: the one whose audiences the token names.
+    ByAudience(&'r [Arc<Provider>]),
+}
+
 fn pick<'r>(
     route: &'r Route,
     found_by: &'r Arc<Provider>,
     own_issuer: &str,
     iss: Option<&str>,
-    tok: &str,
-    input: &CheckInput<'_>,
-) -> &'r Arc<Provider> {
-    iss.filter(|iss| *iss != own_issuer)
-        .and_then(|iss| route.issuers.get(iss))
-        .and_then(|candidates| {
-            candidates
+) -> Pick<'r> {
+    match iss.and_then(|iss| route.issuers.get(iss)) {
+        Some(several) if several.len() > 1 => Pick::ByAudience(several),
+        Some(one) if iss != Some(own_issuer) => one.first().map_or(Pick::One(found_by), Pick::One),
+        _ => Pick::One(found_by),
+    }
+}
+
+impl<'r> Pick<'r> {
+    /// For a token whose `aud` is `aud`: the first provider, among those that read the
+    /// same credential as `found_by`, whose audiences it names; none naming it, the
+    /// first of them (which refuses the audience), or `found_by`.
+    fn by_audience(
+        self,
+        found_by: &'r Arc<Provider>,
+        aud: Option<&serde_json::Value>,
+        reads: impl Fn(&Provider) -> bool,
+    ) -> &'r Arc<Provider> {
+        let several = match self {
+            Pick::One(p) => return if reads(p) { p } else { found_by },
+            Pick::ByAudience(several) => several,
+        };
+        let mut usable = several.iter().filter(|c| reads(c));
+        let named = |c: &&Arc<Provider>| match &c.settings.kind {
+            ProviderKind::Jwt(j) => claims::audience_ok(aud, &j.audiences),
+            _ => false,
+        };
+        usable
+            .clone()
+            .find(named)
+            .or_else(|| usable.next())
+            .unwrap_or(found_by)
+    }
+
+    /// For a cached verification by `verified_by`: that provider, when it is one that
+    /// may decide here (with overlapping audiences refused, no other could name the
+    /// token); `None` sends the token through the cold path.
+    fn cached(
+        self,
+        found_by: &'r Arc<Provider>,
+        verified_by: &Arc<str>,
+        reads: impl Fn(&Provider) -> bool,
+    ) -> Option<&'r Arc<Provider>> {
+        match self {
+            Pick::One(p) => Some(if reads(p) { p } else { found_by }),
+            Pick::ByAudience(several) => several
                 .iter()
-                .find(|c| route.one_credential || reads_same_credential(found_by, c, tok, input))
-        })
-        .unwrap_or(found_by)
+                .find(|c| Arc::ptr_eq(&c.settings.name, verified_by) && reads(c)),
+        }
+    }
 }
 
 /// Whether `c` finds `tok`, the credential `found_by` found, in `input`. Providers that
@@ -68,16 +117,16 @@ pub(super) async fn verify<'r>(
     if tok.len() > s.max_token_bytes {
         return (Err(invalid(TokenError::TooLarge)), found_by);
     }
+    let reads = |c: &Provider| {
+        route.one_credential
+            || std::ptr::eq(c, &**found_by)
+            || reads_same_credential(found_by, c, tok, input)
+    };
     let key = TokenCache::key(tok);
-    if let Some(v) = own.cache.get(&key, now) {
-        let c = pick(
-            route,
-            found_by,
-            &s.issuer,
-            v.identity.issuer.as_deref(),
-            tok,
-            input,
-        );
+    if let Some(v) = own.cache.get(&key, now)
+        && let Some(c) = pick(route, found_by, &s.issuer, v.identity.issuer.as_deref())
+            .cached(found_by, &v.identity.provider, reads)
+    {
         if let Some(cv) = &c.jwt
             && cv.vouches_for(&c.settings.name, &v)
         {
@@ -92,7 +141,11 @@ pub(super) async fn verify<'r>(
             return (Err(invalid(e)), found_by);
         }
     };
-    let chosen = pick(route, found_by, &s.issuer, parsed.issuer(), tok, input);
+    let chosen = pick(route, found_by, &s.issuer, parsed.issuer()).by_audience(
+        found_by,
+        parsed.claims.get("aud"),
+        reads,
+    );
     let (ProviderKind::Jwt(cs), Some(cv)) = (&chosen.settings.kind, &chosen.jwt) else {
         return (Err(invalid(TokenError::Issuer)), chosen);
     };

@@ -455,3 +455,75 @@ async fn the_issuer_picks_a_provider_only_where_it_reads_the_same_token() {
     ];
     assert_eq!(decided(&e, "/both", &other).await, refused);
 }
+
+/// Two APIs of one realm: providers `orders` and `billing` share an issuer and key,
+/// told apart by audience.
+fn one_realm_two_apis() -> (Engine, crate::devtoken::SigningKey) {
+    let key = crate::devtoken::SigningKey::from_bytes(&[9; 32], crate::authn::alg::Alg::HS256)
+        .expect("test key");
+    let yaml = format!(
+        "\
+providers:
+  - name: orders
+    jwt: {{ issuer: https://sso.example.com, audiences: [orders-api], algorithms: [HS256], jwks: {j} }}
+  - name: billing
+    jwt: {{ issuer: https://sso.example.com, audiences: [billing-api, invoices], algorithms: [HS256], jwks: {j} }}
+routes:
+  - name: billing-only
+    match: {{ path_prefix: /billing }}
+    providers: [billing]
+  - name: both
+    match: {{ path_prefix: /both }}
+    providers: [orders, billing]
+",
+        j = key.jwks(),
+    );
+    let env: HashMap<String, String> = HashMap::new();
+    let config = match config::load_str(&yaml, Path::new("."), &env) {
+        Ok(c) => c,
+        Err(e) => panic!("test config: {:?}", e.0),
+    };
+    (Engine::new(config, Arc::new(Metrics::new())), key)
+}
+
+#[tokio::test]
+async fn providers_of_one_issuer_are_picked_by_audience_cold_and_warm() {
+    let (e, key) = one_realm_two_apis();
+    let exp = crate::clock::unix_now() + 600;
+    let token = |aud: serde_json::Value| {
+        let claims = serde_json::json!({
+            "iss": "https://sso.example.com", "aud": aud, "sub": "u", "exp": exp,
+        });
+        format!("Bearer {}", key.sign(&claims).expect("sign"))
+    };
+    let orders = token("orders-api".into());
+    let billing = token(serde_json::json!(["account", "invoices"]));
+    let neither = token("account".into());
+    let verified_elsewhere = token("billing-api".into());
+    let ok = |p: &str| ("ok", p.to_string());
+
+    // Warm the cache for one token on the route that lists billing alone.
+    let h = [("authorization", verified_elsewhere.as_str())];
+    assert_eq!(decided(&e, "/billing", &h).await, ok("billing"));
+    for round in ["cold", "warm"] {
+        let h = [("authorization", orders.as_str())];
+        assert_eq!(decided(&e, "/both", &h).await, ok("orders"), "{round}");
+        let h = [("authorization", billing.as_str())];
+        assert_eq!(decided(&e, "/both", &h).await, ok("billing"), "{round}");
+        let h = [("authorization", verified_elsewhere.as_str())];
+        assert_eq!(decided(&e, "/both", &h).await, ok("billing"), "{round}");
+        // No provider of the issuer names the audience: the first refuses it.
+        let h = [("authorization", neither.as_str())];
+        assert_eq!(
+            decided(&e, "/both", &h).await,
+            ("invalid_token", "orders".to_string()),
+            "{round}"
+        );
+    }
+    // A billing token on the billing-only route, and an orders token there: refused.
+    let h = [("authorization", orders.as_str())];
+    assert_eq!(
+        decided(&e, "/billing", &h).await,
+        ("invalid_token", "billing".to_string())
+    );
+}

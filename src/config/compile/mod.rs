@@ -270,7 +270,7 @@ pub(super) fn compile(
     }
     for (i, raw) in top.routes.into_iter().enumerate() {
         let path = format!("routes[{i}]");
-        if let Some(r) = compile_route(raw, &path, &names, errors) {
+        if let Some(r) = compile_route(raw, &path, &names, &providers, errors) {
             mint_paths.push(path.clone());
             if !route_names.insert(r.name.to_string()) {
                 errors.add(

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::conditions::{self, CompileCtx, normalize_methods};
 use super::issuing;
+use crate::authn::{ProviderKind, ProviderSettings};
 use crate::authz::route::{HostPattern, Mode, PathMatch, Route, RouteMatch};
 use crate::config::Errors;
 
@@ -41,6 +42,7 @@ pub(super) fn compile_route(
     v: Value,
     path: &str,
     names: &HashMap<String, usize>,
+    providers: &[Arc<ProviderSettings>],
     errors: &mut Errors,
 ) -> Option<Route> {
     let raw: RawRoute = errors.parse(path, v)?;
@@ -94,6 +96,8 @@ pub(super) fn compile_route(
         }
     }
 
+    shared_issuers(&raw.providers, names, providers, path, errors);
+
     let params = path_match
         .as_ref()
         .map(PathMatch::params)
@@ -132,4 +136,40 @@ pub(super) fn compile_route(
         mode: raw.mode,
         mint,
     })
+}
+
+/// Providers of one route that share an issuer are told apart by audience (the one whose
+/// audiences the token names decides), so their audiences must not overlap: a token for
+/// a shared audience would always go to the first, whatever the second was meant for.
+fn shared_issuers(
+    listed: &[String],
+    names: &HashMap<String, usize>,
+    providers: &[Arc<ProviderSettings>],
+    path: &str,
+    errors: &mut Errors,
+) {
+    let jwt = |name: &String| match names.get(name).and_then(|&i| providers.get(i)) {
+        Some(p) => match &p.kind {
+            ProviderKind::Jwt(j) => Some(j),
+            _ => None,
+        },
+        None => None,
+    };
+    for (b, b_name) in listed.iter().enumerate() {
+        let Some(jb) = jwt(b_name) else { continue };
+        let overlap = listed[..b].iter().filter(|a| *a != b_name).find_map(|a| {
+            let ja = jwt(a).filter(|ja| ja.issuer == jb.issuer)?;
+            let aud = jb.audiences.iter().find(|x| ja.audiences.contains(x))?;
+            Some((a, aud))
+        });
+        if let Some((a, aud)) = overlap {
+            errors.add(
+                &format!("{path}.providers[{b}]"),
+                format!(
+                    "`{b_name}` and `{a}` both trust issuer `{}` for audience `{aud}`: a token for `{aud}` would always be decided by `{a}`; give each provider of one issuer its own audiences",
+                    jb.issuer
+                ),
+            );
+        }
+    }
 }
