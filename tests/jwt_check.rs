@@ -174,10 +174,20 @@ async fn a_valid_nbf_is_accepted() {
 async fn issuer_and_audience_must_match_exactly() {
     let ward = start().await;
     let (iss, aud) = (Some("issuer not accepted"), Some("audience not accepted"));
+    // Another issuer is refused before any key is looked up.
+    let untrusted = Some("issuer not trusted on this route");
     let cases: Vec<(&str, Value, Option<&str>)> = vec![
-        ("wrong issuer", json!({"iss": "https://evil.test"}), iss),
-        ("trailing slash", json!({"iss": "https://idp.test/"}), iss),
-        ("issuer case", json!({"iss": "https://IDP.test"}), iss),
+        (
+            "wrong issuer",
+            json!({"iss": "https://evil.test"}),
+            untrusted,
+        ),
+        (
+            "trailing slash",
+            json!({"iss": "https://idp.test/"}),
+            untrusted,
+        ),
+        ("issuer case", json!({"iss": "https://IDP.test"}), untrusted),
         ("no issuer", json!({"iss": null}), iss),
         ("wrong audience", json!({"aud": "other-api"}), aud),
         ("no audience", json!({"aud": null}), aud),

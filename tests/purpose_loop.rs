@@ -160,10 +160,14 @@ async fn tokens_for_another_audience_or_purpose_are_refused() {
         "{a:?}"
     );
 
-    // The upstream IdP's token is not ward's: the service trusts one issuer, whose keys
-    // do not include the IdP's.
+    // The upstream IdP's token is not ward's: the service trusts one issuer, and
+    // refuses another's token before looking for its key.
     let a = service.pay(&user).await;
-    assert_eq!(a.short(), (401, "invalid_token", "unknown key id"), "{a:?}");
+    assert_eq!(
+        a.short(),
+        (401, "invalid_token", "issuer not trusted on this route"),
+        "{a:?}"
+    );
 
     // The same token where the service does not read it is no credential.
     let a = service

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use common::{CLOCK_START, TestKey, Ward, jwks_of, jws, metric, now};
+use common::{CLOCK_START, TestKey, Ward, denial, jwks_of, jws, metric, now};
 use idp::Idp;
 use remote_keys_setup::{
     ISS, PATIENCE, config, get, outcome, start_manual_on, start_on, token, token_until,
@@ -343,6 +343,27 @@ async fn a_burst_of_unknown_kids_is_one_refetch() {
     assert!(
         extra <= 1,
         "{extra} fetches for 200 unknown kids; the bound is 1 per min_refetch_interval"
+    );
+}
+
+#[tokio::test]
+async fn another_issuers_token_fetches_no_keys() {
+    // A Keycloak token on an Okta-only route: refused for its issuer, before its
+    // unknown kid could make ward refetch the route provider's keys.
+    let k = TestKey::generate(Alg::RS256);
+    let idp = Idp::start(jwks_of(&[&k])).await;
+    let ward = start_on(&idp, "min_refetch_interval: 1s").await;
+    ward.wait_ready(200, PATIENCE).await;
+    let before = idp.jwks_hits();
+    let other = TestKey::generate(Alg::RS256);
+    let foreign = token(&other, "https://keycloak.test/realms/x", "k", 60);
+    let r = ward.check(get("/api/x", Some(&foreign))).await;
+    assert_eq!(outcome(&r), (16, 401, "invalid_token".into(), None));
+    assert_eq!(denial(&r).detail, "issuer not trusted on this route");
+    assert_eq!(
+        idp.jwks_hits(),
+        before,
+        "no key fetch for another issuer's token"
     );
 }
 

@@ -87,6 +87,10 @@ pub enum TokenError {
     Signature,
     #[error("issuer not accepted")]
     Issuer,
+    /// A token of an issuer none of the route's providers trusts: refused before any key
+    /// lookup, so it never makes ward fetch another issuer's keys.
+    #[error("issuer not trusted on this route")]
+    UntrustedIssuer,
     #[error("audience not accepted")]
     Audience,
     #[error("token expired")]

@@ -150,6 +150,12 @@ pub(super) async fn verify<'r>(
         return (Err(invalid(TokenError::Issuer)), chosen);
     };
     cv.counters.count(false);
+    match parsed.issuer() {
+        Some(iss) if iss != &*cs.issuer => {
+            return (Err(invalid(TokenError::UntrustedIssuer)), chosen);
+        }
+        _ => {}
+    }
     let Some(store) = &cv.keys else {
         return (
             Err(DenyReason::AuthnUnavailable("provider has no key source")),
