@@ -316,9 +316,11 @@ impl<'d> Report<'d> {
         v
     }
 
-    /// The decision as `key: value` lines (`ward check`), then one `set:` line per
-    /// header set, one `remove:` line per header removed and one `minted: claim: JSON`
-    /// line per claim of a minted token.
+    /// The decision as `key: value` lines (`ward check`); for a verified identity, its
+    /// `provider`, `subject`, `roles` and `scopes` as ward read them (also on a denial,
+    /// where no header shows them); then one `set:` line per header set, one `remove:`
+    /// line per header removed and one `minted: claim: JSON` line per claim of a
+    /// minted token.
     pub fn to_text(&self) -> String {
         use std::fmt::Write;
         let j = self.to_json();
@@ -341,6 +343,24 @@ impl<'d> Report<'d> {
                     let _ = writeln!(out, "{key}: {other}");
                 }
             }
+        }
+        if let Some(id) = &self.d.identity {
+            let list = |names: &crate::authn::claims::Names, sep: &str| {
+                let all: Vec<&str> = names.iter().collect();
+                if all.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    all.join(sep)
+                }
+            };
+            let _ = writeln!(out, "provider: {}", id.provider);
+            let _ = writeln!(
+                out,
+                "subject: {}",
+                id.subject.as_deref().unwrap_or("(none)")
+            );
+            let _ = writeln!(out, "roles: {}", list(&id.roles, ", "));
+            let _ = writeln!(out, "scopes: {}", list(&id.scopes, " "));
         }
         if let Some(set) = j["headers_set"].as_object() {
             for (h, val) in set {

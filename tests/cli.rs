@@ -402,6 +402,44 @@ fn broken_config_exits_2() {
 }
 
 #[test]
+fn check_shows_the_identity_it_read_also_on_a_denial() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = write_key(dir.path(), "ES256", "key.pem");
+    let set = jwks(dir.path(), &key, "ES256");
+    let config = write_config(dir.path(), "ES256", &set, Jwks::Inline);
+    let token = sign(
+        dir.path(),
+        &key,
+        "ES256",
+        "alice",
+        &[
+            "--claim",
+            r#"roles=["viewer","auditor"]"#,
+            "--claim",
+            r#"scope="orders:read profile""#,
+        ],
+    );
+    let (code, stdout, stderr) = check(dir.path(), &config, &token, false);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stdout.contains("status: 403\n"), "{stdout}");
+    for line in [
+        "provider: corp\n",
+        "subject: alice\n",
+        "roles: viewer, auditor\n",
+        "scopes: orders:read profile\n",
+    ] {
+        assert!(stdout.contains(line), "no `{line}` in:\n{stdout}");
+    }
+    let bare = sign(dir.path(), &key, "ES256", "bob", &[]);
+    let (_, stdout, _) = check(dir.path(), &config, &bare, false);
+    assert!(
+        stdout.contains("roles: (none)\nscopes: (none)\n"),
+        "{stdout}"
+    );
+    assert_secret_absent(&token, &stdout, &stderr);
+}
+
+#[test]
 fn a_malformed_header_argument_does_not_echo_the_credential() {
     let dir = tempfile::tempdir().unwrap();
     let key = write_key(dir.path(), "ES256", "key.pem");

@@ -383,13 +383,19 @@ async fn roles_and_scopes_unite_several_claims() {
     });
     let r = check(&ward, "/refunds/7", both.clone()).await;
     let set = set_header_map(allowed_for(&r, "realm and client roles together"));
-    assert_eq!(set["x-auth-roles"], "auditor,user,orders-admin", "each once");
+    assert_eq!(
+        set["x-auth-roles"], "auditor,user,orders-admin",
+        "each once"
+    );
     assert_eq!(set["x-auth-scopes"], "orders.read refunds");
 
     // Either claim alone lacks a role the route needs.
     let realm_only = json!({"resource_access": null});
     let client_only = json!({"realm_access": null});
-    for (case, extra) in [("realm roles only", realm_only), ("client roles only", client_only)] {
+    for (case, extra) in [
+        ("realm roles only", realm_only),
+        ("client roles only", client_only),
+    ] {
         let mut claims = both.clone();
         for (k, v) in extra.as_object().expect("an object") {
             claims[k] = v.clone();
@@ -402,5 +408,10 @@ async fn roles_and_scopes_unite_several_claims() {
     let mut bad = both.clone();
     bad["resource_access"]["orders.api"]["roles"] = json!(["a,b"]);
     let r = check(&ward, "/api", bad).await;
-    assert_refused(&r, "the roles claim is not representable", "a,b", "client role");
+    assert_refused(
+        &r,
+        "the roles claim is not representable",
+        "a,b",
+        "client role",
+    );
 }

@@ -237,11 +237,21 @@ fn each_bad_fixture_reports_exactly_its_errors() {
                 (
                     "role-claims.yaml",
                     &[
-                        Is("line 9: providers[0].jwt.claims.roles[1]: `realm_access.roles` is listed twice"),
-                        Is(r#"line 9: providers[0].jwt.claims.roles[2]: `resource_access["orders.api".roles` is not a claim path like `realm_access.roles` (a name holding a dot is written in brackets: `resource_access["orders.api"].roles`)"#),
-                        Is("line 10: providers[0].jwt.claims.scopes: list at least one claim path, such as `realm_access.roles`"),
-                        Is("line 17: providers[1].jwt.claims.roles[1]: a claim path such as `realm_access.roles`"),
-                        Is("line 18: providers[1].jwt.claims.scopes: a claim path such as `realm_access.roles`, or a list of them (their names are united)"),
+                        Is(
+                            "line 9: providers[0].jwt.claims.roles[1]: `realm_access.roles` is listed twice",
+                        ),
+                        Is(
+                            r#"line 9: providers[0].jwt.claims.roles[2]: `resource_access["orders.api".roles` is not a claim path like `realm_access.roles` (a name holding a dot is written in brackets: `resource_access["orders.api"].roles`)"#,
+                        ),
+                        Is(
+                            "line 10: providers[0].jwt.claims.scopes: list at least one claim path, such as `realm_access.roles`",
+                        ),
+                        Is(
+                            "line 17: providers[1].jwt.claims.roles[1]: a claim path such as `realm_access.roles`",
+                        ),
+                        Is(
+                            "line 18: providers[1].jwt.claims.scopes: a claim path such as `realm_access.roles`, or a list of them (their names are united)",
+                        ),
                     ],
                 ),
             ),

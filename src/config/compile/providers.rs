@@ -146,7 +146,10 @@ fn name_claims(v: &Value, path: &str, errors: &mut Errors) -> NameClaims {
         Value::String(_) => return NameClaims::from(claim_path(v, path, errors)),
         Value::Array(items) if !items.is_empty() => items,
         Value::Array(_) => {
-            errors.add(path, "list at least one claim path, such as `realm_access.roles`");
+            errors.add(
+                path,
+                "list at least one claim path, such as `realm_access.roles`",
+            );
             return NameClaims::new(vec![ClaimPath::empty()]);
         }
         _ => {
