@@ -265,6 +265,20 @@ fn each_bad_fixture_reports_exactly_its_errors() {
                 ),
             ),
             (
+                "providers_condition",
+                (
+                    "providers-condition.yaml",
+                    &[
+                        Is(
+                            "line 17: routes[0].require.any[0].providers[1]: `keycloak` is not one of the providers listed here (okta): the condition could never hold for it",
+                        ),
+                        Is(
+                            "line 17: routes[0].require.any[1].providers: expected a non-empty list of strings",
+                        ),
+                    ],
+                ),
+            ),
+            (
                 "duplicate_yaml_key",
                 (
                     "duplicate-key.yaml",
@@ -323,7 +337,7 @@ fn each_bad_fixture_reports_exactly_its_errors() {
                 (
                     "unknown-condition.yaml",
                     &[Is(
-                        "line 15: routes[0].require.all[1].role_any: unknown condition `role_any` (one of roles_any, roles_all, scopes_any, scopes_all, claim, source_principals, methods, all, any, not)",
+                        "line 15: routes[0].require.all[1].role_any: unknown condition `role_any` (one of roles_any, roles_all, scopes_any, scopes_all, claim, providers, source_principals, methods, all, any, not)",
                     )],
                 ),
             ),

@@ -36,6 +36,8 @@ pub(crate) enum Kind {
     Claim(ClaimPath, ClaimTest),
     SourcePrincipals(Vec<Glob>),
     Methods(Vec<String>),
+    /// The credential was verified by one of these providers (by name).
+    Providers(Vec<String>),
     All(Vec<Condition>),
     Any(Vec<Condition>),
     Not(Box<Condition>),
@@ -84,7 +86,8 @@ impl Condition {
             | Kind::ScopesAny(_)
             | Kind::ScopesAll(_)
             | Kind::SourcePrincipals(_)
-            | Kind::Methods(_) => {}
+            | Kind::Methods(_)
+            | Kind::Providers(_) => {}
         }
     }
 
@@ -143,6 +146,14 @@ impl Condition {
             Kind::SourcePrincipals(globs) => {
                 let p = ctx.input.source_principal;
                 if !p.is_empty() && globs.iter().any(|g| g.matches(p)) {
+                    Ok(())
+                } else {
+                    fail(false)
+                }
+            }
+            // An anonymous request has no provider: it never holds.
+            Kind::Providers(names) => {
+                if !id.provider.is_empty() && names.iter().any(|n| **n == *id.provider) {
                     Ok(())
                 } else {
                     fail(false)

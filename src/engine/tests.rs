@@ -527,3 +527,48 @@ async fn providers_of_one_issuer_are_picked_by_audience_cold_and_warm() {
         ("invalid_token", "billing".to_string())
     );
 }
+
+#[tokio::test]
+async fn a_providers_condition_holds_for_the_provider_that_verified() {
+    let key = crate::devtoken::SigningKey::from_bytes(&[5; 32], crate::authn::alg::Alg::HS256)
+        .expect("test key");
+    let yaml = format!(
+        "\
+providers:
+  - name: okta
+    jwt: {{ issuer: https://okta.example.com, audiences: [api], algorithms: [HS256], jwks: {j} }}
+  - name: keycloak
+    jwt: {{ issuer: https://sso.example.com, audiences: [api], algorithms: [HS256], jwks: {j} }}
+routes:
+  - name: reports
+    match: {{ path_prefix: /reports }}
+    providers: [okta, keycloak]
+    allow_anonymous: true
+    require: {{ any: [{{ providers: [okta] }}, {{ roles_any: [auditor] }}] }}
+",
+        j = key.jwks(),
+    );
+    let env: HashMap<String, String> = HashMap::new();
+    let config = match config::load_str(&yaml, Path::new("."), &env) {
+        Ok(c) => c,
+        Err(e) => panic!("test config: {:?}", e.0),
+    };
+    let e = Engine::new(config, Arc::new(Metrics::new()));
+    let exp = crate::clock::unix_now() + 600;
+    let bearer = |iss: &str, roles: &[&str]| {
+        let claims = serde_json::json!({
+            "iss": iss, "aud": "api", "sub": "u", "exp": exp, "roles": roles,
+        });
+        format!("Bearer {}", key.sign(&claims).expect("sign"))
+    };
+    let okta = bearer("https://okta.example.com", &[]);
+    let keycloak = bearer("https://sso.example.com", &[]);
+    let auditor = bearer("https://sso.example.com", &["auditor"]);
+    let e = &e;
+    let check = |h: String| async move { decided(e, "/reports", &[("authorization", &h)]).await };
+    assert_eq!(check(okta).await, ("ok", "okta".to_string()));
+    assert_eq!(check(keycloak).await, ("forbidden", "keycloak".to_string()));
+    assert_eq!(check(auditor).await, ("ok", "keycloak".to_string()));
+    // Anonymous: no provider, so only the other branch could let it through.
+    assert_eq!(decided(&e, "/reports", &[]).await.0, "forbidden");
+}

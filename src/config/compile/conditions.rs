@@ -16,6 +16,8 @@ use crate::header::HeaderName;
 pub(super) struct CompileCtx<'a> {
     /// The `{param}` names the route's path binds.
     pub(super) params: &'a [String],
+    /// The providers the route (or exchange) lists, by name.
+    pub(super) providers: &'a [String],
 }
 
 pub(super) fn compile(
@@ -71,6 +73,27 @@ fn compile_at(
             let summary = format!("[{}]", list.join(", "));
             return Some(Condition::new(Kind::Methods(list), desc(summary)));
         }
+        "providers" => {
+            let list = strings(arg, &here, errors)?;
+            let mut ok = true;
+            for (i, name) in list.iter().enumerate() {
+                if !ctx.providers.contains(name) {
+                    ok = false;
+                    errors.add(
+                        &format!("{here}[{i}]"),
+                        format!(
+                            "`{name}` is not one of the providers listed here ({}): the condition could never hold for it",
+                            if ctx.providers.is_empty() { "none".to_string() } else { ctx.providers.join(", ") }
+                        ),
+                    );
+                }
+            }
+            if !ok {
+                return None;
+            }
+            let summary = format!("[{}]", list.join(", "));
+            return Some(Condition::new(Kind::Providers(list), desc(summary)));
+        }
         "source_principals" => {
             let list = strings(arg, &here, errors)?;
             let summary = format!("[{}]", list.join(", "));
@@ -112,7 +135,7 @@ fn compile_at(
             errors.add(
                 &here,
                 format!(
-                    "unknown condition `{other}` (one of roles_any, roles_all, scopes_any, scopes_all, claim, source_principals, methods, all, any, not)"
+                    "unknown condition `{other}` (one of roles_any, roles_all, scopes_any, scopes_all, claim, providers, source_principals, methods, all, any, not)"
                 ),
             );
             return None;

@@ -203,7 +203,10 @@ pub(super) fn compile_exchanges(
             conditions::compile(
                 &c,
                 &format!("{path}.require"),
-                &CompileCtx { params: &[] },
+                &CompileCtx {
+                    params: &[],
+                    providers: &raw.providers,
+                },
                 errors,
             )
         });

@@ -103,7 +103,10 @@ pub(super) fn compile_route(
         .map(PathMatch::params)
         .unwrap_or_default();
     let require = raw.require.map(|c| {
-        let ctx = CompileCtx { params: &params };
+        let ctx = CompileCtx {
+            params: &params,
+            providers: &raw.providers,
+        };
         conditions::compile(&c, &format!("{path}.require"), &ctx, errors)
     });
 
