@@ -456,14 +456,19 @@ fn bounded_regex(src: &str) -> Result<Regex, regex::Error> {
         .build()
 }
 
+/// An expression that must match a whole value, compiled within the size limits (for
+/// `matches` tests and route `regex` matchers).
+pub(crate) fn anchored_regex(src: &str) -> Result<Regex, regex::Error> {
+    // Compile the pattern alone first: `a)|(.*` only compiles inside the anchoring
+    // group, where it would match everything.
+    bounded_regex(src).and_then(|_| bounded_regex(&format!("^(?:{src})$")))
+}
+
 impl ClaimTest {
     /// A `matches` test: the expression must match the whole claim, and compile within
     /// the size limits.
     pub(crate) fn matching(src: &str) -> Result<Self, regex::Error> {
-        // Compile the pattern alone first: `a)|(.*` only compiles inside the anchoring
-        // group, where it would match everything.
-        let anchored = bounded_regex(src).and_then(|_| bounded_regex(&format!("^(?:{src})$")))?;
-        Ok(ClaimTest::Matches(anchored))
+        anchored_regex(src).map(ClaimTest::Matches)
     }
 }
 

@@ -1,13 +1,15 @@
 //! Routes: compiled matchers, picked first-match-wins for each request through a
 //! [`RouteIndex`].
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 
 use crate::authz::condition::Condition;
-use crate::request::CheckInput;
+use crate::request::{CheckInput, Lookup};
 
 pub use crate::authz::path::{HostPattern, PathMatch};
 use crate::authz::path::{Params, PatSeg, Segments};
@@ -45,6 +47,70 @@ pub struct RouteMatch {
     pub hosts: Option<Vec<HostPattern>>,
     /// Envoy `context_extensions` that must all be present with these values.
     pub context: Vec<(String, String)>,
+    /// Request headers (lower-case names) that must each match.
+    pub headers: Vec<(String, ValueMatch)>,
+    /// Query parameters (percent-decoded names) that must each match.
+    pub query: Vec<(String, ValueMatch)>,
+}
+
+/// How a header or query parameter must look for a route to match.
+#[derive(Debug)]
+pub enum ValueMatch {
+    /// Sent exactly once, with exactly this value.
+    Exact(String),
+    /// Sent (at least once), or not at all.
+    Present(bool),
+    /// Sent exactly once, with a value this expression matches whole.
+    Regex(regex::Regex),
+}
+
+/// What a request holds under one header or query parameter name.
+enum Found<'v> {
+    Absent,
+    One(Cow<'v, str>),
+    /// Sent twice, or not text: present, but no value to compare.
+    Unreadable,
+}
+
+impl ValueMatch {
+    fn holds(&self, found: Found<'_>) -> bool {
+        match (self, found) {
+            (ValueMatch::Present(want), Found::Absent) => !want,
+            (ValueMatch::Present(want), _) => *want,
+            (ValueMatch::Exact(want), Found::One(v)) => *want == v,
+            (ValueMatch::Regex(re), Found::One(v)) => re.is_match(&v),
+            _ => false,
+        }
+    }
+}
+
+fn header<'v>(input: &CheckInput<'v>, name: &str) -> Found<'v> {
+    match input.headers.get(name) {
+        Lookup::Absent => Found::Absent,
+        Lookup::One(v) => match std::str::from_utf8(v) {
+            Ok(s) => Found::One(Cow::Borrowed(s)),
+            Err(_) => Found::Unreadable,
+        },
+        Lookup::Many => Found::Unreadable,
+    }
+}
+
+/// The parameter `name` of a query string, names and values percent-decoded (`+` is
+/// kept: it is a space only in form bodies).
+fn query_param<'v>(query: &'v str, name: &str) -> Found<'v> {
+    let decode = |s: &'v str| percent_decode_str(s).decode_utf8();
+    let mut found = Found::Absent;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if !decode(k).is_ok_and(|k| k == name) {
+            continue;
+        }
+        found = match (found, decode(v)) {
+            (Found::Absent, Ok(v)) => Found::One(v),
+            _ => Found::Unreadable,
+        };
+    }
+    found
 }
 
 impl RouteMatch {
@@ -66,6 +132,15 @@ impl RouteMatch {
             .all(|(k, v)| input.context_value(k) == Some(v.as_str()))
         {
             return None;
+        }
+        if !self.headers.iter().all(|(n, m)| m.holds(header(input, n))) {
+            return None;
+        }
+        if !self.query.is_empty() {
+            let q = input.query();
+            if !self.query.iter().all(|(n, m)| m.holds(query_param(q, n))) {
+                return None;
+            }
         }
         match &self.path {
             Some(p) => p.matches(path),

@@ -462,3 +462,88 @@ fn a_route_with_methods_matches_them_in_any_case() {
     assert!(r.matcher.matches(&input("HEAD", "/x"), &segs).is_some());
     assert!(r.matcher.matches(&input("POST", "/x"), &segs).is_none());
 }
+
+// === header and query matchers ===
+
+/// The first route of `yaml`'s config, compiled by the real loader.
+fn compiled(matcher: &str) -> crate::config::Config {
+    let yaml = format!(
+        "routes:\n  - name: r\n    match: {matcher}\n    allow_anonymous: true\n"
+    );
+    let env: HashMap<String, String> = HashMap::new();
+    match crate::config::load_str(&yaml, std::path::Path::new("."), &env) {
+        Ok(c) => c,
+        Err(e) => panic!("{matcher}: {:?}", e.0),
+    }
+}
+
+fn matches(config: &crate::config::Config, path: &str, headers: &[(&str, &str)]) -> bool {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    let input = CheckInput::from_pairs("GET", "api.test", path, &headers, &[]);
+    let segments = crate::authz::path::normalize(input.path).expect("test paths normalise");
+    config.routes[0].matcher.matches(&input, &segments).is_some()
+}
+
+#[test]
+fn header_matchers_need_one_readable_value() {
+    let c = compiled(
+        "{ path_prefix: /api, headers: { X-Api-Version: { exact: \"2\" }, x-canary: { present: false }, x-tenant: { regex: \"acme-[a-z]+\" } } }",
+    );
+    let ok = [("x-api-version", "2"), ("x-tenant", "acme-eu")];
+    assert!(matches(&c, "/api/x", &ok));
+    // Names compare without case; values exactly.
+    assert!(matches(&c, "/api/x", &[("X-API-VERSION", "2"), ("x-tenant", "acme-eu")]));
+    assert!(!matches(&c, "/api/x", &[("x-api-version", "2 "), ("x-tenant", "acme-eu")]));
+    // The regex matches the whole value.
+    assert!(!matches(&c, "/api/x", &[("x-api-version", "2"), ("x-tenant", "acme-eu-1")]));
+    assert!(!matches(&c, "/api/x", &[("x-api-version", "2"), ("x-tenant", "x-acme-eu")]));
+    // present: false is absence; sent twice, a header has no one value to compare.
+    assert!(!matches(&c, "/api/x", &[ok[0], ok[1], ("x-canary", "")]));
+    assert!(!matches(&c, "/api/x", &[ok[0], ok[0], ok[1]]));
+    assert!(!matches(&c, "/api/x", &[ok[1]]), "absent is not exact");
+    // The path still has to match.
+    assert!(!matches(&c, "/other", &ok));
+}
+
+#[test]
+fn query_matchers_read_the_decoded_query_and_never_the_path() {
+    let c = compiled(
+        "{ path: /reports, query: { format: { exact: \"a b\" }, debug: { present: false }, \"page size\": { regex: \"[0-9]{1,3}\" } } }",
+    );
+    assert!(matches(&c, "/reports?format=a%20b&page%20size=50", &[]));
+    assert!(matches(&c, "/reports?page%20size=7&format=a%20b#frag", &[]));
+    // `+` is not a space outside form bodies.
+    assert!(!matches(&c, "/reports?format=a+b&page%20size=50", &[]));
+    assert!(!matches(&c, "/reports?format=a%20b&page%20size=5000", &[]));
+    assert!(!matches(&c, "/reports?format=a%20b&page%20size=50&debug", &[]));
+    assert!(!matches(&c, "/reports?format=a%20b&format=a%20b&page%20size=50", &[]), "twice");
+    assert!(!matches(&c, "/reports?format=%ff&page%20size=50", &[]), "not UTF-8");
+    assert!(!matches(&c, "/reports", &[]));
+    // A parameter in the path is not in the query.
+    assert!(!matches(&c, "/reports/format=a%20b", &[]));
+}
+
+#[test]
+fn bad_header_and_query_matchers_are_config_errors() {
+    let env: HashMap<String, String> = HashMap::new();
+    let yaml = "routes:\n  - name: r\n    allow_anonymous: true\n    match:\n      headers: { \"bad header\": { exact: x }, x-a: { exakt: x }, x-b: { regex: \"(\" }, x-c: { present: 1 }, x-d: { exact: a, present: true } }\n      query: { \"\": { present: true } }\n";
+    let errors = match crate::config::load_str(yaml, std::path::Path::new("."), &env) {
+        Ok(_) => panic!("accepted"),
+        Err(e) => e.0,
+    };
+    let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    let joined = text.join("\n");
+    for want in [
+        "routes[0].match.headers.bad header: `bad header` is not a header name",
+        "routes[0].match.headers.x-a: one of `exact: VALUE`",
+        "routes[0].match.headers.x-b.regex: invalid regular expression `(`",
+        "routes[0].match.headers.x-c: one of",
+        "routes[0].match.headers.x-d: one of",
+        "routes[0].match.query.: a query parameter has a name",
+    ] {
+        assert!(joined.contains(want), "no `{want}` in:\n{joined}");
+    }
+}

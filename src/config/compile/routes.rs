@@ -9,7 +9,9 @@ use serde_json::Value;
 use super::conditions::{self, CompileCtx, normalize_methods};
 use super::issuing;
 use crate::authn::{ProviderKind, ProviderSettings};
-use crate::authz::route::{HostPattern, Mode, PathMatch, Route, RouteMatch};
+use crate::authz::condition::anchored_regex;
+use crate::authz::route::{HostPattern, Mode, PathMatch, Route, RouteMatch, ValueMatch};
+use crate::header::HeaderName;
 use crate::config::Errors;
 
 #[derive(Deserialize)]
@@ -36,6 +38,8 @@ struct RawMatch {
     methods: Option<Vec<String>>,
     hosts: Option<Vec<String>>,
     context: Option<BTreeMap<String, String>>,
+    headers: Option<BTreeMap<String, Value>>,
+    query: Option<BTreeMap<String, Value>>,
 }
 
 pub(super) fn compile_route(
@@ -85,6 +89,9 @@ pub(super) fn compile_route(
             .collect::<Vec<_>>()
     });
 
+    let headers = value_matches(m.headers, &format!("{mpath}.headers"), true, errors);
+    let query = value_matches(m.query, &format!("{mpath}.query"), false, errors);
+
     let mut route_providers = Vec::new();
     for (i, name) in raw.providers.iter().enumerate() {
         match names.get(name) {
@@ -132,6 +139,8 @@ pub(super) fn compile_route(
             methods,
             hosts,
             context: m.context.unwrap_or_default().into_iter().collect(),
+            headers,
+            query,
         },
         providers: route_providers,
         allow_anonymous: raw.allow_anonymous,
@@ -175,4 +184,57 @@ fn shared_issuers(
             );
         }
     }
+}
+
+/// `match.headers` / `match.query`: `{name: {exact: v} | {present: bool} | {regex: re}}`.
+/// Header names are compared in lower case, as Envoy sends them.
+fn value_matches(
+    raw: Option<BTreeMap<String, Value>>,
+    path: &str,
+    headers: bool,
+    errors: &mut Errors,
+) -> Vec<(String, ValueMatch)> {
+    let mut out = Vec::new();
+    for (name, spec) in raw.unwrap_or_default() {
+        let here = format!("{path}.{name}");
+        let name = if headers {
+            match HeaderName::parse(&name) {
+                Ok(h) => h.as_str().to_owned(),
+                Err(_) => {
+                    errors.add(&here, format!("`{name}` is not a header name"));
+                    continue;
+                }
+            }
+        } else if name.is_empty() {
+            errors.add(&here, "a query parameter has a name");
+            continue;
+        } else {
+            name
+        };
+        let one = spec.as_object().filter(|o| o.len() == 1).and_then(|o| o.iter().next());
+        let m = match one {
+            Some((k, Value::String(v))) if k == "exact" => ValueMatch::Exact(v.clone()),
+            Some((k, Value::Bool(b))) if k == "present" => ValueMatch::Present(*b),
+            Some((k, Value::String(src))) if k == "regex" => match anchored_regex(src) {
+                Ok(re) => ValueMatch::Regex(re),
+                Err(e) => {
+                    let why = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+                    errors.add(
+                        &format!("{here}.regex"),
+                        format!("invalid regular expression `{src}`: {why}"),
+                    );
+                    continue;
+                }
+            },
+            _ => {
+                errors.add(
+                    &here,
+                    "one of `exact: VALUE`, `present: true|false` or `regex: EXPRESSION`",
+                );
+                continue;
+            }
+        };
+        out.push((name, m));
+    }
+    out
 }
