@@ -279,6 +279,20 @@ fn each_bad_fixture_reports_exactly_its_errors() {
                 ),
             ),
             (
+                "defaults",
+                (
+                    "defaults.yaml",
+                    &[
+                        Is(
+                            "line 4: defaults.require.providers[0]: `okta` is not one of the providers listed here (corp): the condition could never hold for it",
+                        ),
+                        Is(
+                            r#"line 15: routes[0].defaults: invalid type: string "no", expected a boolean"#,
+                        ),
+                    ],
+                ),
+            ),
+            (
                 "duplicate_yaml_key",
                 (
                     "duplicate-key.yaml",

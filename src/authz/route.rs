@@ -26,6 +26,8 @@ pub struct Route {
     pub mode: Mode,
     /// What to mint on allow (`mint:`), if anything.
     pub mint: Option<crate::issuer::MintSpec>,
+    /// Whether `defaults.require` applies (`defaults: false` opts out).
+    pub defaults: bool,
 }
 
 /// What a route does with its decision: `mode` in the config.

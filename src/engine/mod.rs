@@ -141,7 +141,8 @@ impl Engine {
                 }
             }
         };
-        if let Some(rules) = route.rules() {
+        let (defaults, rules) = (route.defaults(), route.rules());
+        if defaults.is_some() || rules.is_some() {
             let anon = Identity::default();
             // A mesh identity read from `source.certificate` is also the peer principal
             // that `source_principals` conditions see.
@@ -161,8 +162,11 @@ impl Engine {
                 params: &params,
                 input: rule_input,
             };
-            if let Err(f) = rules.eval(&ctx) {
-                return self.refuse(route, input, DenyReason::Forbidden(f), identity);
+            // Every route's rules first (`defaults.require`), then the route's own.
+            for rules in defaults.into_iter().chain(rules) {
+                if let Err(f) = rules.eval(&ctx) {
+                    return self.refuse(route, input, DenyReason::Forbidden(f), identity);
+                }
             }
         }
         let minted = match (&route.mint, identity.as_deref()) {

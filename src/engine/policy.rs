@@ -97,6 +97,14 @@ impl Route {
             Place::Exchange(at) => self.config.exchanges[at].require.as_ref(),
         }
     }
+
+    /// `defaults.require`, for a route that did not opt out (exchanges have none).
+    pub(super) fn defaults(&self) -> Option<&Condition> {
+        match self.at {
+            Place::Route(at) if self.config.routes[at].defaults => self.config.defaults.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 /// An `exchange:` purpose at run time: its providers as a route (no match, no mint).
@@ -340,7 +348,7 @@ fn kept_claims(config: &Config) -> Arc<[Arc<str>]> {
     let mut names = Vec::new();
     let rules = config.routes.iter().filter_map(|r| r.require.as_ref());
     let exchange_rules = config.exchanges.iter().filter_map(|x| x.require.as_ref());
-    for c in rules.chain(exchange_rules) {
+    for c in rules.chain(exchange_rules).chain(config.defaults.as_ref()) {
         c.claim_names(&mut names);
     }
     let grants = config.routes.iter().filter_map(|r| r.mint.as_ref().map(|m| &m.grant));

@@ -572,3 +572,78 @@ routes:
     // Anonymous: no provider, so only the other branch could let it through.
     assert_eq!(decided(&e, "/reports", &[]).await.0, "forbidden");
 }
+
+#[tokio::test]
+async fn defaults_apply_to_every_route_that_does_not_opt_out() {
+    let key = crate::devtoken::SigningKey::from_bytes(&[3; 32], crate::authn::alg::Alg::HS256)
+        .expect("test key");
+    let yaml = format!(
+        "\
+defaults:
+  require: {{ not: {{ claim: {{ name: banned, equals: true }} }} }}
+providers:
+  - name: corp
+    jwt: {{ issuer: https://idp.example.com, audiences: [api], algorithms: [HS256], jwks: {j} }}
+routes:
+  - name: admin
+    match: {{ path_prefix: /admin }}
+    providers: [corp]
+    require: {{ roles_any: [admin] }}
+  - name: appeal
+    match: {{ path_prefix: /appeal }}
+    providers: [corp]
+    defaults: false
+  - name: public
+    match: {{ path_prefix: /public }}
+    allow_anonymous: true
+",
+        j = key.jwks(),
+    );
+    let env: HashMap<String, String> = HashMap::new();
+    let config = match config::load_str(&yaml, Path::new("."), &env) {
+        Ok(c) => c,
+        Err(e) => panic!("test config: {:?}", e.0),
+    };
+    let e = Engine::new(config, Arc::new(Metrics::new()));
+    let exp = crate::clock::unix_now() + 600;
+    let bearer = |extra: serde_json::Value| {
+        let mut claims = serde_json::json!({
+            "iss": "https://idp.example.com", "aud": "api", "sub": "u", "exp": exp,
+        });
+        for (k, v) in extra.as_object().expect("an object") {
+            claims[k] = v.clone();
+        }
+        format!("Bearer {}", key.sign(&claims).expect("sign"))
+    };
+    let check = async |path: &str, h: &str| {
+        let input = CheckInput {
+            path,
+            ..request(&[("authorization", h)])
+        };
+        e.check(&input).await
+    };
+    let banned_admin = bearer(serde_json::json!({"roles": ["admin"], "banned": true}));
+    let d = check("/admin", &banned_admin).await;
+    assert_eq!(d.reason_code(), "forbidden");
+    let why = match &d.verdict {
+        crate::decision::Verdict::Deny(r) => Some(r.explain().to_string()),
+        crate::decision::Verdict::Allow(_) => None,
+    };
+    assert_eq!(
+        why.as_deref(),
+        Some("condition not met: defaults.require.not (defaults.require.not.claim: banned equals true)"),
+        "the defaults are checked first, and named"
+    );
+    // The route's own rules still apply after the defaults.
+    let user = bearer(serde_json::json!({"roles": ["user"]}));
+    assert_eq!(check("/admin", &user).await.reason_code(), "forbidden");
+    let admin = bearer(serde_json::json!({"roles": ["admin"], "banned": false}));
+    assert_eq!(check("/admin", &admin).await.reason_code(), "ok");
+    // An opted-out route, and an anonymous one (no claim: `not` holds).
+    assert_eq!(check("/appeal", &banned_admin).await.reason_code(), "ok");
+    let anon = CheckInput {
+        path: "/public/x",
+        ..request(&[])
+    };
+    assert_eq!(e.check(&anon).await.reason_code(), "ok");
+}

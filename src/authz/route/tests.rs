@@ -27,6 +27,7 @@ fn route(name: &str, path: &str, methods: Option<&[&str]>) -> Route {
         require: None,
         mode: Mode::Enforce,
         mint: None,
+        defaults: true,
     }
 }
 

@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use super::{Errors, Sources};
 use crate::authn::ProviderSettings;
+use crate::authz::condition::Condition;
 use crate::authz::route::Route;
 use crate::issuer::{ExchangeSpec, Signing};
 use headers::{check_owned_headers, compile_identity_headers};
@@ -57,6 +58,9 @@ pub struct Config {
     pub(crate) signing: Option<Signing>,
     /// The token exchange purposes (`exchange`).
     pub(crate) exchanges: Vec<ExchangeSpec>,
+    /// `defaults.require`: checked on every route that does not opt out, before the
+    /// route's own `require`.
+    pub(crate) defaults: Option<Condition>,
 }
 
 impl Config {
@@ -158,6 +162,14 @@ struct RawTop {
     signing: Value,
     #[serde(default)]
     exchange: Vec<Value>,
+    #[serde(default)]
+    defaults: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    require: Value,
 }
 
 #[derive(Deserialize, Default)]
@@ -184,6 +196,7 @@ const TOP_KEYS: &[&str] = &[
     "routes",
     "signing",
     "exchange",
+    "defaults",
 ];
 
 pub(super) fn compile(
@@ -259,6 +272,21 @@ pub(super) fn compile(
         issuing::compile_signing(top.signing, base, sources, errors)
     };
 
+    let defaults = if top.defaults.is_null() {
+        None
+    } else {
+        let all: Vec<String> = providers.iter().map(|p| p.name.to_string()).collect();
+        errors
+            .parse::<RawDefaults>("defaults", top.defaults)
+            .and_then(|d| {
+                let ctx = conditions::CompileCtx {
+                    params: &[],
+                    providers: &all,
+                };
+                conditions::compile(&d.require, "defaults.require", &ctx, errors)
+            })
+    };
+
     let mut routes = Vec::new();
     let mut route_names = HashSet::new();
     let mut mint_paths = Vec::new();
@@ -321,5 +349,6 @@ pub(super) fn compile(
         },
         signing,
         exchanges,
+        defaults,
     })
 }

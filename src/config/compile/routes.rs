@@ -11,8 +11,8 @@ use super::issuing;
 use crate::authn::{ProviderKind, ProviderSettings};
 use crate::authz::condition::anchored_regex;
 use crate::authz::route::{HostPattern, Mode, PathMatch, Route, RouteMatch, ValueMatch};
-use crate::header::HeaderName;
 use crate::config::Errors;
+use crate::header::HeaderName;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +28,13 @@ struct RawRoute {
     #[serde(default)]
     mode: Mode,
     mint: Option<Value>,
+    /// `defaults: false` opts the route out of `defaults.require`.
+    #[serde(default = "yes")]
+    defaults: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize, Default)]
@@ -147,6 +154,7 @@ pub(super) fn compile_route(
         require: require.flatten(),
         mode: raw.mode,
         mint,
+        defaults: raw.defaults,
     })
 }
 
@@ -211,14 +219,21 @@ fn value_matches(
         } else {
             name
         };
-        let one = spec.as_object().filter(|o| o.len() == 1).and_then(|o| o.iter().next());
+        let one = spec
+            .as_object()
+            .filter(|o| o.len() == 1)
+            .and_then(|o| o.iter().next());
         let m = match one {
             Some((k, Value::String(v))) if k == "exact" => ValueMatch::Exact(v.clone()),
             Some((k, Value::Bool(b))) if k == "present" => ValueMatch::Present(*b),
             Some((k, Value::String(src))) if k == "regex" => match anchored_regex(src) {
                 Ok(re) => ValueMatch::Regex(re),
                 Err(e) => {
-                    let why = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+                    let why = e
+                        .to_string()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ");
                     errors.add(
                         &format!("{here}.regex"),
                         format!("invalid regular expression `{src}`: {why}"),
