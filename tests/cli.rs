@@ -776,3 +776,96 @@ fn a_closed_pipe_ends_a_command_with_its_own_exit_code_not_a_panic() {
         assert_eq!(code, Some(want), "{args:?}: {stderr}");
     }
 }
+
+// === ward test --trust-dev-key ===
+
+#[test]
+fn trust_dev_key_runs_cases_against_a_production_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/policies/keys");
+    // The production shape: keys from the IdP (unreachable here), one API-key provider.
+    let config = dir.join("prod.yaml");
+    std::fs::write(
+        &config,
+        "\
+providers:
+  - name: keycloak
+    jwt:
+      issuer: https://sso.example.com/realms/acme
+      audiences: [orders-api]
+      jwks_uri: http://127.0.0.1:9/certs
+      algorithms: [ES256]
+      claims: { roles: realm_access.roles }
+  - name: machines
+    api_key: { header: x-api-key, keys: [{ sha256: \"0000000000000000000000000000000000000000000000000000000000000000\", subject: batch }] }
+routes:
+  - name: orders
+    match: { path_prefix: /orders }
+    providers: [keycloak]
+    require: { roles_any: [orders-reader] }
+",
+    )
+    .unwrap();
+    let cases = dir.join("cases.yaml");
+    std::fs::write(
+        &cases,
+        format!(
+            "\
+keys:
+  dev: {{ file: {dev}, alg: ES256 }}
+  rogue: {{ file: {rogue}, alg: ES256 }}
+defaults:
+  token:
+    key: dev
+    claims: {{ iss: https://sso.example.com/realms/acme, aud: orders-api, sub: alice }}
+cases:
+  - name: reader lists orders
+    request: {{ path: /orders }}
+    token: {{ claims: {{ realm_access: {{ roles: [orders-reader] }} }} }}
+    expect: {{ decision: allow }}
+  - name: another key is still refused
+    request: {{ path: /orders }}
+    token: {{ key: rogue, claims: {{ realm_access: {{ roles: [orders-reader] }} }} }}
+    expect: {{ decision: deny, status: 401 }}
+",
+            dev = keys.join("idp-ec.pem").display(),
+            rogue = keys.join("rogue-ec.pem").display(),
+        ),
+    )
+    .unwrap();
+    let (c, p) = (config.to_str().unwrap(), cases.to_str().unwrap());
+    let dev = format!("keycloak={}", keys.join("idp-ec.pem").display());
+
+    // Without the override the provider's own keys are needed, and unreachable.
+    let (code, stdout, _) = ward_out(dir, &["test", "--config", c, p]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("authn_unavailable"), "{stdout}");
+
+    let (code, stdout, stderr) =
+        ward_out(dir, &["test", "--config", c, p, "--trust-dev-key", &dev]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.ends_with("2 passed, 0 failed\n"), "{stdout}");
+
+    let rsa = format!("keycloak={}", keys.join("rogue-rsa.pem").display());
+    let machines = format!("machines={}", keys.join("idp-ec.pem").display());
+    let bad: [(&str, &str); 4] = [
+        (
+            "okta=x.pem",
+            "--trust-dev-key okta: no provider is named `okta` (providers: keycloak, machines)",
+        ),
+        (&machines, "--trust-dev-key machines: not a JWT provider"),
+        (
+            &rsa,
+            "is not a key for any of the provider's algorithms (ES256)",
+        ),
+        ("keycloak", "`keycloak` is not PROVIDER=PEM"),
+    ];
+    for (arg, want) in bad {
+        let (code, stdout, stderr) =
+            ward_out(dir, &["test", "--config", c, p, "--trust-dev-key", arg]);
+        assert_eq!(code, Some(2), "{arg}: {stdout}{stderr}");
+        assert!(stderr.contains(want), "{arg}: {stderr}");
+        assert_eq!(stdout, "", "{arg}");
+    }
+}

@@ -77,6 +77,14 @@ pub enum TestError {
     /// The report could not be written.
     #[error("cannot write the report: {0}")]
     Output(std::io::Error),
+    /// A `--trust-dev-key` override could not be applied.
+    #[error("--trust-dev-key {provider}: {why}")]
+    Trust {
+        /// The provider named in the override.
+        provider: String,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 fn render(file: &Path, errors: &[ConfigError]) -> String {
@@ -95,12 +103,32 @@ pub fn run(
     env: &dyn Env,
     out: &mut dyn Write,
 ) -> Result<Summary, TestError> {
+    run_trusting(config, cases, env, &[], out)
+}
+
+/// [`run`], with the JWT providers named in `trusted` verifying with the public half
+/// of a development key instead of their configured keys (`ward test --trust-dev-key
+/// PROVIDER=PEM`): the production config, unchanged otherwise, decides cases whose
+/// tokens are minted from that key, and no key is fetched for those providers.
+pub fn run_trusting(
+    config: &Path,
+    cases: &Path,
+    env: &dyn Env,
+    trusted: &[(String, PathBuf)],
+    out: &mut dyn Write,
+) -> Result<Summary, TestError> {
     let loaded = config::load_file(config, env);
     let suite = Suite::load(cases);
-    let config = loaded.map_err(|e| TestError::Config {
+    let mut config = loaded.map_err(|e| TestError::Config {
         file: config.to_path_buf(),
         errors: e.0,
     })?;
+    for (provider, pem) in trusted {
+        trust_dev_key(&mut config, provider, pem).map_err(|why| TestError::Trust {
+            provider: provider.clone(),
+            why,
+        })?;
+    }
     let suite = suite?;
     let engine = Engine::new(config, Arc::new(Metrics::new()));
     let misused = suite.check_minting(engine.config());
@@ -116,6 +144,52 @@ pub fn run(
         .map_err(TestError::Runtime)?;
     rt.block_on(suite.run(&engine, out))
         .map_err(TestError::Output)
+}
+
+/// Makes the JWT provider `name` verify with the public half of the key in `pem`
+/// alone. The key is read for the first of the provider's algorithms it fits (HMAC only
+/// when the provider accepts nothing else: any file would do as a secret).
+fn trust_dev_key(config: &mut config::Config, name: &str, pem: &Path) -> Result<(), String> {
+    use crate::authn::ProviderKind;
+    use crate::authn::alg::Alg;
+    use crate::authn::jwks::{KeySet, KeySource};
+    let Some(slot) = config.providers.iter_mut().find(|p| &*p.name == name) else {
+        let known: Vec<&str> = config.provider_names().collect();
+        return Err(format!(
+            "no provider is named `{name}` (providers: {})",
+            known.join(", ")
+        ));
+    };
+    let Some(settings) = Arc::get_mut(slot) else {
+        return Err("the config is already in use".into());
+    };
+    let ProviderKind::Jwt(jwt) = &mut settings.kind else {
+        return Err("not a JWT provider: only JWT providers verify with keys".into());
+    };
+    let asymmetric: Vec<_> = jwt
+        .algorithms
+        .iter()
+        .filter(|a| Alg::ASYMMETRIC.contains(a))
+        .collect();
+    let candidates = if asymmetric.is_empty() {
+        jwt.algorithms.iter().collect()
+    } else {
+        asymmetric
+    };
+    let key = candidates
+        .iter()
+        .find_map(|alg| SigningKey::from_file(pem, alg.as_str()).ok())
+        .ok_or_else(|| {
+            let algs: Vec<&str> = candidates.iter().map(|a| a.as_str()).collect();
+            format!(
+                "{} is not a key for any of the provider's algorithms ({})",
+                pem.display(),
+                algs.join(", ")
+            )
+        })?;
+    let (set, _) = KeySet::from_jwks(&key.jwks()).map_err(|e| e.to_string())?;
+    jwt.key_source = KeySource::Static(Arc::new(set));
+    Ok(())
 }
 
 mod minted;

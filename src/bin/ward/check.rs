@@ -2,7 +2,7 @@
 //! claims) and `ward test` (a table of requests with expected outcomes).
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -74,8 +74,9 @@ fn run_check(args: CheckArgs) -> anyhow::Result<bool> {
 
 /// `ward test`: runs `cases` against `config`, prints the report; exit 0 when every case
 /// passes, 1 when one fails, 2 when either file is unusable.
-pub fn test(config: &Path, cases: &Path) -> ExitCode {
-    match ward::policytest::run(config, cases, &ProcessEnv, &mut crate::stdout()) {
+pub fn test(config: &Path, cases: &Path, trusted: &[(String, PathBuf)]) -> ExitCode {
+    let mut out = crate::stdout();
+    match ward::policytest::run_trusting(config, cases, &ProcessEnv, trusted, &mut out) {
         Ok(s) if s.failed == 0 => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(e) => {

@@ -69,6 +69,10 @@ enum Cmd {
         config: ConfigArg,
         /// The cases file (see docs/policy-testing.md).
         cases: PathBuf,
+        /// Run against a production config: the JWT provider PROVIDER verifies with the
+        /// public half of this development key instead of its own keys (repeatable).
+        #[arg(long = "trust-dev-key", value_name = "PROVIDER=PEM", value_parser = parse_trust)]
+        trust_dev_key: Vec<(String, PathBuf)>,
     },
     /// Development tokens and API-key hashes.
     Token {
@@ -184,7 +188,11 @@ fn main() -> ExitCode {
         }
         Cmd::Validate { config } => serve::validate(&config.path()),
         Cmd::Check(args) => check::check(args),
-        Cmd::Test { config, cases } => check::test(&config.path(), &cases),
+        Cmd::Test {
+            config,
+            cases,
+            trust_dev_key,
+        } => check::test(&config.path(), &cases, &trust_dev_key),
         Cmd::Token { cmd } => exit(token::token(cmd)),
     }
 }
@@ -255,5 +263,13 @@ fn exit(r: anyhow::Result<()>) -> ExitCode {
             eprintln!("ward: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `PROVIDER=PEM` of `ward test --trust-dev-key`.
+fn parse_trust(arg: &str) -> Result<(String, PathBuf), String> {
+    match arg.split_once('=') {
+        Some((p, pem)) if !p.is_empty() && !pem.is_empty() => Ok((p.to_string(), pem.into())),
+        _ => Err(format!("`{arg}` is not PROVIDER=PEM")),
     }
 }
