@@ -368,6 +368,84 @@ async fn another_issuers_token_fetches_no_keys() {
 }
 
 #[tokio::test]
+async fn an_unknown_kid_while_the_idp_fails_is_an_outage_not_a_bad_token() {
+    let k = TestKey::generate(Alg::RS256);
+    let idp = Idp::start(jwks_of(&[&k])).await;
+    let (ward, clock) =
+        start_manual_on(&idp, "refresh_interval: 1h\n      min_refetch_interval: 1s").await;
+    ward.wait_ready(200, PATIENCE).await;
+    let exp = CLOCK_START + 600;
+    let rotated = TestKey::generate(Alg::RS256);
+    let new_kid = token_until(&rotated, ISS, "b", exp);
+
+    // Healthy IdP, refetch budget spent: an unknown kid is a bad token.
+    let r = ward.check(get("/api/x", Some(&new_kid))).await;
+    assert_eq!(outcome(&r), (16, 401, "invalid_token".into(), None));
+
+    // The IdP fails: the refetch an unknown kid makes fails, and the kid may be one
+    // the IdP rotated to, so the check is 503 authn_unavailable.
+    idp.set_status(500);
+    clock.advance(Duration::from_millis(1100));
+    let r = ward.check(get("/api/x", Some(&new_kid))).await;
+    assert_eq!(outcome(&r).1, 503, "{:?}", outcome(&r));
+    assert_eq!(denial(&r).detail, "identity provider unavailable");
+    // Still within the refetch interval (no new fetch): the last fetch failed, so 503.
+    assert_eq!(
+        outcome(&ward.check(get("/api/x", Some(&new_kid))).await).1,
+        503
+    );
+    // Tokens of the keys held still verify.
+    let known = token_until(&k, ISS, "a", exp);
+    assert_eq!(
+        outcome(&ward.check(get("/api/x", Some(&known))).await).1,
+        200
+    );
+
+    // The IdP recovers (without the kid): a bad token again.
+    idp.set_status(200);
+    clock.advance(Duration::from_millis(1100));
+    let r = ward.check(get("/api/x", Some(&new_kid))).await;
+    assert_eq!(outcome(&r), (16, 401, "invalid_token".into(), None));
+}
+
+#[tokio::test]
+async fn a_fallback_jwks_serves_a_cold_start_until_the_idp_answers() {
+    let fallback = TestKey::generate(Alg::ES256);
+    let live = TestKey::generate(Alg::ES256);
+    let idp = Idp::start(jwks_of(&[&live])).await;
+    idp.set_status(503);
+    let (clock, hand) = common::manual_clock();
+    let yaml = config(
+        ISS,
+        &format!("jwks_uri: {}", idp.jwks_uri()),
+        "min_refetch_interval: 1s\n      jwks_fallback_file: fallback.json",
+    );
+    let ward = Ward::builder(&yaml)
+        .file("fallback.json", jwks_of(&[&fallback]).to_string())
+        .clock(clock)
+        .start()
+        .await;
+    // Ready with the fallback keys, while the IdP is down.
+    ward.wait_ready(200, PATIENCE).await;
+    let exp = CLOCK_START + 600;
+    let old = token_until(&fallback, ISS, "cold", exp);
+    let new = token_until(&live, ISS, "warm", exp);
+    assert_eq!(outcome(&ward.check(get("/api/x", Some(&old))).await).1, 200);
+    assert_eq!(outcome(&ward.check(get("/api/x", Some(&new))).await).1, 503);
+
+    // The IdP answers: its keys replace the fallback for good.
+    idp.set_status(200);
+    hand.advance(Duration::from_millis(1100));
+    assert_eq!(outcome(&ward.check(get("/api/x", Some(&new))).await).1, 200);
+    let r = ward.check(get("/api/x", Some(&old))).await;
+    assert_eq!(
+        outcome(&r),
+        (16, 401, "invalid_token".into(), None),
+        "fallback no longer used"
+    );
+}
+
+#[tokio::test]
 async fn concurrent_misses_share_one_fetch() {
     let k = TestKey::generate(Alg::RS256);
     let idp = Idp::start(jwks_of(&[&k])).await;

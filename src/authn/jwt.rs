@@ -39,6 +39,8 @@ pub struct JwtSettings {
     /// Extra CA certificates (PEM bundle) trusted for fetching keys.
     pub ca_file: Option<std::path::PathBuf>,
     pub max_token_bytes: usize,
+    /// `jwks_fallback_file`: keys used only while the remote keys were never fetched.
+    pub jwks_fallback: Option<Arc<KeySet>>,
     pub roles_claim: NameClaims,
     pub scopes_claim: NameClaims,
     pub token_from: Vec<TokenSource>,
@@ -56,14 +58,17 @@ impl JwtSettings {
                 issuer: self.issuer.to_string(),
             },
         };
-        Wanted::Remote(RemoteSettings {
-            provider: provider.clone(),
-            locator,
-            refresh_interval: self.refresh_interval,
-            min_refetch_interval: self.min_refetch_interval,
-            timeout: self.timeout,
-            ca_file: self.ca_file.clone(),
-        })
+        Wanted::Remote(
+            RemoteSettings {
+                provider: provider.clone(),
+                locator,
+                refresh_interval: self.refresh_interval,
+                min_refetch_interval: self.min_refetch_interval,
+                timeout: self.timeout,
+                ca_file: self.ca_file.clone(),
+            },
+            self.jwks_fallback.clone(),
+        )
     }
 }
 

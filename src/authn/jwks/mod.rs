@@ -39,6 +39,7 @@ pub enum KeySource {
 pub enum Wanted {
     /// Keys read from the config.
     Static(Arc<KeySet>),
-    /// Keys fetched, refreshed and shared by every provider with the same settings.
-    Remote(RemoteSettings),
+    /// Keys fetched, refreshed and shared by every provider with the same settings; and
+    /// the keys to use until the first fetch succeeds (`jwks_fallback_file`).
+    Remote(RemoteSettings, Option<Arc<KeySet>>),
 }

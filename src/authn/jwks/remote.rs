@@ -87,6 +87,11 @@ pub struct RemoteKeys {
     skips: SkipLog,
     /// Told each time this store's keys change ([`RemoteKeys::notify`]).
     changed: std::sync::OnceLock<tokio::sync::watch::Sender<()>>,
+    /// `jwks_fallback_file`: the keys used while none has ever been fetched.
+    fallback: ArcSwapOption<KeySet>,
+    /// Whether the latest fetch failed: a key id unknown meanwhile may be one the IdP
+    /// holds, so it is an outage (503), not a bad token (401).
+    last_fetch_failed: AtomicBool,
 }
 
 /// Which unusable keys were last reported: a document that skips the same keys on every
@@ -156,7 +161,19 @@ impl RemoteKeys {
             refresher: std::sync::Mutex::new(None),
             skips: SkipLog::default(),
             changed: std::sync::OnceLock::new(),
+            fallback: ArcSwapOption::empty(),
+            last_fetch_failed: AtomicBool::new(false),
         }))
+    }
+
+    /// Sets the keys used until a fetch succeeds for the first time (none: no fallback).
+    pub fn set_fallback(&self, keys: Option<Arc<KeySet>>) {
+        self.fallback.store(keys);
+    }
+
+    /// The keys checks verify with: the fetched ones, else the fallback.
+    fn held(&self) -> Option<Arc<KeySet>> {
+        self.keys.load_full().or_else(|| self.fallback.load_full())
     }
 
     pub fn settings(&self) -> &RemoteSettings {
@@ -225,7 +242,7 @@ impl RemoteKeys {
     /// background task refreshes are refetched, behind the check, once they are older
     /// than `refresh_interval`: a key the IdP removed stops verifying.
     pub async fn keys_for(self: &Arc<Self>, kid: Option<&str>) -> Result<Arc<KeySet>, Unavailable> {
-        let current = self.keys.load_full();
+        let current = self.held();
         let seen = self.generation.load(Ordering::Acquire);
         if let Some(k) = &current
             && kid.is_none_or(|kid| k.has_kid(kid))
@@ -247,16 +264,34 @@ impl RemoteKeys {
             },
             Ok(_) => {}
         }
-        self.keys.load_full().ok_or(Unavailable(
+        let keys = self.held().ok_or(Unavailable(
             "identity provider unreachable and no keys cached",
-        ))
+        ))?;
+        if let Some(kid) = kid
+            && !keys.has_kid(kid)
+            && self.last_fetch_failed.load(Ordering::Acquire)
+        {
+            return Err(Unavailable(
+                "identity provider unreachable: the key id is not among the keys held",
+            ));
+        }
+        Ok(keys)
+    }
+
+    /// The keys checks verify with, fetched or fallback (for readiness).
+    pub fn held_keys(&self) -> Option<Arc<KeySet>> {
+        self.held()
     }
 
     /// Whether the key with this id is in the current set: a cached verification counts
     /// only while its key is. Like [`Self::keys_for`], refreshes stale keys behind the
     /// check when no background task does.
     pub fn holds(self: &Arc<Self>, key: KeyId) -> bool {
-        let held = self.keys.load().as_ref().is_some_and(|k| k.holds(key));
+        // On every cache hit: guards, not clones of the key set.
+        let held = match &*self.keys.load() {
+            Some(k) => k.holds(key),
+            None => self.fallback.load().as_ref().is_some_and(|k| k.holds(key)),
+        };
         if held {
             self.refresh_if_stale(self.generation.load(Ordering::Acquire));
         }
@@ -337,6 +372,8 @@ impl RemoteKeys {
     async fn fetch(&self) -> Result<Option<Duration>, FetchError> {
         let provider = &*self.settings.provider;
         let result = self.fetch_inner().await;
+        self.last_fetch_failed
+            .store(result.is_err(), Ordering::Release);
         let m = &self.metrics;
         match &result {
             Ok((set, _)) => {

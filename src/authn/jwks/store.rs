@@ -42,7 +42,7 @@ impl KeyStore {
     pub fn has_keys(&self) -> bool {
         match self {
             KeyStore::Static(k) => !k.is_empty(),
-            KeyStore::Remote(r) => r.current().is_some_and(|k| !k.is_empty()),
+            KeyStore::Remote(r) => r.held_keys().is_some_and(|k| !k.is_empty()),
         }
     }
 }
@@ -104,11 +104,12 @@ impl KeySources {
             let store = match w {
                 None => None,
                 Some(Wanted::Static(k)) => Some(KeyStore::Static(k)),
-                Some(Wanted::Remote(rs)) => {
+                Some(Wanted::Remote(rs, fallback)) => {
                     let r = match live.get(&rs) {
                         Some(r) => r.clone(),
                         None => self.start(&rs, &live)?,
                     };
+                    r.set_fallback(fallback);
                     next.insert(rs, r.clone());
                     Some(KeyStore::Remote(r))
                 }

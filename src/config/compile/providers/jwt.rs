@@ -32,6 +32,7 @@ struct RawJwt {
     min_refetch_interval: Option<Dur>,
     timeout: Option<Dur>,
     ca_file: Option<String>,
+    jwks_fallback_file: Option<String>,
     max_token_bytes: Option<usize>,
     claims: Option<RawClaimMap>,
     token_from: Option<Vec<RawTokenSource>>,
@@ -170,6 +171,27 @@ pub(super) fn compile_jwt(
         }
     }
 
+    // Keys for a cold start while the IdP is down: read and checked like `jwks_file`,
+    // used only until the remote keys are fetched once.
+    let jwks_fallback = raw.jwks_fallback_file.and_then(|file| {
+        let here = format!("{path}.jwks_fallback_file");
+        if matches!(key_source, Some(KeySource::Static(_))) {
+            errors.add(
+                &here,
+                "`jwks_fallback_file` applies to jwks_uri and discovery only",
+            );
+            return None;
+        }
+        let full = base.join(&file);
+        match sources.read_to_string(&full) {
+            Ok(text) => keyset_from_text(&text, &here, errors),
+            Err(e) => {
+                errors.add(&here, format!("cannot read {}: {e}", full.display()));
+                None
+            }
+        }
+    });
+
     if errors.count() != before {
         return None;
     }
@@ -184,6 +206,7 @@ pub(super) fn compile_jwt(
         timeout,
         ca_file,
         max_token_bytes,
+        jwks_fallback,
         roles_claim,
         scopes_claim,
         token_from,
