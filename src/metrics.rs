@@ -1,6 +1,8 @@
 //! Prometheus metrics over an owned registry (never the global one), with bounded labels:
 //! route and provider names from config, decisions and reasons from fixed sets.
 
+use std::collections::HashSet;
+
 use prometheus::{
     Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -26,6 +28,7 @@ pub struct Metrics {
     /// collectors beside them.
     pub registry: Registry,
     pub(crate) check_requests: IntCounterVec,
+    pub(crate) credential_rejections: IntCounterVec,
     pub(crate) check_duration: HistogramVec,
     pub(crate) token_cache_requests: IntCounterVec,
     pub(crate) jwks_refresh: IntCounterVec,
@@ -61,9 +64,17 @@ impl Metrics {
         let check_requests = IntCounterVec::new(
             Opts::new(
                 "ward_check_requests_total",
-                "Authorization checks by route, decision and reason",
+                "Authorization checks by route, provider (none: no credential judged), decision and reason",
             ),
-            &["route", "decision", "reason"],
+            &["route", "provider", "decision", "reason"],
+        )
+        .expect("valid metric");
+        let credential_rejections = IntCounterVec::new(
+            Opts::new(
+                "ward_credential_rejections_total",
+                "Credentials refused (401 invalid_token) by provider and a bounded detail: expired, unknown_key, audience, signature, issuer, malformed, type, inactive, other",
+            ),
+            &["provider", "detail"],
         )
         .expect("valid metric");
         let check_duration = HistogramVec::new(
@@ -196,6 +207,7 @@ impl Metrics {
 
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(check_requests.clone()),
+            Box::new(credential_rejections.clone()),
             Box::new(check_duration.clone()),
             Box::new(token_cache_requests.clone()),
             Box::new(jwks_refresh.clone()),
@@ -223,6 +235,7 @@ impl Metrics {
         Self {
             registry,
             check_requests,
+            credential_rejections,
             check_duration,
             token_cache_requests,
             jwks_refresh,
@@ -267,6 +280,59 @@ impl Metrics {
         }
     }
 
+    /// Follows a new config (at start and on every reload): the series of providers and
+    /// routes it no longer has are dropped, so none stays frozen at its last value; the
+    /// failure series of the ones it has exist from now on, at zero, so `increase()`
+    /// sees their first failure.
+    pub(crate) fn track(&self, config: &crate::config::Config) {
+        let providers: HashSet<&str> = config.provider_names().collect();
+        let routes: HashSet<&str> = config.route_names().chain(["none"]).collect();
+        let provider_ok = |v: &str| v == "none" || providers.contains(v);
+        retain(&self.check_requests, |l| {
+            routes.contains(label(l, "route")) && provider_ok(label(l, "provider"))
+        });
+        for vec in [
+            &self.credential_rejections,
+            &self.token_cache_requests,
+            &self.jwks_refresh,
+            &self.introspection_requests,
+        ] {
+            retain(vec, |l| providers.contains(label(l, "provider")));
+        }
+        retain(&self.jwks_keys, |l| {
+            providers.contains(label(l, "provider"))
+        });
+        retain(&self.jwks_last_success, |l| {
+            providers.contains(label(l, "provider"))
+        });
+        retain(&self.introspection_duration, |l| {
+            providers.contains(label(l, "provider"))
+        });
+        let purposes: HashSet<&str> = config
+            .route_names()
+            .chain(config.exchanges.iter().map(|x| &*x.grant.purpose))
+            .collect();
+        retain(&self.tokens_minted, |l| {
+            purposes.contains(label(l, "purpose"))
+        });
+
+        for p in &providers {
+            for detail in crate::authn::REJECTION_DETAILS {
+                self.credential_rejections.with_label_values(&[p, detail]);
+            }
+        }
+        for (route, names) in config.route_providers() {
+            self.check_requests
+                .with_label_values(&[route, "none", "deny", "missing_credential"]);
+            for p in names {
+                for reason in ["invalid_token", "authn_unavailable", "forbidden"] {
+                    self.check_requests
+                        .with_label_values(&[route, p, "deny", reason]);
+                }
+            }
+        }
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
@@ -278,5 +344,32 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The value of label `name` in a series' labels ("" when it has none).
+fn label<'l>(labels: &'l [prometheus::proto::LabelPair], name: &str) -> &'l str {
+    labels
+        .iter()
+        .find(|l| l.name() == name)
+        .map_or("", |l| l.value())
+}
+
+/// Removes every series of `vec` whose labels `keep` refuses.
+fn retain<T: prometheus::core::MetricVecBuilder>(
+    vec: &prometheus::core::MetricVec<T>,
+    keep: impl Fn(&[prometheus::proto::LabelPair]) -> bool,
+) {
+    use prometheus::core::Collector;
+    for family in vec.collect() {
+        for m in family.get_metric() {
+            let labels = m.get_label();
+            if keep(labels) {
+                continue;
+            }
+            let by_name: std::collections::HashMap<&str, &str> =
+                labels.iter().map(|l| (l.name(), l.value())).collect();
+            let _ = vec.remove(&by_name);
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::config::{LoggingConfig, SubjectLog};
-use crate::decision::{Decision, Verdict};
+use crate::decision::{Decision, DenyReason, Verdict};
 use crate::metrics::Metrics;
 
 /// Counts and logs decisions; shared by every request of one front end.
@@ -40,10 +40,22 @@ impl Observer {
     /// `ward_check_requests_total` and `ward_check_duration_seconds`.
     pub fn record(&self, d: &Decision, elapsed: Duration) {
         let route = d.route.as_deref().unwrap_or("none");
+        let provider = d.provider.as_deref().unwrap_or("none");
         self.metrics
             .check_requests
-            .with_label_values(&[route, d.label(), d.reason_code()])
+            .with_label_values(&[route, provider, d.label(), d.reason_code()])
             .inc();
+        let refused = match (&d.verdict, &d.shadow_deny) {
+            (Verdict::Deny(DenyReason::InvalidToken(e)), _)
+            | (Verdict::Allow(_), Some(DenyReason::InvalidToken(e))) => Some(e),
+            _ => None,
+        };
+        if let Some(e) = refused {
+            self.metrics
+                .credential_rejections
+                .with_label_values(&[provider, e.metric_detail()])
+                .inc();
+        }
         self.metrics
             .check_duration
             .with_label_values(&[d.label()])

@@ -74,7 +74,10 @@ fn record(
     match result {
         Ok(engine) => {
             let routes = engine.config().routes.len();
+            let config = engine.config().clone();
             state.engine.store(Arc::new(engine));
+            // After the swap: a check still on the old engine may count once more.
+            m.track(&config);
             m.config_reloads.with_label_values(&["success"]).inc();
             m.config_last_reload_success
                 .set(state.key_sources.clock().unix_secs() as f64);

@@ -30,6 +30,7 @@ impl AppState {
     #[cfg(any(test, feature = "internals"))]
     pub fn new(engine: Engine) -> Arc<Self> {
         let metrics = engine.metrics().clone();
+        metrics.track(engine.config());
         let key_sources = KeySources::with_clock(metrics.clone(), false, engine.clock().clone());
         Arc::new(Self {
             engine: ArcSwap::from_pointee(engine),
@@ -47,6 +48,7 @@ impl AppState {
         let key_sources = KeySources::with_clock(metrics.clone(), true, clock.clone());
         let stores = key_sources.stores_for(config.providers.iter().map(|p| p.keys_wanted()))?;
         let engine = Engine::with_key_stores(config, stores, metrics.clone(), clock.clone());
+        metrics.track(engine.config());
         metrics
             .config_last_reload_success
             .set(clock.unix_secs() as f64);

@@ -39,13 +39,19 @@ async fn admin_endpoints_answer_and_metrics_hold_no_secrets() {
     let m = ward.metrics().await;
     let count = |labels: &[(&str, &str)]| metric(&m, "ward_check_requests_total", labels);
     assert_eq!(
-        count(&[("route", "api"), ("decision", "allow"), ("reason", "ok")]),
+        count(&[
+            ("route", "api"),
+            ("provider", "corp"),
+            ("decision", "allow"),
+            ("reason", "ok")
+        ]),
         Some(1.0),
         "\n{m}"
     );
     assert_eq!(
         count(&[
             ("route", "api"),
+            ("provider", "none"),
             ("decision", "deny"),
             ("reason", "missing_credential")
         ]),

@@ -289,6 +289,7 @@ async fn malformed_forwarded_requests_are_400_and_never_decided() {
             "ward_check_requests_total",
             &[
                 ("route", "none"),
+                ("provider", "none"),
                 ("decision", "deny"),
                 ("reason", "invalid_request")
             ]
@@ -327,10 +328,16 @@ async fn oversized_requests_are_refused_before_any_decision() {
     // Neither was decided on its route: the first is an invalid request, the second
     // never reached ward's code.
     let text = ward.metrics().await;
-    let allowed = [("route", "public"), ("decision", "allow"), ("reason", "ok")];
+    let allowed = [
+        ("route", "public"),
+        ("provider", "none"),
+        ("decision", "allow"),
+        ("reason", "ok"),
+    ];
     assert_eq!(metric(&text, "ward_check_requests_total", &allowed), None);
     let invalid = [
         ("route", "none"),
+        ("provider", "none"),
         ("decision", "deny"),
         ("reason", "invalid_request"),
     ];
@@ -441,6 +448,7 @@ async fn each_answer_is_counted_by_shape_and_status_and_as_a_check() {
             "ward_check_requests_total",
             &[
                 ("route", "admin"),
+                ("provider", "none"),
                 ("decision", "deny"),
                 ("reason", "missing_credential")
             ]

@@ -242,8 +242,8 @@ async fn decisions_are_counted_and_logged_as_the_server_does() {
     );
     let m = policy.metrics().render();
     for series in [
-        r#"ward_check_requests_total{decision="shadow_deny",reason="missing_credential",route="trial"} 1"#,
-        r#"ward_check_requests_total{decision="deny",reason="missing_credential",route="orders"} 1"#,
+        r#"ward_check_requests_total{decision="shadow_deny",provider="none",reason="missing_credential",route="trial"} 1"#,
+        r#"ward_check_requests_total{decision="deny",provider="none",reason="missing_credential",route="orders"} 1"#,
     ] {
         assert!(m.contains(series), "{series} not in\n{m}");
     }

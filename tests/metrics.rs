@@ -54,7 +54,12 @@ routes:
         (
             "ward_check_requests_total",
             "counter",
-            &["route", "decision", "reason"],
+            &["route", "provider", "decision", "reason"],
+        ),
+        (
+            "ward_credential_rejections_total",
+            "counter",
+            &["provider", "detail"],
         ),
         ("ward_check_duration_seconds", "histogram", &["decision"]),
         (
@@ -90,12 +95,17 @@ routes:
         let expect: BTreeSet<String> = labels.iter().map(|s| s.to_string()).collect();
         assert_eq!(family.labels, expect, "{name} labels");
     }
-    for (decision, reason, route, count) in [
-        ("allow", "ok", "api", 2.0),
-        ("deny", "invalid_token", "api", 1.0),
-        ("deny", "no_route", "none", 1.0),
+    for (decision, reason, route, provider, count) in [
+        ("allow", "ok", "api", "corp", 2.0),
+        ("deny", "invalid_token", "api", "corp", 1.0),
+        ("deny", "no_route", "none", "none", 1.0),
     ] {
-        let labels = [("decision", decision), ("reason", reason), ("route", route)];
+        let labels = [
+            ("decision", decision),
+            ("provider", provider),
+            ("reason", reason),
+            ("route", route),
+        ];
         assert_eq!(
             metric(&text, "ward_check_requests_total", &labels),
             Some(count),
@@ -111,4 +121,116 @@ routes:
     ] {
         assert!(!text.contains(secret), "/metrics leaks {secret:?}");
     }
+}
+
+#[tokio::test]
+async fn failure_series_start_at_zero_and_leave_with_their_provider_or_route() {
+    let key = TestKey::generate(Alg::HS256);
+    let idp = idp::Idp::start(key.jwks()).await;
+    let config = |extra_provider: &str, extra_route: &str| {
+        format!(
+            r#"
+providers:
+  - name: corp
+    jwt: {{ issuer: https://corp.test, audiences: [api], algorithms: [HS256], jwks_uri: {uri} }}
+{extra_provider}
+routes:
+  - name: api
+    match: {{ path_prefix: /api }}
+    providers: [corp]
+{extra_route}
+"#,
+            uri = idp.jwks_uri()
+        )
+    };
+    let partner = format!(
+        "  - name: partner\n    jwt: {{ issuer: https://partner.test, audiences: [api], algorithms: [HS256], jwks_uri: {} }}",
+        idp.jwks_uri()
+    );
+    let partner_route =
+        "  - name: partners\n    match: { path_prefix: /partners }\n    providers: [partner]";
+    let ward = Ward::from_file("ward.yaml")
+        .file("ward.yaml", config(&partner, partner_route))
+        .start()
+        .await;
+
+    // Before any failure, every failure series is there at 0.
+    let text = ward.metrics().await;
+    for provider in ["corp", "partner"] {
+        for detail in [
+            "expired",
+            "unknown_key",
+            "audience",
+            "signature",
+            "issuer",
+            "malformed",
+            "type",
+            "inactive",
+            "other",
+        ] {
+            let labels = [("detail", detail), ("provider", provider)];
+            assert_eq!(
+                metric(&text, "ward_credential_rejections_total", &labels),
+                Some(0.0),
+                "{labels:?}"
+            );
+        }
+    }
+    let deny = |route, provider, reason| {
+        [
+            ("decision", "deny"),
+            ("provider", provider),
+            ("reason", reason),
+            ("route", route),
+        ]
+    };
+    for labels in [
+        deny("partners", "partner", "invalid_token"),
+        deny("partners", "partner", "authn_unavailable"),
+        deny("api", "corp", "forbidden"),
+        deny("api", "none", "missing_credential"),
+    ] {
+        assert_eq!(
+            metric(&text, "ward_check_requests_total", &labels),
+            Some(0.0),
+            "{labels:?}"
+        );
+    }
+
+    // A refused credential counts under its provider and detail.
+    let expired = key.sign(
+        &json!({"iss": "https://partner.test", "aud": "api", "sub": "p", "exp": now() - 3600}),
+    );
+    let req = Req::get("/partners/x").bearer(&expired).to_map();
+    ward.wait_ready(200, Duration::from_secs(10)).await;
+    ward.check(req).await;
+    let labels = [("detail", "expired"), ("provider", "partner")];
+    assert_eq!(
+        ward.metric("ward_credential_rejections_total", &labels)
+            .await,
+        Some(1.0)
+    );
+
+    // The provider and its route leave the config: none of their series stays behind.
+    std::fs::write(ward.config_file(), config("", "")).expect("rewrite the config");
+    ward.reload().expect("reload");
+    let text = ward.metrics().await;
+    let stale: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            !l.starts_with('#') && (l.contains("\"partner\"") || l.contains("\"partners\""))
+        })
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "series of a removed provider or route:\n{}",
+        stale.join("\n")
+    );
+    // The provider that stays keeps its series.
+    let labels = [("detail", "expired"), ("provider", "corp")];
+    assert_eq!(
+        metric(&text, "ward_credential_rejections_total", &labels),
+        Some(0.0)
+    );
+    assert!(metric(&text, "ward_jwks_keys", &[("provider", "corp")]).is_some());
 }

@@ -86,6 +86,17 @@ fn contract_values(family: &str, label: &str) -> Option<&'static [&'static str]>
             "authn_unavailable",
             "invalid_request",
         ],
+        ("ward_credential_rejections_total", "detail") => &[
+            "expired",
+            "unknown_key",
+            "audience",
+            "signature",
+            "issuer",
+            "malformed",
+            "type",
+            "inactive",
+            "other",
+        ],
         ("ward_token_cache_requests_total", "result") => &["hit", "miss"],
         ("ward_jwks_refresh_total", "result") => &[
             "success",
@@ -482,8 +493,9 @@ async fn dashboard_and_alerts_query_only_what_ward_exports() {
     for (name, labels) in [
         (
             "ward_check_requests_total",
-            &["decision", "reason", "route"][..],
+            &["decision", "provider", "reason", "route"][..],
         ),
+        ("ward_credential_rejections_total", &["detail", "provider"]),
         ("ward_check_duration_seconds", &["decision"]),
         ("ward_token_cache_requests_total", &["provider", "result"]),
         ("ward_jwks_refresh_total", &["provider", "result"]),

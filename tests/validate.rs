@@ -297,8 +297,12 @@ fn each_bad_fixture_reports_exactly_its_errors() {
                 (
                     "fallback-jwks.yaml",
                     &[
-                        Is("line 8: providers[0].jwt.jwks_fallback_file: cannot read no-such-file.json: No such file or directory (os error 2)"),
-                        Is("line 15: providers[1].jwt.jwks_fallback_file: `jwks_fallback_file` applies to jwks_uri and discovery only"),
+                        Is(
+                            "line 8: providers[0].jwt.jwks_fallback_file: cannot read no-such-file.json: No such file or directory (os error 2)",
+                        ),
+                        Is(
+                            "line 15: providers[1].jwt.jwks_fallback_file: `jwks_fallback_file` applies to jwks_uri and discovery only",
+                        ),
                     ],
                 ),
             ),

@@ -260,7 +260,7 @@ tests:
       - eval_time: 30m
         alertname: WardDenialRatioHigh
         exp_alerts:
-          - exp_labels: { severity: critical, job: ward, namespace: ward }
+          - exp_labels: { severity: warning, job: ward, namespace: ward }
             exp_annotations:
               summary: 'ward denies more than half of all requests.'
               description: '90.91% of checks in ward have been denied for 10 minutes.'

@@ -117,6 +117,40 @@ pub enum TokenError {
     Certificate,
 }
 
+/// The `detail` label values of `ward_credential_rejections_total`: a bounded set.
+pub const REJECTION_DETAILS: [&str; 9] = [
+    "expired",
+    "unknown_key",
+    "audience",
+    "signature",
+    "issuer",
+    "malformed",
+    "type",
+    "inactive",
+    "other",
+];
+
+impl TokenError {
+    /// This refusal's `detail` label (one of [`REJECTION_DETAILS`]).
+    pub fn metric_detail(&self) -> &'static str {
+        match self {
+            TokenError::Expired | TokenError::NotYetValid | TokenError::MissingExp => "expired",
+            TokenError::UnknownKid | TokenError::UnknownKey => "unknown_key",
+            TokenError::Audience => "audience",
+            TokenError::Signature => "signature",
+            TokenError::Issuer | TokenError::UntrustedIssuer => "issuer",
+            TokenError::Malformed
+            | TokenError::TooLarge
+            | TokenError::Duplicate
+            | TokenError::DuplicateMember => "malformed",
+            TokenError::ClaimType(_) => "type",
+            TokenError::Algorithm => "signature",
+            TokenError::Inactive => "inactive",
+            _ => "other",
+        }
+    }
+}
+
 /// A credential that cannot be judged right now: its provider's keys cannot be had (none
 /// held yet and the identity provider unreachable) or its introspection endpoint gave
 /// no verdict. Answered 503 `authn_unavailable`, never cached; the text is fixed and

@@ -75,6 +75,19 @@ impl Config {
         self.routes.iter().map(|r| &*r.name)
     }
 
+    /// Each route's name with the names of the providers it lists.
+    pub(crate) fn route_providers(&self) -> impl Iterator<Item = (&str, Vec<&str>)> {
+        self.routes.iter().map(|r| {
+            let names = r
+                .providers
+                .iter()
+                .filter_map(|&i| self.providers.get(i))
+                .map(|p| &*p.name)
+                .collect();
+            (&*r.name, names)
+        })
+    }
+
     /// Where the gRPC listener binds (`server.grpc_addr`).
     pub fn grpc_addr(&self) -> SocketAddr {
         self.server.grpc_addr
