@@ -65,6 +65,7 @@ pub mod devtoken;
 pub mod layer;
 pub mod metrics;
 pub mod policytest;
+pub mod render;
 pub mod request;
 mod ward;
 

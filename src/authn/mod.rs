@@ -57,6 +57,31 @@ impl ProviderSettings {
         }
     }
 
+    /// `jwt`, `introspection`, `api_key` or `mesh`.
+    pub fn kind_name(&self) -> &'static str {
+        match &self.kind {
+            ProviderKind::Jwt(_) => "jwt",
+            ProviderKind::Introspection(_) => "introspection",
+            ProviderKind::ApiKey(_) => "api_key",
+            ProviderKind::Mesh(_) => "mesh",
+        }
+    }
+
+    /// The longest a check may wait on this provider's IdP: a key fetch (discovery, then
+    /// the JWKS: two requests), or an introspection call. None for a provider that never
+    /// waits (static keys, API keys, the mesh peer).
+    pub fn wait_timeout(&self) -> Option<std::time::Duration> {
+        match &self.kind {
+            ProviderKind::Jwt(j) => match &j.key_source {
+                jwks::KeySource::Static(_) => None,
+                jwks::KeySource::Remote(_) => Some(j.timeout),
+                jwks::KeySource::Discovery(_) => Some(j.timeout * 2),
+            },
+            ProviderKind::Introspection(i) => Some(i.timeout),
+            ProviderKind::ApiKey(_) | ProviderKind::Mesh(_) => None,
+        }
+    }
+
     /// The claim headers this provider may set upstream (ward owns them).
     pub fn claim_headers(&self) -> &[(claims::ClaimPath, crate::header::HeaderName)] {
         match &self.kind {

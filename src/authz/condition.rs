@@ -91,6 +91,17 @@ impl Condition {
         }
     }
 
+    /// Adds the name of every request header an `equals_header` test of this condition
+    /// reads to `out`.
+    pub fn header_names(&self, out: &mut Vec<String>) {
+        match &self.kind {
+            Kind::Claim(_, ClaimTest::EqualsHeader(h)) => out.push(h.as_str().to_owned()),
+            Kind::All(cs) | Kind::Any(cs) => cs.iter().for_each(|c| c.header_names(out)),
+            Kind::Not(c) => c.header_names(out),
+            _ => {}
+        }
+    }
+
     pub fn eval(&self, ctx: &EvalCtx<'_, '_>) -> Result<(), Failure> {
         let fail = |scope| {
             Err(Failure {

@@ -180,7 +180,7 @@ impl Policy {
                 Arc::new(provider)
             })
             .collect();
-        let owned = owned_headers(&config);
+        let owned = config.owned_headers();
         let minted = |purpose: &str| metrics.tokens_minted.with_label_values(&[purpose]);
         let routes = config
             .routes
@@ -315,32 +315,6 @@ fn strip_list(providers: &[Arc<Provider>], owned: &[HeaderName]) -> Box<[HeaderN
     names.into_boxed_slice()
 }
 
-/// The identity headers, then every provider's claim headers, then every route's mint
-/// header, each once.
-fn owned_headers(config: &Config) -> Vec<HeaderName> {
-    let ih = &config.identity_headers;
-    let mut owned = vec![
-        ih.subject.clone(),
-        ih.issuer.clone(),
-        ih.provider.clone(),
-        ih.roles.clone(),
-        ih.scopes.clone(),
-    ];
-    let claim_headers = config
-        .providers
-        .iter()
-        .flat_map(|p| p.claim_headers().iter().map(|(_, h)| h));
-    let mint_headers = config
-        .routes
-        .iter()
-        .filter_map(|r| r.mint.as_ref().map(|m| &m.header));
-    for h in claim_headers.chain(mint_headers) {
-        if !owned.contains(h) {
-            owned.push(h.clone());
-        }
-    }
-    owned
-}
 
 /// The top-level claims some `claim:` condition reads or a minted token copies: the
 /// only ones a cached identity keeps.

@@ -74,6 +74,15 @@ enum Cmd {
         #[arg(long = "trust-dev-key", value_name = "PROVIDER=PEM", value_parser = parse_trust)]
         trust_dev_key: Vec<(String, PathBuf)>,
     },
+    /// Print the proxy-side settings the config implies (owned headers to remove at the
+    /// edge, headers ward reads, ext_authz timeout); exit 1 on an invalid config.
+    Render {
+        /// `envoy`, `istio` or `envoy-gateway`.
+        #[arg(value_parser = ["envoy", "istio", "envoy-gateway"])]
+        target: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Development tokens and API-key hashes.
     Token {
         #[command(subcommand)]
@@ -193,6 +202,7 @@ fn main() -> ExitCode {
             cases,
             trust_dev_key,
         } => check::test(&config.path(), &cases, &trust_dev_key),
+        Cmd::Render { target, config } => serve::render(&target, &config.path()),
         Cmd::Token { cmd } => exit(token::token(cmd)),
     }
 }

@@ -57,6 +57,24 @@ pub fn validate(path: &Path) -> ExitCode {
     }
 }
 
+/// `ward render TARGET`: the proxy settings of a valid config, or its errors (exit 1).
+pub fn render(target: &str, path: &Path) -> ExitCode {
+    let Some(target) = ward::render::Target::parse(target) else {
+        eprintln!("ward: unknown render target `{target}`");
+        return ExitCode::from(2);
+    };
+    match config::load_file(path, &ProcessEnv) {
+        Ok(c) => {
+            let _ = write!(crate::stdout(), "{}", ward::render::render(&c, target));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}", crate::render(path, &e));
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// Listen addresses given on the command line, each overriding the config's.
 pub struct Addrs {
     pub grpc: Option<std::net::SocketAddr>,

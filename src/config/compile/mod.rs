@@ -75,6 +75,72 @@ impl Config {
         self.routes.iter().map(|r| &*r.name)
     }
 
+    /// The headers ward owns: the identity headers, every provider's claim headers and
+    /// every route's minted-token header. Client-sent copies never reach an upstream.
+    pub fn owned_headers(&self) -> Vec<crate::header::HeaderName> {
+        let ih = &self.identity_headers;
+        let mut owned = vec![
+            ih.subject.clone(),
+            ih.issuer.clone(),
+            ih.provider.clone(),
+            ih.roles.clone(),
+            ih.scopes.clone(),
+        ];
+        let claim_headers = self
+            .providers
+            .iter()
+            .flat_map(|p| p.claim_headers().iter().map(|(_, h)| h));
+        let mint_headers = self
+            .routes
+            .iter()
+            .filter_map(|r| r.mint.as_ref().map(|m| &m.header));
+        for h in claim_headers.chain(mint_headers) {
+            if !owned.contains(h) {
+                owned.push(h.clone());
+            }
+        }
+        owned
+    }
+
+    /// The request headers ward reads to decide: where providers find credentials
+    /// (`cookie` for a cookie), `x-request-id`, and the headers routes match on and
+    /// conditions compare. Lower case, each once.
+    pub fn headers_read(&self) -> Vec<String> {
+        use crate::authn::token::TokenSource;
+        let mut out: Vec<String> = Vec::new();
+        let mut add = |h: &str| {
+            let h = h.to_ascii_lowercase();
+            if !out.contains(&h) {
+                out.push(h);
+            }
+        };
+        for p in &self.providers {
+            for s in p.sources() {
+                match s {
+                    TokenSource::Header { name, .. } => add(name.as_str()),
+                    TokenSource::Cookie(_) => add("cookie"),
+                    TokenSource::Query(_) => {}
+                }
+            }
+        }
+        add("x-request-id");
+        for r in &self.routes {
+            for (name, _) in &r.matcher.headers {
+                add(name);
+            }
+        }
+        let mut compared = Vec::new();
+        let rules = self.routes.iter().filter_map(|r| r.require.as_ref());
+        let exchange_rules = self.exchanges.iter().filter_map(|x| x.require.as_ref());
+        for c in rules.chain(exchange_rules).chain(self.defaults.as_ref()) {
+            c.header_names(&mut compared);
+        }
+        for h in compared {
+            add(&h);
+        }
+        out
+    }
+
     /// Each route's name with the names of the providers it lists.
     pub(crate) fn route_providers(&self) -> impl Iterator<Item = (&str, Vec<&str>)> {
         self.routes.iter().map(|r| {
