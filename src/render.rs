@@ -90,7 +90,7 @@ impl ProxySettings {
 /// A duration as Envoy and Istio write it: `2.5s`.
 fn seconds(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{}s", d.as_secs_f64())

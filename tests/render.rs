@@ -145,7 +145,7 @@ fn the_shipped_proxy_files_follow_the_bundled_config() {
     let owned: Vec<String> = s.owned.clone();
     let secs = {
         let ms = s.timeout.as_millis();
-        if ms % 1000 == 0 {
+        if ms.is_multiple_of(1000) {
             format!("{}s", ms / 1000)
         } else {
             format!("{}s", s.timeout.as_secs_f64())

@@ -126,13 +126,11 @@ pub(super) async fn verify<'r>(
     if let Some(v) = own.cache.get(&key, now)
         && let Some(c) = pick(route, found_by, &s.issuer, v.identity.issuer.as_deref())
             .cached(found_by, &v.identity.provider, reads)
+        && let Some(cv) = &c.jwt
+        && cv.vouches_for(&c.settings.name, &v)
     {
-        if let Some(cv) = &c.jwt
-            && cv.vouches_for(&c.settings.name, &v)
-        {
-            cv.counters.count(true);
-            return (Ok(v.identity), c);
-        }
+        cv.counters.count(true);
+        return (Ok(v.identity), c);
     }
     let parsed = match jwt::parse(tok, s.max_token_bytes) {
         Ok(t) => t,

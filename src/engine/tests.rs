@@ -570,7 +570,7 @@ routes:
     assert_eq!(check(keycloak).await, ("forbidden", "keycloak".to_string()));
     assert_eq!(check(auditor).await, ("ok", "keycloak".to_string()));
     // Anonymous: no provider, so only the other branch could let it through.
-    assert_eq!(decided(&e, "/reports", &[]).await.0, "forbidden");
+    assert_eq!(decided(e, "/reports", &[]).await.0, "forbidden");
 }
 
 #[tokio::test]
