@@ -179,6 +179,28 @@ pub struct Decision {
     pub identity: Option<Arc<Identity>>,
     /// On a shadow-mode route, the denial that was not enforced.
     pub shadow_deny: Option<DenyReason>,
+    /// How the route answers this denial, when not as ward usually does.
+    pub answer: Option<Answer>,
+}
+
+/// A route's own answer to a denial.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// `deny:`: its status, headers and body.
+    Shaped(Arc<crate::authz::route::DenyShape>),
+    /// `on_unauthenticated`: a browser is sent to log in, here.
+    Redirect(String),
+}
+
+/// A denial as every front end sends it: status, headers (names in lower case), body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// The HTTP status.
+    pub status: u16,
+    /// The response headers, each once.
+    pub headers: Vec<(String, String)>,
+    /// The response body.
+    pub body: String,
 }
 
 impl Decision {
@@ -191,7 +213,60 @@ impl Decision {
             provider: None,
             identity: None,
             shadow_deny: None,
+            answer: None,
         }
+    }
+
+    /// The answer to a denial (None for an allow): ward's JSON body with its
+    /// `www-authenticate` challenge, or the route's own (`deny:`, `on_unauthenticated`).
+    pub fn denial(&self, request_id: &str) -> Option<Denial> {
+        self.denial_answered(request_id, self.answer.as_ref())
+    }
+
+    /// [`Self::denial`] as ward answers it without the route's own answer (for nginx's
+    /// `auth_request`, which turns any status but 401 and 403 into a 500).
+    pub fn usual_denial(&self, request_id: &str) -> Option<Denial> {
+        self.denial_answered(request_id, None)
+    }
+
+    fn denial_answered(&self, request_id: &str, answer: Option<&Answer>) -> Option<Denial> {
+        let Verdict::Deny(reason) = &self.verdict else {
+            return None;
+        };
+        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        if let Some(c) = reason.challenge() {
+            headers.push(("www-authenticate".to_string(), c));
+        }
+        let mut denial = Denial {
+            status: reason.status(),
+            headers,
+            body: reason.body(request_id),
+        };
+        match answer {
+            None => {}
+            Some(Answer::Redirect(location)) => {
+                denial.status = 302;
+                denial.headers = vec![("location".to_string(), location.clone())];
+                denial.body = String::new();
+            }
+            Some(Answer::Shaped(shape)) => {
+                if let Some(s) = shape.status {
+                    denial.status = s;
+                }
+                if let Some(b) = &shape.body {
+                    denial.body = b
+                        .replace("{reason}", reason.code())
+                        .replace("{request_id}", request_id);
+                }
+                for (name, value) in &shape.headers {
+                    denial.headers.retain(|(n, _)| n != name.as_str());
+                    denial
+                        .headers
+                        .push((name.as_str().to_string(), value.clone()));
+                }
+            }
+        }
+        Some(denial)
     }
 
     /// Whether the request goes through (a shadow-mode denial is an allow).

@@ -26,7 +26,7 @@ use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
 use crate::authn::Identity;
-use crate::decision::Verdict;
+use crate::decision::{Denial, Verdict};
 use crate::request::CheckInput;
 use crate::state::AppState;
 use crate::ward::Ward;
@@ -119,17 +119,23 @@ where
                 (decision, request_id)
             };
             match &decision.verdict {
-                Verdict::Deny(reason) => {
-                    let mut resp = Response::new(R::from(reason.body(&request_id)));
+                Verdict::Deny(_) => {
+                    let d = decision.denial(&request_id).unwrap_or_else(|| Denial {
+                        status: 403,
+                        headers: Vec::new(),
+                        body: String::new(),
+                    });
+                    let mut resp = Response::new(R::from(d.body));
                     *resp.status_mut() =
-                        StatusCode::from_u16(reason.status()).unwrap_or(StatusCode::FORBIDDEN);
+                        StatusCode::from_u16(d.status).unwrap_or(StatusCode::FORBIDDEN);
                     let h = resp.headers_mut();
-                    h.insert("content-type", HeaderValue::from_static("application/json"));
-                    if let Some(c) = reason
-                        .challenge()
-                        .and_then(|c| HeaderValue::from_str(&c).ok())
-                    {
-                        h.insert("www-authenticate", c);
+                    for (name, value) in &d.headers {
+                        if let (Ok(n), Ok(v)) = (
+                            HeaderName::from_bytes(name.as_bytes()),
+                            HeaderValue::from_str(value),
+                        ) {
+                            h.insert(n, v);
+                        }
                     }
                     Ok(resp)
                 }

@@ -18,7 +18,7 @@ use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::google::protobuf::{BoolValue, ListValue, Struct, Value, value::Kind};
 use envoy_types::pb::google::rpc::Status;
 
-use crate::decision::{Decision, Verdict};
+use crate::decision::{Decision, Denial, Verdict};
 
 mod wire;
 
@@ -71,10 +71,16 @@ pub fn check_response(d: &Decision, request_id: &str) -> CheckResponse {
             }
         }
         Verdict::Deny(reason) => {
-            let mut headers = vec![overwrite("content-type", "application/json")];
-            if let Some(c) = reason.challenge() {
-                headers.push(overwrite("www-authenticate", &c));
-            }
+            let denial = d.denial(request_id).unwrap_or_else(|| Denial {
+                status: reason.status(),
+                headers: Vec::new(),
+                body: reason.body(request_id),
+            });
+            let headers = denial
+                .headers
+                .iter()
+                .map(|(n, v)| overwrite(n, v))
+                .collect();
             CheckResponse {
                 status: Some(Status {
                     code: reason.grpc_code(),
@@ -84,10 +90,10 @@ pub fn check_response(d: &Decision, request_id: &str) -> CheckResponse {
                 dynamic_metadata: Some(metadata(d)),
                 http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
                     status: Some(HttpStatus {
-                        code: i32::from(reason.status()),
+                        code: i32::from(denial.status),
                     }),
                     headers,
-                    body: reason.body(request_id),
+                    body: denial.body,
                 })),
             }
         }

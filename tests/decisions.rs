@@ -262,3 +262,125 @@ async fn request_without_http_attributes_is_400_not_a_crash() {
     // The server is still answering.
     allowed(&ward.check(Req::get("/public").to_map()).await);
 }
+
+// === a route's own answers: deny and on_unauthenticated ===
+
+/// Status, headers (lower-case names) and body of a denied answer, whatever its body.
+fn raw_denial(
+    r: &envoy_types::pb::envoy::service::auth::v3::CheckResponse,
+) -> (u16, BTreeMap<String, String>, String) {
+    use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+    let Some(HttpResponse::DeniedResponse(d)) = &r.http_response else {
+        panic!("expected a denial, got {}", describe(r));
+    };
+    let headers = d
+        .headers
+        .iter()
+        .filter_map(|h| h.header.as_ref())
+        .map(|h| (h.key.to_ascii_lowercase(), h.value.clone()))
+        .collect();
+    let status = d.status.as_ref().map_or(0, |s| s.code as u16);
+    (status, headers, d.body.clone())
+}
+
+#[tokio::test]
+async fn routes_answer_denials_their_own_way_and_send_browsers_to_log_in() {
+    let keys = KeyRing::shared();
+    let yaml = format!(
+        r#"
+providers:
+  - name: corp
+    jwt: {{ issuer: "{ISS}", audiences: [api], algorithms: [RS256], jwks: {jwks} }}
+  - name: down
+    jwt: {{ issuer: "https://down.test", audiences: [api], jwks_uri: "http://127.0.0.1:9/keys", timeout: 200ms }}
+routes:
+  - name: app
+    match: {{ path_prefix: /app }}
+    providers: [corp]
+    require: {{ roles_any: [admin] }}
+    on_unauthenticated: {{ redirect: "https://login.example.com/start?rd={{url}}" }}
+    deny:
+      status: 404
+      headers: {{ content-type: text/plain, x-denied-by: ward }}
+      body: "{{reason}} ({{request_id}})"
+  - name: outage
+    match: {{ path_prefix: /down }}
+    providers: [down]
+    deny: {{ status: 404 }}
+"#,
+        jwks = common::jwks_of(&[&keys.rs256]),
+    );
+    let ward = common::Ward::start(&yaml).await;
+    let browser = |r: Req| r.header("accept", "text/html,application/xhtml+xml;q=0.9");
+
+    // A browser without a credential is sent to log in, with its own URL.
+    let r = ward
+        .check(
+            browser(Req::get("/app/reports?week=3"))
+                .header("x-forwarded-proto", "https")
+                .to_map(),
+        )
+        .await;
+    let (status, headers, body) = raw_denial(&r);
+    assert_eq!(status, 302, "{}", describe(&r));
+    assert_eq!(
+        headers.get("location").map(String::as_str),
+        Some(
+            "https://login.example.com/start?rd=https%3A%2F%2Fapi.example.com%2Fapp%2Freports%3Fweek%3D3"
+        ),
+        "{headers:?}"
+    );
+    assert!(body.is_empty());
+    // An expired token, from a browser: the same.
+    let expired = keys
+        .rs256
+        .sign(&with(claims("u"), json!({"exp": now() - 3600})));
+    let r = ward
+        .check(browser(Req::get("/app/x").bearer(&expired)).to_map())
+        .await;
+    assert_eq!(raw_denial(&r).0, 302);
+
+    // An API client keeps the 401 with its challenge, shaped by `deny`.
+    let r = ward
+        .check(Req::get("/app/x").header("x-request-id", "req-7").to_map())
+        .await;
+    let (status, headers, body) = raw_denial(&r);
+    assert_eq!(status, 404);
+    assert_eq!(body, "missing_credential (req-7)");
+    assert_eq!(headers["content-type"], "text/plain");
+    assert_eq!(headers["x-denied-by"], "ward");
+    assert!(
+        headers["www-authenticate"].starts_with("Bearer"),
+        "{headers:?}"
+    );
+    assert_eq!(
+        r.status.as_ref().map(|s| s.code),
+        Some(code::UNAUTHENTICATED)
+    );
+
+    // A 403 from the rules, even from a browser: shaped, not redirected.
+    let user = keys
+        .rs256
+        .sign(&with(claims("u"), json!({"roles": ["user"]})));
+    let r = ward
+        .check(
+            browser(Req::get("/app/x").bearer(&user))
+                .header("x-request-id", "req-8")
+                .to_map(),
+        )
+        .await;
+    let (status, _, body) = raw_denial(&r);
+    assert_eq!((status, body.as_str()), (404, "forbidden (req-8)"));
+
+    // An outage is never disguised: 503 as usual.
+    let r = ward
+        .check(
+            Req::get("/down/x")
+                .bearer(&keys.rs256.sign(&json!({
+                    "iss": "https://down.test", "aud": "api", "sub": "u", "exp": now() + 60,
+                })))
+                .to_map(),
+        )
+        .await;
+    assert_eq!(denial(&r).http_status, 503, "{}", describe(&r));
+}

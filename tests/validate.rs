@@ -307,6 +307,26 @@ fn each_bad_fixture_reports_exactly_its_errors() {
                 ),
             ),
             (
+                "route_answers",
+                (
+                    "route-answers.yaml",
+                    &[
+                        Is(
+                            "line 14: routes[0].deny.status: 302 is not a denial status (400 to 599; a login redirect is `on_unauthenticated`)",
+                        ),
+                        Is(
+                            "line 15: routes[0].deny.headers.bad name: `bad name` is not a header name",
+                        ),
+                        Is(
+                            "line 15: routes[0].deny.headers.x-ok: a header value is visible text without leading or trailing spaces",
+                        ),
+                        Is(
+                            "line 16: routes[0].on_unauthenticated.redirect: `/login?rd={url}` is not an absolute http(s) URL (a template such as `https://login.example.com/?rd={url}`)",
+                        ),
+                    ],
+                ),
+            ),
+            (
                 "duplicate_yaml_key",
                 (
                     "duplicate-key.yaml",

@@ -28,6 +28,22 @@ pub struct Route {
     pub mint: Option<crate::issuer::MintSpec>,
     /// Whether `defaults.require` applies (`defaults: false` opts out).
     pub defaults: bool,
+    /// How this route's 401 and 403 denials are answered (`deny:`), if not as usual.
+    pub deny: Option<Arc<DenyShape>>,
+    /// Where a browser without a valid credential is sent (`on_unauthenticated:
+    /// {redirect}`): a URL template with `{url}`, the request's own URL.
+    pub login_redirect: Option<Arc<str>>,
+}
+
+/// A route's own answer to its 401 and 403 denials (`deny:`).
+#[derive(Debug, Default)]
+pub struct DenyShape {
+    /// The HTTP status instead of 401/403.
+    pub status: Option<u16>,
+    /// Headers added (replacing ward's own of the same name, `content-type` included).
+    pub headers: Vec<(crate::header::HeaderName, String)>,
+    /// The body instead of ward's JSON, with `{reason}` and `{request_id}` filled in.
+    pub body: Option<String>,
 }
 
 /// What a route does with its decision: `mode` in the config.

@@ -216,6 +216,7 @@ impl Engine {
             provider: identity.as_ref().map(|id| id.provider.clone()),
             identity,
             shadow_deny: shadow,
+            answer: None,
         }
     }
 
@@ -233,12 +234,14 @@ impl Engine {
             // Nothing is minted: a purpose token says the rules passed.
             return self.allow(route, input, identity.filter(|_| keep), Some(reason), None);
         }
+        let answer = route.answer(&reason, input);
         Decision {
             route: Some(route.name.clone()),
             verdict: Verdict::Deny(reason),
             provider: identity.as_ref().map(|id| id.provider.clone()),
             identity,
             shadow_deny: None,
+            answer,
         }
     }
 }

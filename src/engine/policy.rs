@@ -17,6 +17,7 @@ use crate::authz::route::RouteIndex;
 use crate::authz::route::Mode;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::decision::{Answer, DenyReason};
 use crate::header::HeaderName;
 use crate::issuer::MintSpec;
 use crate::issuer::mint::{Grant, Issuer};
@@ -96,6 +97,29 @@ impl Route {
             Place::Route(at) => self.config.routes[at].require.as_ref(),
             Place::Exchange(at) => self.config.exchanges[at].require.as_ref(),
         }
+    }
+
+    /// How this route answers `reason`, when not as ward usually does: a browser (one
+    /// that accepts `text/html`) without a valid credential is redirected to log in
+    /// (`on_unauthenticated`); other 401 and 403 denials take the route's `deny:` shape.
+    /// An outage (503) or a bad request (400) is always answered as usual.
+    pub(super) fn answer(&self, reason: &DenyReason, input: &CheckInput<'_>) -> Option<Answer> {
+        let Place::Route(at) = self.at else {
+            return None;
+        };
+        let r = &self.config.routes[at];
+        let unauthenticated = matches!(
+            reason,
+            DenyReason::MissingCredential | DenyReason::InvalidToken(_)
+        );
+        if unauthenticated
+            && let Some(template) = &r.login_redirect
+            && accepts_html(input)
+        {
+            return Some(Answer::Redirect(login_location(template, input)));
+        }
+        let shaped = unauthenticated || matches!(reason, DenyReason::Forbidden(_));
+        r.deny.clone().filter(|_| shaped).map(Answer::Shaped)
     }
 
     /// `defaults.require`, for a route that did not opt out (exchanges have none).
@@ -370,4 +394,37 @@ fn introspector_for(
 /// One bit per name length; lengths from 63 on share the last bit.
 pub(super) fn length_bit(len: usize) -> u64 {
     1 << len.min(63)
+}
+
+/// Whether the request is a browser's: its `accept` names `text/html`.
+fn accepts_html(input: &CheckInput<'_>) -> bool {
+    input
+        .headers
+        .get_all("accept")
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/html"))
+        })
+}
+
+/// The login URL for this request: `{url}` replaced by the request's own URL
+/// (percent-encoded), built from `x-forwarded-proto` (https when absent or not
+/// http/https), the host and the path with its query.
+fn login_location(template: &str, input: &CheckInput<'_>) -> String {
+    let scheme = match input.headers.get_str("x-forwarded-proto") {
+        Some(p) if p.eq_ignore_ascii_case("http") => "http",
+        _ => "https",
+    };
+    let url = format!("{scheme}://{}{}", input.host, input.path);
+    // RFC 3986 unreserved characters stay as they are; everything else is encoded.
+    const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let encoded = percent_encoding::utf8_percent_encode(&url, COMPONENT).to_string();
+    template.replace("{url}", &encoded)
 }

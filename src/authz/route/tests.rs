@@ -28,6 +28,8 @@ fn route(name: &str, path: &str, methods: Option<&[&str]>) -> Route {
         mode: Mode::Enforce,
         mint: None,
         defaults: true,
+        deny: None,
+        login_redirect: None,
     }
 }
 

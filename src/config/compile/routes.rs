@@ -10,7 +10,7 @@ use super::conditions::{self, CompileCtx, normalize_methods};
 use super::issuing;
 use crate::authn::{ProviderKind, ProviderSettings};
 use crate::authz::condition::anchored_regex;
-use crate::authz::route::{HostPattern, Mode, PathMatch, Route, RouteMatch, ValueMatch};
+use crate::authz::route::{DenyShape, HostPattern, Mode, PathMatch, Route, RouteMatch, ValueMatch};
 use crate::config::Errors;
 use crate::header::HeaderName;
 
@@ -31,6 +31,23 @@ struct RawRoute {
     /// `defaults: false` opts the route out of `defaults.require`.
     #[serde(default = "yes")]
     defaults: bool,
+    deny: Option<RawDeny>,
+    on_unauthenticated: Option<RawOnUnauthenticated>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeny {
+    status: Option<u16>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    body: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOnUnauthenticated {
+    redirect: String,
 }
 
 fn yes() -> bool {
@@ -131,6 +148,23 @@ pub(super) fn compile_route(
         );
     }
 
+    let deny = raw
+        .deny
+        .map(|d| deny_shape(d, &format!("{path}.deny"), errors));
+    let login_redirect = raw.on_unauthenticated.and_then(|o| {
+        let here = format!("{path}.on_unauthenticated.redirect");
+        let r = o.redirect;
+        let absolute = r.starts_with("https://") || r.starts_with("http://");
+        if !absolute || !crate::header::is_exact_value(&r) {
+            errors.add(
+                &here,
+                format!("`{r}` is not an absolute http(s) URL (a template such as `https://login.example.com/?rd={{url}}`)"),
+            );
+            return None;
+        }
+        Some(Arc::<str>::from(r))
+    });
+
     let mint = raw
         .mint
         .and_then(|m| issuing::compile_mint(m, &format!("{path}.mint"), &raw.name, errors));
@@ -155,6 +189,8 @@ pub(super) fn compile_route(
         mode: raw.mode,
         mint,
         defaults: raw.defaults,
+        deny,
+        login_redirect,
     })
 }
 
@@ -252,4 +288,39 @@ fn value_matches(
         out.push((name, m));
     }
     out
+}
+
+/// `deny:`: a status for the route's 401 and 403 denials (400-599), headers (owned by
+/// the answer, not the upstream: any but the ones ward's challenge and redirect need),
+/// and a body template.
+fn deny_shape(raw: RawDeny, path: &str, errors: &mut Errors) -> Arc<DenyShape> {
+    if let Some(s) = raw.status
+        && !(400..=599).contains(&s)
+    {
+        errors.add(
+            &format!("{path}.status"),
+            format!(
+                "{s} is not a denial status (400 to 599; a login redirect is `on_unauthenticated`)"
+            ),
+        );
+    }
+    let mut headers = Vec::new();
+    for (name, value) in raw.headers {
+        let here = format!("{path}.headers.{name}");
+        match HeaderName::parse(&name) {
+            Ok(_) if !crate::header::is_exact_value(&value) => {
+                errors.add(
+                    &here,
+                    "a header value is visible text without leading or trailing spaces",
+                );
+            }
+            Ok(h) => headers.push((h, value)),
+            Err(_) => errors.add(&here, format!("`{name}` is not a header name")),
+        }
+    }
+    Arc::new(DenyShape {
+        status: raw.status,
+        headers,
+        body: raw.body,
+    })
 }

@@ -377,6 +377,7 @@ fn allow_with(token: &str) -> Decision {
         provider: None,
         identity: None,
         shadow_deny: None,
+        answer: None,
     }
 }
 

@@ -27,6 +27,7 @@ fn allow(route: Option<&str>, identity: Option<Identity>, set: &[(&str, &str)]) 
         provider: identity.as_ref().map(|i| i.provider.clone()),
         identity: identity.map(Arc::new),
         shadow_deny: None,
+        answer: None,
     }
 }
 
@@ -119,6 +120,7 @@ fn shadow_and_denied_answers_decode_to_the_built_response() {
             provider: None,
             identity: None,
             shadow_deny: None,
+            answer: None,
         };
         assert_same(&d, &format!("deny {reason:?}"));
     }

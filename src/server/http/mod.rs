@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -199,7 +199,7 @@ pub async fn answer<B>(state: &AppState, req: Request<B>) -> Response<Full<Bytes
 /// The answer to a decided request, written as `shape` reads it (see the module docs).
 pub fn render(shape: Shape, decision: &Decision, request_id: &str) -> Response<Full<Bytes>> {
     let m = match &decision.verdict {
-        Verdict::Deny(reason) => return denial(shape, reason, request_id),
+        Verdict::Deny(_) => return denial(shape, decision, request_id),
         Verdict::Allow(m) => m,
     };
     let mut response = Response::new(Full::default());
@@ -229,21 +229,33 @@ pub fn render(shape: Shape, decision: &Decision, request_id: &str) -> Response<F
     response
 }
 
-/// A denial: its status, `WWW-Authenticate` challenge and JSON body (and, for nginx, the
-/// body again in [`NGINX_BODY_HEADER`]).
-fn denial(shape: Shape, reason: &DenyReason, request_id: &str) -> Response<Full<Bytes>> {
-    let body = reason.body(request_id);
-    let status = StatusCode::from_u16(reason.status()).unwrap_or(StatusCode::FORBIDDEN);
-    let mut response = json_response(status, &body);
+/// A denial: its status, headers and body ([`Decision::denial`]), and for nginx the body
+/// again in [`NGINX_BODY_HEADER`]. nginx's `auth_request` turns any status but 401 and 403
+/// into a 500, so it gets ward's usual answer, never a route's own (`error_page` in nginx
+/// does what `deny:` and `on_unauthenticated` do elsewhere).
+fn denial(shape: Shape, decision: &Decision, request_id: &str) -> Response<Full<Bytes>> {
+    let d = if shape == Shape::Nginx {
+        decision.usual_denial(request_id)
+    } else {
+        decision.denial(request_id)
+    };
+    let Some(d) = d else {
+        return refusal(StatusCode::FORBIDDEN, "no denial", request_id);
+    };
+    let status = StatusCode::from_u16(d.status).unwrap_or(StatusCode::FORBIDDEN);
+    let mut response = Response::new(Full::new(Bytes::from(d.body.clone())));
+    *response.status_mut() = status;
     let h = response.headers_mut();
-    if let Some(c) = reason
-        .challenge()
-        .and_then(|c| HeaderValue::from_str(&c).ok())
-    {
-        h.insert(WWW_AUTHENTICATE, c);
+    for (name, value) in &d.headers {
+        if let (Ok(n), Ok(v)) = (
+            axum::http::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            h.insert(n, v);
+        }
     }
     if shape == Shape::Nginx
-        && let Ok(v) = HeaderValue::from_str(&body)
+        && let Ok(v) = HeaderValue::from_str(&d.body)
     {
         h.insert(NGINX_BODY_HEADER, v);
     }
