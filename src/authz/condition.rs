@@ -193,22 +193,31 @@ impl Condition {
                 undecided.map_or(Ok(()), Err)
             }
             Kind::Any(cs) => {
-                // The `any` itself is reported; it is a scope failure only if every branch
-                // was, and undecided if any branch was.
+                // The `any` itself is reported, naming each branch that failed; it is a
+                // scope failure only if every branch was, and undecided if any branch was.
                 let mut all_scope = true;
                 let mut undecided = None;
+                let mut branches: Vec<Arc<str>> = Vec::with_capacity(cs.len());
                 for c in cs {
                     match c.eval(ctx) {
                         Ok(()) => return Ok(()),
                         Err(f) if f.wrong_type => {
                             undecided.get_or_insert(f);
                         }
-                        Err(f) => all_scope &= f.insufficient_scope,
+                        Err(f) => {
+                            all_scope &= f.insufficient_scope;
+                            branches.push(f.condition);
+                        }
                     }
                 }
                 match undecided {
                     Some(f) => Err(f),
-                    None => fail(all_scope),
+                    None => Err(Failure {
+                        condition: format!("{}: no branch held: {}", self.desc, branches.join("; "))
+                            .into(),
+                        insufficient_scope: all_scope,
+                        wrong_type: false,
+                    }),
                 }
             }
             Kind::Not(c) => match c.eval(ctx) {

@@ -437,7 +437,7 @@ fn all_reports_its_first_failing_member() {
 }
 
 #[test]
-fn any_passes_on_one_branch_and_reports_itself() {
+fn any_passes_on_one_branch_and_reports_itself_with_its_branches() {
     let r = Rule::new(json!({"any": [
         {"roles_any": ["admin"]},
         {"claim": {"name": "tier", "equals": "gold"}},
@@ -446,7 +446,11 @@ fn any_passes_on_one_branch_and_reports_itself() {
     assert!(r.eval(&with_roles(&["admin"], &[]), &req).is_ok());
     assert!(r.holds(json!({"tier": "gold"})));
     let f = r.claims(json!({"tier": "silver"})).unwrap_err();
-    assert_eq!(&*f.condition, "routes[0].require.any (2 conditions)");
+    assert_eq!(
+        &*f.condition,
+        "routes[0].require.any (2 conditions): no branch held: \
+         routes[0].require.any[0].roles_any [admin]; routes[0].require.any[1].claim: tier equals gold"
+    );
     assert!(!f.insufficient_scope);
 }
 
