@@ -43,6 +43,8 @@ pub struct JwtSettings {
     pub scopes_claim: ClaimPath,
     pub token_from: Vec<TokenSource>,
     pub claim_headers: Vec<(ClaimPath, HeaderName)>,
+    /// How tokens bound to a certificate or a DPoP key (`cnf`) are checked.
+    pub binding: crate::authn::binding::BindingSettings,
 }
 
 impl JwtSettings {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::verifier::JwtVerifier;
 use crate::authn::cache::TokenCache;
+use crate::authn::dpop::Dpop;
 use crate::authn::introspection::Introspector;
 use crate::authn::jwks::KeyStore;
 use crate::authn::token::TokenSource;
@@ -123,6 +124,8 @@ pub(crate) struct Policy {
     pub(super) issuer: Option<Arc<Issuer>>,
     /// The token exchange purposes, in config order.
     pub(super) exchanges: Vec<Exchange>,
+    /// The DPoP replay cache and proof counters.
+    pub(super) dpop: Arc<Dpop>,
 }
 
 impl Policy {
@@ -139,6 +142,11 @@ impl Policy {
         let config = Arc::new(config);
         let kept_claims = kept_claims(&config);
         let cache = TokenCache::new(config.token_cache_max_entries);
+        // Proofs seen before a reload stay seen after it (unless the bound changed).
+        let dpop = previous
+            .map(|p| p.dpop.clone())
+            .filter(|d| d.replay.max_entries() == config.dpop_replay_max_entries)
+            .unwrap_or_else(|| Dpop::new(config.dpop_replay_max_entries, metrics));
         let mut stores = stores.into_iter();
         let sources: Vec<Vec<TokenSource>> = config.providers.iter().map(|p| p.sources()).collect();
         let providers: Vec<Arc<Provider>> = config
@@ -155,6 +163,7 @@ impl Policy {
                             cache.clone(),
                             metrics.token_cache(&p.name),
                             kept_claims.clone(),
+                            dpop.clone(),
                         )
                     }),
                     introspector: introspector_for(
@@ -213,6 +222,7 @@ impl Policy {
             ))
         });
         Self {
+            dpop,
             issuer,
             exchanges,
             owned_lengths: owned

@@ -50,6 +50,8 @@ pub struct Config {
     pub(crate) identity_headers: IdentityHeaders,
     pub(crate) strip_authorization: bool,
     pub(crate) token_cache_max_entries: u64,
+    /// `dpop_replay_cache.max_entries`: DPoP proofs remembered against replay.
+    pub(crate) dpop_replay_max_entries: u64,
     pub(crate) providers: Vec<Arc<ProviderSettings>>,
     pub(crate) routes: Vec<Route>,
     pub(crate) logging: LoggingConfig,
@@ -158,6 +160,8 @@ struct RawTop {
     signing: Value,
     #[serde(default)]
     exchange: Vec<Value>,
+    #[serde(default)]
+    dpop_replay_cache: Value,
 }
 
 #[derive(Deserialize, Default)]
@@ -184,6 +188,7 @@ const TOP_KEYS: &[&str] = &[
     "routes",
     "signing",
     "exchange",
+    "dpop_replay_cache",
 ];
 
 pub(super) fn compile(
@@ -224,6 +229,21 @@ pub(super) fn compile(
             .parse("token_cache", top.token_cache)
             .unwrap_or_default()
     };
+
+    let dpop_replay: RawTokenCache = if top.dpop_replay_cache.is_null() {
+        RawTokenCache::default()
+    } else {
+        errors
+            .parse("dpop_replay_cache", top.dpop_replay_cache)
+            .unwrap_or_default()
+    };
+    let dpop_replay_max_entries = dpop_replay.max_entries.unwrap_or(100_000);
+    if dpop_replay_max_entries == 0 {
+        errors.add(
+            "dpop_replay_cache.max_entries",
+            "must be greater than 0 (no room would refuse every DPoP proof)",
+        );
+    }
 
     let mut providers = Vec::new();
     let mut names: HashMap<String, usize> = HashMap::new();
@@ -313,6 +333,7 @@ pub(super) fn compile(
         identity_headers: identity_headers?,
         strip_authorization: top.strip_authorization,
         token_cache_max_entries: max_entries,
+        dpop_replay_max_entries,
         providers,
         routes,
         logging: LoggingConfig {
