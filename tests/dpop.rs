@@ -364,3 +364,42 @@ async fn a_cached_token_needs_a_fresh_proof_each_time() {
         .await;
     assert_challenge(&r, "invalid_dpop_proof", "cached, another key");
 }
+
+#[test]
+fn bound_token_settings_are_checked_with_their_path_and_line() {
+    let idp = &KeyRing::shared().es256;
+    let with = |bound: &str, top: &str| {
+        format!(
+            "{top}providers:\n{}      bound_tokens: {bound}\nroutes:\n  - name: api\n    match: {{ path_prefix: /api }}\n    providers: [corp]\n",
+            corp_provider(idp)
+        )
+    };
+    let e = Ward::builder(&with("{ dpop_iat_window: 0s }", "")).config_error();
+    assert!(
+        e.contains("line 8: providers[0].jwt.bound_tokens.dpop_iat_window: must be from 1s to 1h"),
+        "{e}"
+    );
+    let e = Ward::builder(&with("{ dpop_iat_window: 2h }", "")).config_error();
+    assert!(e.contains("must be from 1s to 1h"), "{e}");
+    let e = Ward::builder(&with("{ unsafe_ignore: true }", "")).config_error();
+    assert!(
+        e.contains("unknown field `unsafe_ignore`") && e.contains("unsafe_ignore_binding"),
+        "{e}"
+    );
+    let e = Ward::builder(&with("{}", "dpop_replay_cache: { max_entries: 0 }\n")).config_error();
+    assert!(
+        e.contains("line 1: dpop_replay_cache.max_entries: must be greater than 0"),
+        "{e}"
+    );
+    let e = Ward::builder(&with("{}", "dpop_replay_cache: { size: 10 }\n")).config_error();
+    assert!(e.contains("unknown field `size`"), "{e}");
+    let e = Ward::builder(&with("{}", "dpop_replay_cahce: { max_entries: 10 }\n")).config_error();
+    assert!(e.contains("did you mean `dpop_replay_cache`?"), "{e}");
+    // Accepted as documented.
+    Ward::builder(&with(
+        "{ dpop_iat_window: 30s, unsafe_ignore_binding: false }",
+        "dpop_replay_cache: { max_entries: 10 }\n",
+    ))
+    .load()
+    .expect("loads");
+}
