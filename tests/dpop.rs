@@ -403,3 +403,37 @@ fn bound_token_settings_are_checked_with_their_path_and_line() {
     .load()
     .expect("loads");
 }
+
+#[tokio::test]
+async fn a_full_replay_cache_refuses_with_503_rather_than_forget() {
+    let idp = &KeyRing::shared().es256;
+    let client = TestKey::generate(Alg::ES256);
+    // 16 entries: one per shard, so a second proof in any shard finds it full.
+    let yaml = format!("dpop_replay_cache: {{ max_entries: 16 }}\n{}", config(idp));
+    let ward = Ward::start(&yaml).await;
+    let t = bound_token(idp, &client);
+    let mut accepted = 0;
+    let mut full = None;
+    for _ in 0..64 {
+        let r = ward.summary(dpop(&t, &proof(&client, &t)).to_map()).await;
+        match r.short() {
+            OK => accepted += 1,
+            _ => {
+                full = Some(r);
+                break;
+            }
+        }
+    }
+    let r = full.expect("a full cache refused a proof");
+    assert_eq!(r.short(), (14, 503, "authn_unavailable"), "{r:?}");
+    assert!((1..=16).contains(&accepted), "{accepted}");
+    assert_eq!(
+        ward.metric("ward_dpop_proofs_total", &[("result", "cache_full")])
+            .await,
+        Some(1.0)
+    );
+    assert_eq!(
+        ward.metric("ward_dpop_replay_cache_entries", &[]).await,
+        Some(f64::from(accepted))
+    );
+}
