@@ -17,7 +17,10 @@
 //! `cached-subject-none` (`cached` with `logging: {subject: none}`: isolates the cost of
 //! hashing the subject for the decision log), `memory` (N distinct ES256 tokens checked
 //! once each with the default cache bound: prints the resident memory each cached
-//! identity costs).
+//! identity costs), `dpop` (an ES256 token bound to an ES256 DPoP key, in the cache,
+//! each check with a fresh proof made before the loop: one per check, since a proof is
+//! accepted once), `es256-verify` (the bare ES256 signature check of such a proof,
+//! `profile::verify_once`, for comparison).
 //! Without arguments, or with `--quick` (as `cargo bench -- --quick` runs it), it does a
 //! short `cached` run.
 
@@ -89,7 +92,12 @@ fn main() {
         sign(n);
         return;
     }
+    if scenario == "es256-verify" {
+        es256_verify(n);
+        return;
+    }
     let mint = scenario == "minted";
+    let dpop = scenario == "dpop";
     let (routes, providers, cache, alg, iss, path, anonymous) = match scenario.as_str() {
         "cached" => (
             10,
@@ -131,6 +139,15 @@ fn main() {
             false,
         ),
         "anonymous" => (10, 1, None, Alg::RS256, 0, "/svc0/public/docs", true),
+        "dpop" => (
+            10,
+            1,
+            None,
+            Alg::ES256,
+            0,
+            "/api/orders/42/items?expand=lines",
+            false,
+        ),
         "minted" => (
             10,
             1,
@@ -177,10 +194,40 @@ fn main() {
             "signing:\n  issuer: https://ward.bench\n  keys: [ { kid: bench, alg: ES256, key_file: signing.pem } ]\n",
         );
     }
+    if dpop {
+        // Proofs are made before the loop: a window long enough for a slow profiler.
+        yaml = yaml.replace(
+            "      claims: { roles: roles, scopes: scope }\n",
+            "      claims: { roles: roles, scopes: scope }\n      bound_tokens: { dpop_iat_window: 1h }\n",
+        );
+    }
     let config = common::load(&yaml, dir.path(), &keys.jwks());
     let state = AppState::new(ward::engine::Engine::new(config, Arc::new(Metrics::new())));
     let mut req = common::envoy_request(path);
-    if !anonymous {
+    // `dpop`: one request per check, each with its own proof.
+    let mut proofs = Vec::new();
+    if dpop {
+        let client = dpop_key();
+        let mut claims = common::claims(&issuer(iss), AUD, 1);
+        claims["cnf"] = serde_json::json!({"jkt": client.thumbprint()});
+        let tok = keys.get(alg).sign(&claims).expect("sign");
+        common::set_authorization(&mut req, format!("DPoP {tok}"));
+        let url = format!(
+            "https://api.example.com{}",
+            path.split('?').next().unwrap_or(path)
+        );
+        let now = ward::clock::unix_now();
+        proofs = (0..=n)
+            .map(|_| {
+                let mut r = req.clone();
+                let proof = client
+                    .dpop_proof("GET", &url, Some(&tok), now)
+                    .expect("proof");
+                common::set_header(&mut r, "dpop", proof);
+                r
+            })
+            .collect();
+    } else if !anonymous {
         let tok = keys
             .get(alg)
             .sign(&common::claims(&issuer(iss), AUD, 1))
@@ -198,11 +245,20 @@ fn main() {
         .with_writer(std::io::sink)
         .init();
     // Once outside the loop: the first check fills the cache, and must allow.
-    assert!(one_check(&state, &req, &rt).1, "{scenario}: not allowed");
+    let first = proofs.pop().unwrap_or_else(|| req.clone());
+    assert!(one_check(&state, &first, &rt).1, "{scenario}: not allowed");
     let t = Instant::now();
     let mut bytes = 0;
-    for _ in 0..n {
-        bytes += one_check(&state, black_box(&req), &rt).0;
+    if dpop {
+        for r in &proofs {
+            let (b, allowed) = one_check(&state, black_box(r), &rt);
+            assert!(allowed, "dpop: a fresh proof was refused");
+            bytes += b;
+        }
+    } else {
+        for _ in 0..n {
+            bytes += one_check(&state, black_box(&req), &rt).0;
+        }
     }
     let el = t.elapsed();
     println!(
@@ -211,6 +267,54 @@ fn main() {
         el.as_secs_f64() * 1e6 / n as f64,
         bytes / n.max(1)
     );
+}
+
+/// A fresh ES256 key for DPoP proofs.
+fn dpop_key() -> ward::devtoken::SigningKey {
+    let generated = testkeys::Key::generate(jsonwebtoken::Algorithm::ES256);
+    ward::devtoken::SigningKey::from_bytes(generated.key_file(), Alg::ES256).expect("key")
+}
+
+/// `n` verifications of one ES256 DPoP proof's signature with its parsed public key: the
+/// bare signature cost inside a `dpop` check.
+fn es256_verify(n: usize) {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let client = dpop_key();
+    let proof = client
+        .dpop_proof(
+            "GET",
+            "https://api.example.com/api/orders/42/items",
+            Some("a.b.c"),
+            1,
+        )
+        .expect("proof");
+    let (input, sig) = proof.rsplit_once('.').expect("a JWS");
+    let sig = URL_SAFE_NO_PAD.decode(sig).expect("base64url");
+    let header: serde_json::Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(input.split('.').next().expect("header"))
+            .expect("base64url"),
+    )
+    .expect("JSON");
+    let key = ward::authn::jwks::set::VerifyKey::from_jwk(&header["jwk"]).expect("jwk");
+    let t = Instant::now();
+    let mut ok = 0;
+    for _ in 0..n {
+        ok += usize::from(verify_once(&key, black_box(input.as_bytes()), &sig));
+    }
+    let el = t.elapsed();
+    assert_eq!(ok, n, "every signature verifies");
+    println!(
+        "profile es256-verify: {n} in {:.3}s, {:.2} µs/verify",
+        el.as_secs_f64(),
+        el.as_secs_f64() * 1e6 / n as f64
+    );
+}
+
+#[inline(never)]
+fn verify_once(key: &ward::authn::jwks::set::VerifyKey, input: &[u8], sig: &[u8]) -> bool {
+    key.verify(Alg::ES256, input, sig)
 }
 
 /// `n` purpose tokens signed with one ES256 key, the payload of a minted token.

@@ -107,10 +107,14 @@ impl DenyReason {
         match self {
             // No credential: a bare challenge, no error code (RFC 6750 §3.1).
             DenyReason::MissingCredential => Some(r#"Bearer realm="ward""#.to_string()),
-            DenyReason::InvalidToken(e) => Some(format!(
-                r#"Bearer realm="ward", error="invalid_token", error_description="{}""#,
-                challenge_text(e)
-            )),
+            DenyReason::InvalidToken(e) => {
+                Some(crate::authn::dpop::challenge(e).unwrap_or_else(|| {
+                    format!(
+                        r#"Bearer realm="ward", error="invalid_token", error_description="{}""#,
+                        challenge_text(e)
+                    )
+                }))
+            }
             DenyReason::Forbidden(f) if f.insufficient_scope => {
                 Some(r#"Bearer realm="ward", error="insufficient_scope""#.to_string())
             }

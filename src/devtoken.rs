@@ -110,6 +110,69 @@ impl SigningKey {
     }
 }
 
+impl SigningKey {
+    /// The RFC 7638 SHA-256 thumbprint of the public key (the `kid`): what a token bound
+    /// to this key carries as `cnf.jkt`.
+    pub fn thumbprint(&self) -> &str {
+        &self.kid
+    }
+
+    /// A DPoP proof (RFC 9449 §4.2) by this key for one request: `htm` `method`, `htu`
+    /// `url` (its query and fragment dropped), `ath` the hash of `token` when given, `iat`
+    /// `now` and a random `jti`. HMAC keys cannot make proofs.
+    pub fn dpop_proof(
+        &self,
+        method: &str,
+        url: &str,
+        token: Option<&str>,
+        now: u64,
+    ) -> Result<String, DevTokenError> {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        if !Alg::ASYMMETRIC.contains(&self.alg) {
+            return Err(DevTokenError::Key {
+                alg: self.alg.as_str(),
+                why: "a DPoP proof is signed with a private key whose public half it carries"
+                    .into(),
+            });
+        }
+        let mut header = Header::new(self.alg.to_jsonwebtoken());
+        header.typ = Some("dpop+jwt".into());
+        let mut jwk = self.jwk.clone();
+        jwk.common = Default::default();
+        header.jwk = Some(jwk);
+        let mut jti = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut jti).map_err(|_| DevTokenError::Sign("no randomness".into()))?;
+        let htu = url.split(['?', '#']).next().unwrap_or(url);
+        let mut claims = serde_json::json!({
+            "htm": method,
+            "htu": htu,
+            "iat": now,
+            "jti": URL_SAFE_NO_PAD.encode(jti),
+        });
+        if let Some(t) = token {
+            claims["ath"] = URL_SAFE_NO_PAD
+                .encode(crate::digest::sha256(t.as_bytes()))
+                .into();
+        }
+        jsonwebtoken::encode(&header, &claims, &self.key)
+            .map_err(|e| DevTokenError::Sign(e.to_string()))
+    }
+}
+
+/// The `cnf.x5t#S256` of a certificate (RFC 8705 §3.1): the base64url SHA-256 of the DER
+/// of the first certificate in `pem`.
+pub fn certificate_thumbprint(pem: &str) -> Result<String, DevTokenError> {
+    use base64::Engine as _;
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| DevTokenError::Key {
+        alg: "x5t#S256",
+        why: format!("no PEM certificate: {e}"),
+    })?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::digest::sha256(&der)))
+}
+
 /// The SHA-256 (hex) of an API key, for `api_key.keys[].sha256`. A key ward would refuse
 /// when presented (spaces, control or non-ASCII bytes: never trimmed) is an error, since
 /// it could never be used.

@@ -43,6 +43,8 @@ pub struct Metrics {
     pub(crate) tokens_minted: IntCounterVec,
     pub(crate) token_exchange_requests: IntCounterVec,
     pub(crate) http_requests: IntCounterVec,
+    pub(crate) dpop_proofs: IntCounterVec,
+    pub(crate) dpop_replay_cache_entries: IntGauge,
 }
 
 /// Buckets from 25 µs to 2.5 s: a cached check takes tens of microseconds, one waiting on
@@ -179,6 +181,19 @@ impl Metrics {
             &["shape", "status"],
         )
         .expect("valid metric");
+        let dpop_proofs = IntCounterVec::new(
+            Opts::new(
+                "ward_dpop_proofs_total",
+                "DPoP proofs checked for DPoP-bound tokens, by result: accepted, missing, cache_full (replay cache full, answered 503), or why the proof was refused",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let dpop_replay_cache_entries = IntGauge::new(
+            "ward_dpop_replay_cache_entries",
+            "DPoP proofs remembered against replay (bounded by dpop_replay_cache.max_entries)",
+        )
+        .expect("valid metric");
         let build_info =
             IntGaugeVec::new(Opts::new("ward_build_info", "ward's version"), &["version"])
                 .expect("valid metric");
@@ -222,6 +237,8 @@ impl Metrics {
             Box::new(tokens_minted.clone()),
             Box::new(token_exchange_requests.clone()),
             Box::new(http_requests.clone()),
+            Box::new(dpop_proofs.clone()),
+            Box::new(dpop_replay_cache_entries.clone()),
             Box::new(build_info),
         ];
         for c in collectors {
@@ -250,6 +267,8 @@ impl Metrics {
             tokens_minted,
             token_exchange_requests,
             http_requests,
+            dpop_proofs,
+            dpop_replay_cache_entries,
         }
     }
 

@@ -90,6 +90,9 @@ pub struct CheckInput<'a> {
     pub source_address: &'a str,
     /// Envoy's stream id, the fallback request id.
     pub stream_id: &'a str,
+    /// The request's scheme (`http`, `https`), when the edge reports it: the URL a DPoP
+    /// proof names starts with it.
+    pub scheme: &'a str,
 }
 
 impl<'a> CheckInput<'a> {

@@ -869,3 +869,133 @@ cases:
         assert_eq!(stdout, "", "{arg}");
     }
 }
+
+// === sender-constrained tokens ===
+
+#[test]
+fn token_sign_binds_to_a_key_or_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let idp = write_key(dir.path(), "ES256", "idp.pem");
+    let client = write_key(dir.path(), "EdDSA", "client.pem");
+    let client_kid = jwks(dir.path(), &client, "EdDSA")["keys"][0]["kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bound = sign(
+        dir.path(),
+        &idp,
+        "ES256",
+        "alice",
+        &["--cnf-key", client.to_str().unwrap(), "--cnf-alg", "EdDSA"],
+    );
+    assert_eq!(decode_part(&bound, 1)["cnf"], json!({"jkt": client_kid}));
+
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["client.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(dir.path().join("client.crt"), cert.pem()).unwrap();
+    let bound = sign(
+        dir.path(),
+        &idp,
+        "ES256",
+        "alice",
+        &["--cnf-cert", "client.crt"],
+    );
+    let want = URL_SAFE_NO_PAD.encode(ward::digest::sha256(cert.der()));
+    assert_eq!(decode_part(&bound, 1)["cnf"], json!({"x5t#S256": want}));
+
+    // Not a certificate: an error, and no token.
+    let (code, stdout, stderr) = ward_out(
+        dir.path(),
+        &[
+            "token",
+            "sign",
+            "--key",
+            idp.to_str().unwrap(),
+            "--alg",
+            "ES256",
+            "--iss",
+            ISSUER,
+            "--aud",
+            AUDIENCE,
+            "--sub",
+            "a",
+            "--cnf-cert",
+            idp.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(code, Some(0));
+    assert_eq!(stdout, "");
+    assert!(stderr.contains("no PEM certificate"), "{stderr}");
+}
+
+#[test]
+fn token_dpop_prints_a_proof_for_one_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = write_key(dir.path(), "ES256", "client.pem");
+    let kid = jwks(dir.path(), &client, "ES256")["keys"][0]["kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, stdout, stderr) = ward_out(
+        dir.path(),
+        &[
+            "token",
+            "dpop",
+            "--key",
+            "client.pem",
+            "--method",
+            "POST",
+            "--url",
+            "https://api.example.com/orders?page=2",
+            "--token",
+            "a.b.c",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let proof = stdout.strip_suffix('\n').expect("one line");
+    let header = decode_part(proof, 0);
+    assert_eq!(header["typ"], "dpop+jwt");
+    assert_eq!(header["alg"], "ES256");
+    assert!(
+        header["jwk"].get("d").is_none(),
+        "no private member: {header}"
+    );
+    let jwk = header["jwk"].as_object().unwrap();
+    let thumb = ward::authn::dpop::thumbprint(jwk).unwrap();
+    assert_eq!(
+        URL_SAFE_NO_PAD.encode(thumb),
+        kid,
+        "the proof's key is the bound key"
+    );
+    let claims = decode_part(proof, 1);
+    assert_eq!(claims["htm"], "POST");
+    assert_eq!(claims["htu"], "https://api.example.com/orders");
+    assert_eq!(
+        claims["ath"],
+        URL_SAFE_NO_PAD.encode(ward::digest::sha256(b"a.b.c"))
+    );
+    assert!(claims["iat"].as_u64().unwrap() >= now() - 5);
+    assert!(!claims["jti"].as_str().unwrap().is_empty());
+
+    // An HMAC secret cannot make a proof.
+    std::fs::write(dir.path().join("secret"), [7u8; 48]).unwrap();
+    let (code, stdout, stderr) = ward_out(
+        dir.path(),
+        &[
+            "token",
+            "dpop",
+            "--key",
+            "secret",
+            "--alg",
+            "HS256",
+            "--url",
+            "https://a.test/",
+        ],
+    );
+    assert_ne!(code, Some(0));
+    assert_eq!(stdout, "");
+    assert!(stderr.contains("DPoP proof"), "{stderr}");
+}

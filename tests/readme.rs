@@ -138,3 +138,48 @@ fn the_purpose_token_examples_load_as_written() {
         }
     }
 }
+
+/// The bash block between the DPoP markers.
+fn dpop_block(readme: &str) -> String {
+    let start = readme
+        .find("<!-- dpop:begin -->")
+        .expect("dpop begin marker");
+    let end = readme.find("<!-- dpop:end -->").expect("dpop end marker");
+    let body = readme[start..end]
+        .split("```bash\n")
+        .nth(1)
+        .expect("a bash block");
+    body.split("```").next().expect("closed block").to_string()
+}
+
+#[test]
+fn the_dpop_example_runs_verbatim() {
+    let out = Command::new("bash")
+        .arg("-euo")
+        .arg("pipefail")
+        .arg("-c")
+        .arg(dpop_block(&readme()))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run bash");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains("decision: allow\nroute: admin\nstatus: 200"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("status: 401\nreason: invalid_token\ndetail: DPoP proof required"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#"www_authenticate: DPoP algs=""#),
+        "{stdout}"
+    );
+    assert!(stdout.contains("denied as expected"), "{stdout}");
+    assert!(
+        !stdout.contains("eyJ"),
+        "a token leaked into ward check output"
+    );
+}

@@ -110,6 +110,8 @@ routes:
             "x-session",
             "x-api-key",
             "x-request-id",
+            "dpop",
+            "x-forwarded-proto",
             "x-tenant",
             "x-tenant-id"
         ]

@@ -199,6 +199,18 @@ pub fn set_authorization(req: &mut CheckRequest, value: String) {
     }
 }
 
+/// Sets one request header (lower-case name), as Envoy's headers map holds it.
+pub fn set_header(req: &mut CheckRequest, name: &str, value: String) {
+    if let Some(http) = req
+        .attributes
+        .as_mut()
+        .and_then(|a| a.request.as_mut())
+        .and_then(|r| r.http.as_mut())
+    {
+        http.headers.insert(name.into(), value);
+    }
+}
+
 /// A CheckRequest as Envoy sends it for `GET https://api.example.com{path}` (headers map,
 /// pseudo-headers included; source and destination peers; request time).
 pub fn envoy_request(path: &str) -> CheckRequest {

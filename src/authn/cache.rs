@@ -21,6 +21,7 @@
 use std::sync::Arc;
 
 use crate::authn::claims::Identity;
+use crate::authn::binding::Binding;
 use crate::authn::jwks::KeyId;
 
 type Key = [u8; 32];
@@ -30,6 +31,9 @@ type Key = [u8; 32];
 pub struct Verified {
     pub identity: Arc<Identity>,
     pub key: KeyId,
+    /// What the token is bound to (`cnf`): checked against every request that presents
+    /// it, cached or not.
+    pub binding: Option<Binding>,
 }
 
 #[derive(Clone)]
@@ -81,6 +85,7 @@ mod tests {
                 ..Default::default()
             }),
             key: KeyId::fixed(1),
+            binding: None,
         }
     }
 

@@ -45,6 +45,8 @@ pub struct JwtSettings {
     pub scopes_claim: NameClaims,
     pub token_from: Vec<TokenSource>,
     pub claim_headers: Vec<(ClaimPath, HeaderName)>,
+    /// How tokens bound to a certificate or a DPoP key (`cnf`) are checked.
+    pub binding: crate::authn::binding::BindingSettings,
 }
 
 impl JwtSettings {

@@ -163,6 +163,18 @@ pub fn valid_trust_domain(td: &str) -> bool {
 /// appear raw: a value holding them (raw PEM, say) did not come from Envoy as
 /// documented and is refused rather than guessed at, as is a broken `%` escape.
 pub fn uri_san_from_certificate(encoded: &str) -> Result<String, TokenError> {
+    let der = certificate_der(encoded)?;
+    let der = tonic::transport::CertificateDer::from(der);
+    let cert = webpki::EndEntityCert::try_from(&der).map_err(|_| TokenError::Certificate)?;
+    let first = cert.valid_uri_names().next().map(str::to_owned);
+    first.ok_or(TokenError::PeerIdentity)
+}
+
+/// The DER bytes of the URL-encoded PEM certificate Envoy sends in
+/// `source.certificate`, read as strictly as [`uri_san_from_certificate`] reads it
+/// (the certificate-bound tokens of RFC 8705 hash these bytes). Only decoded, not
+/// parsed: callers that need an X.509 certificate parse it.
+pub fn certificate_der(encoded: &str) -> Result<Vec<u8>, TokenError> {
     let bad = TokenError::Certificate;
     if encoded.len() > MAX_CERTIFICATE_BYTES {
         return Err(bad);
@@ -183,11 +195,7 @@ pub fn uri_san_from_certificate(encoded: &str) -> Result<String, TokenError> {
         }
     }
     let pem = percent_decode(raw).decode_utf8().map_err(|_| bad)?;
-    let der = first_pem_certificate(&pem).ok_or(bad)?;
-    let der = tonic::transport::CertificateDer::from(der);
-    let cert = webpki::EndEntityCert::try_from(&der).map_err(|_| bad)?;
-    let first = cert.valid_uri_names().next().map(str::to_owned);
-    first.ok_or(TokenError::PeerIdentity)
+    first_pem_certificate(&pem).ok_or(bad)
 }
 
 /// The DER bytes of the first `CERTIFICATE` block of `pem`, which must start with one.

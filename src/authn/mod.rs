@@ -2,8 +2,10 @@
 
 pub mod alg;
 pub mod apikey;
+pub mod binding;
 pub mod cache;
 pub mod claims;
+pub mod dpop;
 pub mod http;
 pub mod introspection;
 pub mod jwks;
@@ -140,6 +142,23 @@ pub enum TokenError {
     TrustDomain,
     #[error("malformed peer certificate")]
     Certificate,
+    /// A `cnf` claim that is not an object of base64url SHA-256 members.
+    #[error("malformed cnf claim")]
+    CnfMalformed,
+    /// A `cnf` claim with no member ward can verify (`x5t#S256`, `jkt`).
+    #[error("token binding cannot be verified")]
+    UnverifiableBinding,
+    /// A certificate-bound token without the certificate it is bound to.
+    #[error("certificate binding not verified")]
+    CertificateBinding,
+    /// A DPoP-bound token without a proof, or not presented with the `DPoP` scheme.
+    #[error("DPoP proof required")]
+    DpopRequired,
+    /// The `DPoP` scheme with a token that is not bound to a DPoP key.
+    #[error("token is not DPoP-bound")]
+    DpopUnbound,
+    #[error("invalid DPoP proof: {0}")]
+    DpopProof(dpop::ProofError),
 }
 
 /// The `detail` label values of `ward_credential_rejections_total`: a bounded set.

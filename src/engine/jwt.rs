@@ -14,7 +14,9 @@
 use std::sync::Arc;
 
 use super::policy::{Provider, Route};
+use crate::authn::binding::{self, Binding};
 use crate::authn::cache::TokenCache;
+use crate::authn::dpop::Outcome;
 use crate::authn::jwt::{self, JwtSettings};
 use crate::authn::token::{self, Found};
 use crate::authn::{Identity, ProviderKind, TokenError, claims};
@@ -99,7 +101,8 @@ fn reads_same_credential(
     found_by.reads == c.reads || token::find_in(&c.sources, input) == Found::One(tok.into())
 }
 
-/// Verifies `tok`, the JWT that `found_by` (whose settings are `s`) found on `route`.
+/// Verifies `tok`, the JWT that `found_by` (whose settings are `s`) found on `route`,
+/// and its binding to this request (a certificate or a DPoP proof), cached or not.
 /// Returns the identity or the denial, and the provider that decided: `found_by`, or
 /// another JWT provider of the route that the token's issuer picked.
 pub(super) async fn verify<'r>(
@@ -110,6 +113,56 @@ pub(super) async fn verify<'r>(
     input: &CheckInput<'_>,
     now: u64,
 ) -> (Result<Arc<Identity>, DenyReason>, &'r Arc<Provider>) {
+    let (verified, by) = verify_token(route, found_by, s, tok, input, now).await;
+    let bound = verified.and_then(|(id, b)| bound_to_request(by, b, tok, input, now).map(|()| id));
+    (bound, by)
+}
+
+/// Whether this request proves the binding of `tok` (verified by `by`): the client
+/// certificate it is bound to, or a DPoP proof by its key. A token with no binding
+/// passes, unless it came with the `DPoP` scheme.
+fn bound_to_request(
+    by: &Provider,
+    binding: Option<Binding>,
+    tok: &str,
+    input: &CheckInput<'_>,
+    now: u64,
+) -> Result<(), DenyReason> {
+    let invalid = DenyReason::InvalidToken;
+    let (ProviderKind::Jwt(s), Some(v)) = (&by.settings.kind, &by.jwt) else {
+        return Err(invalid(TokenError::Issuer));
+    };
+    if s.binding.unsafe_ignore_binding {
+        return Ok(());
+    }
+    let dpop_scheme = binding::dpop_scheme(input, tok);
+    match binding {
+        None | Some(Binding::Certificate(_)) if dpop_scheme => {
+            Err(invalid(TokenError::DpopUnbound))
+        }
+        None => Ok(()),
+        Some(Binding::Certificate(c)) => binding::check_certificate(&c, input).map_err(invalid),
+        Some(Binding::Key(_)) if !dpop_scheme => Err(invalid(TokenError::DpopRequired)),
+        Some(Binding::Key(jkt)) => {
+            let window = s.binding.dpop_iat_window.as_secs();
+            match v.dpop.check(input, tok, &jkt, now, window, s.leeway.as_secs()) {
+                Outcome::Accepted => Ok(()),
+                Outcome::Refused(e) => Err(invalid(e)),
+                Outcome::CacheFull => Err(DenyReason::AuthnUnavailable("DPoP replay cache full")),
+            }
+        }
+    }
+}
+
+/// The token's identity and binding, from the cache or verified.
+async fn verify_token<'r>(
+    route: &'r Route,
+    found_by: &'r Arc<Provider>,
+    s: &JwtSettings,
+    tok: &str,
+    input: &CheckInput<'_>,
+    now: u64,
+) -> (Result<(Arc<Identity>, Option<Binding>), DenyReason>, &'r Arc<Provider>) {
     let invalid = DenyReason::InvalidToken;
     let Some(own) = &found_by.jwt else {
         return (Err(invalid(TokenError::Issuer)), found_by);
@@ -130,7 +183,7 @@ pub(super) async fn verify<'r>(
         && cv.vouches_for(&c.settings.name, &v)
     {
         cv.counters.count(true);
-        return (Ok(v.identity), c);
+        return (Ok((v.identity, v.binding)), c);
     }
     let parsed = match jwt::parse(tok, s.max_token_bytes) {
         Ok(t) => t,

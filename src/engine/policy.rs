@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::verifier::JwtVerifier;
 use crate::authn::cache::TokenCache;
+use crate::authn::dpop::Dpop;
 use crate::authn::introspection::Introspector;
 use crate::authn::jwks::KeyStore;
 use crate::authn::token::TokenSource;
@@ -155,6 +156,8 @@ pub(crate) struct Policy {
     pub(super) issuer: Option<Arc<Issuer>>,
     /// The token exchange purposes, in config order.
     pub(super) exchanges: Vec<Exchange>,
+    /// The DPoP replay cache and proof counters.
+    pub(super) dpop: Arc<Dpop>,
 }
 
 impl Policy {
@@ -171,6 +174,11 @@ impl Policy {
         let config = Arc::new(config);
         let kept_claims = kept_claims(&config);
         let cache = TokenCache::new(config.token_cache_max_entries);
+        // Proofs seen before a reload stay seen after it (unless the bound changed).
+        let dpop = previous
+            .map(|p| p.dpop.clone())
+            .filter(|d| d.replay.max_entries() == config.dpop_replay_max_entries)
+            .unwrap_or_else(|| Dpop::new(config.dpop_replay_max_entries, metrics));
         let mut stores = stores.into_iter();
         let sources: Vec<Vec<TokenSource>> = config.providers.iter().map(|p| p.sources()).collect();
         let providers: Vec<Arc<Provider>> = config
@@ -187,6 +195,7 @@ impl Policy {
                             cache.clone(),
                             metrics.token_cache(&p.name),
                             kept_claims.clone(),
+                            dpop.clone(),
                         )
                     }),
                     introspector: introspector_for(
@@ -245,6 +254,7 @@ impl Policy {
             ))
         });
         Self {
+            dpop,
             issuer,
             exchanges,
             owned_lengths: owned
@@ -411,12 +421,17 @@ fn accepts_html(input: &CheckInput<'_>) -> bool {
 }
 
 /// The login URL for this request: `{url}` replaced by the request's own URL
-/// (percent-encoded), built from `x-forwarded-proto` (https when absent or not
-/// http/https), the host and the path with its query.
+/// (percent-encoded), built from its scheme (`x-forwarded-proto`, else the scheme the
+/// edge reports, else https), the host and the path with its query.
 fn login_location(template: &str, input: &CheckInput<'_>) -> String {
-    let scheme = match input.headers.get_str("x-forwarded-proto") {
-        Some(p) if p.eq_ignore_ascii_case("http") => "http",
-        _ => "https",
+    let scheme = input
+        .headers
+        .get_str("x-forwarded-proto")
+        .unwrap_or(input.scheme);
+    let scheme = if scheme.eq_ignore_ascii_case("http") {
+        "http"
+    } else {
+        "https"
     };
     let url = format!("{scheme}://{}{}", input.host, input.path);
     // RFC 3986 unreserved characters stay as they are; everything else is encoded.

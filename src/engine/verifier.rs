@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
+use crate::authn::binding::{self, Binding};
 use crate::authn::cache::{TokenCache, Verified};
+use crate::authn::dpop::Dpop;
 use crate::authn::jwks::{KeySet, KeyStore};
 use crate::authn::jwt::{self, JwtSettings};
 use crate::authn::Identity;
@@ -19,6 +21,8 @@ pub(crate) struct JwtVerifier {
     pub(super) counters: CacheCounters,
     /// The top-level claims an identity keeps (those some condition reads).
     kept_claims: Arc<[Arc<str>]>,
+    /// The DPoP replay cache and proof counters (shared by the policy's providers).
+    pub(super) dpop: Arc<Dpop>,
 }
 
 impl JwtVerifier {
@@ -27,12 +31,14 @@ impl JwtVerifier {
         cache: TokenCache,
         counters: CacheCounters,
         kept_claims: Arc<[Arc<str>]>,
+        dpop: Arc<Dpop>,
     ) -> Self {
         Self {
             keys,
             cache,
             counters,
             kept_claims,
+            dpop,
         }
     }
 
@@ -48,7 +54,8 @@ impl JwtVerifier {
     }
 
     /// Checks a parsed token against `keys`, this provider's (`name`; `s` are its
-    /// settings), and caches the result under `key`.
+    /// settings), and caches the result under `key`: the identity and what the token is
+    /// bound to, which the caller checks against the request.
     pub(super) fn verified(
         &self,
         name: &Arc<str>,
@@ -57,15 +64,19 @@ impl JwtVerifier {
         keys: &KeySet,
         key: [u8; 32],
         now: u64,
-    ) -> Result<Arc<Identity>, DenyReason> {
+    ) -> Result<(Arc<Identity>, Option<Binding>), DenyReason> {
+        // Read before the claims go into the identity, judged once the token is.
+        let binding = binding::from_claims(&parsed.claims);
         let (id, by) = jwt::verify_keyed(parsed, s, keys, name, now, &self.kept_claims)
             .map_err(DenyReason::InvalidToken)?;
+        let binding = binding.map_err(DenyReason::InvalidToken)?;
         let id = Arc::new(id);
         let verified = Verified {
             identity: id.clone(),
             key: by,
+            binding,
         };
         self.cache.insert(key, verified, now);
-        Ok(id)
+        Ok((id, binding))
     }
 }

@@ -58,6 +58,11 @@ pub fn input_from(attrs: &AttributeContext) -> Option<CheckInput<'_>> {
     } else {
         &http.path
     };
+    let scheme = if http.scheme.is_empty() {
+        header(":scheme")
+    } else {
+        &http.scheme
+    };
     let source = attrs.source.as_ref();
     let source_address = source
         .and_then(|s| s.address.as_ref())
@@ -83,6 +88,7 @@ pub fn input_from(attrs: &AttributeContext) -> Option<CheckInput<'_>> {
         source_address,
         stream_id: &http.id,
         headers,
+        scheme,
     })
 }
 

@@ -158,3 +158,81 @@ async fn node_version() -> Result<String, String> {
         Err(e) => Err(format!("Node.js is not installed ({e})")),
     }
 }
+
+// === DPoP proofs ===
+
+/// One request a DPoP proof is made for.
+#[derive(Debug, Clone)]
+pub struct ProofFor {
+    pub method: String,
+    pub url: String,
+    /// The access token sent with it (its hash becomes `ath`).
+    pub token: Option<String>,
+}
+
+/// Proofs made by jose with one client key: its thumbprint, the private JWK (to make
+/// more proofs with the same key) and one proof per request.
+#[derive(Debug, Clone)]
+pub struct Proofs {
+    pub jkt: String,
+    pub key: Value,
+    pub proofs: Vec<String>,
+}
+
+/// DPoP proofs made by jose (`tests/jose/dpop.mjs`) for `requests`, signed with `key`
+/// (a private JWK a previous call returned) or a new key pair for `alg`. `None` when
+/// Node.js is absent outside CI (see [`available`]).
+pub async fn dpop_proofs(alg: &str, key: Option<&Value>, requests: &[ProofFor]) -> Option<Proofs> {
+    if !available().await {
+        return None;
+    }
+    let mut input = json!({
+        "alg": alg,
+        "requests": requests.iter().map(|r| json!({
+            "method": r.method, "url": r.url, "token": r.token,
+        })).collect::<Vec<_>>(),
+    });
+    if let Some(k) = key {
+        input["key"] = k.clone();
+    }
+    let mut child = Command::new("node")
+        .arg("dpop.mjs")
+        .current_dir(dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn node dpop.mjs: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin
+        .write_all(input.to_string().as_bytes())
+        .await
+        .expect("write the requests to dpop.mjs");
+    drop(stdin);
+    let out = tokio::time::timeout(PATIENCE, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("dpop.mjs did not finish within {PATIENCE:?}"))
+        .expect("run dpop.mjs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "dpop.mjs failed ({}):\n{stderr}{stdout}",
+        out.status
+    );
+    let answer: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("dpop.mjs wrote no JSON ({e}):\n{stdout}\n{stderr}"));
+    let proofs: Vec<String> = answer["proofs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no proofs from dpop.mjs: {answer}"))
+        .iter()
+        .map(|p| p.as_str().expect("a proof is a string").to_string())
+        .collect();
+    assert_eq!(proofs.len(), requests.len(), "one proof per request");
+    Some(Proofs {
+        jkt: answer["jkt"].as_str().expect("jkt").to_string(),
+        key: answer["key"].clone(),
+        proofs,
+    })
+}

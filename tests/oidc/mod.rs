@@ -322,3 +322,41 @@ async fn collect(r: impl tokio::io::AsyncBufRead + Unpin, log: Arc<Mutex<String>
         }
     }
 }
+
+// === DPoP ===
+
+impl Op {
+    /// The provider's token endpoint, the URL a token request's DPoP proof names.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/token", self.issuer)
+    }
+
+    /// A client-credentials access token for `resource` with `scope`, requested with the
+    /// DPoP proof `proof` (RFC 9449 §5): the token is bound to the proof's key. Returns
+    /// the tokens and the `token_type` the provider answered.
+    pub async fn client_credentials_dpop(
+        &self,
+        resource: &str,
+        scope: &str,
+        proof: &str,
+    ) -> (Tokens, String) {
+        let (id, secret) = APP;
+        let r = self
+            .http
+            .post(self.token_endpoint())
+            .basic_auth(id, Some(secret))
+            .header("dpop", proof)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("resource", resource),
+                ("scope", scope),
+            ])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST /token: {e}"));
+        let (status, body) = read_json("/token", r).await;
+        assert_eq!(status, 200, "client credentials grant with DPoP: {body}");
+        let token_type = body["token_type"].as_str().unwrap_or_default().to_string();
+        (Tokens::from_json(&body), token_type)
+    }
+}

@@ -13,6 +13,8 @@
 //   opaque ones, `https://other.ward.test/jwt` JWTs for audience `other`;
 // - clients: `app` (secret `app-secret`: authorization code, refresh token, client
 //   credentials) and `ward` (secret `ward-secret`: what ward introspects with);
+// - DPoP (RFC 9449): a token request carrying a `DPoP` proof gets a DPoP-bound access
+//   token (`cnf.jkt`, token_type DPoP);
 // - test controls under /test/ (JSON in, JSON out):
 //   POST /test/code {login, resource, scope}: drives the authorization-code flow over
 //     HTTP as a browser would (the provider's development login and consent pages), then
@@ -126,6 +128,8 @@ function build(issuer) {
       devInteractions: { enabled: true },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
+      // RFC 9449: a token request with a DPoP proof gets a token bound to its key.
+      dPoP: { enabled: true },
       revocation: { enabled: true },
       resourceIndicators: {
         enabled: true,

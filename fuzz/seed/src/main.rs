@@ -44,6 +44,38 @@ fn main() {
         out.add("token", [&[0u8][..], junk.as_bytes()].concat());
     }
 
+    // dpop: 0 + a proof; 1 + header \n payload; 2 + method, URL, token, URL lines;
+    // 3 + cnf \n certificate.
+    let url = "https://api.example.com/orders";
+    let proof = ec
+        .dpop_proof("GET", url, Some("a.b.c"), 1_800_000_000)
+        .expect("a proof");
+    out.add("dpop", [&[0u8][..], proof.as_bytes()].concat());
+    let jwk = json!({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"});
+    let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
+    let payload = json!({"htm": "GET", "htu": url, "iat": 1_800_000_000u64, "jti": "j", "ath": "x"});
+    out.add("dpop", format!("\x01{header}\n{payload}").into_bytes());
+    for (m, u, other) in [
+        ("GET", url, url),
+        ("POST", "HTTPS://API.example.com:443/orders?x=1", url),
+        ("GET", "https://api.example.com/%7eorders", "https://api.example.com/~orders"),
+        ("GET", "http://h/a", "https://h/a"),
+    ] {
+        out.add("dpop", format!("\x02{m}\n{u}\na.b.c\n{other}").into_bytes());
+    }
+    for cnf in [
+        r#"{"jkt":"NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"}"#,
+        r#"{"x5t#S256":"bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}"#,
+        r#"{"jwk":{}}"#,
+        r#""x""#,
+    ] {
+        out.add(
+            "dpop",
+            format!("\x03{cnf}\n-----BEGIN%20CERTIFICATE-----%0AAAAA%0A-----END%20CERTIFICATE-----%0A")
+                .into_bytes(),
+        );
+    }
+
     // config: every example and fixture config, and the fuzz routes.
     for dir in ["examples", "tests/fixtures"] {
         for f in yaml_files(&repo.join(dir)) {

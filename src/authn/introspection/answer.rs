@@ -24,6 +24,12 @@ pub(super) fn verdict(
         Some(Value::Bool(false)) => return Err(TokenError::Inactive),
         _ => return Err(TokenError::ClaimType("active")),
     }
+    // A token bound to a certificate or a DPoP key (RFC 8705 §3.2, RFC 9449 §6.2):
+    // introspection providers do not verify bindings, so such a token is refused rather
+    // than accepted as a bearer token.
+    if doc.contains_key("cnf") {
+        return Err(TokenError::UnverifiableBinding);
+    }
     // RFC 7662 §2.2 types: those of RFC 7519, and these strings.
     claims::registered_types(&doc)?;
     for name in ["client_id", "username", "token_type"] {

@@ -421,6 +421,13 @@ fn parse_jwk(k: &Value) -> Result<VerifyKey, String> {
     })
 }
 
+impl VerifyKey {
+    /// One JWK, checked as a key of a JWKS is (a DPoP proof's `jwk` header).
+    pub fn from_jwk(k: &Value) -> Result<VerifyKey, String> {
+        parse_jwk(k)
+    }
+}
+
 fn strip_leading_zeros(b: &[u8]) -> &[u8] {
     let first = b.iter().position(|x| *x != 0).unwrap_or(b.len());
     &b[first..]

@@ -140,6 +140,15 @@ pub(crate) enum TokenCmd {
         /// Lifetime, e.g. 1h.
         #[arg(long, default_value = "1h")]
         ttl: String,
+        /// Bind the token to this private key (PEM) for DPoP: `cnf.jkt` is its thumbprint.
+        #[arg(long, conflicts_with = "cnf_cert")]
+        cnf_key: Option<PathBuf>,
+        /// The algorithm of `--cnf-key`.
+        #[arg(long, default_value = "ES256")]
+        cnf_alg: String,
+        /// Bind the token to this client certificate (PEM): `cnf.x5t#S256` is its hash.
+        #[arg(long)]
+        cnf_cert: Option<PathBuf>,
     },
     /// Print the public JWKS for a key; its kid is the one `sign` puts in tokens.
     Jwks {
@@ -150,6 +159,23 @@ pub(crate) enum TokenCmd {
     },
     /// Read an API key on stdin and print its SHA-256 for `api_key.keys[].sha256`.
     HashKey,
+    /// Make a DPoP proof (RFC 9449) for one request; prints only the proof.
+    Dpop {
+        /// The private key the token is bound to (PEM).
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long, default_value = "ES256")]
+        alg: String,
+        /// The request's method.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// The request's URL (its query is not part of the proof).
+        #[arg(long)]
+        url: String,
+        /// The access token sent with the proof (its hash becomes `ath`).
+        #[arg(long)]
+        token: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -17,6 +17,9 @@ pub fn token(cmd: TokenCmd) -> anyhow::Result<()> {
             sub,
             claims,
             ttl,
+            cnf_key,
+            cnf_alg,
+            cnf_cert,
         } => {
             let key = SigningKey::from_file(&key, &alg)?;
             let ttl = ward::config::parse_duration(&ttl).map_err(anyhow::Error::msg)?;
@@ -39,12 +42,36 @@ pub fn token(cmd: TokenCmd) -> anyhow::Result<()> {
                 })?;
                 body[name] = value;
             }
+            if let Some(k) = cnf_key {
+                let k = SigningKey::from_file(&k, &cnf_alg)?;
+                body["cnf"] = serde_json::json!({ "jkt": k.thumbprint() });
+            }
+            if let Some(c) = cnf_cert {
+                let pem = std::fs::read_to_string(&c)
+                    .with_context(|| format!("reading {}", c.display()))?;
+                body["cnf"] =
+                    serde_json::json!({ "x5t#S256": devtoken::certificate_thumbprint(&pem)? });
+            }
             println!("{}", key.sign(&body)?);
             Ok(())
         }
         TokenCmd::Jwks { key, alg } => {
             let key = SigningKey::from_file(&key, &alg)?;
             println!("{}", serde_json::to_string_pretty(&key.jwks())?);
+            Ok(())
+        }
+        TokenCmd::Dpop {
+            key,
+            alg,
+            method,
+            url,
+            token,
+        } => {
+            let key = SigningKey::from_file(&key, &alg)?;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            println!("{}", key.dpop_proof(&method, &url, token.as_deref(), now)?);
             Ok(())
         }
         TokenCmd::HashKey => {

@@ -51,6 +51,8 @@ pub struct Config {
     pub(crate) identity_headers: IdentityHeaders,
     pub(crate) strip_authorization: bool,
     pub(crate) token_cache_max_entries: u64,
+    /// `dpop_replay_cache.max_entries`: DPoP proofs remembered against replay.
+    pub(crate) dpop_replay_max_entries: u64,
     pub(crate) providers: Vec<Arc<ProviderSettings>>,
     pub(crate) routes: Vec<Route>,
     pub(crate) logging: LoggingConfig,
@@ -124,6 +126,15 @@ impl Config {
             }
         }
         add("x-request-id");
+        // A DPoP proof, and the scheme of the URL it names (SPEC §10).
+        if self
+            .providers
+            .iter()
+            .any(|p| matches!(p.kind, crate::authn::ProviderKind::Jwt(_)))
+        {
+            add("dpop");
+            add("x-forwarded-proto");
+        }
         for r in &self.routes {
             for (name, _) in &r.matcher.headers {
                 add(name);
@@ -243,6 +254,8 @@ struct RawTop {
     exchange: Vec<Value>,
     #[serde(default)]
     defaults: Value,
+    #[serde(default)]
+    dpop_replay_cache: Value,
 }
 
 #[derive(Deserialize)]
@@ -276,6 +289,7 @@ const TOP_KEYS: &[&str] = &[
     "signing",
     "exchange",
     "defaults",
+    "dpop_replay_cache",
 ];
 
 pub(super) fn compile(
@@ -316,6 +330,21 @@ pub(super) fn compile(
             .parse("token_cache", top.token_cache)
             .unwrap_or_default()
     };
+
+    let dpop_replay: RawTokenCache = if top.dpop_replay_cache.is_null() {
+        RawTokenCache::default()
+    } else {
+        errors
+            .parse("dpop_replay_cache", top.dpop_replay_cache)
+            .unwrap_or_default()
+    };
+    let dpop_replay_max_entries = dpop_replay.max_entries.unwrap_or(100_000);
+    if dpop_replay_max_entries == 0 {
+        errors.add(
+            "dpop_replay_cache.max_entries",
+            "must be greater than 0 (no room would refuse every DPoP proof)",
+        );
+    }
 
     let mut providers = Vec::new();
     let mut names: HashMap<String, usize> = HashMap::new();
@@ -420,6 +449,7 @@ pub(super) fn compile(
         identity_headers: identity_headers?,
         strip_authorization: top.strip_authorization,
         token_cache_max_entries: max_entries,
+        dpop_replay_max_entries,
         providers,
         routes,
         logging: LoggingConfig {

@@ -321,3 +321,25 @@ fn unrepresentable_roles_and_scopes_refuse_the_answer() {
         TokenError::Unrepresentable(Part::Scope)
     );
 }
+
+#[test]
+fn a_bound_token_is_refused_not_taken_as_bearer() {
+    use serde_json::json;
+    let r = reader(answer_settings());
+    for cnf in [
+        json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}),
+        json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}),
+        json!("junk"),
+    ] {
+        assert_eq!(
+            read(&r, json!({ "cnf": cnf })).unwrap_err(),
+            TokenError::UnverifiableBinding,
+            "{cnf}"
+        );
+    }
+    // RFC 9449 §6.2: a DPoP-bound token introspects as token_type DPoP: not a bearer.
+    assert_eq!(
+        read(&r, json!({"token_type": "DPoP"})).unwrap_err(),
+        TokenError::Inactive
+    );
+}

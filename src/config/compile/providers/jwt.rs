@@ -13,8 +13,10 @@ use super::{
     token_from,
 };
 use crate::authn::alg::Alg;
+use crate::authn::binding::{self, BindingSettings};
 use crate::authn::jwks::{KeySet, KeySource};
 use crate::authn::jwt::JwtSettings;
+use crate::authn::token::TokenSource;
 use crate::config::{Dur, Errors, Sources};
 
 #[derive(Deserialize)]
@@ -37,6 +39,15 @@ struct RawJwt {
     claims: Option<RawClaimMap>,
     token_from: Option<Vec<RawTokenSource>>,
     headers: Option<BTreeMap<String, String>>,
+    bound_tokens: Option<RawBoundTokens>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBoundTokens {
+    #[serde(default)]
+    unsafe_ignore_binding: bool,
+    dpop_iat_window: Option<Dur>,
 }
 
 pub(super) fn compile_jwt(
@@ -131,7 +142,9 @@ pub(super) fn compile_jwt(
     }
 
     let (roles_claim, scopes_claim) = claim_map(raw.claims, path, errors);
-    let token_from = token_from(raw.token_from, path, errors);
+    let mut token_from = token_from(raw.token_from, path, errors);
+    with_dpop_scheme(&mut token_from);
+    let binding = bound_tokens(raw.bound_tokens, path, errors);
     let claim_headers = claim_headers(raw.headers, path, errors);
 
     let timeout = raw.timeout.map_or(Duration::from_secs(5), |d| d.0);
@@ -211,7 +224,46 @@ pub(super) fn compile_jwt(
         scopes_claim,
         token_from,
         claim_headers,
+        binding,
     })
+}
+
+fn bound_tokens(raw: Option<RawBoundTokens>, path: &str, errors: &mut Errors) -> BindingSettings {
+    let Some(raw) = raw else {
+        return BindingSettings::default();
+    };
+    let window = raw
+        .dpop_iat_window
+        .map_or(binding::DEFAULT_DPOP_IAT_WINDOW, |d| d.0);
+    if window < Duration::from_secs(1) || window > Duration::from_secs(3600) {
+        errors.add(
+            &format!("{path}.bound_tokens.dpop_iat_window"),
+            "must be from 1s to 1h (it bounds how long a DPoP proof is accepted and remembered)",
+        );
+    }
+    BindingSettings {
+        unsafe_ignore_binding: raw.unsafe_ignore_binding,
+        dpop_iat_window: window,
+    }
+}
+
+/// Where a provider reads `Bearer` tokens from the `authorization` header it also reads
+/// `DPoP` ones (RFC 9449 §7.1): whether a token may come with that scheme is decided
+/// once it is verified (only a DPoP-bound one may).
+fn with_dpop_scheme(sources: &mut Vec<TokenSource>) {
+    let at = sources.iter().position(|s| {
+        matches!(s, TokenSource::Header { name, prefix: Some(p) }
+            if name.as_str() == "authorization" && p.eq_ignore_ascii_case("bearer "))
+    });
+    if let Some(at) = at {
+        let dpop = TokenSource::Header {
+            name: crate::header::HeaderName::parse("authorization").expect("static header name"),
+            prefix: Some("DPoP ".into()),
+        };
+        if !sources.contains(&dpop) {
+            sources.insert(at + 1, dpop);
+        }
+    }
 }
 
 fn keyset_from_text(text: &str, path: &str, errors: &mut Errors) -> Option<Arc<KeySet>> {
