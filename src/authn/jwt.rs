@@ -190,7 +190,8 @@ pub fn verify_keyed(
     if t.len > s.max_token_bytes {
         return Err(TokenError::TooLarge);
     }
-    if !s.algorithms.contains(&t.alg) {
+    // `EdDSA` and `Ed25519` name one scheme: listing either allows both.
+    if !s.algorithms.iter().any(|a| a.same_scheme(t.alg)) {
         return Err(TokenError::Algorithm);
     }
     let key = t.signed_by(keys)?.id();

@@ -112,6 +112,7 @@ pub(crate) enum TokenCmd {
         /// Private key PEM (for HS*: a file holding the secret).
         #[arg(long)]
         key: PathBuf,
+        /// RS256/384/512, PS256/384/512, ES256/384/512, EdDSA, Ed25519, HS256/384/512.
         #[arg(long, default_value = "RS256")]
         alg: String,
         #[arg(long)]

@@ -115,7 +115,8 @@ pub(super) fn compile_jwt(
                     None => errors.add(
                         &format!("{path}.algorithms[{i}]"),
                         format!(
-                            "`{a}` is not an accepted algorithm (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA, HS256, HS384, HS512; `none` is never accepted)"
+                            "`{a}` is not an accepted algorithm ({}; `none` is never accepted)",
+                            Alg::names()
                         ),
                     ),
                 }
