@@ -166,7 +166,16 @@ impl SigningKey {
 
     /// Signs `claims` with a header naming this key's `alg` and `kid`, `typ: JWT`.
     pub fn sign(&self, claims: &Value) -> Result<String, DevTokenError> {
-        let header = serde_json::json!({"typ": "JWT", "alg": self.alg.as_str(), "kid": self.kid});
+        self.sign_typed(claims, Some("JWT"))
+    }
+
+    /// Signs `claims` with a header naming this key's `alg` and `kid`, and `typ` when
+    /// given (`at+jwt` for an RFC 9068 access token).
+    pub fn sign_typed(&self, claims: &Value, typ: Option<&str>) -> Result<String, DevTokenError> {
+        let mut header = serde_json::json!({"alg": self.alg.as_str(), "kid": self.kid});
+        if let Some(typ) = typ {
+            header["typ"] = typ.into();
+        }
         self.sign_with_header(&header, claims)
     }
 

@@ -24,6 +24,7 @@ use crate::authn::jwks::set::VerifyKey;
 use crate::authn::jwks::{KeyId, KeySet, KeySource, Locator, RemoteSettings, Wanted};
 use crate::authn::strict_json;
 use crate::authn::token::TokenSource;
+use crate::authn::typ::TokenTypes;
 use crate::header::HeaderName;
 
 #[derive(Debug, Clone)]
@@ -43,6 +44,8 @@ pub struct JwtSettings {
     pub scopes_claim: ClaimPath,
     pub token_from: Vec<TokenSource>,
     pub claim_headers: Vec<(ClaimPath, HeaderName)>,
+    /// The `typ` header values accepted (`token_types`).
+    pub token_types: TokenTypes,
 }
 
 impl JwtSettings {
@@ -74,6 +77,8 @@ pub struct Parsed<'t> {
     len: usize,
     pub alg: Alg,
     pub kid: Option<String>,
+    /// The header's `typ`, as written.
+    pub typ: Option<String>,
     pub claims: Map<String, Value>,
     signing_input: &'t str,
     /// The signature, base64url-decoded once here.
@@ -126,7 +131,7 @@ pub fn parse(token: &str, max_bytes: usize) -> Result<Parsed<'_>, TokenError> {
     if signature.is_empty() {
         return Err(TokenError::Malformed);
     }
-    let header = strict_json::parse_object(&header_bytes).map_err(json_error)?;
+    let mut header = strict_json::parse_object(&header_bytes).map_err(json_error)?;
     let claims = strict_json::parse_object(&payload_bytes).map_err(json_error)?;
     let alg = header
         .get("alg")
@@ -141,10 +146,16 @@ pub fn parse(token: &str, max_bytes: usize) -> Result<Parsed<'_>, TokenError> {
         Some(Value::String(k)) => Some(k.clone()),
         Some(_) => return Err(TokenError::Malformed),
     };
+    let typ = match header.remove("typ") {
+        None => None,
+        Some(Value::String(t)) => Some(t),
+        Some(_) => return Err(TokenError::Malformed),
+    };
     Ok(Parsed {
         len: token.len(),
         alg,
         kid,
+        typ,
         claims,
         signing_input: &token[..h.len() + 1 + p.len()],
         signature,
@@ -193,6 +204,9 @@ pub fn verify_keyed(
     // `EdDSA` and `Ed25519` name one scheme: listing either allows both.
     if !s.algorithms.iter().any(|a| a.same_scheme(t.alg)) {
         return Err(TokenError::Algorithm);
+    }
+    if !s.token_types.accepts(t.typ.as_deref()) {
+        return Err(TokenError::TokenType);
     }
     let key = t.signed_by(keys)?.id();
     check_claims(&t.claims, s, now)?;

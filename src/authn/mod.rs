@@ -11,6 +11,7 @@ pub mod jwt;
 pub mod mesh;
 pub mod strict_json;
 pub mod token;
+pub mod typ;
 
 use std::sync::Arc;
 
@@ -111,6 +112,10 @@ pub enum TokenError {
     TrustDomain,
     #[error("malformed peer certificate")]
     Certificate,
+    /// A JWS whose `typ` header names a use the provider does not accept (RFC 8725
+    /// §3.11).
+    #[error("token type not accepted")]
+    TokenType,
 }
 
 /// A credential that cannot be judged right now: its provider's keys cannot be had (none

@@ -153,6 +153,8 @@ struct TokenSpec {
     omit: Vec<String>,
     ttl: Duration,
     expired: bool,
+    /// The header's `typ`; `None`: no `typ`.
+    typ: Option<String>,
     place: Place,
 }
 

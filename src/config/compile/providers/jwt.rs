@@ -15,6 +15,7 @@ use super::{
 use crate::authn::alg::Alg;
 use crate::authn::jwks::{KeySet, KeySource};
 use crate::authn::jwt::JwtSettings;
+use crate::authn::typ::{TokenTypes, short_form};
 use crate::config::{Dur, Errors, Sources};
 
 #[derive(Deserialize)]
@@ -36,6 +37,7 @@ struct RawJwt {
     claims: Option<RawClaimMap>,
     token_from: Option<Vec<RawTokenSource>>,
     headers: Option<BTreeMap<String, String>>,
+    token_types: Option<Vec<String>>,
 }
 
 pub(super) fn compile_jwt(
@@ -125,6 +127,8 @@ pub(super) fn compile_jwt(
         }
     };
 
+    let token_types = token_types(raw.token_types, path, errors);
+
     let max_token_bytes = raw.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
     if max_token_bytes == 0 {
         errors.add(&format!("{path}.max_token_bytes"), "must be greater than 0");
@@ -189,7 +193,43 @@ pub(super) fn compile_jwt(
         scopes_claim,
         token_from,
         claim_headers,
+        token_types,
     })
+}
+
+/// `token_types`: media type names (RFC 6838 restricted names, `+` suffix and all),
+/// kept in their short form; empty lists, duplicates (after case folding and dropping
+/// `application/`) and names that could never match are errors.
+fn token_types(raw: Option<Vec<String>>, path: &str, errors: &mut Errors) -> TokenTypes {
+    let Some(list) = raw else {
+        return TokenTypes::Default;
+    };
+    if list.is_empty() {
+        errors.add(
+            &format!("{path}.token_types"),
+            "list at least one type (e.g. [at+jwt]), or leave `token_types` out to accept any type but those of other uses",
+        );
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for (i, t) in list.iter().enumerate() {
+        let at = format!("{path}.token_types[{i}]");
+        let short = short_form(t).to_ascii_lowercase();
+        let name_char = |c: char| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c);
+        if short.is_empty() || !short.chars().all(name_char) {
+            errors.add(
+                &at,
+                format!(
+                    "`{}` is not a media type name such as at+jwt or JWT",
+                    t.escape_debug()
+                ),
+            );
+        } else if seen.contains(&short) {
+            errors.add(&at, format!("`{t}` is listed twice (types compare case-insensitively, with or without `application/`)"));
+        } else {
+            seen.push(short);
+        }
+    }
+    TokenTypes::Listed(seen)
 }
 
 fn keyset_from_text(text: &str, path: &str, errors: &mut Errors) -> Option<Arc<KeySet>> {
