@@ -46,6 +46,8 @@ pub struct JwtSettings {
     pub claim_headers: Vec<(ClaimPath, HeaderName)>,
     /// The `typ` header values accepted (`token_types`).
     pub token_types: TokenTypes,
+    /// The keys that open nested JWTs (`decryption`); `None`: signed tokens only.
+    pub decryption: Option<Arc<[crate::authn::jwe::DecryptionKey]>>,
 }
 
 impl JwtSettings {

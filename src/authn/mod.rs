@@ -6,6 +6,7 @@ pub mod cache;
 pub mod claims;
 pub mod http;
 pub mod introspection;
+pub mod jwe;
 pub mod jwks;
 pub mod jwt;
 pub mod mesh;
@@ -116,6 +117,10 @@ pub enum TokenError {
     /// §3.11).
     #[error("token type not accepted")]
     TokenType,
+    /// A JWE that ward cannot or will not decrypt: one text for every cause, so that
+    /// the answer is no oracle.
+    #[error("token cannot be decrypted")]
+    Undecryptable,
 }
 
 /// A credential that cannot be judged right now: its provider's keys cannot be had (none

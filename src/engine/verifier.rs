@@ -9,7 +9,7 @@ use crate::authn::jwks::{KeySet, KeyStore};
 use crate::authn::jwt::{self, JwtSettings};
 use crate::authn::Identity;
 use crate::decision::DenyReason;
-use crate::metrics::CacheCounters;
+use crate::metrics::{CacheCounters, DecryptionCounters};
 
 /// What a JWT provider verifies with: its keys, and its handle on the verified-token
 /// cache (shared by every JWT provider of the policy) with its own hit/miss counters.
@@ -19,6 +19,8 @@ pub(crate) struct JwtVerifier {
     pub(super) counters: CacheCounters,
     /// The top-level claims an identity keeps (those some condition reads).
     kept_claims: Arc<[Arc<str>]>,
+    /// For a provider with `decryption`: its nested-JWT counters.
+    pub(super) decryptions: Option<DecryptionCounters>,
 }
 
 impl JwtVerifier {
@@ -27,12 +29,14 @@ impl JwtVerifier {
         cache: TokenCache,
         counters: CacheCounters,
         kept_claims: Arc<[Arc<str>]>,
+        decryptions: Option<DecryptionCounters>,
     ) -> Self {
         Self {
             keys,
             cache,
             counters,
             kept_claims,
+            decryptions,
         }
     }
 

@@ -38,6 +38,7 @@ struct RawJwt {
     token_from: Option<Vec<RawTokenSource>>,
     headers: Option<BTreeMap<String, String>>,
     token_types: Option<Vec<String>>,
+    decryption: Option<super::decryption::RawDecryption>,
 }
 
 pub(super) fn compile_jwt(
@@ -128,6 +129,15 @@ pub(super) fn compile_jwt(
     };
 
     let token_types = token_types(raw.token_types, path, errors);
+    let decryption = raw.decryption.map(|d| {
+        super::decryption::compile_decryption(
+            d,
+            &format!("{path}.decryption"),
+            base,
+            sources,
+            errors,
+        )
+    });
 
     let max_token_bytes = raw.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
     if max_token_bytes == 0 {
@@ -194,6 +204,7 @@ pub(super) fn compile_jwt(
         token_from,
         claim_headers,
         token_types,
+        decryption: decryption.flatten(),
     })
 }
 
