@@ -41,6 +41,9 @@ pub enum DevTokenError {
     /// Signing failed.
     #[error("cannot sign: {0}")]
     Sign(String),
+    /// The token cannot be encrypted to the given key (`--encrypt-to`).
+    #[error("cannot encrypt: {0}")]
+    Encrypt(String),
     /// An API key that ward would refuse when presented.
     #[error("an API key is printable ASCII without spaces; ward would refuse this one")]
     ApiKeySyntax,
@@ -204,6 +207,33 @@ impl SigningKey {
         };
         Ok(format!("{input}.{sig}"))
     }
+}
+
+/// How `ward token sign --encrypt-to` encrypts: the recipient's public key (a JWK or a
+/// `PUBLIC KEY` PEM) and the algorithms, by name; `None` picks RSA-OAEP-256 for an RSA
+/// key, ECDH-ES+A256KW for an EC key, and A256GCM.
+pub fn encrypt_to(
+    jws: &str,
+    recipient: &[u8],
+    alg: Option<&str>,
+    enc: Option<&str>,
+) -> Result<String, DevTokenError> {
+    use crate::authn::jwe::encrypt::{self, Recipient};
+    use crate::authn::jwe::{Enc, KeyAlg};
+    let to = Recipient::parse(recipient).map_err(|e| DevTokenError::Encrypt(e.to_string()))?;
+    let alg = match alg {
+        None => to.key.default_alg(),
+        Some(a) => KeyAlg::parse(a).ok_or_else(|| {
+            DevTokenError::Encrypt(format!("`{a}` is not one of {}", KeyAlg::NAMES))
+        })?,
+    };
+    let enc = match enc {
+        None => Enc::A256Gcm,
+        Some(e) => Enc::parse(e).ok_or_else(|| {
+            DevTokenError::Encrypt(format!("`{e}` is not one of A128GCM, A256GCM"))
+        })?,
+    };
+    encrypt::encrypt(jws, &to, alg, enc).map_err(|e| DevTokenError::Encrypt(e.to_string()))
 }
 
 /// The SHA-256 (hex) of an API key, for `api_key.keys[].sha256`. A key ward would refuse

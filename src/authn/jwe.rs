@@ -390,5 +390,7 @@ fn open(enc: Enc, cek: &[u8], iv: &[u8], aad: &[u8], ct: &[u8], tag: &[u8]) -> R
     Ok(plain.to_vec())
 }
 
+pub mod encrypt;
+
 #[cfg(test)]
 mod tests;

@@ -128,6 +128,17 @@ pub(crate) enum TokenCmd {
         /// Lifetime, e.g. 1h.
         #[arg(long, default_value = "1h")]
         ttl: String,
+        /// Encrypt the signed token to this public key (a JWK or a `PUBLIC KEY` PEM): a
+        /// nested JWT for a provider with `decryption`.
+        #[arg(long)]
+        encrypt_to: Option<PathBuf>,
+        /// RSA-OAEP-256 (default for RSA), ECDH-ES, ECDH-ES+A128KW, ECDH-ES+A256KW
+        /// (default for EC).
+        #[arg(long, requires = "encrypt_to")]
+        encrypt_alg: Option<String>,
+        /// A128GCM or A256GCM (default).
+        #[arg(long, requires = "encrypt_to")]
+        encrypt_enc: Option<String>,
     },
     /// Print the public JWKS for a key; its kid is the one `sign` puts in tokens.
     Jwks {
