@@ -15,7 +15,8 @@
 //! disabled), `cold-es256`, `anonymous`, `routes1000` (cached; the token's route is
 //! 999th of 1000), `issuers20` (cached; token from the 20th issuer of the route),
 //! `cached-subject-none` (`cached` with `logging: {subject: none}`: isolates the cost of
-//! hashing the subject for the decision log), `memory` (N distinct ES256 tokens checked
+//! hashing the subject for the decision log), `cached-jwe` (`cached` with the token
+//! nested in a JWE, ECDH-ES+A256KW / A256GCM: a cache hit decrypts nothing), `memory` (N distinct ES256 tokens checked
 //! once each with the default cache bound: prints the resident memory each cached
 //! identity costs).
 //! Without arguments, or with `--quick` (as `cargo bench -- --quick` runs it), it does a
@@ -90,6 +91,7 @@ fn main() {
         return;
     }
     let mint = scenario == "minted";
+    let nested = scenario == "cached-jwe";
     let (routes, providers, cache, alg, iss, path, anonymous) = match scenario.as_str() {
         "cached" => (
             10,
@@ -131,7 +133,7 @@ fn main() {
             false,
         ),
         "anonymous" => (10, 1, None, Alg::RS256, 0, "/svc0/public/docs", true),
-        "minted" => (
+        "minted" | "cached-jwe" => (
             10,
             1,
             None,
@@ -177,6 +179,18 @@ fn main() {
             "signing:\n  issuer: https://ward.bench\n  keys: [ { kid: bench, alg: ES256, key_file: signing.pem } ]\n",
         );
     }
+    // `cached-jwe`: the `cached` check with the RS256 token nested in a JWE
+    // (ECDH-ES+A256KW, A256GCM) to a P-256 key the provider decrypts with; after the
+    // first check the cache answers, keyed by the JWE, with no decryption.
+    let recipient = testkeys::Key::generate(jsonwebtoken::Algorithm::ES256);
+    if nested {
+        std::fs::write(dir.path().join("enc.pem"), recipient.key_file()).expect("key file");
+        yaml = yaml.replacen(
+            "      claims: { roles: roles, scopes: scope }\n",
+            "      claims: { roles: roles, scopes: scope }\n      decryption: { keys: [ { kid: enc, alg: ECDH-ES+A256KW, key_file: enc.pem } ] }\n",
+            1,
+        );
+    }
     let config = common::load(&yaml, dir.path(), &keys.jwks());
     let state = AppState::new(ward::engine::Engine::new(config, Arc::new(Metrics::new())));
     let mut req = common::envoy_request(path);
@@ -186,6 +200,12 @@ fn main() {
             .sign(&common::claims(&issuer(iss), AUD, 1))
             .expect("sign");
         let _ = ISS;
+        let tok = if nested {
+            ward::devtoken::encrypt_to(&tok, recipient.jwk().to_string().as_bytes(), None, None)
+                .expect("encrypt")
+        } else {
+            tok
+        };
         common::set_authorization(&mut req, format!("Bearer {tok}"));
     }
     let rt = tokio::runtime::Builder::new_current_thread()
