@@ -577,3 +577,39 @@ fn the_debug_log_of_a_failure_carries_no_token_plaintext_or_key() {
         "{all}"
     );
 }
+
+#[tokio::test]
+async fn a_replaced_key_file_decrypts_after_a_reload_and_the_old_key_no_longer_does() {
+    let (a, b) = (Recipient::new(), Recipient::new());
+    let header = json!({"alg": "RSA-OAEP-256", "enc": "A256GCM", "cty": "JWT", "kid": "rsa"});
+    let cases = [
+        enc("to-a", &a.rsa, header.clone(), &jws("to-a")),
+        enc("to-b", &b.rsa, header, &jws("to-b")),
+    ];
+    let Some(jwes) = jose::encrypt(&cases).await else {
+        return;
+    };
+    let (yaml, files) = config(&a, 16_384);
+    let mut builder = Ward::from_file("ward.yaml").file("ward.yaml", &yaml);
+    for (name, text) in &files {
+        builder = builder.file(name, text);
+    }
+    let ward = builder.start().await;
+    let check = async |tok: &str| ward.check(Req::get("/sealed").bearer(tok).to_map()).await;
+    allowed(&check(&jwes[0]).await);
+    assert_invalid_token(
+        &check(&jwes[1]).await,
+        Some(UNDECRYPTABLE),
+        "before the reload",
+    );
+
+    std::fs::write(ward.dir().join("keys/rsa.pem"), &b.rsa).expect("replace the key file");
+    ward.reload().expect("reload");
+    allowed(&check(&jwes[1]).await);
+    // Cached before the reload, yet refused: the new policy holds only the new key.
+    assert_invalid_token(
+        &check(&jwes[0]).await,
+        Some(UNDECRYPTABLE),
+        "after the reload",
+    );
+}
