@@ -185,9 +185,13 @@ fn main() {
     let recipient = testkeys::Key::generate(jsonwebtoken::Algorithm::ES256);
     if nested {
         std::fs::write(dir.path().join("enc.pem"), recipient.key_file()).expect("key file");
+        // The kid is the one the recipient's JWK carries into the JWE header.
         yaml = yaml.replacen(
             "      claims: { roles: roles, scopes: scope }\n",
-            "      claims: { roles: roles, scopes: scope }\n      decryption: { keys: [ { kid: enc, alg: ECDH-ES+A256KW, key_file: enc.pem } ] }\n",
+            &format!(
+                "      claims: {{ roles: roles, scopes: scope }}\n      decryption: {{ keys: [ {{ kid: \"{}\", alg: ECDH-ES+A256KW, key_file: enc.pem }} ] }}\n",
+                recipient.kid()
+            ),
             1,
         );
     }
