@@ -613,3 +613,57 @@ async fn a_replaced_key_file_decrypts_after_a_reload_and_the_old_key_no_longer_d
         "after the reload",
     );
 }
+
+/// What `ward token sign --encrypt-to` makes (`ward::devtoken::encrypt_to`) is a JWE the
+/// independent `jose` decrypts, for every algorithm, curve and encryption, from a public
+/// JWK or a `PUBLIC KEY` PEM.
+#[tokio::test]
+async fn jwes_ward_makes_are_decrypted_by_jose() {
+    let inner = jws("alice");
+    let rsa = TestKey::generate(Alg::RS256);
+    let p256 = TestKey::generate(Alg::ES256);
+    let p384 = TestKey::generate(Alg::ES384);
+    let p521 = P521Key::generate();
+    let pem = |k: &[u8]| String::from_utf8(k.to_vec()).expect("PEM");
+    let mut recipients: Vec<(&str, String, String, Vec<&str>)> = vec![(
+        "rsa",
+        rsa.rsa_public_pem(),
+        pem(rsa.key_file()),
+        vec!["RSA-OAEP-256"],
+    )];
+    for (name, jwk, private) in [
+        ("p256", p256.jwk(), pem(p256.key_file())),
+        ("p384", p384.jwk(), pem(p384.key_file())),
+        ("p521", p521.jwk(), pem(p521.key_file())),
+    ] {
+        recipients.push((name, jwk.to_string(), private, ECDH.to_vec()));
+    }
+    let mut cases = Vec::new();
+    for (name, public, private, algs) in &recipients {
+        for alg in algs {
+            for e in ENCS {
+                let jwe = ward::devtoken::encrypt_to(&inner, public.as_bytes(), Some(alg), Some(e))
+                    .unwrap_or_else(|err| panic!("{name} {alg} {e}: {err}"));
+                cases.push((format!("{name}-{alg}-{e}"), private.clone(), jwe));
+            }
+        }
+    }
+    assert_eq!(cases.len(), 20);
+    let Some(results) = jose::decrypt(&cases).await else {
+        return;
+    };
+    for ((name, _, _), result) in cases.iter().zip(results) {
+        let (header, plaintext) = result.unwrap_or_else(|e| panic!("{name}: jose refused: {e}"));
+        assert_eq!(plaintext, inner, "{name}");
+        assert_eq!(header["cty"], "JWT", "{name}");
+        let (alg, enc) = (
+            header["alg"].as_str().unwrap_or_default(),
+            header["enc"].as_str().unwrap_or_default(),
+        );
+        assert_eq!(
+            name,
+            &format!("{}-{alg}-{enc}", name.split('-').next().unwrap_or_default()),
+            "{header}"
+        );
+    }
+}
