@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-60}"
-targets=(token config path patterns check exchange dpop)
+targets=(token config path patterns check exchange dpop jwe)
 
 cargo run --quiet --manifest-path fuzz/Cargo.toml -p ward-fuzz-seed
 cargo +nightly fuzz build -s none -a

@@ -15,7 +15,8 @@
 //! disabled), `cold-es256`, `anonymous`, `routes1000` (cached; the token's route is
 //! 999th of 1000), `issuers20` (cached; token from the 20th issuer of the route),
 //! `cached-subject-none` (`cached` with `logging: {subject: none}`: isolates the cost of
-//! hashing the subject for the decision log), `memory` (N distinct ES256 tokens checked
+//! hashing the subject for the decision log), `cached-jwe` (`cached` with the token
+//! nested in a JWE, ECDH-ES+A256KW / A256GCM: a cache hit decrypts nothing), `memory` (N distinct ES256 tokens checked
 //! once each with the default cache bound: prints the resident memory each cached
 //! identity costs), `dpop` (an ES256 token bound to an ES256 DPoP key, in the cache,
 //! each check with a fresh proof made before the loop: one per check, since a proof is
@@ -98,6 +99,7 @@ fn main() {
     }
     let mint = scenario == "minted";
     let dpop = scenario == "dpop";
+    let nested = scenario == "cached-jwe";
     let (routes, providers, cache, alg, iss, path, anonymous) = match scenario.as_str() {
         "cached" => (
             10,
@@ -148,7 +150,7 @@ fn main() {
             "/api/orders/42/items?expand=lines",
             false,
         ),
-        "minted" => (
+        "minted" | "cached-jwe" => (
             10,
             1,
             None,
@@ -201,6 +203,22 @@ fn main() {
             "      claims: { roles: roles, scopes: scope }\n      bound_tokens: { dpop_iat_window: 1h }\n",
         );
     }
+    // `cached-jwe`: the `cached` check with the RS256 token nested in a JWE
+    // (ECDH-ES+A256KW, A256GCM) to a P-256 key the provider decrypts with; after the
+    // first check the cache answers, keyed by the JWE, with no decryption.
+    let recipient = testkeys::Key::generate(jsonwebtoken::Algorithm::ES256);
+    if nested {
+        std::fs::write(dir.path().join("enc.pem"), recipient.key_file()).expect("key file");
+        // The kid is the one the recipient's JWK carries into the JWE header.
+        yaml = yaml.replacen(
+            "      claims: { roles: roles, scopes: scope }\n",
+            &format!(
+                "      claims: {{ roles: roles, scopes: scope }}\n      decryption: {{ keys: [ {{ kid: \"{}\", alg: ECDH-ES+A256KW, key_file: enc.pem }} ] }}\n",
+                recipient.kid()
+            ),
+            1,
+        );
+    }
     let config = common::load(&yaml, dir.path(), &keys.jwks());
     let state = AppState::new(ward::engine::Engine::new(config, Arc::new(Metrics::new())));
     let mut req = common::envoy_request(path);
@@ -233,6 +251,12 @@ fn main() {
             .sign(&common::claims(&issuer(iss), AUD, 1))
             .expect("sign");
         let _ = ISS;
+        let tok = if nested {
+            ward::devtoken::encrypt_to(&tok, recipient.jwk().to_string().as_bytes(), None, None)
+                .expect("encrypt")
+        } else {
+            tok
+        };
         common::set_authorization(&mut req, format!("Bearer {tok}"));
     }
     let rt = tokio::runtime::Builder::new_current_thread()

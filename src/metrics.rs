@@ -22,6 +22,20 @@ impl CacheCounters {
     }
 }
 
+/// One provider's `ward_token_decryptions_total` series (a provider with `decryption`),
+/// looked up once when the engine is built.
+#[derive(Clone)]
+pub(crate) struct DecryptionCounters {
+    success: IntCounter,
+    failure: IntCounter,
+}
+
+impl DecryptionCounters {
+    pub(crate) fn count(&self, ok: bool) {
+        if ok { &self.success } else { &self.failure }.inc();
+    }
+}
+
 /// ward's Prometheus metrics (SPEC §6), in a registry of their own.
 pub struct Metrics {
     /// The registry every ward metric is in: gather it, or register a service's own
@@ -45,6 +59,7 @@ pub struct Metrics {
     pub(crate) http_requests: IntCounterVec,
     pub(crate) dpop_proofs: IntCounterVec,
     pub(crate) dpop_replay_cache_entries: IntGauge,
+    pub(crate) token_decryptions: IntCounterVec,
 }
 
 /// Buckets from 25 µs to 2.5 s: a cached check takes tens of microseconds, one waiting on
@@ -220,7 +235,17 @@ impl Metrics {
             token_exchange_requests.with_label_values(&[result]);
         }
 
+        let token_decryptions = IntCounterVec::new(
+            Opts::new(
+                "ward_token_decryptions_total",
+                "Nested JWTs decrypted (success) or refused as undecryptable (failure), by provider; a cached token is not decrypted again",
+            ),
+            &["provider", "result"],
+        )
+        .expect("valid metric");
+
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(token_decryptions.clone()),
             Box::new(check_requests.clone()),
             Box::new(credential_rejections.clone()),
             Box::new(check_duration.clone()),
@@ -269,6 +294,7 @@ impl Metrics {
             http_requests,
             dpop_proofs,
             dpop_replay_cache_entries,
+            token_decryptions,
         }
     }
 
@@ -349,6 +375,19 @@ impl Metrics {
                         .with_label_values(&[route, p, "deny", reason]);
                 }
             }
+        }
+    }
+
+    /// The decryption counters of `provider`; both series exist (at zero) from this call
+    /// on.
+    pub(crate) fn token_decryptions(&self, provider: &str) -> DecryptionCounters {
+        let series = |result| {
+            self.token_decryptions
+                .with_label_values(&[provider, result])
+        };
+        DecryptionCounters {
+            success: series("success"),
+            failure: series("failure"),
         }
     }
 

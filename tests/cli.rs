@@ -28,6 +28,10 @@ const AUDIENCE: &str = "orders-api";
 fn write_key(dir: &Path, alg: &str, name: &str) -> PathBuf {
     let alg = Alg::parse(alg).unwrap_or_else(|| panic!("no key generator for {alg}"));
     let path = dir.join(name);
+    if alg == Alg::ES512 {
+        std::fs::write(&path, testkeys::P521Key::generate().key_file()).unwrap();
+        return path;
+    }
     std::fs::write(&path, TestKey::generate(alg).key_file()).unwrap();
     path
 }
@@ -291,7 +295,9 @@ fn every_key_family_round_trips() {
             ("PS256, JWKS file", ("PS256", Jwks::File)),
             ("ES256, inline JWKS", ("ES256", Jwks::Inline)),
             ("ES384, JWKS file", ("ES384", Jwks::File)),
+            ("ES512, inline JWKS", ("ES512", Jwks::Inline)),
             ("EdDSA, inline JWKS", ("EdDSA", Jwks::Inline)),
+            ("Ed25519, JWKS file", ("Ed25519", Jwks::File)),
             ("HS256, JWKS file", ("HS256", Jwks::File)),
         ],
         |(alg, how)| round_trip(alg, how),
@@ -998,4 +1004,136 @@ fn token_dpop_prints_a_proof_for_one_request() {
     assert_ne!(code, Some(0));
     assert_eq!(stdout, "");
     assert!(stderr.contains("DPoP proof"), "{stderr}");
+}
+
+// === nested JWTs: `ward token sign --encrypt-to` ===
+
+#[test]
+fn encrypted_tokens_from_token_sign_pass_ward_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let key = write_key(dir, "ES256", "sign.pem");
+    let config = write_config(dir, "ES256", &jwks(dir, &key, "ES256"), Jwks::Inline);
+    let rsa = TestKey::generate(Alg::RS256);
+    let p256 = TestKey::generate(Alg::ES256);
+    let p521 = testkeys::P521Key::generate();
+    for (name, bytes) in [
+        ("enc-rsa.pem", rsa.key_file()),
+        ("enc-p256.pem", p256.key_file()),
+        ("enc-p521.pem", p521.key_file()),
+    ] {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    std::fs::write(dir.join("rsa.pub.pem"), rsa.rsa_public_pem()).unwrap();
+    std::fs::write(dir.join("p256.jwk"), p256.jwk().to_string()).unwrap();
+    std::fs::write(dir.join("p521.jwk"), p521.jwk().to_string()).unwrap();
+    let other = TestKey::generate(Alg::RS256);
+    std::fs::write(dir.join("other.pub.pem"), other.rsa_public_pem()).unwrap();
+    let yaml = std::fs::read_to_string(&config).unwrap().replace(
+        "      leeway: 0s\n",
+        &format!(
+            "      leeway: 0s\n      decryption:\n        keys:\n          - {{kid: rsa, alg: RSA-OAEP-256, key_file: enc-rsa.pem}}\n          - {{kid: {}, alg: ECDH-ES+A256KW, key_file: enc-p256.pem}}\n          - {{kid: {}, alg: ECDH-ES, key_file: enc-p521.pem}}\n",
+            p256.kid(),
+            p521.kid()
+        ),
+    );
+    std::fs::write(&config, yaml).unwrap();
+    let admin = ["--claim", r#"roles=["admin"]"#];
+    // (recipient file, extra arguments, expected alg, enc and kid)
+    type Case<'a> = (&'a str, &'a [&'a str], &'a str, &'a str, Option<&'a str>);
+    let cases: [Case<'_>; 3] = [
+        ("rsa.pub.pem", &[], "RSA-OAEP-256", "A256GCM", None),
+        (
+            "p256.jwk",
+            &[],
+            "ECDH-ES+A256KW",
+            "A256GCM",
+            Some(p256.kid()),
+        ),
+        (
+            "p521.jwk",
+            &["--encrypt-alg", "ECDH-ES", "--encrypt-enc", "A128GCM"],
+            "ECDH-ES",
+            "A128GCM",
+            Some(p521.kid()),
+        ),
+    ];
+    for (to, extra, alg, enc, kid) in cases {
+        let mut args = admin.to_vec();
+        args.extend(["--encrypt-to", to]);
+        args.extend_from_slice(extra);
+        let token = sign_nested(dir, &key, &args);
+        let header = decode_part(&token, 0);
+        assert_eq!(header["alg"], alg, "{to}: {header}");
+        assert_eq!(header["enc"], enc, "{to}: {header}");
+        assert_eq!(header["cty"], "JWT", "{to}: {header}");
+        assert_eq!(header["kid"].as_str(), kid, "{to}: {header}");
+        let (code, stdout, stderr) = check(dir, &config, &token, false);
+        assert_eq!(code, Some(0), "{to}: {stdout}{stderr}");
+        assert!(has_line(&stdout, "decision: allow"), "{stdout}");
+        assert_secret_absent(&token, &stdout, &stderr);
+    }
+    // Encrypted to a key ward does not hold.
+    let mut args = admin.to_vec();
+    args.extend(["--encrypt-to", "other.pub.pem"]);
+    let token = sign_nested(dir, &key, &args);
+    let (code, stdout, stderr) = check(dir, &config, &token, false);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        has_line(&stdout, "detail: token cannot be decrypted"),
+        "{stdout}"
+    );
+    // An algorithm that does not fit the key, and one ward never makes.
+    for (alg, why) in [
+        ("ECDH-ES", "cannot encrypt: ECDH-ES does not fit this key"),
+        ("dir", "cannot encrypt: `dir` is not one of RSA-OAEP-256"),
+    ] {
+        let (code, _, stderr) = ward_out(
+            dir,
+            &[
+                "token",
+                "sign",
+                "--key",
+                key.to_str().unwrap(),
+                "--alg",
+                "ES256",
+                "--iss",
+                ISSUER,
+                "--aud",
+                AUDIENCE,
+                "--sub",
+                "alice",
+                "--encrypt-to",
+                "rsa.pub.pem",
+                "--encrypt-alg",
+                alg,
+            ],
+        );
+        assert_ne!(code, Some(0), "{alg}");
+        assert!(stderr.contains(why), "{alg}: {stderr}");
+    }
+}
+
+/// `ward token sign` with ES256 and `extra` arguments: the nested JWT it prints.
+fn sign_nested(dir: &Path, key: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "token",
+        "sign",
+        "--key",
+        key.to_str().unwrap(),
+        "--alg",
+        "ES256",
+        "--iss",
+        ISSUER,
+        "--aud",
+        AUDIENCE,
+        "--sub",
+        "alice",
+    ];
+    args.extend_from_slice(extra);
+    let (code, stdout, stderr) = ward_out(dir, &args);
+    assert_eq!(code, Some(0), "{stderr}");
+    let token = stdout.trim_end().to_string();
+    assert_eq!(token.split('.').count(), 5, "a compact JWE: {token}");
+    token
 }

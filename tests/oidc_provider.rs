@@ -428,3 +428,56 @@ async fn revocation_reaches_ward_through_introspection() {
         ward.metrics().await
     );
 }
+
+/// The case: an ID token (its `aud` is the client id) on a route whose audience
+/// is that client id passes every claim check; explicit typing refuses it, and the
+/// provider's RFC 9068 access tokens (`typ: at+jwt`) still pass.
+#[tokio::test]
+async fn token_types_refuse_an_id_token_whose_audience_fits() {
+    let Some(op) = Op::start().await else { return };
+    let iss = &op.issuer;
+    let algs = ALGS.join(", ");
+    let provider = |name: &str, aud: &str, typed: bool| {
+        let types = if typed {
+            "      token_types: [at+jwt]\n"
+        } else {
+            ""
+        };
+        format!(
+            "  - name: {name}\n    jwt:\n      issuer: \"{iss}\"\n      audiences: [{aud}]\n      discovery: true\n      algorithms: [{algs}]\n      timeout: 2s\n{types}"
+        )
+    };
+    let yaml = format!(
+        "providers:\n{}{}{}routes:\n  - name: client\n    match: {{ path_prefix: /client }}\n    providers: [client]\n  - name: client-typed\n    match: {{ path_prefix: /typed }}\n    providers: [client-typed]\n  - name: api-typed\n    match: {{ path_prefix: /api }}\n    providers: [api-typed]\n",
+        provider("client", "app", false),
+        provider("client-typed", "app", true),
+        provider("api-typed", AUDIENCE, true),
+    );
+    let ward = Ward::builder(&yaml).start().await;
+    ward.wait_ready(200, PATIENCE).await;
+    let tokens = op
+        .code_flow("alice", &oidc::jwt_resource("RS256"), "openid read")
+        .await;
+    let id_token = tokens.id_token.expect("the code flow returns an ID token");
+    assert_eq!(oidc::jwt_payload(&id_token)["aud"], "app");
+    let access_header = oidc::jwt_header(&tokens.access_token);
+    assert_eq!(access_header["typ"], "at+jwt", "{access_header}");
+    // Without token_types the ID token passes as an access token for `app`.
+    let s = ward.summary(get("/client/x", &id_token)).await;
+    assert_eq!(s.short(), (0, 200, "ok"), "{s:?}");
+    let s = ward.summary(get("/typed/x", &id_token)).await;
+    assert_denied(
+        &s,
+        "an ID token on a typed route",
+        INVALID,
+        "token type not accepted",
+    );
+    let s = ward.summary(get("/api/x", &tokens.access_token)).await;
+    assert_allowed(
+        &s,
+        "an RFC 9068 access token",
+        "api-typed",
+        Some("alice"),
+        "read",
+    );
+}

@@ -183,3 +183,88 @@ fn the_dpop_example_runs_verbatim() {
         "a token leaked into ward check output"
     );
 }
+
+/// The bash block after `marker` in the README.
+fn bash_after(readme: &str, marker: &str) -> String {
+    let at = readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker} in the README"));
+    readme[at..]
+        .split("```bash\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a bash block after the marker")
+        .to_string()
+}
+
+/// The ES512 and `--encrypt-to` examples of "Command line", run as written (with
+/// openssl making the keys), then the nested token they print checked by `ward check`
+/// against a provider that trusts the ES512 key and decrypts with the RSA key.
+#[test]
+fn the_es512_and_encryption_examples_run_as_written() {
+    if std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(!in_ci, "CI=true and openssl is not installed");
+        eprintln!("SKIPPED: the README's key examples need openssl");
+        return;
+    }
+    let readme = readme();
+    let es512 = bash_after(&readme, "For example, ES512:");
+    let encrypt = bash_after(&readme, "To try a provider's `decryption`");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = Path::new(env!("CARGO_BIN_EXE_ward"))
+        .parent()
+        .expect("the binary's directory")
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .arg("-euo")
+        .arg("pipefail")
+        .arg("-c")
+        .arg(format!("{es512}\n{encrypt}"))
+        .current_dir(dir.path())
+        .env("PATH", &path)
+        .output()
+        .expect("run bash");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the examples failed:\n{stdout}\n{stderr}"
+    );
+    // The first block prints a signed ES512 token, the second a nested one.
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[0].split('.').count(), 3, "{stdout}");
+    assert_eq!(lines[1].split('.').count(), 5, "{stdout}");
+    let config = "providers:\n  - name: dev\n    jwt:\n      issuer: https://dev.ward.local\n      audiences: [api]\n      jwks_file: jwks.json\n      algorithms: [ES512]\n      decryption: { keys: [ { kid: enc, alg: RSA-OAEP-256, key_file: enc.pem } ] }\nroutes:\n  - name: all\n    match: { path_prefix: / }\n    providers: [dev]\n";
+    std::fs::write(dir.path().join("ward.yaml"), config).expect("config");
+    for token in &lines {
+        let out = Command::new(env!("CARGO_BIN_EXE_ward"))
+            .args([
+                "check",
+                "--config",
+                "ward.yaml",
+                "--method",
+                "GET",
+                "--path",
+                "/x",
+                "-H",
+            ])
+            .arg(format!("authorization: Bearer {token}"))
+            .current_dir(dir.path())
+            .output()
+            .expect("ward check");
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{shown}");
+        assert!(shown.contains("x-auth-subject: alice"), "{shown}");
+    }
+}

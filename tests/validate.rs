@@ -219,7 +219,7 @@ fn each_bad_fixture_reports_exactly_its_errors() {
                 (
                     "alg-none.yaml",
                     &[Is(
-                        "line 8: providers[0].jwt.algorithms[1]: `none` is not an accepted algorithm (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA, HS256, HS384, HS512; `none` is never accepted)",
+                        "line 8: providers[0].jwt.algorithms[1]: `none` is not an accepted algorithm (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, Ed25519, HS256, HS384, HS512; `none` is never accepted)",
                     )],
                 ),
             ),

@@ -1,4 +1,5 @@
-//! The JWS signature algorithms ward accepts (RFC 7518 §3, RFC 8037 for `EdDSA`).
+//! The JWS signature algorithms ward accepts (RFC 7518 §3, RFC 8037 for `EdDSA`, RFC 9864
+//! for `Ed25519`, the fully-specified name of EdDSA on the Ed25519 curve).
 
 /// Signature algorithms ward accepts. `none` is not representable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -12,7 +13,13 @@ pub enum Alg {
     PS512,
     ES256,
     ES384,
+    /// ECDSA on P-521 with SHA-512.
+    ES512,
+    /// EdDSA on whatever OKP curve the key names; ward holds only Ed25519 keys.
     EdDSA,
+    /// RFC 9864: EdDSA on Ed25519, named fully. Verified exactly as `EdDSA` with an
+    /// Ed25519 key.
+    Ed25519,
     HS256,
     HS384,
     HS512,
@@ -20,7 +27,7 @@ pub enum Alg {
 
 impl Alg {
     /// The default allow-list: every asymmetric algorithm. HMAC must be asked for.
-    pub const ASYMMETRIC: [Alg; 9] = [
+    pub const ASYMMETRIC: [Alg; 11] = [
         Alg::RS256,
         Alg::RS384,
         Alg::RS512,
@@ -29,7 +36,27 @@ impl Alg {
         Alg::PS512,
         Alg::ES256,
         Alg::ES384,
+        Alg::ES512,
         Alg::EdDSA,
+        Alg::Ed25519,
+    ];
+
+    /// Every algorithm, in the order error messages list them.
+    pub const ALL: [Alg; 14] = [
+        Alg::RS256,
+        Alg::RS384,
+        Alg::RS512,
+        Alg::PS256,
+        Alg::PS384,
+        Alg::PS512,
+        Alg::ES256,
+        Alg::ES384,
+        Alg::ES512,
+        Alg::EdDSA,
+        Alg::Ed25519,
+        Alg::HS256,
+        Alg::HS384,
+        Alg::HS512,
     ];
 
     pub fn parse(s: &str) -> Option<Alg> {
@@ -42,7 +69,9 @@ impl Alg {
             "PS512" => Alg::PS512,
             "ES256" => Alg::ES256,
             "ES384" => Alg::ES384,
+            "ES512" => Alg::ES512,
             "EdDSA" => Alg::EdDSA,
+            "Ed25519" => Alg::Ed25519,
             "HS256" => Alg::HS256,
             "HS384" => Alg::HS384,
             "HS512" => Alg::HS512,
@@ -60,16 +89,32 @@ impl Alg {
             Alg::PS512 => "PS512",
             Alg::ES256 => "ES256",
             Alg::ES384 => "ES384",
+            Alg::ES512 => "ES512",
             Alg::EdDSA => "EdDSA",
+            Alg::Ed25519 => "Ed25519",
             Alg::HS256 => "HS256",
             Alg::HS384 => "HS384",
             Alg::HS512 => "HS512",
         }
     }
 
-    pub fn to_jsonwebtoken(self) -> jsonwebtoken::Algorithm {
+    /// Whether `self` and `other` name the same signature scheme: equal, or `EdDSA` and
+    /// `Ed25519` (the same scheme on the only OKP curve ward holds keys for). A key
+    /// published with `alg: EdDSA` thus verifies a token signed as `Ed25519`, and back.
+    pub fn same_scheme(self, other: Alg) -> bool {
+        self == other || (self.is_ed25519() && other.is_ed25519())
+    }
+
+    /// `EdDSA` or `Ed25519`.
+    pub fn is_ed25519(self) -> bool {
+        matches!(self, Alg::EdDSA | Alg::Ed25519)
+    }
+
+    /// The jsonwebtoken algorithm that makes this signature, for signing with it.
+    /// jsonwebtoken has no ES512 (`None`); `Ed25519` signs as its `EdDSA`.
+    pub fn to_jsonwebtoken(self) -> Option<jsonwebtoken::Algorithm> {
         use jsonwebtoken::Algorithm as A;
-        match self {
+        Some(match self {
             Alg::RS256 => A::RS256,
             Alg::RS384 => A::RS384,
             Alg::RS512 => A::RS512,
@@ -78,10 +123,16 @@ impl Alg {
             Alg::PS512 => A::PS512,
             Alg::ES256 => A::ES256,
             Alg::ES384 => A::ES384,
-            Alg::EdDSA => A::EdDSA,
+            Alg::EdDSA | Alg::Ed25519 => A::EdDSA,
             Alg::HS256 => A::HS256,
             Alg::HS384 => A::HS384,
             Alg::HS512 => A::HS512,
-        }
+            Alg::ES512 => return None,
+        })
+    }
+
+    /// The list of names, for error messages.
+    pub fn names() -> String {
+        Alg::ALL.map(Alg::as_str).join(", ")
     }
 }

@@ -24,6 +24,7 @@ use crate::authn::jwks::set::VerifyKey;
 use crate::authn::jwks::{KeyId, KeySet, KeySource, Locator, RemoteSettings, Wanted};
 use crate::authn::strict_json;
 use crate::authn::token::TokenSource;
+use crate::authn::typ::TokenTypes;
 use crate::header::HeaderName;
 
 #[derive(Debug, Clone)]
@@ -47,6 +48,10 @@ pub struct JwtSettings {
     pub claim_headers: Vec<(ClaimPath, HeaderName)>,
     /// How tokens bound to a certificate or a DPoP key (`cnf`) are checked.
     pub binding: crate::authn::binding::BindingSettings,
+    /// The `typ` header values accepted (`token_types`).
+    pub token_types: TokenTypes,
+    /// The keys that open nested JWTs (`decryption`); `None`: signed tokens only.
+    pub decryption: Option<Arc<[crate::authn::jwe::DecryptionKey]>>,
 }
 
 impl JwtSettings {
@@ -81,6 +86,8 @@ pub struct Parsed<'t> {
     len: usize,
     pub alg: Alg,
     pub kid: Option<String>,
+    /// The header's `typ`, as written.
+    pub typ: Option<String>,
     pub claims: Map<String, Value>,
     signing_input: &'t str,
     /// The signature, base64url-decoded once here.
@@ -133,7 +140,7 @@ pub fn parse(token: &str, max_bytes: usize) -> Result<Parsed<'_>, TokenError> {
     if signature.is_empty() {
         return Err(TokenError::Malformed);
     }
-    let header = strict_json::parse_object(&header_bytes).map_err(json_error)?;
+    let mut header = strict_json::parse_object(&header_bytes).map_err(json_error)?;
     let claims = strict_json::parse_object(&payload_bytes).map_err(json_error)?;
     let alg = header
         .get("alg")
@@ -148,10 +155,16 @@ pub fn parse(token: &str, max_bytes: usize) -> Result<Parsed<'_>, TokenError> {
         Some(Value::String(k)) => Some(k.clone()),
         Some(_) => return Err(TokenError::Malformed),
     };
+    let typ = match header.remove("typ") {
+        None => None,
+        Some(Value::String(t)) => Some(t),
+        Some(_) => return Err(TokenError::Malformed),
+    };
     Ok(Parsed {
         len: token.len(),
         alg,
         kid,
+        typ,
         claims,
         signing_input: &token[..h.len() + 1 + p.len()],
         signature,
@@ -197,8 +210,12 @@ pub fn verify_keyed(
     if t.len > s.max_token_bytes {
         return Err(TokenError::TooLarge);
     }
-    if !s.algorithms.contains(&t.alg) {
+    // `EdDSA` and `Ed25519` name one scheme: listing either allows both.
+    if !s.algorithms.iter().any(|a| a.same_scheme(t.alg)) {
         return Err(TokenError::Algorithm);
+    }
+    if !s.token_types.accepts(t.typ.as_deref()) {
+        return Err(TokenError::TokenType);
     }
     let key = t.signed_by(keys)?.id();
     check_claims(&t.claims, s, now)?;

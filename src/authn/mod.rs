@@ -8,11 +8,13 @@ pub mod claims;
 pub mod dpop;
 pub mod http;
 pub mod introspection;
+pub mod jwe;
 pub mod jwks;
 pub mod jwt;
 pub mod mesh;
 pub mod strict_json;
 pub mod token;
+pub mod typ;
 
 use std::sync::Arc;
 
@@ -159,6 +161,14 @@ pub enum TokenError {
     DpopUnbound,
     #[error("invalid DPoP proof: {0}")]
     DpopProof(dpop::ProofError),
+    /// A JWS whose `typ` header names a use the provider does not accept (RFC 8725
+    /// §3.11).
+    #[error("token type not accepted")]
+    TokenType,
+    /// A JWE that ward cannot or will not decrypt: one text for every cause, so that
+    /// the answer is no oracle.
+    #[error("token cannot be decrypted")]
+    Undecryptable,
 }
 
 /// The `detail` label values of `ward_credential_rejections_total`: a bounded set.
@@ -187,7 +197,8 @@ impl TokenError {
             | TokenError::TooLarge
             | TokenError::Duplicate
             | TokenError::DuplicateMember => "malformed",
-            TokenError::ClaimType(_) => "type",
+            TokenError::ClaimType(_) | TokenError::TokenType => "type",
+            TokenError::Undecryptable | TokenError::CnfMalformed => "malformed",
             TokenError::Algorithm => "signature",
             TokenError::Inactive => "inactive",
             _ => "other",

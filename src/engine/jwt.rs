@@ -17,6 +17,7 @@ use super::policy::{Provider, Route};
 use crate::authn::binding::{self, Binding};
 use crate::authn::cache::TokenCache;
 use crate::authn::dpop::Outcome;
+use crate::authn::jwe;
 use crate::authn::jwt::{self, JwtSettings};
 use crate::authn::token::{self, Found};
 use crate::authn::{Identity, ProviderKind, TokenError, claims};
@@ -185,7 +186,29 @@ async fn verify_token<'r>(
         cv.counters.count(true);
         return (Ok((v.identity, v.binding)), c);
     }
-    let parsed = match jwt::parse(tok, s.max_token_bytes) {
+    // A nested JWT (five parts) is opened with the keys of the provider that found it,
+    // after the size cap above and only on a cache miss: a cached one (keyed by the JWE
+    // as presented) costs no decryption. Its JWS is then verified as any other.
+    let nested;
+    let jws = if jwe::is_jwe(tok)
+        && let (Some(keys), Some(counters)) = (&s.decryption, &own.decryptions)
+    {
+        let opened = jwe::decrypt(tok, keys);
+        counters.count(opened.is_ok());
+        match opened {
+            Ok(inner) => {
+                nested = inner;
+                nested.as_str()
+            }
+            Err(jwe::Undecryptable) => {
+                own.counters.count(false);
+                return (Err(invalid(TokenError::Undecryptable)), found_by);
+            }
+        }
+    } else {
+        tok
+    };
+    let parsed = match jwt::parse(jws, s.max_token_bytes) {
         Ok(t) => t,
         Err(e) => {
             own.counters.count(false);

@@ -190,12 +190,14 @@ impl Policy {
                 let keys = stores.next().flatten();
                 let provider = Provider {
                     jwt: matches!(p.kind, ProviderKind::Jwt(_)).then(|| {
+                        let decrypts = matches!(&p.kind, ProviderKind::Jwt(j) if j.decryption.is_some());
                         JwtVerifier::new(
                             keys,
                             cache.clone(),
                             metrics.token_cache(&p.name),
                             kept_claims.clone(),
                             dpop.clone(),
+                            decrypts.then(|| metrics.token_decryptions(&p.name)),
                         )
                     }),
                     introspector: introspector_for(

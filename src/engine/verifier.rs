@@ -11,7 +11,7 @@ use crate::authn::jwks::{KeySet, KeyStore};
 use crate::authn::jwt::{self, JwtSettings};
 use crate::authn::Identity;
 use crate::decision::DenyReason;
-use crate::metrics::CacheCounters;
+use crate::metrics::{CacheCounters, DecryptionCounters};
 
 /// What a JWT provider verifies with: its keys, and its handle on the verified-token
 /// cache (shared by every JWT provider of the policy) with its own hit/miss counters.
@@ -23,6 +23,8 @@ pub(crate) struct JwtVerifier {
     kept_claims: Arc<[Arc<str>]>,
     /// The DPoP replay cache and proof counters (shared by the policy's providers).
     pub(super) dpop: Arc<Dpop>,
+    /// For a provider with `decryption`: its nested-JWT counters.
+    pub(super) decryptions: Option<DecryptionCounters>,
 }
 
 impl JwtVerifier {
@@ -32,6 +34,7 @@ impl JwtVerifier {
         counters: CacheCounters,
         kept_claims: Arc<[Arc<str>]>,
         dpop: Arc<Dpop>,
+        decryptions: Option<DecryptionCounters>,
     ) -> Self {
         Self {
             keys,
@@ -39,6 +42,7 @@ impl JwtVerifier {
             counters,
             kept_claims,
             dpop,
+            decryptions,
         }
     }
 

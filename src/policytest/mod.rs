@@ -227,6 +227,8 @@ struct TokenSpec {
     omit: Vec<String>,
     ttl: Duration,
     expired: bool,
+    /// The header's `typ`; `None`: no `typ`.
+    typ: Option<String>,
     place: Place,
 }
 

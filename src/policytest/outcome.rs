@@ -73,7 +73,8 @@ impl TokenSpec {
         for name in &self.omit {
             claims.remove(name);
         }
-        self.key.sign(&Value::Object(claims))
+        self.key
+            .sign_typed(&Value::Object(claims), self.typ.as_deref())
     }
 }
 

@@ -92,6 +92,9 @@ struct RawToken {
     ttl: Option<Dur>,
     #[serde(default)]
     expired: bool,
+    /// The JWS header's `typ` (default `JWT`); `null` leaves it out.
+    #[serde(default, deserialize_with = "present")]
+    typ: Option<Option<String>>,
     header: Option<String>,
     prefix: Option<String>,
     cookie: Option<String>,
@@ -412,6 +415,7 @@ fn compile_token(
         omit: raw.omit,
         ttl: raw.ttl.map_or(DEFAULT_TTL, |d| d.0),
         expired: raw.expired,
+        typ: raw.typ.unwrap_or_else(|| Some("JWT".to_owned())),
         place,
     })
 }

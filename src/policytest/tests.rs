@@ -371,6 +371,7 @@ fn minted_tokens_fill_times_and_honour_omit() {
         omit: omit.iter().map(|s| s.to_string()).collect(),
         ttl: Duration::from_secs(60),
         expired,
+        typ: Some("JWT".into()),
         place: Place::Cookie("c".into()),
     };
     let payload = |t: &str| -> Value {

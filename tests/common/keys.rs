@@ -26,7 +26,10 @@ impl TestKey {
     pub fn generate(alg: Alg) -> Self {
         Self {
             alg,
-            key: testkeys::Key::generate(alg.to_jsonwebtoken()),
+            key: testkeys::Key::generate(
+                alg.to_jsonwebtoken()
+                    .expect("ES512 keys are testkeys::P521Key, not a TestKey"),
+            ),
         }
     }
 }

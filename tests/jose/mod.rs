@@ -236,3 +236,129 @@ pub async fn dpop_proofs(alg: &str, key: Option<&Value>, requests: &[ProofFor]) 
         proofs,
     })
 }
+
+/// One nested JWT for jose to encrypt: `plaintext` under the protected `header`, to
+/// `key` (a PEM private key whose public half alone is used, or a base64url secret for
+/// `dir` and bare key wrap). See `tests/jose/encrypt.mjs`.
+#[derive(Debug, Clone)]
+pub struct Encryption {
+    pub name: String,
+    pub key: String,
+    pub header: Value,
+    pub plaintext: String,
+}
+
+/// Encrypts every case with jose, in order: the compact JWEs. `None` when Node.js is
+/// absent outside CI (see [`available`]).
+pub async fn encrypt(cases: &[Encryption]) -> Option<Vec<String>> {
+    if !available().await {
+        return None;
+    }
+    let input = json!({
+        "cases": cases.iter().map(|c| json!({
+            "name": c.name, "key": c.key, "header": c.header, "plaintext": c.plaintext,
+        })).collect::<Vec<_>>(),
+    });
+    let mut child = Command::new("node")
+        .arg("encrypt.mjs")
+        .current_dir(dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn node encrypt.mjs: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin
+        .write_all(input.to_string().as_bytes())
+        .await
+        .expect("write the cases to encrypt.mjs");
+    drop(stdin);
+    let out = tokio::time::timeout(PATIENCE, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("encrypt.mjs did not finish within {PATIENCE:?}"))
+        .expect("run encrypt.mjs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "encrypt.mjs failed ({}):\n{}{stdout}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("encrypt.mjs wrote no JSON ({e}):\n{stdout}"));
+    let results = answer["results"].as_array().expect("results");
+    assert_eq!(results.len(), cases.len(), "one result per case");
+    Some(
+        results
+            .iter()
+            .zip(cases)
+            .map(|(r, c)| {
+                assert_eq!(r["name"], c.name.as_str(), "results in order");
+                r["jwe"].as_str().expect("a compact JWE").to_string()
+            })
+            .collect(),
+    )
+}
+
+/// Decrypts each `(name, private key PEM, JWE)` with jose, in order: the protected
+/// header and plaintext, or jose's error code. See `tests/jose/decrypt.mjs`. `None`
+/// when Node.js is absent outside CI (see [`available`]).
+pub async fn decrypt(
+    cases: &[(String, String, String)],
+) -> Option<Vec<Result<(Value, String), String>>> {
+    if !available().await {
+        return None;
+    }
+    let input = json!({
+        "cases": cases.iter().map(|(name, key, jwe)| json!({"name": name, "key": key, "jwe": jwe}))
+            .collect::<Vec<_>>(),
+    });
+    let mut child = Command::new("node")
+        .arg("decrypt.mjs")
+        .current_dir(dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn node decrypt.mjs: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin
+        .write_all(input.to_string().as_bytes())
+        .await
+        .expect("write the cases to decrypt.mjs");
+    drop(stdin);
+    let out = tokio::time::timeout(PATIENCE, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("decrypt.mjs did not finish within {PATIENCE:?}"))
+        .expect("run decrypt.mjs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "decrypt.mjs failed ({}):\n{}{stdout}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("decrypt.mjs wrote no JSON ({e}):\n{stdout}"));
+    let results = answer["results"].as_array().expect("results");
+    assert_eq!(results.len(), cases.len(), "one result per case");
+    Some(
+        results
+            .iter()
+            .zip(cases)
+            .map(|(r, (name, _, _))| {
+                assert_eq!(r["name"], name.as_str(), "results in order");
+                if r["ok"] == true {
+                    Ok((
+                        r["header"].clone(),
+                        r["plaintext"].as_str().unwrap_or_default().to_string(),
+                    ))
+                } else {
+                    Err(format!("{}: {}", r["code"], r["message"]))
+                }
+            })
+            .collect(),
+    )
+}

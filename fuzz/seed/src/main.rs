@@ -76,6 +76,24 @@ fn main() {
         );
     }
 
+    // jwe: 0 + a compact JWE; 1 + protected header \n raw parts; 2 + plaintext to encrypt.
+    let epk = json!({"kty": "EC", "crv": "P-256",
+        "x": "-SqPOdXMklRZss2BR_hqN6lp9pvFpdpd5P8qJGnwbkc",
+        "y": "rSelPVVmlQPyADn0ihKtjtwOX_Y6bG7mjnNIGed_0jA"});
+    for alg in ["RSA-OAEP-256", "ECDH-ES", "ECDH-ES+A128KW", "ECDH-ES+A256KW", "dir"] {
+        for enc in ["A128GCM", "A256GCM"] {
+            let header = json!({"alg": alg, "enc": enc, "cty": "JWT", "epk": epk});
+            let parts = [&[7u8; 40][..], &[1; 12], b"ciphertext", &[2; 16]].join(&b'\n');
+            out.add("jwe", [format!("\x01{header}\n").as_bytes(), &parts].concat());
+        }
+    }
+    for t in tokens.iter().take(3) {
+        out.add("jwe", [&[2u8][..], t.as_bytes()].concat());
+    }
+    for junk in ["", "a.b.c.d.e", "e30....", "....", "e30.e30.e30.e30.e30"] {
+        out.add("jwe", [&[0u8][..], junk.as_bytes()].concat());
+    }
+
     // config: every example and fixture config, and the fuzz routes.
     for dir in ["examples", "tests/fixtures"] {
         for f in yaml_files(&repo.join(dir)) {

@@ -23,6 +23,7 @@ pub enum KeyKind {
     Rsa,
     EcP256,
     EcP384,
+    EcP521,
     Ed25519,
     Oct,
 }
@@ -35,7 +36,8 @@ impl KeyKind {
             KeyKind::Rsa => matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512),
             KeyKind::EcP256 => alg == ES256,
             KeyKind::EcP384 => alg == ES384,
-            KeyKind::Ed25519 => alg == EdDSA,
+            KeyKind::EcP521 => alg == ES512,
+            KeyKind::Ed25519 => alg.is_ed25519(),
             KeyKind::Oct => matches!(alg, HS256 | HS384 | HS512),
         }
     }
@@ -168,7 +170,7 @@ impl VerifyKey {
     }
 
     pub fn allows(&self, alg: Alg) -> bool {
-        self.kind.allows(alg) && self.alg.is_none_or(|a| a == alg)
+        self.kind.allows(alg) && self.alg.is_none_or(|a| a.same_scheme(alg))
     }
 
     /// Whether `signature` (decoded bytes) is a valid `alg` signature of `message` by
@@ -369,7 +371,8 @@ fn parse_jwk(k: &Value) -> Result<VerifyKey, String> {
                 match s("crv") {
                     Some("P-256") => (KeyKind::EcP256, 32, &sig::ECDSA_P256_SHA256_FIXED),
                     Some("P-384") => (KeyKind::EcP384, 48, &sig::ECDSA_P384_SHA384_FIXED),
-                    _ => return Err("EC `crv` must be P-256 or P-384".into()),
+                    Some("P-521") => (KeyKind::EcP521, 66, &sig::ECDSA_P521_SHA512_FIXED),
+                    _ => return Err("EC `crv` must be P-256, P-384 or P-521".into()),
                 };
             let x = b64(o.get("x"), "x")?;
             let y = b64(o.get("y"), "y")?;

@@ -125,6 +125,7 @@ pub(crate) enum TokenCmd {
         /// Private key PEM (for HS*: a file holding the secret).
         #[arg(long)]
         key: PathBuf,
+        /// RS256/384/512, PS256/384/512, ES256/384/512, EdDSA, Ed25519, HS256/384/512.
         #[arg(long, default_value = "RS256")]
         alg: String,
         #[arg(long)]
@@ -149,6 +150,17 @@ pub(crate) enum TokenCmd {
         /// Bind the token to this client certificate (PEM): `cnf.x5t#S256` is its hash.
         #[arg(long)]
         cnf_cert: Option<PathBuf>,
+        /// Encrypt the signed token to this public key (a JWK or a `PUBLIC KEY` PEM): a
+        /// nested JWT for a provider with `decryption`.
+        #[arg(long)]
+        encrypt_to: Option<PathBuf>,
+        /// RSA-OAEP-256 (default for RSA), ECDH-ES, ECDH-ES+A128KW, ECDH-ES+A256KW
+        /// (default for EC).
+        #[arg(long, requires = "encrypt_to")]
+        encrypt_alg: Option<String>,
+        /// A128GCM or A256GCM (default).
+        #[arg(long, requires = "encrypt_to")]
+        encrypt_enc: Option<String>,
     },
     /// Print the public JWKS for a key; its kid is the one `sign` puts in tokens.
     Jwks {

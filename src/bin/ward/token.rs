@@ -20,6 +20,9 @@ pub fn token(cmd: TokenCmd) -> anyhow::Result<()> {
             cnf_key,
             cnf_alg,
             cnf_cert,
+            encrypt_to,
+            encrypt_alg,
+            encrypt_enc,
         } => {
             let key = SigningKey::from_file(&key, &alg)?;
             let ttl = ward::config::parse_duration(&ttl).map_err(anyhow::Error::msg)?;
@@ -52,7 +55,21 @@ pub fn token(cmd: TokenCmd) -> anyhow::Result<()> {
                 body["cnf"] =
                     serde_json::json!({ "x5t#S256": devtoken::certificate_thumbprint(&pem)? });
             }
-            println!("{}", key.sign(&body)?);
+            let token = key.sign(&body)?;
+            let token = match &encrypt_to {
+                None => token,
+                Some(path) => {
+                    let recipient = std::fs::read(path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    devtoken::encrypt_to(
+                        &token,
+                        &recipient,
+                        encrypt_alg.as_deref(),
+                        encrypt_enc.as_deref(),
+                    )?
+                }
+            };
+            println!("{token}");
             Ok(())
         }
         TokenCmd::Jwks { key, alg } => {

@@ -2,6 +2,7 @@
 //! headers); each kind compiles in its own module.
 
 mod api_key;
+mod decryption;
 mod introspection;
 mod jwt;
 mod mesh;

@@ -1,5 +1,5 @@
 //! Signing keys and tokens generated at run time, for ward's integration tests and
-//! benchmarks: RSA 2048, P-256, P-384, Ed25519 and HMAC secrets, their PKCS#8 and PEM
+//! benchmarks: RSA 2048, P-256, P-384, P-521 (ES512, [`P521Key`]), Ed25519 and HMAC secrets, their PKCS#8 and PEM
 //! encodings, public JWKs with RFC 7638 key ids, signed tokens, and hand-built JWS for
 //! hostile inputs.
 //!
@@ -233,6 +233,71 @@ pub fn hs256_with_secret(header_json: &str, payload_json: &str, secret: &[u8]) -
     format!("{input}.{}", b64url(tag.as_ref()))
 }
 
+/// A P-521 key for ES512, which jsonwebtoken (and so [`Key`]) does not sign: the
+/// signature is made by aws-lc-rs directly, the JWK and its RFC 7638 `kid` by hand.
+pub struct P521Key {
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
+    key_file: Vec<u8>,
+    jwk: Value,
+    kid: String,
+}
+
+impl P521Key {
+    pub fn generate() -> P521Key {
+        use aws_lc_rs::signature::{ECDSA_P521_SHA512_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+        let pair =
+            EcdsaKeyPair::generate(&ECDSA_P521_SHA512_FIXED_SIGNING).expect("generate P-521");
+        let der = pair.to_pkcs8v1().expect("P-521 PKCS#8");
+        let key_file = pem("PRIVATE KEY", der.as_ref()).into_bytes();
+        let point = pair.public_key().as_ref();
+        assert_eq!(point.len(), 133, "0x04 || x || y");
+        let (x, y) = (b64url(&point[1..67]), b64url(&point[67..133]));
+        let canonical = format!(r#"{{"crv":"P-521","kty":"EC","x":"{x}","y":"{y}"}}"#);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
+        let kid = b64url(digest.as_ref());
+        let jwk = json!({"kty": "EC", "crv": "P-521", "x": x, "y": y, "kid": kid, "use": "sig", "alg": "ES512"});
+        P521Key {
+            pair,
+            key_file,
+            jwk,
+            kid,
+        }
+    }
+
+    /// The private key as PKCS#8 PEM, as `ward token sign --key` reads it.
+    pub fn key_file(&self) -> &[u8] {
+        &self.key_file
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub fn jwk(&self) -> Value {
+        self.jwk.clone()
+    }
+
+    pub fn jwks(&self) -> Value {
+        json!({ "keys": [self.jwk] })
+    }
+
+    /// Signs `claims` with header `{typ: JWT, alg: ES512, kid}`.
+    pub fn sign(&self, claims: &Value) -> String {
+        let header = json!({"typ": "JWT", "alg": "ES512", "kid": self.kid}).to_string();
+        self.sign_parts(&header, &claims.to_string())
+    }
+
+    /// A compact JWS over exactly these header and payload texts, signed ES512.
+    pub fn sign_parts(&self, header_json: &str, payload_json: &str) -> String {
+        let input = format!("{}.{}", b64url(header_json), b64url(payload_json));
+        let sig = self
+            .pair
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
+            .expect("sign ES512");
+        format!("{input}.{}", b64url(sig.as_ref()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +351,27 @@ mod tests {
         let hmac = Key::generate(Algorithm::HS256);
         assert_eq!(hmac.key_file(), hmac.der());
         assert_eq!(hmac.der().len(), 48);
+    }
+
+    #[test]
+    fn p521_tokens_verify_with_their_jwk_through_aws_lc() {
+        use aws_lc_rs::signature::{ECDSA_P521_SHA512_FIXED, UnparsedPublicKey};
+        let key = P521Key::generate();
+        let t = key.sign(&json!({"sub": "alice"}));
+        let (input, sig) = t.rsplit_once('.').expect("a JWS");
+        let jwk = key.jwk();
+        let coord = |c: &str| {
+            URL_SAFE_NO_PAD
+                .decode(jwk[c].as_str().expect("coordinate"))
+                .expect("base64url")
+        };
+        let point = [&[4u8][..], &coord("x"), &coord("y")].concat();
+        let sig = URL_SAFE_NO_PAD.decode(sig).expect("base64url");
+        assert_eq!(sig.len(), 132);
+        UnparsedPublicKey::new(&ECDSA_P521_SHA512_FIXED, &point)
+            .verify(input.as_bytes(), &sig)
+            .expect("verifies");
+        assert_ne!(P521Key::generate().kid(), key.kid());
     }
 
     #[test]

@@ -186,9 +186,13 @@ fn ec_point_not_on_the_curve_is_skipped() {
 }
 
 #[test]
-fn ec_curves_other_than_p256_and_p384_are_skipped() {
-    let why = "EC `crv` must be P-256 or P-384";
-    assert_skipped(with(&jwks().p256, json!({"crv": "P-521"})), why);
+fn ec_curves_other_than_p256_p384_and_p521_are_skipped() {
+    let why = "EC `crv` must be P-256, P-384 or P-521";
+    // P-256 coordinates under `crv: P-521` are the wrong length for it.
+    assert_skipped(
+        with(&jwks().p256, json!({"crv": "P-521"})),
+        "EC coordinates do not match `crv`",
+    );
     assert_skipped(with(&jwks().p256, json!({"crv": "secp256k1"})), why);
     assert_skipped(with(&jwks().p256, json!({"crv": null})), why);
 }
@@ -453,7 +457,8 @@ fn duplicate_kids_are_all_kept_in_order() {
 fn key_family_guards_every_algorithm() {
     use Alg::*;
     let all = [
-        RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA, HS256, HS384, HS512,
+        RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, Ed25519, HS256,
+        HS384, HS512,
     ];
     let fits =
         |kind: KeyKind| -> Vec<Alg> { all.into_iter().filter(|a| kind.allows(*a)).collect() };
@@ -463,7 +468,8 @@ fn key_family_guards_every_algorithm() {
     );
     assert_eq!(fits(KeyKind::EcP256), vec![ES256]);
     assert_eq!(fits(KeyKind::EcP384), vec![ES384]);
-    assert_eq!(fits(KeyKind::Ed25519), vec![EdDSA]);
+    assert_eq!(fits(KeyKind::EcP521), vec![ES512]);
+    assert_eq!(fits(KeyKind::Ed25519), vec![EdDSA, Ed25519]);
     assert_eq!(fits(KeyKind::Oct), vec![HS256, HS384, HS512]);
 }
 
@@ -517,7 +523,7 @@ fn a_skipped_key_is_named_by_its_kid_and_alg() {
     let (_, skipped) = parse(&[
         with(&k.rsa, json!({"kid": "rsa-1", "alg": "ES256"})),
         with(&k.p256, json!({"kid": "ec\n1", "use": "enc"})),
-        with(&k.p384, json!({"alg": "HS256", "crv": "P-521"})),
+        with(&k.p384, json!({"alg": "HS256", "crv": "P-192"})),
         with(&k.ed25519, json!({"kid": 7, "crv": "X25519"})),
         with(&k.oct, json!({"k": "c2hvcnQ"})),
     ]);
@@ -526,7 +532,7 @@ fn a_skipped_key_is_named_by_its_kid_and_alg() {
         [
             r#"keys[0] (kid "rsa-1", alg "ES256"): `alg` does not match the key type"#,
             r#"keys[1] (kid "ec\n1"): `use` is not `sig`"#,
-            r#"keys[2] (alg "HS256"): EC `crv` must be P-256 or P-384"#,
+            r#"keys[2] (alg "HS256"): EC `crv` must be P-256, P-384 or P-521"#,
             r#"keys[3] (kid (not a string)): `kid` is not a string"#,
             "keys[4]: an HMAC key shorter than 32 bytes is refused",
         ]

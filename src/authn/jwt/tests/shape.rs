@@ -88,7 +88,9 @@ fn alg_none_missing_or_unknown_is_an_algorithm_error() {
         r#"{"alg":"None"}"#,
         r#"{"typ":"JWT"}"#,
         r#"{"alg":"rs256"}"#,
-        r#"{"alg":"ES512"}"#,
+        r#"{"alg":"ES256K"}"#,
+        r#"{"alg":"Ed448"}"#,
+        r#"{"alg":"ed25519"}"#,
         r#"{"alg":256}"#,
     ] {
         let t = format!("{}.{payload}.{sig}", URL_SAFE_NO_PAD.encode(header));

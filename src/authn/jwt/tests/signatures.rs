@@ -107,12 +107,12 @@ fn all_algorithms() -> JwtSettings {
 }
 
 /// `t` with its signature replaced by `sig` (base64url-encoded here).
-fn with_signature(t: &str, sig: &[u8]) -> String {
+pub(super) fn with_signature(t: &str, sig: &[u8]) -> String {
     let (input, _) = t.rsplit_once('.').unwrap();
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
 }
 
-fn signature_of(t: &str) -> Vec<u8> {
+pub(super) fn signature_of(t: &str) -> Vec<u8> {
     URL_SAFE_NO_PAD
         .decode(t.rsplit_once('.').unwrap().1)
         .unwrap()

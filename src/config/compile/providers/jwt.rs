@@ -17,6 +17,7 @@ use crate::authn::binding::{self, BindingSettings};
 use crate::authn::jwks::{KeySet, KeySource};
 use crate::authn::jwt::JwtSettings;
 use crate::authn::token::TokenSource;
+use crate::authn::typ::{TokenTypes, short_form};
 use crate::config::{Dur, Errors, Sources};
 
 #[derive(Deserialize)]
@@ -40,6 +41,8 @@ struct RawJwt {
     token_from: Option<Vec<RawTokenSource>>,
     headers: Option<BTreeMap<String, String>>,
     bound_tokens: Option<RawBoundTokens>,
+    token_types: Option<Vec<String>>,
+    decryption: Option<super::decryption::RawDecryption>,
 }
 
 #[derive(Deserialize)]
@@ -127,7 +130,8 @@ pub(super) fn compile_jwt(
                     None => errors.add(
                         &format!("{path}.algorithms[{i}]"),
                         format!(
-                            "`{a}` is not an accepted algorithm (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA, HS256, HS384, HS512; `none` is never accepted)"
+                            "`{a}` is not an accepted algorithm ({}; `none` is never accepted)",
+                            Alg::names()
                         ),
                     ),
                 }
@@ -135,6 +139,17 @@ pub(super) fn compile_jwt(
             algs
         }
     };
+
+    let token_types = token_types(raw.token_types, path, errors);
+    let decryption = raw.decryption.map(|d| {
+        super::decryption::compile_decryption(
+            d,
+            &format!("{path}.decryption"),
+            base,
+            sources,
+            errors,
+        )
+    });
 
     let max_token_bytes = raw.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
     if max_token_bytes == 0 {
@@ -225,6 +240,8 @@ pub(super) fn compile_jwt(
         token_from,
         claim_headers,
         binding,
+        token_types,
+        decryption: decryption.flatten(),
     })
 }
 
@@ -264,6 +281,41 @@ fn with_dpop_scheme(sources: &mut Vec<TokenSource>) {
             sources.insert(at + 1, dpop);
         }
     }
+}
+
+/// `token_types`: media type names (RFC 6838 restricted names, `+` suffix and all),
+/// kept in their short form; empty lists, duplicates (after case folding and dropping
+/// `application/`) and names that could never match are errors.
+fn token_types(raw: Option<Vec<String>>, path: &str, errors: &mut Errors) -> TokenTypes {
+    let Some(list) = raw else {
+        return TokenTypes::Default;
+    };
+    if list.is_empty() {
+        errors.add(
+            &format!("{path}.token_types"),
+            "list at least one type (e.g. [at+jwt]), or leave `token_types` out to accept any type but those of other uses",
+        );
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for (i, t) in list.iter().enumerate() {
+        let at = format!("{path}.token_types[{i}]");
+        let short = short_form(t).to_ascii_lowercase();
+        let name_char = |c: char| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c);
+        if short.is_empty() || !short.chars().all(name_char) {
+            errors.add(
+                &at,
+                format!(
+                    "`{}` is not a media type name such as at+jwt or JWT",
+                    t.escape_debug()
+                ),
+            );
+        } else if seen.contains(&short) {
+            errors.add(&at, format!("`{t}` is listed twice (types compare case-insensitively, with or without `application/`)"));
+        } else {
+            seen.push(short);
+        }
+    }
+    TokenTypes::Listed(seen)
 }
 
 fn keyset_from_text(text: &str, path: &str, errors: &mut Errors) -> Option<Arc<KeySet>> {
