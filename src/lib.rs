@@ -41,22 +41,46 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-/// Declares ward's internal modules: private, or public (and hidden from the docs) with
-/// the `internals` feature, which only ward's own tests, benches and fuzzers turn on.
-macro_rules! internal {
+/// Makes ward's internal modules public (and hidden from the docs) with the `internals`
+/// feature, which only ward's own tests, benches and fuzzers turn on.
+macro_rules! public_internals {
     ($($name:ident),* $(,)?) => {$(
         #[cfg(feature = "internals")]
         #[doc(hidden)]
         #[allow(missing_docs)]
         pub mod $name;
-        #[cfg(not(feature = "internals"))]
-        mod $name;
     )*};
 }
 
-internal!(
+public_internals!(
     authn, authz, digest, engine, header, issuer, observe, reload, response, server, state
 );
+
+// The same modules, private, as users build ward. Written out, not generated, so that
+// tools that walk the module tree without expanding macros (rustfmt, cargo-mutants) find
+// each file once; a module missing from either list fails one of the two builds.
+#[cfg(not(feature = "internals"))]
+mod authn;
+#[cfg(not(feature = "internals"))]
+mod authz;
+#[cfg(not(feature = "internals"))]
+mod digest;
+#[cfg(not(feature = "internals"))]
+mod engine;
+#[cfg(not(feature = "internals"))]
+mod header;
+#[cfg(not(feature = "internals"))]
+mod issuer;
+#[cfg(not(feature = "internals"))]
+mod observe;
+#[cfg(not(feature = "internals"))]
+mod reload;
+#[cfg(not(feature = "internals"))]
+mod response;
+#[cfg(not(feature = "internals"))]
+mod server;
+#[cfg(not(feature = "internals"))]
+mod state;
 
 pub mod clock;
 pub mod config;

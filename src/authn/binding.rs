@@ -194,9 +194,16 @@ mod tests {
             check_certificate(&[0; 32], &i),
             Err(TokenError::CertificateBinding)
         );
-        i.source_certificate = "-----BEGIN%20CERTIFICATE-----%0AAAAA%0A-----END%20CERTIFICATE-----%0A";
-        assert_eq!(check_certificate(&[0; 32], &i), Err(TokenError::Certificate));
+        i.source_certificate =
+            "-----BEGIN%20CERTIFICATE-----%0AAAAA%0A-----END%20CERTIFICATE-----%0A";
+        assert_eq!(
+            check_certificate(&[0; 32], &i),
+            Err(TokenError::Certificate)
+        );
         i.source_certificate = "%ZZ";
-        assert_eq!(check_certificate(&[0; 32], &i), Err(TokenError::Certificate));
+        assert_eq!(
+            check_certificate(&[0; 32], &i),
+            Err(TokenError::Certificate)
+        );
     }
 }

@@ -20,8 +20,8 @@
 
 use std::sync::Arc;
 
-use crate::authn::claims::Identity;
 use crate::authn::binding::Binding;
+use crate::authn::claims::Identity;
 use crate::authn::jwks::KeyId;
 
 type Key = [u8; 32];

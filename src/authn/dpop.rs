@@ -224,7 +224,10 @@ fn check_claims(
     if iat > now + r.leeway as f64 || iat + (r.window + r.leeway) as f64 <= now {
         return Err(ProofError::Iat);
     }
-    let ath = c.get("ath").and_then(Value::as_str).ok_or(ProofError::Ath)?;
+    let ath = c
+        .get("ath")
+        .and_then(Value::as_str)
+        .ok_or(ProofError::Ath)?;
     let ath: [u8; 32] = URL_SAFE_NO_PAD
         .decode(ath)
         .ok()

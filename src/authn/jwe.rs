@@ -165,7 +165,9 @@ impl fmt::Debug for DecryptionKey {
 /// Why a key file cannot decrypt, for the config error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
-    #[error("no PEM private key in the file (a PKCS#8 `PRIVATE KEY` or SEC1 `EC PRIVATE KEY` block)")]
+    #[error(
+        "no PEM private key in the file (a PKCS#8 `PRIVATE KEY` or SEC1 `EC PRIVATE KEY` block)"
+    )]
     NoPrivateKey,
     #[error("{0} needs an RSA private key of 2048 bits or more (PKCS#8)")]
     NotRsa(&'static str),
@@ -307,7 +309,10 @@ fn content_key(
             }))
         }
         Private::Ec(curve, private) => {
-            let epk = header.get("epk").and_then(Value::as_object).ok_or(Undecryptable)?;
+            let epk = header
+                .get("epk")
+                .and_then(Value::as_object)
+                .ok_or(Undecryptable)?;
             let point = epk_point(epk, *curve)?;
             let peer = UnparsedPublicKey::new(curve.agreement(), point);
             let party = |name: &str| match header.get(name) {
@@ -330,7 +335,11 @@ fn content_key(
                     if ek.len() != enc.key_len() + 8 {
                         return Err(Undecryptable);
                     }
-                    let cipher = if derived.len() == 16 { &AES_128 } else { &AES_256 };
+                    let cipher = if derived.len() == 16 {
+                        &AES_128
+                    } else {
+                        &AES_256
+                    };
                     let kek = AesKek::new(cipher, &derived).map_err(|_| Undecryptable)?;
                     let mut out = vec![0u8; ek.len()];
                     let cek = kek.unwrap(ek, &mut out).map_err(|_| Undecryptable)?;
@@ -360,7 +369,13 @@ fn epk_point(epk: &Map<String, Value>, curve: Curve) -> Result<Vec<u8>, Undecryp
 
 /// The Concat KDF of NIST SP 800-56A as RFC 7518 §4.6.2 uses it, with SHA-256: `len`
 /// bytes (at most 32, so one round) from the shared secret `z`.
-pub(crate) fn concat_kdf(z: &[u8], algorithm_id: &str, apu: &[u8], apv: &[u8], len: usize) -> Vec<u8> {
+pub(crate) fn concat_kdf(
+    z: &[u8],
+    algorithm_id: &str,
+    apu: &[u8],
+    apv: &[u8],
+    len: usize,
+) -> Vec<u8> {
     let field = |ctx: &mut crate::digest::Sha256, v: &[u8]| {
         ctx.update(&(v.len() as u32).to_be_bytes());
         ctx.update(v);
@@ -377,7 +392,14 @@ pub(crate) fn concat_kdf(z: &[u8], algorithm_id: &str, apu: &[u8], apv: &[u8], l
 
 /// AES-GCM decryption of `ct` with tag `tag`, the protected header's encoded text as
 /// additional data.
-fn open(enc: Enc, cek: &[u8], iv: &[u8], aad: &[u8], ct: &[u8], tag: &[u8]) -> Result<Vec<u8>, Undecryptable> {
+fn open(
+    enc: Enc,
+    cek: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    ct: &[u8],
+    tag: &[u8],
+) -> Result<Vec<u8>, Undecryptable> {
     if cek.len() != enc.key_len() {
         return Err(Undecryptable);
     }

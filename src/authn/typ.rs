@@ -81,7 +81,12 @@ mod tests {
     #[test]
     fn the_application_prefix_is_optional_and_case_is_ignored() {
         let at = listed(&["at+jwt"]);
-        for typ in ["at+jwt", "AT+JWT", "application/at+jwt", "Application/At+Jwt"] {
+        for typ in [
+            "at+jwt",
+            "AT+JWT",
+            "application/at+jwt",
+            "Application/At+Jwt",
+        ] {
             assert!(at.accepts(Some(typ)), "{typ}");
         }
         for typ in [

@@ -213,8 +213,12 @@ impl Condition {
                 match undecided {
                     Some(f) => Err(f),
                     None => Err(Failure {
-                        condition: format!("{}: no branch held: {}", self.desc, branches.join("; "))
-                            .into(),
+                        condition: format!(
+                            "{}: no branch held: {}",
+                            self.desc,
+                            branches.join("; ")
+                        )
+                        .into(),
                         insufficient_scope: all_scope,
                         wrong_type: false,
                     }),
@@ -241,9 +245,7 @@ fn claim_holds(
     ctx: &EvalCtx<'_, '_>,
     audience: bool,
 ) -> Option<bool> {
-    if audience
-        && let Some(aud @ (Value::String(_) | Value::Array(_))) = claim
-    {
+    if audience && let Some(aud @ (Value::String(_) | Value::Array(_))) = claim {
         return audience_holds(aud, test, ctx);
     }
     // Absent, or null (which reads as absent): false for every test but `present: false`
@@ -313,7 +315,9 @@ fn audience_holds(aud: &Value, test: &ClaimTest, ctx: &EvalCtx<'_, '_>) -> Optio
 fn audience_eq(items: &[Value], want: &Value) -> Option<bool> {
     match want {
         Value::String(_) => Some(matches!(items, [one] if json_eq(one, want))),
-        Value::Array(w) => Some(w.len() == items.len() && w.iter().zip(items).all(|(p, q)| json_eq(p, q))),
+        Value::Array(w) => {
+            Some(w.len() == items.len() && w.iter().zip(items).all(|(p, q)| json_eq(p, q)))
+        }
         Value::Null => Some(false),
         _ => None,
     }

@@ -146,7 +146,10 @@ fn bound_to_request(
         Some(Binding::Key(_)) if !dpop_scheme => Err(invalid(TokenError::DpopRequired)),
         Some(Binding::Key(jkt)) => {
             let window = s.binding.dpop_iat_window.as_secs();
-            match v.dpop.check(input, tok, &jkt, now, window, s.leeway.as_secs()) {
+            match v
+                .dpop
+                .check(input, tok, &jkt, now, window, s.leeway.as_secs())
+            {
                 Outcome::Accepted => Ok(()),
                 Outcome::Refused(e) => Err(invalid(e)),
                 Outcome::CacheFull => Err(DenyReason::AuthnUnavailable("DPoP replay cache full")),
@@ -163,7 +166,10 @@ async fn verify_token<'r>(
     tok: &str,
     input: &CheckInput<'_>,
     now: u64,
-) -> (Result<(Arc<Identity>, Option<Binding>), DenyReason>, &'r Arc<Provider>) {
+) -> (
+    Result<(Arc<Identity>, Option<Binding>), DenyReason>,
+    &'r Arc<Provider>,
+) {
     let invalid = DenyReason::InvalidToken;
     let Some(own) = &found_by.jwt else {
         return (Err(invalid(TokenError::Issuer)), found_by);
@@ -178,8 +184,11 @@ async fn verify_token<'r>(
     };
     let key = TokenCache::key(tok);
     if let Some(v) = own.cache.get(&key, now)
-        && let Some(c) = pick(route, found_by, &s.issuer, v.identity.issuer.as_deref())
-            .cached(found_by, &v.identity.provider, reads)
+        && let Some(c) = pick(route, found_by, &s.issuer, v.identity.issuer.as_deref()).cached(
+            found_by,
+            &v.identity.provider,
+            reads,
+        )
         && let Some(cv) = &c.jwt
         && cv.vouches_for(&c.settings.name, &v)
     {
@@ -242,5 +251,8 @@ async fn verify_token<'r>(
         Ok(keys) => keys,
         Err(u) => return (Err(DenyReason::AuthnUnavailable(u.0)), chosen),
     };
-    (cv.verified(&chosen.settings.name, cs, parsed, &keys, key, now), chosen)
+    (
+        cv.verified(&chosen.settings.name, cs, parsed, &keys, key, now),
+        chosen,
+    )
 }

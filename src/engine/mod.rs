@@ -28,8 +28,8 @@ use crate::decision::{Decision, DenyReason, Verdict};
 use crate::metrics::Metrics;
 use crate::request::CheckInput;
 
-use authenticate::{Authenticated, Refused, authenticate};
 use crate::issuer::mint::MintError;
+use authenticate::{Authenticated, Refused, authenticate};
 use policy::{Mint, Policy, Route};
 
 pub struct Engine {
@@ -182,11 +182,22 @@ impl Engine {
     /// The token an allow on `route` carries upstream: none when the identity names no
     /// subject or is about to expire (the header is then removed, as every owned header
     /// without a value); a signing failure denies (fail closed).
-    fn mint(&self, mint: &Mint, id: &Identity, route: &str) -> Result<Option<Arc<str>>, DenyReason> {
+    fn mint(
+        &self,
+        mint: &Mint,
+        id: &Identity,
+        route: &str,
+    ) -> Result<Option<Arc<str>>, DenyReason> {
         let Some(issuer) = &self.policy.issuer else {
             return Ok(None);
         };
-        match issuer.mint(&mint.spec.grant, id, self.clock.unix_secs(), true, &mint.minted) {
+        match issuer.mint(
+            &mint.spec.grant,
+            id,
+            self.clock.unix_secs(),
+            true,
+            &mint.minted,
+        ) {
             Ok(m) => Ok(Some(m.token)),
             Err(MintError::Sign(e)) => {
                 tracing::error!(route, error = %e, "purpose token not signed: request denied");

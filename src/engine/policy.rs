@@ -14,17 +14,17 @@ use crate::authn::token::TokenSource;
 use crate::authn::{ProviderKind, ProviderSettings};
 use crate::authz::condition::Condition;
 use crate::authz::path::{Params, Segments};
-use crate::authz::route::RouteIndex;
 use crate::authz::route::Mode;
+use crate::authz::route::RouteIndex;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::decision::{Answer, DenyReason};
 use crate::header::HeaderName;
 use crate::issuer::MintSpec;
 use crate::issuer::mint::{Grant, Issuer};
-use prometheus::IntCounter;
 use crate::metrics::Metrics;
 use crate::request::CheckInput;
+use prometheus::IntCounter;
 
 /// A provider as used at run time: its settings, where it reads credentials, and what
 /// verifies them.
@@ -190,7 +190,8 @@ impl Policy {
                 let keys = stores.next().flatten();
                 let provider = Provider {
                     jwt: matches!(p.kind, ProviderKind::Jwt(_)).then(|| {
-                        let decrypts = matches!(&p.kind, ProviderKind::Jwt(j) if j.decryption.is_some());
+                        let decrypts =
+                            matches!(&p.kind, ProviderKind::Jwt(j) if j.decryption.is_some());
                         JwtVerifier::new(
                             keys,
                             cache.clone(),
@@ -222,7 +223,14 @@ impl Policy {
             .iter()
             .enumerate()
             .map(|(at, r)| {
-                let mut route = compile_route(&config, Place::Route(at), &r.name, &r.providers, &providers, &owned);
+                let mut route = compile_route(
+                    &config,
+                    Place::Route(at),
+                    &r.name,
+                    &r.providers,
+                    &providers,
+                    &owned,
+                );
                 route.allow_anonymous = r.allow_anonymous;
                 route.mode = r.mode;
                 route.mint = r.mint.as_ref().map(|spec| Mint {
@@ -237,7 +245,14 @@ impl Policy {
             .iter()
             .enumerate()
             .map(|(at, x)| {
-                let mut route = compile_route(&config, Place::Exchange(at), &x.grant.purpose, &x.providers, &providers, &[]);
+                let mut route = compile_route(
+                    &config,
+                    Place::Exchange(at),
+                    &x.grant.purpose,
+                    &x.providers,
+                    &providers,
+                    &[],
+                );
                 route.one_credential = true;
                 // An exchange hands out a token, not the request: nothing to strip.
                 route.strip = Box::default();
@@ -306,10 +321,8 @@ fn compile_route(
     all: &[Arc<Provider>],
     owned: &[HeaderName],
 ) -> Route {
-    let providers: Vec<Arc<Provider>> = wanted
-        .iter()
-        .filter_map(|&i| all.get(i).cloned())
-        .collect();
+    let providers: Vec<Arc<Provider>> =
+        wanted.iter().filter_map(|&i| all.get(i).cloned()).collect();
     let mut issuers: HashMap<Arc<str>, Vec<Arc<Provider>>> = HashMap::new();
     for p in &providers {
         if let ProviderKind::Jwt(j) = &p.settings.kind {
@@ -351,7 +364,6 @@ fn strip_list(providers: &[Arc<Provider>], owned: &[HeaderName]) -> Box<[HeaderN
     names.into_boxed_slice()
 }
 
-
 /// The top-level claims some `claim:` condition reads or a minted token copies: the
 /// only ones a cached identity keeps.
 fn kept_claims(config: &Config) -> Arc<[Arc<str>]> {
@@ -361,10 +373,16 @@ fn kept_claims(config: &Config) -> Arc<[Arc<str>]> {
     for c in rules.chain(exchange_rules).chain(config.defaults.as_ref()) {
         c.claim_names(&mut names);
     }
-    let grants = config.routes.iter().filter_map(|r| r.mint.as_ref().map(|m| &m.grant));
+    let grants = config
+        .routes
+        .iter()
+        .filter_map(|r| r.mint.as_ref().map(|m| &m.grant));
     for g in grants.chain(config.exchanges.iter().map(|x| &x.grant)) {
         // `sub`, `roles` and `scope` are the identity's own, not copied claims.
-        let copied = g.claims.iter().filter(|c| !matches!(&***c, "sub" | "roles" | "scope"));
+        let copied = g
+            .claims
+            .iter()
+            .filter(|c| !matches!(&***c, "sub" | "roles" | "scope"));
         names.extend(copied.map(|c| c.to_string()));
     }
     names.sort();

@@ -631,7 +631,9 @@ routes:
     };
     assert_eq!(
         why.as_deref(),
-        Some("condition not met: defaults.require.not (defaults.require.not.claim: banned equals true)"),
+        Some(
+            "condition not met: defaults.require.not (defaults.require.not.claim: banned equals true)"
+        ),
         "the defaults are checked first, and named"
     );
     // The route's own rules still apply after the defaults.

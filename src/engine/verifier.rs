@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
+use crate::authn::Identity;
 use crate::authn::binding::{self, Binding};
 use crate::authn::cache::{TokenCache, Verified};
 use crate::authn::dpop::Dpop;
 use crate::authn::jwks::{KeySet, KeyStore};
 use crate::authn::jwt::{self, JwtSettings};
-use crate::authn::Identity;
 use crate::decision::DenyReason;
 use crate::metrics::{CacheCounters, DecryptionCounters};
 

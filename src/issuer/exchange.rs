@@ -100,14 +100,19 @@ pub fn parse(content_type: Option<&[u8]>, body: &[u8]) -> Result<ExchangeRequest
     let form = content_type
         .and_then(|c| std::str::from_utf8(c).ok())
         .and_then(|c| c.split(';').next())
-        .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        .is_some_and(|c| {
+            c.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
     if !form {
         return Err(OAuthError::invalid_request(
             "the body must be application/x-www-form-urlencoded",
         ));
     }
     if body.len() > MAX_BODY {
-        return Err(OAuthError::invalid_request("the request body is over 64 KiB"));
+        return Err(OAuthError::invalid_request(
+            "the request body is over 64 KiB",
+        ));
     }
     let mut values: [Option<String>; KNOWN.len()] = Default::default();
     for pair in body.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
@@ -142,7 +147,8 @@ pub fn parse(content_type: Option<&[u8]>, body: &[u8]) -> Result<ExchangeRequest
         actor_token,
         actor_token_type,
     ] = values;
-    let grant_type = grant_type.ok_or_else(|| OAuthError::invalid_request("missing `grant_type`"))?;
+    let grant_type =
+        grant_type.ok_or_else(|| OAuthError::invalid_request("missing `grant_type`"))?;
     if grant_type != GRANT_TYPE {
         return Err(OAuthError {
             error: "unsupported_grant_type",
@@ -157,7 +163,8 @@ pub fn parse(content_type: Option<&[u8]>, body: &[u8]) -> Result<ExchangeRequest
     if scope.is_some() {
         return Err(OAuthError {
             error: "invalid_scope",
-            description: "`scope` is not supported: an exchange's audience says what the token is for".into(),
+            description:
+                "`scope` is not supported: an exchange's audience says what the token is for".into(),
         });
     }
     let subject_token = subject_token
@@ -182,7 +189,10 @@ pub fn parse(content_type: Option<&[u8]>, body: &[u8]) -> Result<ExchangeRequest
             "`requested_token_type` must be the jwt or access_token type: ward issues JWTs",
         ));
     }
-    let target = match (audience.filter(|a| !a.is_empty()), resource.filter(|r| !r.is_empty())) {
+    let target = match (
+        audience.filter(|a| !a.is_empty()),
+        resource.filter(|r| !r.is_empty()),
+    ) {
         (Some(a), Some(r)) if a != r => {
             return Err(OAuthError::invalid_target(
                 "`audience` and `resource` name different targets",
@@ -191,7 +201,9 @@ pub fn parse(content_type: Option<&[u8]>, body: &[u8]) -> Result<ExchangeRequest
         (Some(a), _) => a,
         (None, Some(r)) => r,
         (None, None) => {
-            return Err(OAuthError::invalid_request("missing `audience` (or `resource`)"));
+            return Err(OAuthError::invalid_request(
+                "missing `audience` (or `resource`)",
+            ));
         }
     };
     Ok(ExchangeRequest {
@@ -202,7 +214,10 @@ pub fn parse(content_type: Option<&[u8]>, body: &[u8]) -> Result<ExchangeRequest
 
 /// Form decoding: `+` is a space, `%XX` a byte; the result must be UTF-8.
 fn decode(raw: &[u8]) -> Result<String, OAuthError> {
-    let plus: Vec<u8> = raw.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+    let plus: Vec<u8> = raw
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
     percent_decode(&plus)
         .decode_utf8()
         .map(Cow::into_owned)

@@ -83,10 +83,15 @@ impl fmt::Debug for SigningKey {
 /// Why a key file cannot sign, for the config error.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyError {
-    #[error("no PEM private key in the file (a `PRIVATE KEY`, `EC PRIVATE KEY` or `RSA PRIVATE KEY` block)")]
+    #[error(
+        "no PEM private key in the file (a `PRIVATE KEY`, `EC PRIVATE KEY` or `RSA PRIVATE KEY` block)"
+    )]
     NoPrivateKey,
     #[error("{alg} needs {wants}; this key is not one")]
-    WrongKind { alg: &'static str, wants: &'static str },
+    WrongKind {
+        alg: &'static str,
+        wants: &'static str,
+    },
 }
 
 impl SigningKey {
@@ -115,7 +120,8 @@ impl SigningKey {
                     .get(1..33)
                     .zip(point.get(33..65))
                     .ok_or(wrong("a P-256 EC private key"))?;
-                let jwk = json!({"kty": "EC", "crv": "P-256", "x": B64.encode(x), "y": B64.encode(y)});
+                let jwk =
+                    json!({"kty": "EC", "crv": "P-256", "x": B64.encode(x), "y": B64.encode(y)});
                 (Pair::Ec(pair), jwk)
             }
             SigningAlg::EdDSA => {
@@ -125,7 +131,10 @@ impl SigningKey {
                 let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(p8.secret_pkcs8_der())
                     .map_err(|_| wrong("an Ed25519 private key (PKCS#8)"))?;
                 let x = B64.encode(pair.public_key().as_ref());
-                (Pair::Ed(pair), json!({"kty": "OKP", "crv": "Ed25519", "x": x}))
+                (
+                    Pair::Ed(pair),
+                    json!({"kty": "OKP", "crv": "Ed25519", "x": x}),
+                )
             }
             SigningAlg::RS256 | SigningAlg::PS256 => {
                 // aws-lc refuses RSA keys under 2048 bits (NIST SP 800-131A).

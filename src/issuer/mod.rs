@@ -53,7 +53,10 @@ impl Signing {
                 "grant_types_supported".into(),
                 json!([exchange::GRANT_TYPE]),
             );
-            m.insert("token_endpoint_auth_methods_supported".into(), json!(["none"]));
+            m.insert(
+                "token_endpoint_auth_methods_supported".into(),
+                json!(["none"]),
+            );
         }
         doc
     }

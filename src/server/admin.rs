@@ -64,7 +64,11 @@ fn json(status: StatusCode, body: String) -> Response {
 }
 
 fn not_issuing() -> Response {
-    (StatusCode::NOT_FOUND, "ward issues no tokens: no `signing` is configured\n").into_response()
+    (
+        StatusCode::NOT_FOUND,
+        "ward issues no tokens: no `signing` is configured\n",
+    )
+        .into_response()
 }
 
 /// The public half of every signing key.
@@ -120,7 +124,9 @@ async fn token(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bod
     let bytes = match axum::body::to_bytes(body, MAX_BODY + 1).await {
         Ok(b) => b,
         Err(_) => {
-            let e = OAuthError::invalid_request("the request body is over 64 KiB or was not received whole");
+            let e = OAuthError::invalid_request(
+                "the request body is over 64 KiB or was not received whole",
+            );
             return refuse(e, "body not read");
         }
     };

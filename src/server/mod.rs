@@ -108,7 +108,10 @@ impl Server {
 
     /// Serves until `shutdown` resolves; then stops accepting, lets in-flight checks
     /// finish for at most the grace period, and returns.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let state = self.ward.state().clone();
         let watcher = match (self.reload, self.ward.watched()) {
             (Some((trigger, interval)), Some((path, env, read))) => {
@@ -205,7 +208,9 @@ async fn serve(
         .initial_connection_window_size(HTTP2_WINDOW)
         .http2_adaptive_window(Some(false))
         .layer(limits::RequestLimitsLayer::new(&limits, &state.metrics))
-        .layer(tower::util::MapResponseLayer::new(stream::SplitData::response))
+        .layer(tower::util::MapResponseLayer::new(
+            stream::SplitData::response,
+        ))
         .add_service(health_svc)
         .add_service(reflection)
         .add_service(grpc::AuthorizationService::new(state.clone()));

@@ -202,7 +202,11 @@ mod tests {
                 Err(f) => got_trailers = f.into_trailers().ok(),
             }
         }
-        assert_eq!(sizes, [1023, 1023, 554, 4], "at most COPIED_DATA_MAX bytes a frame");
+        assert_eq!(
+            sizes,
+            [1023, 1023, 554, 4],
+            "at most COPIED_DATA_MAX bytes a frame"
+        );
         let mut want = payload;
         want.extend_from_slice(b"tail");
         assert_eq!(data, want, "every byte, in order");

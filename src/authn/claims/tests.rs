@@ -344,7 +344,11 @@ fn several_claims_give_the_union_of_their_names() {
     let one = NameClaims::from(p("realm_access.roles"));
     assert_eq!(
         one.read(claims, List::Roles).unwrap(),
-        names(claims.get("realm_access").and_then(|r| r.get("roles")), List::Roles).unwrap()
+        names(
+            claims.get("realm_access").and_then(|r| r.get("roles")),
+            List::Roles
+        )
+        .unwrap()
     );
     let none = NameClaims::new(vec![p("absent"), p("also_absent")]);
     assert!(none.read(claims, List::Roles).unwrap().is_empty());

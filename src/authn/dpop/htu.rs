@@ -103,13 +103,23 @@ mod tests {
     fn equivalent_urls_normalise_alike() {
         let n = |u| normalise(u).unwrap();
         assert_eq!(n("https://api.example.com/a"), "https://api.example.com/a");
-        assert_eq!(n("HTTPS://API.Example.COM:443/a"), "https://api.example.com/a");
+        assert_eq!(
+            n("HTTPS://API.Example.COM:443/a"),
+            "https://api.example.com/a"
+        );
         assert_eq!(n("http://h:80"), "http://h/");
         assert_eq!(n("https://h:8443/a?x=1#f"), "https://h:8443/a");
         assert_eq!(n("https://h/%7euser/%2fx"), "https://h/~user/%2Fx");
         assert_ne!(n("https://h/a"), n("https://h/A"));
         assert_ne!(n("https://h/a"), n("http://h/a"));
-        for bad in ["h/a", "ftp://h/a", "https://u@h/a", "https:///a", "https://h/a b", "https://h/%zz"] {
+        for bad in [
+            "h/a",
+            "ftp://h/a",
+            "https://u@h/a",
+            "https:///a",
+            "https://h/a b",
+            "https://h/%zz",
+        ] {
             assert_eq!(normalise(bad), None, "{bad}");
         }
     }

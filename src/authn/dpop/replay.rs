@@ -56,7 +56,9 @@ impl std::fmt::Debug for ReplayCache {
 impl ReplayCache {
     /// A cache of at most `max_entries` proofs, counted in `entries`.
     pub fn new(max_entries: u64, entries: IntGauge) -> Self {
-        let total = usize::try_from(max_entries).unwrap_or(usize::MAX).max(SHARDS);
+        let total = usize::try_from(max_entries)
+            .unwrap_or(usize::MAX)
+            .max(SHARDS);
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             per_shard: total.div_ceil(SHARDS),

@@ -14,11 +14,7 @@ const URL: &str = "https://api.example.com/orders";
 const TOKEN: &str = "a.b.c";
 
 fn jkt(k: &Key) -> [u8; 32] {
-    URL_SAFE_NO_PAD
-        .decode(k.kid())
-        .unwrap()
-        .try_into()
-        .unwrap()
+    URL_SAFE_NO_PAD.decode(k.kid()).unwrap().try_into().unwrap()
 }
 
 fn public_jwk(k: &Key) -> Value {
@@ -94,24 +90,65 @@ fn each_check_refuses_on_its_own() {
     };
     let cases: Vec<(String, ProofError)> = vec![
         (with(&|c| c["htm"] = "POST".into()), ProofError::Method),
-        (with(&|c| c["htu"] = "https://api.example.com/admin".into()), ProofError::Url),
+        (
+            with(&|c| c["htu"] = "https://api.example.com/admin".into()),
+            ProofError::Url,
+        ),
         (with(&|c| c["htu"] = "not a url".into()), ProofError::Url),
         (with(&|c| c["iat"] = (NOW - 66).into()), ProofError::Iat),
         (with(&|c| c["iat"] = (NOW + 6).into()), ProofError::Iat),
         (with(&|c| c["iat"] = "now".into()), ProofError::Iat),
-        (with(&|c| { c.as_object_mut().unwrap().remove("ath"); }), ProofError::Ath),
-        (with(&|c| c["ath"] = URL_SAFE_NO_PAD.encode([0u8; 32]).into()), ProofError::Ath),
-        (with(&|c| { c.as_object_mut().unwrap().remove("jti"); }), ProofError::Jti),
+        (
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("ath");
+            }),
+            ProofError::Ath,
+        ),
+        (
+            with(&|c| c["ath"] = URL_SAFE_NO_PAD.encode([0u8; 32]).into()),
+            ProofError::Ath,
+        ),
+        (
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("jti");
+            }),
+            ProofError::Jti,
+        ),
         (with(&|c| c["jti"] = "".into()), ProofError::Jti),
         // Signed by another key than the one in its header.
-        (proof(&other, header(&k, "ES256"), claims()), ProofError::Signature),
+        (
+            proof(&other, header(&k, "ES256"), claims()),
+            ProofError::Signature,
+        ),
         // The right signature by a key the token is not bound to.
-        (proof(&other, header(&other, "ES256"), claims()), ProofError::Thumbprint),
-        (proof(&k, json!({"typ": "JWT", "alg": "ES256", "jwk": public_jwk(&k)}), claims()), ProofError::Type),
-        (proof(&k, json!({"alg": "ES256", "jwk": public_jwk(&k)}), claims()), ProofError::Type),
-        (proof(&k, header(&k, "HS256"), claims()), ProofError::Algorithm),
-        (proof(&k, header(&k, "none"), claims()), ProofError::Algorithm),
-        (proof(&k, json!({"typ": "dpop+jwt", "alg": "ES256"}), claims()), ProofError::Key),
+        (
+            proof(&other, header(&other, "ES256"), claims()),
+            ProofError::Thumbprint,
+        ),
+        (
+            proof(
+                &k,
+                json!({"typ": "JWT", "alg": "ES256", "jwk": public_jwk(&k)}),
+                claims(),
+            ),
+            ProofError::Type,
+        ),
+        (
+            proof(&k, json!({"alg": "ES256", "jwk": public_jwk(&k)}), claims()),
+            ProofError::Type,
+        ),
+        (
+            proof(&k, header(&k, "HS256"), claims()),
+            ProofError::Algorithm,
+        ),
+        (
+            proof(&k, header(&k, "none"), claims()),
+            ProofError::Algorithm,
+        ),
+        (
+            proof(&k, json!({"typ": "dpop+jwt", "alg": "ES256"}), claims()),
+            ProofError::Key,
+        ),
         ("a.b".into(), ProofError::Malformed),
         ("x".repeat(MAX_PROOF_BYTES + 1), ProofError::TooLarge),
     ];
@@ -126,10 +163,18 @@ fn a_private_key_in_the_header_is_refused() {
     let (jkt, url) = request(&k);
     let mut jwk = public_jwk(&k);
     jwk["d"] = URL_SAFE_NO_PAD.encode([1u8; 32]).into();
-    let p = proof(&k, json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk}), claims());
+    let p = proof(
+        &k,
+        json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk}),
+        claims(),
+    );
     assert_eq!(check(&p, &jkt, &url), Err(ProofError::PrivateKey));
     let secret = Key::generate(Algorithm::HS256);
-    let p = proof(&secret, json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": secret.jwk()}), claims());
+    let p = proof(
+        &secret,
+        json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": secret.jwk()}),
+        claims(),
+    );
     assert_eq!(check(&p, &jkt, &url), Err(ProofError::PrivateKey));
 }
 

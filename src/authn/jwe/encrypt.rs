@@ -109,8 +109,11 @@ fn from_jwk(jwk: &Value) -> Result<Parsed, EncryptError> {
                 return Err(EncryptError::NotAKey);
             }
             let point = [&[4u8][..], &x, &y].concat();
-            agreement::ParsedPublicKey::try_from(&UnparsedPublicKey::new(curve.agreement(), &point))
-                .map_err(|_| EncryptError::NotAKey)?;
+            agreement::ParsedPublicKey::try_from(&UnparsedPublicKey::new(
+                curve.agreement(),
+                &point,
+            ))
+            .map_err(|_| EncryptError::NotAKey)?;
             Recipient::Ec(curve, point)
         }
         _ => return Err(EncryptError::NotAKey),
@@ -125,7 +128,11 @@ fn der(tag: u8, content: &[u8]) -> Vec<u8> {
     if len < 0x80 {
         out.push(len as u8);
     } else {
-        let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
         out.push(0x80 | bytes.len() as u8);
         out.extend(bytes);
     }
@@ -135,7 +142,10 @@ fn der(tag: u8, content: &[u8]) -> Vec<u8> {
 
 /// A DER INTEGER of a big-endian unsigned value.
 fn der_uint(v: &[u8]) -> Vec<u8> {
-    let first = v.iter().position(|b| *b != 0).unwrap_or(v.len().saturating_sub(1));
+    let first = v
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(v.len().saturating_sub(1));
     let v = &v[first..];
     let mut content = Vec::with_capacity(v.len() + 1);
     if v.first().is_none_or(|b| b & 0x80 != 0) {
@@ -157,12 +167,7 @@ fn rsa_spki(n: &[u8], e: &[u8]) -> Vec<u8> {
 }
 
 /// Encrypts `jws` to `to` as a nested JWT (`cty: JWT`) in compact form.
-pub fn encrypt(
-    jws: &str,
-    to: &Parsed,
-    alg: KeyAlg,
-    enc: Enc,
-) -> Result<String, EncryptError> {
+pub fn encrypt(jws: &str, to: &Parsed, alg: KeyAlg, enc: Enc) -> Result<String, EncryptError> {
     let rng = SystemRandom::new();
     let mut header = json!({"alg": alg.as_str(), "enc": enc.as_str(), "cty": "JWT"});
     if let Some(kid) = &to.kid {
@@ -170,12 +175,15 @@ pub fn encrypt(
     }
     let random = |len: usize| {
         let mut v = vec![0u8; len];
-        aws_lc_rs::rand::fill(&mut v).map(|()| v).map_err(|_| EncryptError::Failed)
+        aws_lc_rs::rand::fill(&mut v)
+            .map(|()| v)
+            .map_err(|_| EncryptError::Failed)
     };
     let (cek, ek) = match (&to.key, alg) {
         (Recipient::Rsa(public), KeyAlg::RsaOaep256) => {
             let cek = random(enc.key_len())?;
-            let oaep = OaepPublicEncryptingKey::new(public.clone()).map_err(|_| EncryptError::Failed)?;
+            let oaep =
+                OaepPublicEncryptingKey::new(public.clone()).map_err(|_| EncryptError::Failed)?;
             let mut out = vec![0u8; oaep.ciphertext_size()];
             let ek = oaep
                 .encrypt(&OAEP_SHA256_MGF1SHA256, &cek, &mut out, None)
@@ -183,10 +191,15 @@ pub fn encrypt(
                 .to_vec();
             (cek, ek)
         }
-        (Recipient::Ec(curve, point), KeyAlg::EcdhEs | KeyAlg::EcdhEsA128Kw | KeyAlg::EcdhEsA256Kw) => {
+        (
+            Recipient::Ec(curve, point),
+            KeyAlg::EcdhEs | KeyAlg::EcdhEsA128Kw | KeyAlg::EcdhEsA256Kw,
+        ) => {
             let ephemeral = EphemeralPrivateKey::generate(curve.agreement(), &rng)
                 .map_err(|_| EncryptError::Failed)?;
-            let epk = ephemeral.compute_public_key().map_err(|_| EncryptError::Failed)?;
+            let epk = ephemeral
+                .compute_public_key()
+                .map_err(|_| EncryptError::Failed)?;
             let epk = epk.as_ref();
             let l = curve.coordinate_len();
             header["epk"] = json!({
@@ -208,10 +221,17 @@ pub fn encrypt(
                 None => (derived, Vec::new()),
                 Some(_) => {
                     let cek = random(enc.key_len())?;
-                    let cipher = if derived.len() == 16 { &AES_128 } else { &AES_256 };
+                    let cipher = if derived.len() == 16 {
+                        &AES_128
+                    } else {
+                        &AES_256
+                    };
                     let kek = AesKek::new(cipher, &derived).map_err(|_| EncryptError::Failed)?;
                     let mut out = vec![0u8; cek.len() + 8];
-                    let ek = kek.wrap(&cek, &mut out).map_err(|_| EncryptError::Failed)?.to_vec();
+                    let ek = kek
+                        .wrap(&cek, &mut out)
+                        .map_err(|_| EncryptError::Failed)?
+                        .to_vec();
                     (cek, ek)
                 }
             }
@@ -220,7 +240,8 @@ pub fn encrypt(
     };
     let protected = URL_SAFE_NO_PAD.encode(header.to_string());
     let iv = random(12)?;
-    let key = LessSafeKey::new(UnboundKey::new(enc.aead(), &cek).map_err(|_| EncryptError::Failed)?);
+    let key =
+        LessSafeKey::new(UnboundKey::new(enc.aead(), &cek).map_err(|_| EncryptError::Failed)?);
     let nonce = Nonce::try_assume_unique_for_key(&iv).map_err(|_| EncryptError::Failed)?;
     let mut body = jws.as_bytes().to_vec();
     let tag = key

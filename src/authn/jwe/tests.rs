@@ -16,10 +16,25 @@ fn concat_kdf_matches_rfc_7518_appendix_c() {
 
 #[test]
 fn names_round_trip_and_others_are_refused() {
-    for n in ["RSA-OAEP-256", "ECDH-ES", "ECDH-ES+A128KW", "ECDH-ES+A256KW"] {
+    for n in [
+        "RSA-OAEP-256",
+        "ECDH-ES",
+        "ECDH-ES+A128KW",
+        "ECDH-ES+A256KW",
+    ] {
         assert_eq!(KeyAlg::parse(n).map(KeyAlg::as_str), Some(n));
     }
-    for n in ["dir", "RSA1_5", "RSA-OAEP", "A128KW", "A256KW", "ECDH-ES+A192KW", "A128GCMKW", "PBES2-HS256+A128KW", "rsa-oaep-256"] {
+    for n in [
+        "dir",
+        "RSA1_5",
+        "RSA-OAEP",
+        "A128KW",
+        "A256KW",
+        "ECDH-ES+A192KW",
+        "A128GCMKW",
+        "PBES2-HS256+A128KW",
+        "rsa-oaep-256",
+    ] {
         assert_eq!(KeyAlg::parse(n), None, "{n}");
     }
     for n in ["A128GCM", "A256GCM"] {
@@ -52,7 +67,10 @@ fn shapes_and_headers_ward_does_not_accept_are_undecryptable() {
         base64::engine::general_purpose::STANDARD.encode(der.as_ref())
     );
     let key = DecryptionKey::from_pem("k", KeyAlg::RsaOaep256, pem.as_bytes()).unwrap();
-    assert_eq!(format!("{key:?}"), r#"DecryptionKey { kid: "k", alg: RsaOaep256, .. }"#);
+    assert_eq!(
+        format!("{key:?}"),
+        r#"DecryptionKey { kid: "k", alg: RsaOaep256, .. }"#
+    );
     let keys = [key];
     let ok = serde_json::json!({"alg": "RSA-OAEP-256", "enc": "A256GCM", "cty": "JWT", "kid": "k"});
     let with = |k: &str, v: Value| {
@@ -78,7 +96,11 @@ fn shapes_and_headers_ward_does_not_accept_are_undecryptable() {
         ("the right header, a random ciphertext", ok.clone()),
     ];
     for (what, header) in cases {
-        assert_eq!(decrypt(&compact(&header, &[7; 256]), &keys), Err(Undecryptable), "{what}");
+        assert_eq!(
+            decrypt(&compact(&header, &[7; 256]), &keys),
+            Err(Undecryptable),
+            "{what}"
+        );
     }
     for bad in ["a.b.c.d", "a.b.c.d.e.f", "", "....", "!!.a.b.c.d"] {
         assert!(decrypt(bad, &keys).is_err(), "{bad}");
@@ -123,7 +145,12 @@ fn an_ephemeral_key_off_the_curve_or_of_another_curve_derives_nothing() {
     let peer = PrivateKey::generate(&ECDH_P256).unwrap();
     let point = peer.compute_public_key().unwrap();
     let point = point.as_ref();
-    let coords = |p: &[u8]| (URL_SAFE_NO_PAD.encode(&p[1..33]), URL_SAFE_NO_PAD.encode(&p[33..65]));
+    let coords = |p: &[u8]| {
+        (
+            URL_SAFE_NO_PAD.encode(&p[1..33]),
+            URL_SAFE_NO_PAD.encode(&p[33..65]),
+        )
+    };
     let header = |x: &str, y: &str, crv: &str| {
         serde_json::json!({"alg": "ECDH-ES", "enc": "A128GCM", "epk": {"kty": "EC", "crv": crv, "x": x, "y": y}})
             .as_object()
@@ -132,9 +159,18 @@ fn an_ephemeral_key_off_the_curve_or_of_another_curve_derives_nothing() {
     };
     let (x, y) = coords(point);
     // On the curve: a key is derived, and it is the one the peer derives.
-    let cek = content_key(&key, KeyAlg::EcdhEs, Enc::A128Gcm, &header(&x, &y, "P-256"), &[]).unwrap();
+    let cek = content_key(
+        &key,
+        KeyAlg::EcdhEs,
+        Enc::A128Gcm,
+        &header(&x, &y, "P-256"),
+        &[],
+    )
+    .unwrap();
     let ours = DecryptionKey::from_pem("k", KeyAlg::EcdhEs, pem.as_bytes()).unwrap();
-    let Private::Ec(_, ours) = &ours.key else { unreachable!() };
+    let Private::Ec(_, ours) = &ours.key else {
+        unreachable!()
+    };
     let public = ours.compute_public_key().unwrap();
     let theirs = agreement::agree(&peer, Peer::new(&ECDH_P256, public.as_ref()), (), |z| {
         Ok(concat_kdf(z, "A128GCM", b"", b"", 16))
@@ -145,14 +181,59 @@ fn an_ephemeral_key_off_the_curve_or_of_another_curve_derives_nothing() {
     let mut off = point.to_vec();
     off[64] ^= 0x01;
     let (ox, oy) = coords(&off);
-    assert!(content_key(&key, KeyAlg::EcdhEs, Enc::A128Gcm, &header(&ox, &oy, "P-256"), &[]).is_err());
+    assert!(
+        content_key(
+            &key,
+            KeyAlg::EcdhEs,
+            Enc::A128Gcm,
+            &header(&ox, &oy, "P-256"),
+            &[]
+        )
+        .is_err()
+    );
     // The point at infinity's encoding, all zeros, is no point either.
     let zeros = URL_SAFE_NO_PAD.encode([0u8; 32]);
-    assert!(content_key(&key, KeyAlg::EcdhEs, Enc::A128Gcm, &header(&zeros, &zeros, "P-256"), &[]).is_err());
+    assert!(
+        content_key(
+            &key,
+            KeyAlg::EcdhEs,
+            Enc::A128Gcm,
+            &header(&zeros, &zeros, "P-256"),
+            &[]
+        )
+        .is_err()
+    );
     // Another curve's name, or a coordinate of another length.
-    assert!(content_key(&key, KeyAlg::EcdhEs, Enc::A128Gcm, &header(&x, &y, "P-384"), &[]).is_err());
+    assert!(
+        content_key(
+            &key,
+            KeyAlg::EcdhEs,
+            Enc::A128Gcm,
+            &header(&x, &y, "P-384"),
+            &[]
+        )
+        .is_err()
+    );
     let short = URL_SAFE_NO_PAD.encode([1u8; 31]);
-    assert!(content_key(&key, KeyAlg::EcdhEs, Enc::A128Gcm, &header(&short, &y, "P-256"), &[]).is_err());
+    assert!(
+        content_key(
+            &key,
+            KeyAlg::EcdhEs,
+            Enc::A128Gcm,
+            &header(&short, &y, "P-256"),
+            &[]
+        )
+        .is_err()
+    );
     // ECDH-ES direct takes no encrypted key.
-    assert!(content_key(&key, KeyAlg::EcdhEs, Enc::A128Gcm, &header(&x, &y, "P-256"), &[0; 24]).is_err());
+    assert!(
+        content_key(
+            &key,
+            KeyAlg::EcdhEs,
+            Enc::A128Gcm,
+            &header(&x, &y, "P-256"),
+            &[0; 24]
+        )
+        .is_err()
+    );
 }

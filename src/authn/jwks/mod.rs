@@ -15,12 +15,12 @@ pub mod store;
 
 use std::sync::Arc;
 
-pub use remote::{Locator, RemoteSettings};
 #[cfg(any(test, feature = "internals"))]
 pub use remote::RemoteKeys;
-pub use set::{KeyId, KeySet};
+pub use remote::{Locator, RemoteSettings};
 #[cfg(any(test, feature = "internals"))]
 pub use set::{JwksError, KeyKind, VerifyKey};
+pub use set::{KeyId, KeySet};
 pub use store::{KeySources, KeyStore};
 
 /// Where a JWT provider's keys come from, as configured.

@@ -470,9 +470,7 @@ fn a_route_with_methods_matches_them_in_any_case() {
 
 /// The first route of `yaml`'s config, compiled by the real loader.
 fn compiled(matcher: &str) -> crate::config::Config {
-    let yaml = format!(
-        "routes:\n  - name: r\n    match: {matcher}\n    allow_anonymous: true\n"
-    );
+    let yaml = format!("routes:\n  - name: r\n    match: {matcher}\n    allow_anonymous: true\n");
     let env: HashMap<String, String> = HashMap::new();
     match crate::config::load_str(&yaml, std::path::Path::new("."), &env) {
         Ok(c) => c,
@@ -487,7 +485,10 @@ fn matches(config: &crate::config::Config, path: &str, headers: &[(&str, &str)])
         .collect();
     let input = CheckInput::from_pairs("GET", "api.test", path, &headers, &[]);
     let segments = crate::authz::path::normalize(input.path).expect("test paths normalise");
-    config.routes[0].matcher.matches(&input, &segments).is_some()
+    config.routes[0]
+        .matcher
+        .matches(&input, &segments)
+        .is_some()
 }
 
 #[test]
@@ -498,11 +499,27 @@ fn header_matchers_need_one_readable_value() {
     let ok = [("x-api-version", "2"), ("x-tenant", "acme-eu")];
     assert!(matches(&c, "/api/x", &ok));
     // Names compare without case; values exactly.
-    assert!(matches(&c, "/api/x", &[("X-API-VERSION", "2"), ("x-tenant", "acme-eu")]));
-    assert!(!matches(&c, "/api/x", &[("x-api-version", "2 "), ("x-tenant", "acme-eu")]));
+    assert!(matches(
+        &c,
+        "/api/x",
+        &[("X-API-VERSION", "2"), ("x-tenant", "acme-eu")]
+    ));
+    assert!(!matches(
+        &c,
+        "/api/x",
+        &[("x-api-version", "2 "), ("x-tenant", "acme-eu")]
+    ));
     // The regex matches the whole value.
-    assert!(!matches(&c, "/api/x", &[("x-api-version", "2"), ("x-tenant", "acme-eu-1")]));
-    assert!(!matches(&c, "/api/x", &[("x-api-version", "2"), ("x-tenant", "x-acme-eu")]));
+    assert!(!matches(
+        &c,
+        "/api/x",
+        &[("x-api-version", "2"), ("x-tenant", "acme-eu-1")]
+    ));
+    assert!(!matches(
+        &c,
+        "/api/x",
+        &[("x-api-version", "2"), ("x-tenant", "x-acme-eu")]
+    ));
     // present: false is absence; sent twice, a header has no one value to compare.
     assert!(!matches(&c, "/api/x", &[ok[0], ok[1], ("x-canary", "")]));
     assert!(!matches(&c, "/api/x", &[ok[0], ok[0], ok[1]]));
@@ -521,9 +538,19 @@ fn query_matchers_read_the_decoded_query_and_never_the_path() {
     // `+` is not a space outside form bodies.
     assert!(!matches(&c, "/reports?format=a+b&page%20size=50", &[]));
     assert!(!matches(&c, "/reports?format=a%20b&page%20size=5000", &[]));
-    assert!(!matches(&c, "/reports?format=a%20b&page%20size=50&debug", &[]));
-    assert!(!matches(&c, "/reports?format=a%20b&format=a%20b&page%20size=50", &[]), "twice");
-    assert!(!matches(&c, "/reports?format=%ff&page%20size=50", &[]), "not UTF-8");
+    assert!(!matches(
+        &c,
+        "/reports?format=a%20b&page%20size=50&debug",
+        &[]
+    ));
+    assert!(
+        !matches(&c, "/reports?format=a%20b&format=a%20b&page%20size=50", &[]),
+        "twice"
+    );
+    assert!(
+        !matches(&c, "/reports?format=%ff&page%20size=50", &[]),
+        "not UTF-8"
+    );
     assert!(!matches(&c, "/reports", &[]));
     // A parameter in the path is not in the query.
     assert!(!matches(&c, "/reports/format=a%20b", &[]));

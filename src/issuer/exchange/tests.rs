@@ -23,14 +23,20 @@ fn a_well_formed_request_reads() {
     // Parameters come in any order; `+` is a space; a charset is allowed.
     let body = "audience=pay+api&subject_token_type=urn:ietf:params:oauth:token-type:jwt\
 &subject_token=t&grant_type=urn:ietf:params:oauth:grant-type:token-exchange";
-    let r = parse(Some(b"Application/X-WWW-Form-Urlencoded; charset=UTF-8"), body.as_bytes())
-        .expect("reads");
+    let r = parse(
+        Some(b"Application/X-WWW-Form-Urlencoded; charset=UTF-8"),
+        body.as_bytes(),
+    )
+    .expect("reads");
     assert_eq!(r.target, "pay api");
     // `resource` stands in for `audience`, and may repeat it.
     let r = parse(FORM, OK.replace("audience=", "resource=").as_bytes()).expect("reads");
     assert_eq!(r.target, "payments-api");
     let both = format!("{OK}&resource=payments-api");
-    assert_eq!(parse(FORM, both.as_bytes()).expect("reads").target, "payments-api");
+    assert_eq!(
+        parse(FORM, both.as_bytes()).expect("reads").target,
+        "payments-api"
+    );
     let typed = format!("{OK}&requested_token_type=urn:ietf:params:oauth:token-type:jwt");
     assert!(parse(FORM, typed.as_bytes()).is_ok());
 }
@@ -72,10 +78,16 @@ fn repeated_and_unknown_parameters_are_refused() {
     );
     // A name that is not safe to echo is not echoed.
     let hostile = format!("{OK}&%0D%0Aset-cookie=x");
-    assert_eq!(refused(FORM, &hostile), ("invalid_request", "unknown parameter".into()));
+    assert_eq!(
+        refused(FORM, &hostile),
+        ("invalid_request", "unknown parameter".into())
+    );
     let delegation = format!("{OK}&actor_token=x&actor_token_type=y");
     assert_eq!(refused(FORM, &delegation).0, "invalid_request");
-    assert_eq!(refused(FORM, &format!("{OK}&scope=read")).0, "invalid_scope");
+    assert_eq!(
+        refused(FORM, &format!("{OK}&scope=read")).0,
+        "invalid_scope"
+    );
 }
 
 #[test]

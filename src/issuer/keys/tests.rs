@@ -41,13 +41,20 @@ fn every_algorithm_signs_what_its_published_key_verifies() {
         assert_eq!(s.public_jwk()["kid"], "k1");
         assert_eq!(s.public_jwk()["alg"], alg.name());
         assert_eq!(s.public_jwk()["use"], "sig");
-        assert!(s.public_jwk().get("d").is_none(), "no private member is published");
+        assert!(
+            s.public_jwk().get("d").is_none(),
+            "no private member is published"
+        );
         let token = s.sign(br#"{"sub":"alice"}"#).expect("signs");
         let header: Value = serde_json::from_slice(
-            &B64.decode(token.split('.').next().expect("a header")).expect("base64url"),
+            &B64.decode(token.split('.').next().expect("a header"))
+                .expect("base64url"),
         )
         .expect("JSON header");
-        assert_eq!(header, json!({"alg": alg.name(), "kid": "k1", "typ": "JWT"}));
+        assert_eq!(
+            header,
+            json!({"alg": alg.name(), "kid": "k1", "typ": "JWT"})
+        );
         let claims = verify_with_jwk(&token, s.public_jwk(), jose);
         assert_eq!(claims, json!({"sub": "alice"}), "{alg:?}");
     }
@@ -57,7 +64,9 @@ fn every_algorithm_signs_what_its_published_key_verifies() {
 fn ecdsa_signatures_are_fixed_width_not_der() {
     let (s, _) = loaded(SigningAlg::ES256, Algorithm::ES256);
     let token = s.sign(b"{}").expect("signs");
-    let sig = B64.decode(token.rsplit('.').next().expect("a signature")).expect("base64url");
+    let sig = B64
+        .decode(token.rsplit('.').next().expect("a signature"))
+        .expect("base64url");
     assert_eq!(sig.len(), 64, "r || s, 32 bytes each (RFC 7518 §3.4)");
 }
 
@@ -68,16 +77,22 @@ fn sec1_and_pkcs1_keys_load_too() {
     let ec = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).expect("P-256");
     let sec1 = ec.private_key().as_der().expect("SEC1 DER");
     let pem_sec1 = pem("EC PRIVATE KEY", sec1.as_ref());
-    let loaded = SigningKey::from_pem("ec", SigningAlg::ES256, pem_sec1.as_bytes()).expect("SEC1 loads");
+    let loaded =
+        SigningKey::from_pem("ec", SigningAlg::ES256, pem_sec1.as_bytes()).expect("SEC1 loads");
     let point = ec.public_key().as_ref();
     assert_eq!(loaded.public_jwk()["x"], B64.encode(&point[1..33]));
     let rsa = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("RSA");
     let p8: aws_lc_rs::encoding::Pkcs8V1Der<'_> = rsa.as_der().expect("PKCS#8");
-    let from_p8 = SigningKey::from_pem("r", SigningAlg::RS256, pem("PRIVATE KEY", p8.as_ref()).as_bytes())
-        .expect("PKCS#8 loads");
+    let from_p8 = SigningKey::from_pem(
+        "r",
+        SigningAlg::RS256,
+        pem("PRIVATE KEY", p8.as_ref()).as_bytes(),
+    )
+    .expect("PKCS#8 loads");
     assert_eq!(from_p8.public_jwk()["kty"], "RSA");
     // PKCS#1 (`RSA PRIVATE KEY`), as `openssl genrsa -traditional` writes it.
-    let p1 = SigningKey::from_pem("r", SigningAlg::PS256, PKCS1_RSA.as_bytes()).expect("PKCS#1 loads");
+    let p1 =
+        SigningKey::from_pem("r", SigningAlg::PS256, PKCS1_RSA.as_bytes()).expect("PKCS#1 loads");
     let token = p1.sign(b"{}").expect("signs");
     verify_with_jwk(&token, p1.public_jwk(), Algorithm::PS256);
 }
@@ -112,15 +127,23 @@ fn a_key_of_another_kind_or_no_key_is_refused_by_name() {
 #[test]
 fn short_rsa_keys_are_refused() {
     // PKCS#1, as `openssl genrsa -traditional 1024` writes it.
-    let e = SigningKey::from_pem("k", SigningAlg::RS256, SHORT_RSA.as_bytes()).expect_err("refused");
-    assert_eq!(e.to_string(), "RS256 needs an RSA private key of 2048 bits or more; this key is not one");
+    let e =
+        SigningKey::from_pem("k", SigningAlg::RS256, SHORT_RSA.as_bytes()).expect_err("refused");
+    assert_eq!(
+        e.to_string(),
+        "RS256 needs an RSA private key of 2048 bits or more; this key is not one"
+    );
 }
 
 #[test]
 fn the_first_key_signs_and_all_are_published() {
     let (a, _) = loaded(SigningAlg::ES256, Algorithm::ES256);
-    let b = SigningKey::from_pem("k2", SigningAlg::EdDSA, Key::generate(Algorithm::EdDSA).key_file())
-        .expect("loads");
+    let b = SigningKey::from_pem(
+        "k2",
+        SigningAlg::EdDSA,
+        Key::generate(Algorithm::EdDSA).key_file(),
+    )
+    .expect("loads");
     let keys = SigningKeys::new(vec![b, a]).expect("not empty");
     assert_eq!(keys.current().kid(), "k2");
     let jwks = keys.jwks();
@@ -132,7 +155,10 @@ fn the_first_key_signs_and_all_are_published() {
         .collect();
     assert_eq!(kids, ["k2", "k1"]);
     assert!(SigningKeys::new(Vec::new()).is_none());
-    assert!(!format!("{:?}", keys.current()).contains("pair"), "no key material in Debug");
+    assert!(
+        !format!("{:?}", keys.current()).contains("pair"),
+        "no key material in Debug"
+    );
 }
 
 /// `openssl genrsa -traditional 1024` (a test key, signs nothing).

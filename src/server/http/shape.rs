@@ -113,7 +113,13 @@ pub fn read<'a>(
                 Some(a) if !headers.contains_key("host") => a.as_str(),
                 _ => single(headers, "host")?,
             };
-            checked(method.as_str(), original, host, "the request's method", "the path")
+            checked(
+                method.as_str(),
+                original,
+                host,
+                "the request's method",
+                "the path",
+            )
         }
         Shape::Nginx => {
             only_get(method)?;
@@ -198,9 +204,8 @@ fn checked<'a>(
     if uri.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(format!("{uri_from} holds a space or a control character").into());
     }
-    let host_byte = |b: u8| {
-        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']')
-    };
+    let host_byte =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']');
     if host.len() > MAX_HOST_BYTES || !host.bytes().all(host_byte) {
         return Err("the original host is not a host name, address or host:port".into());
     }

@@ -88,7 +88,10 @@ fn es512_is_in_the_default_allow_list_but_not_in_an_explicit_one_without_it() {
     assert!(!j.algorithms.contains(&Alg::HS256));
     // The shared test settings list algorithms without ES512.
     let t = p521().sign(&claims(json!({}))).unwrap();
-    assert_eq!(refused(&t, &settings(), &set_of(p521())), TokenError::Algorithm);
+    assert_eq!(
+        refused(&t, &settings(), &set_of(p521())),
+        TokenError::Algorithm
+    );
 }
 
 #[test]
@@ -185,13 +188,20 @@ fn a_key_of_another_curve_never_verifies_es512() {
     lying["alg"] = "ES512".into();
     let (set, skipped) = KeySet::from_jwks(&json!({"keys": [lying]})).unwrap();
     assert!(set.is_empty());
-    assert_eq!(skipped, vec![r#"keys[0] (kid "p384", alg "ES512"): `alg` does not match the key type"#]);
+    assert_eq!(
+        skipped,
+        vec![r#"keys[0] (kid "p384", alg "ES512"): `alg` does not match the key type"#]
+    );
     // A P-521 key under a kid, with P-256 and P-384 keys under the same kid: an ES512
     // token is tried against the P-521 key only, and an ES256 or ES384 token (signed
     // by the P-521 key, header lying) is never tried against it.
     let mut p521_jwk = p521().jwks()["keys"][0].clone();
     p521_jwk["kid"] = "dup".into();
-    let set = keyset(vec![jwk(&k.p256, Some("dup")), jwk(&k.p384, Some("dup")), p521_jwk]);
+    let set = keyset(vec![
+        jwk(&k.p256, Some("dup")),
+        jwk(&k.p384, Some("dup")),
+        p521_jwk,
+    ]);
     let header = |alg: &str| json!({"typ": "JWT", "alg": alg, "kid": "dup"});
     let good = p521().sign_with_header(&header("ES512"), &c).unwrap();
     assert!(check(&good, &s, &set).is_ok());
@@ -204,13 +214,19 @@ fn a_key_of_another_curve_never_verifies_es512() {
     let (_, sig) = t.rsplit_once('.').unwrap();
     let h = URL_SAFE_NO_PAD.encode(header("ES512").to_string());
     let p = URL_SAFE_NO_PAD.encode(c.to_string());
-    assert_eq!(refused(&format!("{h}.{p}.{sig}"), &s, &set), TokenError::Signature);
+    assert_eq!(
+        refused(&format!("{h}.{p}.{sig}"), &s, &set),
+        TokenError::Signature
+    );
     // A P-521 JWK whose coordinates are P-384's length is skipped.
     let mut short = p521().jwks()["keys"][0].clone();
     short["x"] = jwk(&k.p384, None)["x"].clone();
     let (set, skipped) = KeySet::from_jwks(&json!({"keys": [short]})).unwrap();
     assert!(set.is_empty());
-    assert!(skipped[0].ends_with("EC coordinates do not match `crv`"), "{skipped:?}");
+    assert!(
+        skipped[0].ends_with("EC coordinates do not match `crv`"),
+        "{skipped:?}"
+    );
 }
 
 // === Ed25519 (RFC 9864) ===
@@ -232,12 +248,21 @@ fn the_rfc_8037_vector_verifies_under_both_names_and_a_changed_one_does_not() {
         let set = keyset(vec![j]);
         for alg in [Alg::EdDSA, Alg::Ed25519] {
             let key = set.candidates(None, alg)[0];
-            assert!(key.verify(alg, input.as_bytes(), &sig), "{jwk_alg:?} {alg:?}");
+            assert!(
+                key.verify(alg, input.as_bytes(), &sig),
+                "{jwk_alg:?} {alg:?}"
+            );
             let mut bad = sig.clone();
             bad[63] ^= 0x01;
-            assert!(!key.verify(alg, input.as_bytes(), &bad), "{jwk_alg:?} {alg:?}");
+            assert!(
+                !key.verify(alg, input.as_bytes(), &bad),
+                "{jwk_alg:?} {alg:?}"
+            );
             assert!(!key.verify(alg, input.as_bytes(), &sig[..63]), "short");
-            assert!(!key.verify(alg, b"Example of Ed25519 signinG", &sig), "message");
+            assert!(
+                !key.verify(alg, b"Example of Ed25519 signinG", &sig),
+                "message"
+            );
         }
         // The Ed25519 key never verifies another family's algorithm.
         assert!(set.candidates(None, Alg::ES256).is_empty());
@@ -250,11 +275,18 @@ fn ed25519_tokens_verify_with_keys_published_under_either_name() {
     let key = ed25519(Alg::Ed25519);
     assert_eq!(key.jwks()["keys"][0]["alg"], "Ed25519");
     let t = key.sign(&claims(json!({}))).unwrap();
-    let header: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(t.split('.').next().unwrap()).unwrap())
-            .unwrap();
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(t.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(header["alg"], "Ed25519");
-    for listed in [&[Alg::Ed25519][..], &[Alg::EdDSA], &[Alg::RS256, Alg::Ed25519]] {
+    for listed in [
+        &[Alg::Ed25519][..],
+        &[Alg::EdDSA],
+        &[Alg::RS256, Alg::Ed25519],
+    ] {
         let s = with_algorithms(listed);
         for published in [Some("Ed25519"), Some("EdDSA"), None] {
             let mut j = key.jwks()["keys"][0].clone();
@@ -289,9 +321,16 @@ fn an_ed25519_token_by_another_key_or_changed_is_refused() {
     assert_eq!(refused(&t, &s, &keyset(vec![j])), TokenError::Signature);
     let mut bad = signature_of(&t);
     bad[0] ^= 0x80;
-    assert_eq!(refused(&with_signature(&t, &bad), &s, &set_of(&b)), TokenError::Signature);
     assert_eq!(
-        refused(&with_signature(&t, &signature_of(&t)[..32]), &s, &set_of(&b)),
+        refused(&with_signature(&t, &bad), &s, &set_of(&b)),
+        TokenError::Signature
+    );
+    assert_eq!(
+        refused(
+            &with_signature(&t, &signature_of(&t)[..32]),
+            &s,
+            &set_of(&b)
+        ),
         TokenError::Signature
     );
 }

@@ -429,7 +429,10 @@ fn fractional_numbers_compare_by_value() {
 #[test]
 fn aud_contains_finds_a_single_string_audience_too() {
     let r = Rule::new(json!({"claim": {"name": "aud", "contains": "orders-api"}}));
-    assert!(r.holds(json!({"aud": "orders-api"})), "a string is a one-element array");
+    assert!(
+        r.holds(json!({"aud": "orders-api"})),
+        "a string is a one-element array"
+    );
     assert!(r.holds(json!({"aud": ["billing", "orders-api"]})));
     assert!(!r.holds(json!({"aud": "billing"})));
     assert!(!r.holds(json!({"aud": ["billing"]})));
@@ -440,7 +443,12 @@ fn aud_contains_finds_a_single_string_audience_too() {
     assert!(!not.holds(json!({"aud": "orders-api"})));
     // Only the registered claim itself: another claim keeps JSON's types.
     let other = Rule::new(json!({"claim": {"name": "groups", "contains": "ops"}}));
-    assert!(other.claims(json!({"groups": "ops"})).expect_err("a string is not a list").wrong_type);
+    assert!(
+        other
+            .claims(json!({"groups": "ops"}))
+            .expect_err("a string is not a list")
+            .wrong_type
+    );
     let nested = Rule::new(json!({"claim": {"name": "ext.aud", "contains": "ops"}}));
     assert!(!nested.holds(json!({"ext": {"aud": "ops"}})));
 }
@@ -449,20 +457,36 @@ fn aud_contains_finds_a_single_string_audience_too() {
 fn aud_equals_and_one_of_compare_audience_lists() {
     let one = Rule::new(json!({"claim": {"name": "aud", "equals": "orders-api"}}));
     assert!(one.holds(json!({"aud": "orders-api"})));
-    assert!(one.holds(json!({"aud": ["orders-api"]})), "the same one audience");
-    assert!(!one.holds(json!({"aud": ["orders-api", "billing"]})), "not only orders-api");
+    assert!(
+        one.holds(json!({"aud": ["orders-api"]})),
+        "the same one audience"
+    );
+    assert!(
+        !one.holds(json!({"aud": ["orders-api", "billing"]})),
+        "not only orders-api"
+    );
     let list = Rule::new(json!({"claim": {"name": "aud", "equals": ["orders-api"]}}));
     assert!(list.holds(json!({"aud": "orders-api"})));
     assert!(!list.holds(json!({"aud": "billing"})));
     let any = Rule::new(json!({"claim": {"name": "aud", "one_of": ["orders-api", "billing"]}}));
     assert!(any.holds(json!({"aud": ["billing"]})));
     assert!(any.holds(json!({"aud": "orders-api"})));
-    assert!(!any.holds(json!({"aud": ["orders-api", "billing"]})), "two audiences are neither one");
+    assert!(
+        !any.holds(json!({"aud": ["orders-api", "billing"]})),
+        "two audiences are neither one"
+    );
     let n = Rule::new(json!({"claim": {"name": "aud", "equals": 42}}));
-    assert!(n.claims(json!({"aud": "orders-api"})).expect_err("not a number").wrong_type);
+    assert!(
+        n.claims(json!({"aud": "orders-api"}))
+            .expect_err("not a number")
+            .wrong_type
+    );
     let numbers = Rule::new(json!({"claim": {"name": "aud", "one_of": [1, 2]}}));
     assert!(
-        numbers.claims(json!({"aud": "orders-api"})).expect_err("no audience list").wrong_type,
+        numbers
+            .claims(json!({"aud": "orders-api"}))
+            .expect_err("no audience list")
+            .wrong_type,
         "no listed value can equal an audience list: undecided"
     );
     let mixed = Rule::new(json!({"claim": {"name": "aud", "one_of": [1, "orders-api"]}}));
@@ -477,7 +501,13 @@ fn aud_matches_any_audience_and_compares_one_with_params() {
     assert!(!m.holds(json!({"aud": ["billing"]})));
     let p = Rule::new(json!({"claim": {"name": "aud", "equals_param": "tenant"}}));
     let input = get("/tenants/acme/x");
-    assert!(p.eval(&with_claims(json!({"aud": ["acme"]})), &input).is_ok());
+    assert!(
+        p.eval(&with_claims(json!({"aud": ["acme"]})), &input)
+            .is_ok()
+    );
     assert!(p.eval(&with_claims(json!({"aud": "acme"})), &input).is_ok());
-    assert!(p.eval(&with_claims(json!({"aud": ["acme", "globex"]})), &input).is_err());
+    assert!(
+        p.eval(&with_claims(json!({"aud": ["acme", "globex"]})), &input)
+            .is_err()
+    );
 }

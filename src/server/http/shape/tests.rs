@@ -1,10 +1,6 @@
 use super::*;
 
-fn request(
-    method: &str,
-    target: &str,
-    headers: &[(&str, &[u8])],
-) -> (Method, Uri, HeaderMap) {
+fn request(method: &str, target: &str, headers: &[(&str, &[u8])]) -> (Method, Uri, HeaderMap) {
     let mut map = HeaderMap::new();
     for (n, v) in headers {
         map.append(
@@ -15,7 +11,11 @@ fn request(
     (method.parse().unwrap(), target.parse().unwrap(), map)
 }
 
-fn read_h1(method: &str, target: &str, headers: &[(&str, &[u8])]) -> Result<(String, String, String), String> {
+fn read_h1(
+    method: &str,
+    target: &str,
+    headers: &[(&str, &[u8])],
+) -> Result<(String, String, String), String> {
     let (m, u, h) = request(method, target, headers);
     let shape = Shape::of(u.path()).ok_or_else(|| "no shape".to_string())?;
     read(shape, &m, &u, Version::HTTP_11, &h)
@@ -46,7 +46,14 @@ fn endpoints_are_exact_paths_or_the_envoy_prefix() {
     assert_eq!(Shape::of("/auth/forward"), Some(Shape::Forward));
     assert_eq!(Shape::of("/auth/envoy/x"), Some(Shape::Envoy));
     assert_eq!(Shape::of("/auth/envoy"), Some(Shape::Envoy));
-    for none in ["/", "/auth", "/auth/nginx/", "/auth/nginxx", "/auth/envoyx", "/orders"] {
+    for none in [
+        "/",
+        "/auth",
+        "/auth/nginx/",
+        "/auth/nginxx",
+        "/auth/envoyx",
+        "/orders",
+    ] {
         assert_eq!(Shape::of(none), None, "{none}");
     }
 }
@@ -117,23 +124,76 @@ fn bad_original_requests_are_refused_with_their_reason() {
     };
     let long = format!("/{}", "a".repeat(MAX_URI_BYTES));
     let cases: &[(&str, &[u8], &str)] = &[
-        ("x-original-uri", b"http://evil.test/admin", "x-original-uri is an absolute URI; the proxy must send the path"),
-        ("x-original-uri", b"admin", "x-original-uri does not start with /"),
-        ("x-original-uri", b"*", "x-original-uri does not start with /"),
+        (
+            "x-original-uri",
+            b"http://evil.test/admin",
+            "x-original-uri is an absolute URI; the proxy must send the path",
+        ),
+        (
+            "x-original-uri",
+            b"admin",
+            "x-original-uri does not start with /",
+        ),
+        (
+            "x-original-uri",
+            b"*",
+            "x-original-uri does not start with /",
+        ),
         ("x-original-uri", b"/a\xff", "x-original-uri is not UTF-8"),
-        ("x-original-uri", b"/a b", "x-original-uri holds a space or a control character"),
-        ("x-original-uri", b"/a\tb", "x-original-uri holds a space or a control character"),
-        ("x-original-uri", long.as_bytes(), "x-original-uri is longer than 16384 bytes"),
+        (
+            "x-original-uri",
+            b"/a b",
+            "x-original-uri holds a space or a control character",
+        ),
+        (
+            "x-original-uri",
+            b"/a\tb",
+            "x-original-uri holds a space or a control character",
+        ),
+        (
+            "x-original-uri",
+            long.as_bytes(),
+            "x-original-uri is longer than 16384 bytes",
+        ),
         ("x-original-uri", b"", "x-original-uri is empty"),
-        ("x-original-method", b"CONNECT", "CONNECT is a tunnel, not a request ward can authorize"),
-        ("x-original-method", b"connect", "CONNECT is a tunnel, not a request ward can authorize"),
-        ("x-original-method", b"GET, POST", "x-original-method is not an HTTP method"),
-        ("host", b"a.test, b.test", "the original host is not a host name, address or host:port"),
-        ("host", b"a.test/admin", "the original host is not a host name, address or host:port"),
-        ("host", b"user@a.test", "the original host is not a host name, address or host:port"),
+        (
+            "x-original-method",
+            b"CONNECT",
+            "CONNECT is a tunnel, not a request ward can authorize",
+        ),
+        (
+            "x-original-method",
+            b"connect",
+            "CONNECT is a tunnel, not a request ward can authorize",
+        ),
+        (
+            "x-original-method",
+            b"GET, POST",
+            "x-original-method is not an HTTP method",
+        ),
+        (
+            "host",
+            b"a.test, b.test",
+            "the original host is not a host name, address or host:port",
+        ),
+        (
+            "host",
+            b"a.test/admin",
+            "the original host is not a host name, address or host:port",
+        ),
+        (
+            "host",
+            b"user@a.test",
+            "the original host is not a host name, address or host:port",
+        ),
     ];
     for (name, value, want) in cases {
-        assert_eq!(nginx(name, value), *want, "{name}: {:?}", String::from_utf8_lossy(value));
+        assert_eq!(
+            nginx(name, value),
+            *want,
+            "{name}: {:?}",
+            String::from_utf8_lossy(value)
+        );
     }
     let mut bad_proto = FORWARD.to_vec();
     bad_proto[3] = ("x-forwarded-proto", b"https, http");
