@@ -16,6 +16,20 @@ use crate::request::CheckInput;
 
 // === harness ===
 
+/// `yaml` compiled by the real loader (a test config: errors fail the test).
+fn load(yaml: &str) -> config::Config {
+    let env: HashMap<String, String> = HashMap::new();
+    match config::load_str(yaml, Path::new("."), &env) {
+        Ok(c) => c,
+        Err(e) => panic!("test config: {:?}", e.0),
+    }
+}
+
+/// An engine for `yaml`, on the system clock.
+fn engine_for(yaml: &str) -> Engine {
+    Engine::new(load(yaml), Arc::new(Metrics::new()))
+}
+
 /// An engine with two JWT providers (claim headers `x-auth-email` and `x_tenant`) and an
 /// API key provider, on routes `jwt` (0) and `keys` (1), with `extra` prepended to the
 /// config (identity headers, `strip_authorization`).
@@ -52,12 +66,7 @@ routes:
 ",
         digest = crate::authn::apikey::sha256_hex(b"k1"),
     );
-    let env: HashMap<String, String> = HashMap::new();
-    let config = match config::load_str(&yaml, Path::new("."), &env) {
-        Ok(c) => c,
-        Err(e) => panic!("test config: {:?}", e.0),
-    };
-    Engine::new(config, Arc::new(Metrics::new()))
+    engine_for(&yaml)
 }
 
 /// The mutations of an allowed check on the engine's `route`th route.
@@ -261,12 +270,7 @@ routes:
 ",
         digest = crate::authn::apikey::sha256_hex(b"k1"),
     );
-    let env: HashMap<String, String> = HashMap::new();
-    let config = match config::load_str(&yaml, Path::new("."), &env) {
-        Ok(c) => c,
-        Err(e) => panic!("test config: {:?}", e.0),
-    };
-    let e = Engine::new(config, Arc::new(Metrics::new()));
+    let e = engine_for(&yaml);
     let m = mutations(
         &e,
         0,
@@ -325,11 +329,7 @@ routes:
 ",
         jwks = key.jwks(),
     );
-    let env: HashMap<String, String> = HashMap::new();
-    let config = match config::load_str(&yaml, Path::new("."), &env) {
-        Ok(c) => c,
-        Err(e) => panic!("test config: {:?}", e.0),
-    };
+    let config = load(&yaml);
     let token = key
         .sign(&serde_json::json!({
             "iss": "https://idp.example.com",
@@ -398,12 +398,7 @@ routes:
 ",
         j = key.jwks(),
     );
-    let env: HashMap<String, String> = HashMap::new();
-    let config = match config::load_str(&yaml, Path::new("."), &env) {
-        Ok(c) => c,
-        Err(e) => panic!("test config: {:?}", e.0),
-    };
-    (Engine::new(config, Arc::new(Metrics::new())), key)
+    (engine_for(&yaml), key)
 }
 
 /// The reason code and deciding provider of a check of `path` with these headers.
@@ -478,12 +473,7 @@ routes:
 ",
         j = key.jwks(),
     );
-    let env: HashMap<String, String> = HashMap::new();
-    let config = match config::load_str(&yaml, Path::new("."), &env) {
-        Ok(c) => c,
-        Err(e) => panic!("test config: {:?}", e.0),
-    };
-    (Engine::new(config, Arc::new(Metrics::new())), key)
+    (engine_for(&yaml), key)
 }
 
 #[tokio::test]
@@ -548,12 +538,7 @@ routes:
 ",
         j = key.jwks(),
     );
-    let env: HashMap<String, String> = HashMap::new();
-    let config = match config::load_str(&yaml, Path::new("."), &env) {
-        Ok(c) => c,
-        Err(e) => panic!("test config: {:?}", e.0),
-    };
-    let e = Engine::new(config, Arc::new(Metrics::new()));
+    let e = engine_for(&yaml);
     let exp = crate::clock::unix_now() + 600;
     let bearer = |iss: &str, roles: &[&str]| {
         let claims = serde_json::json!({
@@ -599,12 +584,7 @@ routes:
 ",
         j = key.jwks(),
     );
-    let env: HashMap<String, String> = HashMap::new();
-    let config = match config::load_str(&yaml, Path::new("."), &env) {
-        Ok(c) => c,
-        Err(e) => panic!("test config: {:?}", e.0),
-    };
-    let e = Engine::new(config, Arc::new(Metrics::new()));
+    let e = engine_for(&yaml);
     let exp = crate::clock::unix_now() + 600;
     let bearer = |extra: serde_json::Value| {
         let mut claims = serde_json::json!({

@@ -96,34 +96,7 @@ pub async fn verify(cases: &[Case]) -> Option<Vec<Verdict>> {
             "token": c.token, "now": c.now,
         })).collect::<Vec<_>>(),
     });
-    let mut child = Command::new("node")
-        .arg("verify.mjs")
-        .current_dir(dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn node verify.mjs: {e}"));
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin
-        .write_all(input.to_string().as_bytes())
-        .await
-        .expect("write the cases to verify.mjs");
-    drop(stdin);
-    let out = tokio::time::timeout(PATIENCE, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("verify.mjs did not finish within {PATIENCE:?}"))
-        .expect("run verify.mjs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "verify.mjs failed ({}):\n{stderr}{stdout}",
-        out.status
-    );
-    let answer: Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("verify.mjs wrote no JSON ({e}):\n{stdout}\n{stderr}"));
+    let answer = run_script("verify.mjs", &input).await;
     let results = answer["results"]
         .as_array()
         .unwrap_or_else(|| panic!("no results from verify.mjs: {answer}"));
@@ -195,34 +168,7 @@ pub async fn dpop_proofs(alg: &str, key: Option<&Value>, requests: &[ProofFor]) 
     if let Some(k) = key {
         input["key"] = k.clone();
     }
-    let mut child = Command::new("node")
-        .arg("dpop.mjs")
-        .current_dir(dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn node dpop.mjs: {e}"));
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin
-        .write_all(input.to_string().as_bytes())
-        .await
-        .expect("write the requests to dpop.mjs");
-    drop(stdin);
-    let out = tokio::time::timeout(PATIENCE, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("dpop.mjs did not finish within {PATIENCE:?}"))
-        .expect("run dpop.mjs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "dpop.mjs failed ({}):\n{stderr}{stdout}",
-        out.status
-    );
-    let answer: Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("dpop.mjs wrote no JSON ({e}):\n{stdout}\n{stderr}"));
+    let answer = run_script("dpop.mjs", &input).await;
     let proofs: Vec<String> = answer["proofs"]
         .as_array()
         .unwrap_or_else(|| panic!("no proofs from dpop.mjs: {answer}"))
@@ -259,34 +205,7 @@ pub async fn encrypt(cases: &[Encryption]) -> Option<Vec<String>> {
             "name": c.name, "key": c.key, "header": c.header, "plaintext": c.plaintext,
         })).collect::<Vec<_>>(),
     });
-    let mut child = Command::new("node")
-        .arg("encrypt.mjs")
-        .current_dir(dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn node encrypt.mjs: {e}"));
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin
-        .write_all(input.to_string().as_bytes())
-        .await
-        .expect("write the cases to encrypt.mjs");
-    drop(stdin);
-    let out = tokio::time::timeout(PATIENCE, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("encrypt.mjs did not finish within {PATIENCE:?}"))
-        .expect("run encrypt.mjs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "encrypt.mjs failed ({}):\n{}{stdout}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let answer: Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("encrypt.mjs wrote no JSON ({e}):\n{stdout}"));
+    let answer = run_script("encrypt.mjs", &input).await;
     let results = answer["results"].as_array().expect("results");
     assert_eq!(results.len(), cases.len(), "one result per case");
     Some(
@@ -314,34 +233,7 @@ pub async fn decrypt(
         "cases": cases.iter().map(|(name, key, jwe)| json!({"name": name, "key": key, "jwe": jwe}))
             .collect::<Vec<_>>(),
     });
-    let mut child = Command::new("node")
-        .arg("decrypt.mjs")
-        .current_dir(dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn node decrypt.mjs: {e}"));
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin
-        .write_all(input.to_string().as_bytes())
-        .await
-        .expect("write the cases to decrypt.mjs");
-    drop(stdin);
-    let out = tokio::time::timeout(PATIENCE, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("decrypt.mjs did not finish within {PATIENCE:?}"))
-        .expect("run decrypt.mjs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "decrypt.mjs failed ({}):\n{}{stdout}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let answer: Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("decrypt.mjs wrote no JSON ({e}):\n{stdout}"));
+    let answer = run_script("decrypt.mjs", &input).await;
     let results = answer["results"].as_array().expect("results");
     assert_eq!(results.len(), cases.len(), "one result per case");
     Some(
@@ -361,4 +253,37 @@ pub async fn decrypt(
             })
             .collect(),
     )
+}
+
+/// Runs `tests/jose/<script>` with `input` as JSON on stdin, within [`PATIENCE`]: its
+/// JSON answer. Fails the test when it does not finish, fails or writes no JSON.
+async fn run_script(script: &str, input: &Value) -> Value {
+    let mut child = Command::new("node")
+        .arg(script)
+        .current_dir(dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn node {script}: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin
+        .write_all(input.to_string().as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("write the input to {script}: {e}"));
+    drop(stdin);
+    let out = tokio::time::timeout(PATIENCE, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{script} did not finish within {PATIENCE:?}"))
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{script} failed ({}):\n{stderr}{stdout}",
+        out.status
+    );
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{script} wrote no JSON ({e}):\n{stdout}\n{stderr}"))
 }
