@@ -43,6 +43,8 @@ pub struct Metrics {
     pub registry: Registry,
     pub(crate) check_requests: IntCounterVec,
     pub(crate) credential_rejections: IntCounterVec,
+    pub(crate) token_cache_entries: IntGauge,
+    pub(crate) config_info: IntGaugeVec,
     pub(crate) check_duration: HistogramVec,
     pub(crate) token_cache_requests: IntCounterVec,
     pub(crate) jwks_refresh: IntCounterVec,
@@ -84,6 +86,19 @@ impl Metrics {
                 "Authorization checks by route, provider (none: no credential judged), decision and reason",
             ),
             &["route", "provider", "decision", "reason"],
+        )
+        .expect("valid metric");
+        let token_cache_entries = IntGauge::new(
+            "ward_token_cache_entries",
+            "Verified tokens in the cache, read at scrape time",
+        )
+        .expect("valid metric");
+        let config_info = IntGaugeVec::new(
+            Opts::new(
+                "ward_config_info",
+                "1 for the config ward decides by: hash is a digest of its meaning (env expanded, comments left out) and of every file it reads; replicas that disagree show several",
+            ),
+            &["hash"],
         )
         .expect("valid metric");
         let credential_rejections = IntCounterVec::new(
@@ -248,6 +263,8 @@ impl Metrics {
             Box::new(token_decryptions.clone()),
             Box::new(check_requests.clone()),
             Box::new(credential_rejections.clone()),
+            Box::new(token_cache_entries.clone()),
+            Box::new(config_info.clone()),
             Box::new(check_duration.clone()),
             Box::new(token_cache_requests.clone()),
             Box::new(jwks_refresh.clone()),
@@ -278,6 +295,8 @@ impl Metrics {
             registry,
             check_requests,
             credential_rejections,
+            token_cache_entries,
+            config_info,
             check_duration,
             token_cache_requests,
             jwks_refresh,
@@ -330,6 +349,8 @@ impl Metrics {
     /// failure series of the ones it has exist from now on, at zero, so `increase()`
     /// sees their first failure.
     pub(crate) fn track(&self, config: &crate::config::Config) {
+        self.config_info.reset();
+        self.config_info.with_label_values(&[config.hash()]).set(1);
         let providers: HashSet<&str> = config.provider_names().collect();
         let routes: HashSet<&str> = config.route_names().chain(["none"]).collect();
         let provider_ok = |v: &str| v == "none" || providers.contains(v);

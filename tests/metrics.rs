@@ -61,6 +61,8 @@ routes:
             "counter",
             &["provider", "detail"],
         ),
+        ("ward_token_cache_entries", "gauge", &[]),
+        ("ward_config_info", "gauge", &["hash"]),
         ("ward_check_duration_seconds", "histogram", &["decision"]),
         (
             "ward_token_cache_requests_total",
@@ -112,6 +114,8 @@ routes:
             "{labels:?} in\n{text}"
         );
     }
+    // One verified token in the cache (the garbage one was never verified).
+    assert_eq!(metric(&text, "ward_token_cache_entries", &[]), Some(1.0));
     for secret in [
         token.as_str(),
         SUBJECT,
@@ -211,10 +215,26 @@ routes:
         Some(1.0)
     );
 
+    // One config, one hash.
+    let hashes = |text: &str| -> Vec<String> {
+        common::samples(text, "ward_config_info")
+            .into_iter()
+            .map(|(l, v)| {
+                assert_eq!(v, 1.0);
+                l["hash"].clone()
+            })
+            .collect()
+    };
+    let before = hashes(&ward.metrics().await);
+    assert_eq!(before.len(), 1, "{before:?}");
+
     // The provider and its route leave the config: none of their series stays behind.
     std::fs::write(ward.config_file(), config("", "")).expect("rewrite the config");
     ward.reload().expect("reload");
     let text = ward.metrics().await;
+    let after = hashes(&text);
+    assert_eq!(after.len(), 1, "only the config ward decides by: {after:?}");
+    assert_ne!(after, before, "another config, another hash");
     let stale: Vec<&str> = text
         .lines()
         .filter(|l| {

@@ -184,6 +184,26 @@ tests:
               summary: 'ward rejects its new configuration.'
               description: 'ward/10.0.0.1:9002 failed to reload its config and has had no successful reload since; it keeps serving the last good config. A restarted pod would refuse to start with this file.'
               runbook_url: $R#wardconfigreloadfailing
+  - name: two replicas on two configs, then in step
+    interval: 1m
+    input_series:
+      - series: 'ward_config_info{$T, hash="aaaaaaaaaaaaaaaa"}'
+        values: '1x40'
+      - series: 'ward_config_info{job="ward", namespace="ward", instance="10.0.0.2:9002", pod="ward-1", hash="bbbbbbbbbbbbbbbb"}'
+        values: '1x20 _x20'
+      - series: 'ward_config_info{job="ward", namespace="ward", instance="10.0.0.2:9002", pod="ward-1", hash="aaaaaaaaaaaaaaaa"}'
+        values: '_x20 1x20'
+    alert_rule_test:
+      - { eval_time: 10m, alertname: WardConfigDiffers, exp_alerts: [] }
+      - eval_time: 18m
+        alertname: WardConfigDiffers
+        exp_alerts:
+          - exp_labels: { severity: warning, job: ward, namespace: ward }
+            exp_annotations:
+              summary: 'ward replicas decide by different configs.'
+              description: '2 different configs are in use in ward for 15 minutes; the same request may get different answers.'
+              runbook_url: $R#wardconfigdiffers
+      - { eval_time: 30m, alertname: WardConfigDiffers, exp_alerts: [] }
   - name: a broken config fixed a minute later never alerts
     interval: 30s
     input_series:

@@ -49,6 +49,11 @@ impl TokenCache {
         }
     }
 
+    /// How many verifications the cache holds now.
+    pub fn entries(&self) -> usize {
+        self.inner.len()
+    }
+
     pub fn key(token: &str) -> Key {
         crate::digest::sha256(token.as_bytes())
     }

@@ -150,7 +150,18 @@ fn load(
     })?;
     let mut errors = Errors::new(lines);
     expand_env(&mut value, String::new(), env, &mut errors);
-    let config = compile::compile(value, base_dir, sources, &mut errors);
+    // What the config means, not how it is written: the expanded value, then every file
+    // it reads (keys, JWKS, TLS), by digest.
+    let meaning = serde_json::to_vec(&value).unwrap_or_default();
+    let read_before = sources.len();
+    let config = compile::compile(value, base_dir, sources, &mut errors).map(|mut c| {
+        let mut all = meaning;
+        for digest in sources.digests_from(read_before) {
+            all.extend_from_slice(digest.as_ref().map_or(&[0u8; 32][..], |d| &d[..]));
+        }
+        c.hash = crate::digest::sha256_hex(&all)[..16].to_string();
+        c
+    });
     errors.finish(config)
 }
 
@@ -330,5 +341,31 @@ mod tests {
         assert!(expand("${B}", &env).unwrap_err().contains("B is not set"));
         assert!(expand("${A", &env).is_err());
         assert!(expand("${A-B}", &env).is_err());
+    }
+
+    #[test]
+    fn the_hash_follows_meaning_env_and_files_not_layout() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let jwks = |k: &str| {
+            format!(r#"{{"keys":[{{"kty":"oct","kid":"k","alg":"HS256","k":"{k}"}}]}}"#)
+        };
+        let k1 = "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0";
+        let k2 = "b3RoZXJvdGhlcm90aGVyb3RoZXJvdGhlcm90aGVyb3RoZXI";
+        std::fs::write(dir.path().join("keys.json"), jwks(k1)).expect("write");
+        let text = "providers:\n  - name: p\n    jwt: { issuer: https://i, audiences: [\"${AUD}\"], algorithms: [HS256], jwks_file: keys.json }\nroutes:\n  - name: r\n    match: { path_prefix: / }\n    providers: [p]\n";
+        let hash = |text: &str, aud: &str| {
+            let env: HashMap<String, String> = [("AUD".to_string(), aud.to_string())].into();
+            match load_str(text, dir.path(), &env) {
+                Ok(c) => c.hash().to_string(),
+                Err(e) => panic!("{:?}", e.0),
+            }
+        };
+        let first = hash(text, "api");
+        assert_eq!(first.len(), 16);
+        let reworded = format!("# a comment\n{}", text.replace("  - name: r", "  - name: r   # same"));
+        assert_eq!(hash(&reworded, "api"), first, "comments and layout do not count");
+        assert_ne!(hash(text, "other"), first, "an environment variable counts");
+        std::fs::write(dir.path().join("keys.json"), jwks(k2)).expect("write");
+        assert_ne!(hash(text, "api"), first, "the files it reads count");
     }
 }

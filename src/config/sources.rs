@@ -20,6 +20,16 @@ impl Sources {
         bytes
     }
 
+    /// How many reads are remembered.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The digests of the reads from the `from`-th on (None: could not be read).
+    pub(crate) fn digests_from(&self, from: usize) -> impl Iterator<Item = &Option<[u8; 32]>> {
+        self.0.iter().skip(from).map(|(_, d)| d)
+    }
+
     /// [`Sources::read`] as UTF-8 text.
     pub(crate) fn read_to_string(&mut self, path: &Path) -> io::Result<String> {
         String::from_utf8(self.read(path)?)

@@ -109,6 +109,15 @@ impl Engine {
         &self.metrics
     }
 
+    /// How many verified tokens the cache holds (shared by every JWT provider).
+    pub fn token_cache_entries(&self) -> usize {
+        self.policy
+            .providers
+            .iter()
+            .find_map(|p| p.jwt.as_ref())
+            .map_or(0, |j| j.cache.entries())
+    }
+
     /// Every JWT provider holds at least one key.
     pub fn ready(&self) -> bool {
         self.without_keys().next().is_none()

@@ -42,6 +42,12 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    // Read at scrape time: a gauge kept on every insert would cost the hot path.
+    let entries = state.engine.load().token_cache_entries();
+    state
+        .metrics
+        .token_cache_entries
+        .set(i64::try_from(entries).unwrap_or(i64::MAX));
     (
         [(
             header::CONTENT_TYPE,

@@ -63,6 +63,8 @@ pub struct Config {
     /// `defaults.require`: checked on every route that does not opt out, before the
     /// route's own `require`.
     pub(crate) defaults: Option<Condition>,
+    /// A digest of what the config means (see [`Config::hash`]).
+    pub(crate) hash: String,
 }
 
 impl Config {
@@ -150,6 +152,13 @@ impl Config {
             add(&h);
         }
         out
+    }
+
+    /// A short digest (16 hex digits) of what the config means: its value with `${VAR}`s
+    /// expanded (comments and layout left out) and the content of every file it reads.
+    /// Replicas with the same hash decide alike; `ward_config_info{hash}` exports it.
+    pub fn hash(&self) -> &str {
+        &self.hash
     }
 
     /// Each route's name with the names of the providers it lists.
@@ -459,5 +468,6 @@ pub(super) fn compile(
         signing,
         exchanges,
         defaults,
+        hash: String::new(),
     })
 }
