@@ -185,6 +185,9 @@ pub struct Decision {
     pub shadow_deny: Option<DenyReason>,
     /// How the route answers this denial, when not as ward usually does.
     pub answer: Option<Answer>,
+    /// Whether deciding waited on an identity provider (a key fetch, an introspection
+    /// call), for the latency metric.
+    pub waited_on_idp: bool,
 }
 
 /// A route's own answer to a denial.
@@ -218,6 +221,7 @@ impl Decision {
             identity: None,
             shadow_deny: None,
             answer: None,
+            waited_on_idp: false,
         }
     }
 

@@ -110,9 +110,12 @@ impl Metrics {
         )
         .expect("valid metric");
         let check_duration = HistogramVec::new(
-            HistogramOpts::new("ward_check_duration_seconds", "Time to decide one check")
-                .buckets(DURATION_BUCKETS.to_vec()),
-            &["decision"],
+            HistogramOpts::new(
+                "ward_check_duration_seconds",
+                "Time to decide one check; idp=waited: it waited on an identity provider (a key fetch, an introspection call)",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["decision", "idp"],
         )
         .expect("valid metric");
         let token_cache_requests = IntCounterVec::new(

@@ -56,9 +56,10 @@ impl Observer {
                 .with_label_values(&[provider, e.metric_detail()])
                 .inc();
         }
+        let idp = if d.waited_on_idp { "waited" } else { "none" };
         self.metrics
             .check_duration
-            .with_label_values(&[d.label()])
+            .with_label_values(&[d.label(), idp])
             .observe(elapsed.as_secs_f64());
     }
 
@@ -136,4 +137,32 @@ fn subject_for(d: &Decision, subject_log: SubjectLog) -> String {
             SubjectLog::None => String::new(),
         })
         .unwrap_or_default()
+}
+
+/// Whether a check waited on an identity provider (a key fetch, an introspection call):
+/// such a check takes the IdP's time, not ward's, and the latency SLO counts it apart
+/// (`ward_check_duration_seconds{idp="waited"}`). Marked by the code that waits, read by
+/// the engine once the check is decided; no cost but a thread-local swap per poll.
+pub(crate) mod idp_wait {
+    use std::cell::Cell;
+    use std::future::Future;
+
+    tokio::task_local! {
+        static WAITED: Cell<bool>;
+    }
+
+    /// Marks the check being decided (if any) as one that waited on an IdP.
+    pub(crate) fn mark() {
+        let _ = WAITED.try_with(|w| w.set(true));
+    }
+
+    /// Runs `check`, and tells whether it waited on an IdP.
+    pub(crate) async fn scope<T>(check: impl Future<Output = T>) -> (T, bool) {
+        WAITED
+            .scope(Cell::new(false), async {
+                let out = check.await;
+                (out, WAITED.with(Cell::get))
+            })
+            .await
+    }
 }

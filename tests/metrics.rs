@@ -63,7 +63,11 @@ routes:
         ),
         ("ward_token_cache_entries", "gauge", &[]),
         ("ward_config_info", "gauge", &["hash"]),
-        ("ward_check_duration_seconds", "histogram", &["decision"]),
+        (
+            "ward_check_duration_seconds",
+            "histogram",
+            &["decision", "idp"],
+        ),
         (
             "ward_token_cache_requests_total",
             "counter",

@@ -97,6 +97,7 @@ fn contract_values(family: &str, label: &str) -> Option<&'static [&'static str]>
             "inactive",
             "other",
         ],
+        ("ward_check_duration_seconds", "idp") => &["none", "waited"],
         ("ward_token_cache_requests_total", "result") => &["hit", "miss"],
         ("ward_jwks_refresh_total", "result") => &[
             "success",
@@ -496,7 +497,7 @@ async fn dashboard_and_alerts_query_only_what_ward_exports() {
             &["decision", "provider", "reason", "route"][..],
         ),
         ("ward_credential_rejections_total", &["detail", "provider"]),
-        ("ward_check_duration_seconds", &["decision"]),
+        ("ward_check_duration_seconds", &["decision", "idp"]),
         ("ward_token_cache_requests_total", &["provider", "result"]),
         ("ward_jwks_refresh_total", &["provider", "result"]),
         ("ward_jwks_keys", &["provider"]),

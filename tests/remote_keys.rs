@@ -378,7 +378,7 @@ async fn an_unknown_kid_while_the_idp_fails_is_an_outage_not_a_bad_token() {
     let rotated = TestKey::generate(Alg::RS256);
     let new_kid = token_until(&rotated, ISS, "b", exp);
 
-    // Healthy IdP, refetch budget spent: an unknown kid is a bad token.
+    // Healthy IdP: an unknown kid, refetched for, is a bad token.
     let r = ward.check(get("/api/x", Some(&new_kid))).await;
     assert_eq!(outcome(&r), (16, 401, "invalid_token".into(), None));
 
@@ -400,6 +400,20 @@ async fn an_unknown_kid_while_the_idp_fails_is_an_outage_not_a_bad_token() {
         outcome(&ward.check(get("/api/x", Some(&known))).await).1,
         200
     );
+    // The two checks that refetched waited on the IdP; the one within the refetch
+    // interval did not: the latency SLO counts them apart.
+    let count = |decision: &'static str, idp: &'static str| {
+        let ward = &ward;
+        async move {
+            ward.metric(
+                "ward_check_duration_seconds_count",
+                &[("decision", decision), ("idp", idp)],
+            )
+            .await
+        }
+    };
+    assert_eq!(count("deny", "waited").await, Some(2.0), "the refetches");
+    assert_eq!(count("deny", "none").await, Some(1.0), "no refetch");
 
     // The IdP recovers (without the kid): a bad token again.
     idp.set_status(200);

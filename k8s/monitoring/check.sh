@@ -318,11 +318,11 @@ tests:
       # value is read at 95m, when the whole 1h window lies inside the incident:
       # a window that straddles both phases depends on how the Prometheus
       # version extrapolates rate() at the window's edges.
-      - series: 'ward_check_duration_seconds_bucket{$T, decision="allow", le="0.005"}'
+      - series: 'ward_check_duration_seconds_bucket{$T, decision="allow", idp="none", le="0.005"}'
         values: '0+600x30 18000+450x70'
-      - series: 'ward_check_duration_seconds_bucket{$T, decision="allow", le="+Inf"}'
+      - series: 'ward_check_duration_seconds_bucket{$T, decision="allow", idp="none", le="+Inf"}'
         values: '0+600x100'
-      - series: 'ward_check_duration_seconds_count{$T, decision="allow"}'
+      - series: 'ward_check_duration_seconds_count{$T, decision="allow", idp="none"}'
         values: '0+600x100'
     promql_expr_test:
       - expr: ward:check_slow:ratio_rate5m
@@ -343,9 +343,9 @@ tests:
   - name: 4% of checks slower than 5 ms for a day
     interval: 5m
     input_series:
-      - series: 'ward_check_duration_seconds_bucket{$T, decision="allow", le="0.005"}'
+      - series: 'ward_check_duration_seconds_bucket{$T, decision="allow", idp="none", le="0.005"}'
         values: '0+2880x300'
-      - series: 'ward_check_duration_seconds_count{$T, decision="allow"}'
+      - series: 'ward_check_duration_seconds_count{$T, decision="allow", idp="none"}'
         values: '0+3000x300'
     alert_rule_test:
       - { eval_time: 25h, alertname: WardLatencySLOBurnFast, exp_alerts: [] }
@@ -360,13 +360,27 @@ tests:
   - name: fast checks never burn the budget
     interval: 1m
     input_series:
-      - series: 'ward_check_duration_seconds_bucket{$T, decision="allow", le="0.005"}'
+      - series: 'ward_check_duration_seconds_bucket{$T, decision="allow", idp="none", le="0.005"}'
         values: '0+600x90'
-      - series: 'ward_check_duration_seconds_count{$T, decision="allow"}'
+      - series: 'ward_check_duration_seconds_count{$T, decision="allow", idp="none"}'
         values: '0+600x90'
     alert_rule_test:
       - { eval_time: 90m, alertname: WardLatencySLOBurnFast, exp_alerts: [] }
       - { eval_time: 90m, alertname: WardLatencySLOBurnSlow, exp_alerts: [] }
+  - name: checks that waited on a slow IdP are not ward's latency
+    interval: 1m
+    input_series:
+      - series: 'ward_check_duration_seconds_bucket{$T, decision="allow", idp="none", le="0.005"}'
+        values: '0+600x90'
+      - series: 'ward_check_duration_seconds_count{$T, decision="allow", idp="none"}'
+        values: '0+600x90'
+      # A quarter of all checks waited on the IdP, every one slower than 5 ms.
+      - series: 'ward_check_duration_seconds_bucket{$T, decision="allow", idp="waited", le="0.005"}'
+        values: '0x90'
+      - series: 'ward_check_duration_seconds_count{$T, decision="allow", idp="waited"}'
+        values: '0+200x90'
+    alert_rule_test:
+      - { eval_time: 90m, alertname: WardLatencySLOBurnFast, exp_alerts: [] }
 
   # --------------------------------------------------------- introspection
   - name: introspection endpoint failing

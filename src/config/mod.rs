@@ -346,9 +346,8 @@ mod tests {
     #[test]
     fn the_hash_follows_meaning_env_and_files_not_layout() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let jwks = |k: &str| {
-            format!(r#"{{"keys":[{{"kty":"oct","kid":"k","alg":"HS256","k":"{k}"}}]}}"#)
-        };
+        let jwks =
+            |k: &str| format!(r#"{{"keys":[{{"kty":"oct","kid":"k","alg":"HS256","k":"{k}"}}]}}"#);
         let k1 = "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0";
         let k2 = "b3RoZXJvdGhlcm90aGVyb3RoZXJvdGhlcm90aGVyb3RoZXI";
         std::fs::write(dir.path().join("keys.json"), jwks(k1)).expect("write");
@@ -362,8 +361,15 @@ mod tests {
         };
         let first = hash(text, "api");
         assert_eq!(first.len(), 16);
-        let reworded = format!("# a comment\n{}", text.replace("  - name: r", "  - name: r   # same"));
-        assert_eq!(hash(&reworded, "api"), first, "comments and layout do not count");
+        let reworded = format!(
+            "# a comment\n{}",
+            text.replace("  - name: r", "  - name: r   # same")
+        );
+        assert_eq!(
+            hash(&reworded, "api"),
+            first,
+            "comments and layout do not count"
+        );
         assert_ne!(hash(text, "other"), first, "an environment variable counts");
         std::fs::write(dir.path().join("keys.json"), jwks(k2)).expect("write");
         assert_ne!(hash(text, "api"), first, "the files it reads count");

@@ -130,6 +130,12 @@ impl Engine {
 
     /// Decides one request.
     pub async fn check(&self, input: &CheckInput<'_>) -> Decision {
+        let (mut d, waited) = crate::observe::idp_wait::scope(self.decide(input)).await;
+        d.waited_on_idp = waited;
+        d
+    }
+
+    async fn decide(&self, input: &CheckInput<'_>) -> Decision {
         let segments = match path::normalize(input.path) {
             Ok(s) => s,
             Err(e) => return Decision::deny(e.into()),
@@ -237,6 +243,7 @@ impl Engine {
             identity,
             shadow_deny: shadow,
             answer: None,
+            waited_on_idp: false,
         }
     }
 
@@ -262,6 +269,7 @@ impl Engine {
             identity,
             shadow_deny: None,
             answer,
+            waited_on_idp: false,
         }
     }
 }

@@ -212,6 +212,7 @@ impl Introspector {
             count(IntrospectError::CircuitOpen.label());
             return Err(IntrospectError::CircuitOpen);
         };
+        crate::observe::idp_wait::mark();
         let started = Instant::now();
         // One bound for the whole call, discovery included.
         let outcome = tokio::time::timeout(self.settings.timeout, self.call(token))

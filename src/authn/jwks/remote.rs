@@ -254,12 +254,16 @@ impl RemoteKeys {
         // the same kid a moment later finds the fetch running and waits for it.
         match self.fetch_lock.clone().try_lock_owned() {
             Err(_) => {
+                crate::observe::idp_wait::mark();
                 // A fetch is already running (startup, refresh, another miss): its result
                 // is what a refetch would bring, so wait for it (bounded by `timeout`).
                 drop(self.fetch_lock.lock().await);
             }
             Ok(lock) if self.may_refetch_now() => match self.spawn_fetch(lock, seen) {
-                Ok(task) => drop(task.await),
+                Ok(task) => {
+                    crate::observe::idp_wait::mark();
+                    drop(task.await)
+                }
                 Err(lock) => drop(self.fetch_holding(lock, seen).await),
             },
             Ok(_) => {}

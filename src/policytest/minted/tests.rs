@@ -378,6 +378,7 @@ fn allow_with(token: &str) -> Decision {
         identity: None,
         shadow_deny: None,
         answer: None,
+        waited_on_idp: false,
     }
 }
 

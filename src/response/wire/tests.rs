@@ -28,6 +28,7 @@ fn allow(route: Option<&str>, identity: Option<Identity>, set: &[(&str, &str)]) 
         identity: identity.map(Arc::new),
         shadow_deny: None,
         answer: None,
+        waited_on_idp: false,
     }
 }
 
@@ -121,6 +122,7 @@ fn shadow_and_denied_answers_decode_to_the_built_response() {
             identity: None,
             shadow_deny: None,
             answer: None,
+            waited_on_idp: false,
         };
         assert_same(&d, &format!("deny {reason:?}"));
     }
