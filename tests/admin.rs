@@ -76,7 +76,7 @@ async fn admin_endpoints_answer_and_metrics_hold_no_secrets() {
         metric(
             &m,
             "ward_check_duration_seconds_count",
-            &[("decision", "allow")]
+            &[("decision", "allow"), ("idp", "none")]
         ),
         Some(1.0),
         "\n{m}"
@@ -85,7 +85,7 @@ async fn admin_endpoints_answer_and_metrics_hold_no_secrets() {
         metric(
             &m,
             "ward_check_duration_seconds_count",
-            &[("decision", "deny")]
+            &[("decision", "deny"), ("idp", "none")]
         ),
         Some(2.0),
         "\n{m}"
