@@ -265,6 +265,11 @@ async fn request_without_http_attributes_is_400_not_a_crash() {
 
 // === a route's own answers: deny and on_unauthenticated ===
 
+fn expired_token(keys: &KeyRing) -> String {
+    keys.rs256
+        .sign(&with(claims("u"), json!({"exp": now() - 3600})))
+}
+
 /// Status, headers (lower-case names) and body of a denied answer, whatever its body.
 fn raw_denial(
     r: &envoy_types::pb::envoy::service::auth::v3::CheckResponse,
@@ -293,6 +298,13 @@ providers:
     jwt: {{ issuer: "{ISS}", audiences: [api], algorithms: [RS256], jwks: {jwks} }}
   - name: down
     jwt: {{ issuer: "https://down.test", audiences: [api], jwks_uri: "http://127.0.0.1:9/keys", timeout: 200ms }}
+  - name: links
+    jwt:
+      issuer: "{ISS}"
+      audiences: [links]
+      algorithms: [RS256]
+      jwks: {jwks}
+      token_from: [{{ query: access_token }}]
 routes:
   - name: app
     match: {{ path_prefix: /app }}
@@ -331,6 +343,27 @@ routes:
         "{headers:?}"
     );
     assert!(body.is_empty());
+    // A token in the query (read by a provider of another route, and tampered so it is
+    // refused) never travels on in the `location`: the redirect drops that parameter,
+    // however it is spelled, and keeps the others.
+    let link = format!("{}x", keys.rs256.sign(&claims("u")));
+    let r = ward
+        .check(
+            browser(Req::get(&format!(
+                "/app/r?week=3&access_token={link}&acc%65ss_token={link}"
+            )))
+            .bearer(&expired_token(&keys))
+            .to_map(),
+        )
+        .await;
+    let (status, headers, _) = raw_denial(&r);
+    assert_eq!(status, 302, "{}", describe(&r));
+    let location = &headers["location"];
+    assert_eq!(
+        location,
+        "https://login.example.com/start?rd=https%3A%2F%2Fapi.example.com%2Fapp%2Fr%3Fweek%3D3"
+    );
+    assert!(!location.contains(&link[..20]), "{location}");
     // An expired token, from a browser: the same.
     let expired = keys
         .rs256

@@ -155,6 +155,41 @@ fn query<'a>(q: &'a str, name: &str) -> Found<'a> {
     }
 }
 
+/// `path` (with its query) without the query parameters a credential is read from:
+/// those named by a `query` source in `sources`, compared as [`TokenSource::find`]
+/// compares them (decoded), and those whose name cannot be decoded (they could be any
+/// of them). For URLs ward hands back to the client, such as a login redirect's `{url}`:
+/// a token must never travel further than the request that carried it.
+pub fn without_query_credentials<'a, 's>(
+    path: &'a str,
+    sources: impl IntoIterator<Item = &'s TokenSource>,
+) -> Cow<'a, str> {
+    let Some((before, query)) = path.split_once('?') else {
+        return Cow::Borrowed(path);
+    };
+    let names: Vec<&str> = sources
+        .into_iter()
+        .filter_map(|s| match s {
+            TokenSource::Query(name) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
+            form_decode(key).is_some_and(|k| !names.contains(&k.as_ref()))
+        })
+        .collect();
+    if kept.len() == query.split('&').count() {
+        return Cow::Borrowed(path);
+    }
+    if kept.is_empty() {
+        return Cow::Borrowed(before);
+    }
+    Cow::Owned(format!("{before}?{}", kept.join("&")))
+}
+
 /// `application/x-www-form-urlencoded` decoding: `+` is a space, then `%XX`.
 fn form_decode(s: &str) -> Option<Cow<'_, str>> {
     if !s.contains(['+', '%']) {
@@ -180,6 +215,38 @@ mod tests {
             i.headers.push(n, v);
         }
         i
+    }
+
+    #[test]
+    fn query_credentials_are_cut_from_a_url_and_nothing_else() {
+        let q = [
+            TokenSource::default_bearer(),
+            TokenSource::Query("access_token".into()),
+            TokenSource::Cookie("session".into()),
+        ];
+        let cut = |p| without_query_credentials(p, &q).into_owned();
+        assert_eq!(cut("/a?access_token=t"), "/a");
+        assert_eq!(cut("/a?x=1&access_token=t&y=2"), "/a?x=1&y=2");
+        assert_eq!(cut("/a?x=1&access_token"), "/a?x=1");
+        // Compared decoded, as the credential was read.
+        assert_eq!(cut("/a?acc%65ss_token=t&x=1"), "/a?x=1");
+        assert_eq!(cut("/a?access%5Ftoken=t"), "/a");
+        // A name that cannot be decoded could be any name: it goes too.
+        assert_eq!(cut("/a?%ff=t&x=1"), "/a?x=1");
+        // Other sources and other parameters are kept, as they were written.
+        assert_eq!(
+            cut("/a?session=s&authorization=z"),
+            "/a?session=s&authorization=z"
+        );
+        assert_eq!(cut("/a?x=%20&y"), "/a?x=%20&y");
+        assert_eq!(cut("/a?"), "/a?");
+        assert_eq!(cut("/a"), "/a");
+        assert_eq!(cut("/a?access_tokens=t"), "/a?access_tokens=t");
+        let none: [TokenSource; 0] = [];
+        assert_eq!(
+            without_query_credentials("/a?access_token=t", &none),
+            "/a?access_token=t"
+        );
     }
 
     #[test]

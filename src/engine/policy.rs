@@ -117,7 +117,15 @@ impl Route {
             && let Some(template) = &r.login_redirect
             && accepts_html(input)
         {
-            return Some(Answer::Redirect(login_location(template, input)));
+            // Every provider's query parameters are cut, not only this route's: a token
+            // meant for another route must not be handed back in a `location` either.
+            let sources: Vec<TokenSource> = self
+                .config
+                .providers
+                .iter()
+                .flat_map(|p| p.sources())
+                .collect();
+            return Some(Answer::Redirect(login_location(template, input, &sources)));
         }
         let shaped = unauthenticated || matches!(reason, DenyReason::Forbidden(_));
         r.deny.clone().filter(|_| shaped).map(Answer::Shaped)
@@ -442,8 +450,10 @@ fn accepts_html(input: &CheckInput<'_>) -> bool {
 
 /// The login URL for this request: `{url}` replaced by the request's own URL
 /// (percent-encoded), built from its scheme (`x-forwarded-proto`, else the scheme the
-/// edge reports, else https), the host and the path with its query.
-fn login_location(template: &str, input: &CheckInput<'_>) -> String {
+/// edge reports, else https), the host and the path with its query, less the query
+/// parameters a credential is read from (`sources`): the `location` goes back to the
+/// client and on to the login page, and a token must not travel with it.
+fn login_location(template: &str, input: &CheckInput<'_>, sources: &[TokenSource]) -> String {
     let scheme = input
         .headers
         .get_str("x-forwarded-proto")
@@ -453,7 +463,8 @@ fn login_location(template: &str, input: &CheckInput<'_>) -> String {
     } else {
         "https"
     };
-    let url = format!("{scheme}://{}{}", input.host, input.path);
+    let path = crate::authn::token::without_query_credentials(input.path, sources);
+    let url = format!("{scheme}://{}{path}", input.host);
     // RFC 3986 unreserved characters stay as they are; everything else is encoded.
     const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
