@@ -578,3 +578,70 @@ async fn a_body_is_never_read_as_the_next_request() {
         "the body was read as a request: {statuses:?}"
     );
 }
+
+#[tokio::test]
+async fn a_route_answers_its_own_way_on_every_shape_but_nginx() {
+    let keys = common::KeyRing::shared();
+    let yaml = format!(
+        r#"
+providers:
+  - name: corp
+    jwt:
+      issuer: {iss}
+      audiences: [api]
+      jwks: {jwks}
+      algorithms: [RS256]
+      token_from: [{{ header: authorization, prefix: "Bearer " }}, {{ query: access_token }}]
+routes:
+  - name: app
+    match: {{ path_prefix: /app }}
+    providers: [corp]
+    require: {{ roles_any: [admin] }}
+    on_unauthenticated: {{ redirect: "https://login.example.com/?rd={{url}}" }}
+    deny: {{ status: 404, body: "no ({{reason}})" }}
+"#,
+        iss = check_setup::ISS,
+        jwks = common::jwks_of(&[&keys.rs256]),
+    );
+    let ward = common::Ward::builder(&yaml).http().start().await;
+    let browser = AuthReq::get("/app/r?x=1&access_token=not-a-token").header("accept", "text/html");
+    let login = "https://login.example.com/?rd=https%3A%2F%2Fapi.example.com%2Fapp%2Fr%3Fx%3D1";
+    for asker in [Asker::Envoy, Asker::Forward] {
+        let a = browser.ask(ward.http_addr(), asker).await;
+        assert_eq!(
+            (a.status, a.header("location")),
+            (302, Some(login)),
+            "{asker:?}: {a:?}"
+        );
+        assert!(
+            !format!("{a:?}").contains("not-a-token"),
+            "{asker:?}: {a:?}"
+        );
+        // A 403 takes the route's `deny:` shape.
+        let viewer = token(&with(claims("bob"), json!({"roles": ["viewer"]})));
+        let a = AuthReq::get("/app/r")
+            .bearer(&viewer)
+            .ask(ward.http_addr(), asker)
+            .await;
+        assert_eq!(
+            (a.status, a.body.as_str()),
+            (404, "no (forbidden)"),
+            "{asker:?}"
+        );
+    }
+    // nginx's auth_request turns anything but 401/403 into a 500: ward answers it as
+    // usual, a 401 with its challenge, and the 403 stays a 403.
+    let a = browser.ask(ward.http_addr(), Asker::Nginx).await;
+    assert_eq!(a.short(), (401, "invalid_token".into()), "{a:?}");
+    assert_eq!(a.header("location"), None);
+    assert!(
+        a.header("www-authenticate")
+            .is_some_and(|c| c.starts_with("Bearer"))
+    );
+    let viewer = token(&with(claims("bob"), json!({"roles": ["viewer"]})));
+    let a = AuthReq::get("/app/r")
+        .bearer(&viewer)
+        .ask(ward.http_addr(), Asker::Nginx)
+        .await;
+    assert_eq!(a.short(), (403, "forbidden".into()), "{a:?}");
+}

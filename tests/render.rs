@@ -225,3 +225,39 @@ fn the_command_prints_each_target_and_refuses_a_bad_config() {
     let (code, _, _) = ward_out(dir.path(), &["render", "nginx", "--config", c]);
     assert_eq!(code, Some(2), "an unknown target is a usage error");
 }
+
+#[test]
+fn a_cookie_credential_and_a_login_redirect_are_forwarded_by_an_http_ext_authz() {
+    let config = load(
+        r#"
+providers:
+  - name: web
+    introspection:
+      endpoint: https://idp.example.com/introspect
+      client_id: ward
+      client_secret: x
+      audiences: any
+      token_from: [{ cookie: session }, { query: access_token }]
+routes:
+  - name: app
+    match: { path_prefix: /app }
+    providers: [web]
+    on_unauthenticated: { redirect: "https://login.example.com/?rd={url}" }
+"#,
+    );
+    let s = ProxySettings::of(&config);
+    // The cookie header carries the credential; a query source needs no header (the
+    // path travels whole); the login redirect reads `accept` and the scheme.
+    assert_eq!(
+        s.read,
+        ["cookie", "x-request-id", "accept", "x-forwarded-proto"]
+    );
+    let envoy = render(&config, Target::Envoy);
+    for h in ["cookie", "accept", "x-forwarded-proto"] {
+        assert!(
+            envoy.contains(&format!("        - exact: {h}\n")),
+            "{h}: {envoy}"
+        );
+    }
+    assert!(!envoy.contains("access_token"), "{envoy}");
+}

@@ -141,6 +141,11 @@ impl Config {
             for (name, _) in &r.matcher.headers {
                 add(name);
             }
+            // A login redirect goes to browsers only, and names the request's scheme.
+            if r.login_redirect.is_some() {
+                add("accept");
+                add("x-forwarded-proto");
+            }
         }
         let mut compared = Vec::new();
         let rules = self.routes.iter().filter_map(|r| r.require.as_ref());
