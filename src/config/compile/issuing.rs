@@ -104,15 +104,10 @@ pub(super) fn compile_signing(
             );
             continue;
         };
-        let full = base.join(&k.key_file);
-        let file = format!("{path}.key_file");
-        match sources.read(&full) {
-            Ok(pem) => match SigningKey::from_pem(&k.kid, alg, &pem) {
-                Ok(key) => keys.push(key),
-                Err(e) => errors.add(&file, format!("{}: {e}", full.display())),
-            },
-            Err(e) => errors.add(&file, format!("cannot read {}: {e}", full.display())),
-        }
+        let key = super::read_key_file(sources, base, &k.key_file, &path, errors, |pem| {
+            SigningKey::from_pem(&k.kid, alg, pem)
+        });
+        keys.extend(key);
     }
     if errors.count() != before {
         return None;

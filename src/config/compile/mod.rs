@@ -476,3 +476,31 @@ pub(super) fn compile(
         hash: String::new(),
     })
 }
+
+/// Reads the PEM key file `key_file` (relative to the config's directory `base`) that
+/// `at.key_file` names and parses it with `parse`; a file that cannot be read or parsed is
+/// an error at `at.key_file` naming the file.
+fn read_key_file<K, E: std::fmt::Display>(
+    sources: &mut Sources,
+    base: &Path,
+    key_file: &str,
+    at: &str,
+    errors: &mut Errors,
+    parse: impl FnOnce(&[u8]) -> Result<K, E>,
+) -> Option<K> {
+    let full = base.join(key_file);
+    let here = format!("{at}.key_file");
+    match sources.read(&full) {
+        Ok(pem) => match parse(&pem) {
+            Ok(key) => Some(key),
+            Err(e) => {
+                errors.add(&here, format!("{}: {e}", full.display()));
+                None
+            }
+        },
+        Err(e) => {
+            errors.add(&here, format!("cannot read {}: {e}", full.display()));
+            None
+        }
+    }
+}

@@ -61,15 +61,10 @@ pub(super) fn compile_decryption(
             );
             continue;
         };
-        let full = base.join(&k.key_file);
-        let file = format!("{at}.key_file");
-        match sources.read(&full) {
-            Ok(pem) => match DecryptionKey::from_pem(&k.kid, alg, &pem) {
-                Ok(key) => keys.push(key),
-                Err(e) => errors.add(&file, format!("{}: {e}", full.display())),
-            },
-            Err(e) => errors.add(&file, format!("cannot read {}: {e}", full.display())),
-        }
+        let key = super::super::read_key_file(sources, base, &k.key_file, &at, errors, |pem| {
+            DecryptionKey::from_pem(&k.kid, alg, pem)
+        });
+        keys.extend(key);
     }
     (errors.count() == before).then(|| keys.into())
 }
