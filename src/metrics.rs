@@ -62,6 +62,11 @@ pub struct Metrics {
     pub(crate) dpop_proofs: IntCounterVec,
     pub(crate) dpop_replay_cache_entries: IntGauge,
     pub(crate) token_decryptions: IntCounterVec,
+    pub(crate) introspection_circuit_open: IntGaugeVec,
+    pub(crate) api_keys: IntGaugeVec,
+    pub(crate) token_cache_evictions: IntCounter,
+    pub(crate) tls_reloads: IntCounterVec,
+    pub(crate) tls_certificate_expiry: Gauge,
 }
 
 /// Buckets from 25 µs to 2.5 s: a cached check takes tens of microseconds, one waiting on
@@ -262,7 +267,42 @@ impl Metrics {
         )
         .expect("valid metric");
 
+        let introspection_circuit_open = IntGaugeVec::new(
+            Opts::new(
+                "ward_introspection_circuit_open",
+                "1 while the provider's introspection endpoint is backed off (its breaker open: checks that need it answer 503 authn_unavailable, one probe at a time), else 0",
+            ),
+            &["provider"],
+        )
+        .expect("valid metric");
+        let api_keys = IntGaugeVec::new(
+            Opts::new("ward_api_keys", "API keys held per api_key provider"),
+            &["provider"],
+        )
+        .expect("valid metric");
+        let token_cache_evictions = IntCounter::new(
+            "ward_token_cache_evictions_total",
+            "Verified tokens pushed out of a full cache before their exp (raise token_cache.max_entries when this grows steadily)",
+        )
+        .expect("valid metric");
+        let tls_reloads = IntCounterVec::new(
+            Opts::new(
+                "ward_tls_reloads_total",
+                "Reloads of the gRPC listener's certificate files after they changed, by result (failure: the previous certificate keeps serving)",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let tls_certificate_expiry = Gauge::new(
+            "ward_tls_certificate_expiry_timestamp_seconds",
+            "Unix time at which the gRPC listener's serving certificate expires (notAfter), absent without TLS",
+        )
+        .expect("valid metric");
+
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(introspection_circuit_open.clone()),
+            Box::new(api_keys.clone()),
+            Box::new(token_cache_evictions.clone()),
             Box::new(token_decryptions.clone()),
             Box::new(check_requests.clone()),
             Box::new(credential_rejections.clone()),
@@ -317,6 +357,27 @@ impl Metrics {
             dpop_proofs,
             dpop_replay_cache_entries,
             token_decryptions,
+            introspection_circuit_open,
+            api_keys,
+            token_cache_evictions,
+            tls_reloads,
+            tls_certificate_expiry,
+        }
+    }
+
+    /// The TLS series, registered when the gRPC listener serves TLS (a server without it
+    /// shows none): reloads by result from zero, and the serving certificate's expiry.
+    pub(crate) fn track_tls(&self, not_after: Option<f64>) {
+        for result in ["success", "failure"] {
+            self.tls_reloads.with_label_values(&[result]);
+        }
+        // Registered once: a second server on the same metrics finds them there.
+        let _ = self.registry.register(Box::new(self.tls_reloads.clone()));
+        let _ = self
+            .registry
+            .register(Box::new(self.tls_certificate_expiry.clone()));
+        if let Some(t) = not_after {
+            self.tls_certificate_expiry.set(t);
         }
     }
 
@@ -377,6 +438,17 @@ impl Metrics {
         retain(&self.introspection_duration, |l| {
             providers.contains(label(l, "provider"))
         });
+        retain(&self.introspection_circuit_open, |l| {
+            providers.contains(label(l, "provider"))
+        });
+        self.api_keys.reset();
+        for p in &config.providers {
+            if let crate::authn::ProviderKind::ApiKey(a) = &p.kind {
+                self.api_keys
+                    .with_label_values(&[&*p.name])
+                    .set(i64::try_from(a.keys.len()).unwrap_or(i64::MAX));
+            }
+        }
         let purposes: HashSet<&str> = config
             .route_names()
             .chain(config.exchanges.iter().map(|x| &*x.grant.purpose))

@@ -179,11 +179,22 @@ async fn the_circuit_breaker_opens_then_recovers() {
         "circuit_breaker: { failures: 3, cool_down: 1s }",
     ))
     .await;
+    let ward = &ward;
+    let circuit = async |v| {
+        let labels = [("provider", "partners")];
+        assert_eq!(
+            ward.metric("ward_introspection_circuit_open", &labels)
+                .await,
+            Some(v)
+        );
+    };
+    circuit(0.0).await;
     for i in 0..3 {
         let r = ward.summary(with_token(&format!("t{i}"))).await;
         assert_eq!(r.short(), UNAVAILABLE);
     }
     assert_eq!(ep.hits(), 3);
+    circuit(1.0).await;
     // Open: answered at once, the endpoint is not called.
     let t0 = Instant::now();
     for i in 3..10 {
@@ -205,6 +216,7 @@ async fn the_circuit_breaker_opens_then_recovers() {
     assert_eq!(ep.hits(), 4);
     assert_eq!(ward.summary(with_token("p2")).await.short(), UNAVAILABLE);
     assert_eq!(ep.hits(), 4, "reopened by the failed probe");
+    circuit(1.0).await;
 
     // The endpoint recovers: the next probe succeeds and closes the breaker.
     ep.set_reply(Reply::Table);
@@ -218,6 +230,7 @@ async fn the_circuit_breaker_opens_then_recovers() {
         6,
         "closed again: every new token is introspected"
     );
+    circuit(0.0).await;
 }
 
 // === under pressure (SPEC §7) ===

@@ -258,3 +258,77 @@ routes:
     );
     assert!(metric(&text, "ward_jwks_keys", &[("provider", "corp")]).is_some());
 }
+
+#[tokio::test]
+async fn cache_evictions_and_api_keys_are_counted_and_follow_the_config() {
+    let key = TestKey::generate(Alg::HS256);
+    let digest = |k: &str| ward::authn::apikey::sha256_hex(k.as_bytes());
+    let config = |keys: &[&str]| {
+        let machines = if keys.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{{ sha256: \"{}\", subject: {k} }}", digest(k)))
+                .collect();
+            format!(
+                "  - name: machines\n    api_key: {{ header: x-api-key, keys: [{}] }}\n",
+                list.join(", ")
+            )
+        };
+        format!(
+            r#"
+token_cache: {{ max_entries: 4 }}
+providers:
+  - name: corp
+    jwt: {{ issuer: https://corp.test, audiences: [api], algorithms: [HS256], jwks: {jwks} }}
+{machines}
+routes:
+  - name: api
+    match: {{ path_prefix: /api }}
+    providers: [corp]
+"#,
+            jwks = common::jwks_of(&[&key])
+        )
+    };
+    let ward = Ward::from_file("ward.yaml")
+        .file("ward.yaml", config(&["batch", "nightly"]))
+        .start()
+        .await;
+    assert_eq!(
+        ward.metric("ward_api_keys", &[("provider", "machines")])
+            .await,
+        Some(2.0)
+    );
+    assert_eq!(
+        ward.metric("ward_token_cache_evictions_total", &[]).await,
+        Some(0.0)
+    );
+
+    // Forty distinct tokens through a cache of four: what it does not hold was evicted.
+    for i in 0..40 {
+        let token = key.sign(
+            &json!({"iss": "https://corp.test", "aud": "api", "sub": format!("u{i}"), "exp": now() + 60}),
+        );
+        let r = ward.check(Req::get("/api").bearer(&token).to_map()).await;
+        common::allowed(&r);
+    }
+    let text = ward.metrics().await;
+    let held = metric(&text, "ward_token_cache_entries", &[]).unwrap_or(-1.0);
+    let evicted = metric(&text, "ward_token_cache_evictions_total", &[]).unwrap_or(-1.0);
+    assert!((1.0..=4.0).contains(&held), "{held} held");
+    assert_eq!(evicted, 40.0 - held);
+
+    // A key revoked by a reload: the count follows; the provider gone: no series.
+    std::fs::write(ward.config_file(), config(&["batch"])).expect("rewrite the config");
+    ward.reload().expect("reload");
+    assert_eq!(
+        ward.metric("ward_api_keys", &[("provider", "machines")])
+            .await,
+        Some(1.0)
+    );
+    std::fs::write(ward.config_file(), config(&[])).expect("rewrite the config");
+    ward.reload().expect("reload");
+    let text = ward.metrics().await;
+    assert!(!text.contains("ward_api_keys{"), "{text}");
+}

@@ -38,6 +38,20 @@ fn leaf(ca: &Ca, name: &str, expired: bool) -> (String, String) {
     (cert.pem(), key.serialize_pem())
 }
 
+/// A leaf certificate for `localhost` signed by `ca`, valid until the start of 2031.
+fn leaf_until_2031(ca: &Ca) -> (String, String) {
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    params.not_after = rcgen::date_time_ymd(2031, 1, 1);
+    let key = KeyPair::generate().expect("key");
+    let cert = params.signed_by(&key, &ca.issuer).expect("sign");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// 2031-01-01T00:00:00Z.
+const START_OF_2031: f64 = 1_924_992_000.0;
+/// rcgen's default notAfter, 4096-01-01T00:00:00Z.
+const START_OF_4096: f64 = 67_090_118_400.0;
+
 const ROUTES: &str =
     "routes:\n  - name: open\n    match: { path_prefix: / }\n    allow_anonymous: true\n";
 
@@ -141,15 +155,26 @@ async fn a_rotated_certificate_is_served_to_new_connections() {
     let ward = start(&old_ca, None).await;
     let (addr, dir) = (ward.grpc_addr, ward.dir());
     assert_eq!(check(addr, Some(client_tls(&old_ca, None))).await, Ok(0));
+    let expiry = "ward_tls_certificate_expiry_timestamp_seconds";
+    let reloads = |result| ("ward_tls_reloads_total", [("result", result)]);
+    assert_eq!(ward.metric(expiry, &[]).await, Some(START_OF_4096));
+    for result in ["success", "failure"] {
+        let (name, labels) = reloads(result);
+        assert_eq!(ward.metric(name, &labels).await, Some(0.0), "{result}");
+    }
 
-    // A broken replacement is ignored: the old certificate keeps serving.
+    // A broken replacement is ignored: the old certificate keeps serving, and the
+    // failure is counted.
     std::fs::write(dir.join("cert.pem"), "not a certificate").expect("write");
     ward.tls_watch_ticks(2).await;
     assert_eq!(check(addr, Some(client_tls(&old_ca, None))).await, Ok(0));
+    let (name, labels) = reloads("failure");
+    assert_eq!(ward.metric(name, &labels).await, Some(1.0));
+    assert_eq!(ward.metric(expiry, &[]).await, Some(START_OF_4096));
 
     // cert-manager writes a new pair from a new CA.
     let new_ca = ca();
-    let (cert, key) = leaf(&new_ca, "localhost", false);
+    let (cert, key) = leaf_until_2031(&new_ca);
     std::fs::write(dir.join("key.pem"), key).expect("write");
     std::fs::write(dir.join("cert.pem"), cert).expect("write");
     wait_until(
@@ -162,4 +187,17 @@ async fn a_rotated_certificate_is_served_to_new_connections() {
         check(addr, Some(client_tls(&old_ca, None))).await.is_err(),
         "the old certificate is gone"
     );
+    // The watcher may have seen the key written before the certificate: at least one
+    // success, and the expiry is the new certificate's.
+    let (name, labels) = reloads("success");
+    let done = ward.metric(name, &labels).await.unwrap_or(0.0);
+    assert!(done >= 1.0, "{done} successful reloads");
+    assert_eq!(ward.metric(expiry, &[]).await, Some(START_OF_2031));
+}
+
+#[tokio::test]
+async fn without_tls_there_is_no_tls_series() {
+    let ward = Ward::start(ROUTES).await;
+    let text = ward.metrics().await;
+    assert!(!text.contains("ward_tls_"), "{text}");
 }

@@ -36,16 +36,45 @@ pub struct Verified {
     pub binding: Option<Binding>,
 }
 
+/// Counts what the bound pushes out (`ward_token_cache_evictions_total`): a cache
+/// too small for its traffic re-verifies tokens it has just forgotten.
+#[derive(Clone)]
+struct CountEvictions(prometheus::IntCounter);
+
+impl quick_cache::Lifecycle<Key, Verified> for CountEvictions {
+    type RequestState = ();
+
+    fn on_evict(&self, _: &mut (), _: Key, _: Verified) {
+        self.0.inc();
+    }
+}
+
+type Map = quick_cache::sync::Cache<
+    Key,
+    Verified,
+    quick_cache::UnitWeighter,
+    quick_cache::DefaultHashBuilder,
+    CountEvictions,
+>;
+
 #[derive(Clone)]
 pub struct TokenCache {
-    inner: Arc<quick_cache::sync::Cache<Key, Verified>>,
+    inner: Arc<Map>,
 }
 
 impl TokenCache {
-    pub fn new(max_entries: u64) -> Self {
+    /// A cache of at most `max_entries` verifications; each one its bound pushes out is
+    /// counted in `evictions`.
+    pub fn new(max_entries: u64, evictions: prometheus::IntCounter) -> Self {
         let bound = usize::try_from(max_entries).unwrap_or(usize::MAX).max(1);
         Self {
-            inner: Arc::new(quick_cache::sync::Cache::new(bound)),
+            inner: Arc::new(Map::with(
+                bound,
+                bound as u64,
+                quick_cache::UnitWeighter,
+                quick_cache::DefaultHashBuilder::default(),
+                CountEvictions(evictions),
+            )),
         }
     }
 
@@ -83,6 +112,10 @@ mod tests {
     use super::*;
     use crate::clock::unix_now;
 
+    fn evictions() -> prometheus::IntCounter {
+        prometheus::IntCounter::new("evictions", "test").expect("valid counter")
+    }
+
     fn verified(expires_at: u64) -> Verified {
         Verified {
             identity: Arc::new(Identity {
@@ -96,7 +129,7 @@ mod tests {
 
     #[test]
     fn never_serves_past_exp() {
-        let c = TokenCache::new(10);
+        let c = TokenCache::new(10, evictions());
         let now = unix_now();
         let k = TokenCache::key("t");
         c.insert(k, verified(now + 100), now);
@@ -106,14 +139,25 @@ mod tests {
     }
 
     #[test]
-    fn the_bound_holds() {
-        let c = TokenCache::new(100);
+    fn the_bound_holds_and_what_it_pushes_out_is_counted() {
+        let evicted = evictions();
+        let c = TokenCache::new(100, evicted.clone());
         let now = unix_now();
         for i in 0..1000 {
             c.insert(TokenCache::key(&i.to_string()), verified(now + 100), now);
         }
         let held = c.inner.len();
         assert!((1..=100).contains(&held), "{held} entries");
+        // Every insert was a new token: what is not held was evicted (quick_cache may
+        // refuse a new entry at the door, which it counts as an eviction too).
+        assert_eq!(evicted.get(), 1000 - held as u64);
+        // An expired entry dropped by a lookup is not an eviction.
+        let evicted = evictions();
+        let c = TokenCache::new(10, evicted.clone());
+        let k = TokenCache::key("t");
+        c.insert(k, verified(now + 1), now);
+        assert!(c.get(&k, now + 1).is_none());
+        assert_eq!((c.inner.len(), evicted.get()), (0, 0));
     }
 
     #[test]
@@ -128,7 +172,7 @@ mod tests {
 
     #[test]
     fn expired_tokens_are_not_cached() {
-        let c = TokenCache::new(10);
+        let c = TokenCache::new(10, evictions());
         let now = unix_now();
         let k = TokenCache::key("t");
         c.insert(k, verified(now), now);

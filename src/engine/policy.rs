@@ -181,7 +181,10 @@ impl Policy {
     ) -> Self {
         let config = Arc::new(config);
         let kept_claims = kept_claims(&config);
-        let cache = TokenCache::new(config.token_cache_max_entries);
+        let cache = TokenCache::new(
+            config.token_cache_max_entries,
+            metrics.token_cache_evictions.clone(),
+        );
         // Proofs seen before a reload stay seen after it (unless the bound changed).
         let dpop = previous
             .map(|p| p.dpop.clone())

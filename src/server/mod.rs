@@ -217,7 +217,7 @@ async fn serve(
     let mut tls_watch = None;
     let grpc_task = match tls {
         Some(t) => {
-            let reloading = tls::ReloadingTls::new(t)
+            let reloading = tls::ReloadingTls::new(t, state.metrics.clone())
                 .map_err(|e| std::io::Error::other(format!("TLS: {e}")))?;
             if let Some(i) = watch_interval {
                 tls_watch = Some(tokio::spawn(reloading.clone().watch(i, tls_ticks)));

@@ -63,18 +63,34 @@ pub fn load(tls: &TlsConfig) -> Result<ServerConfig, String> {
     Ok(cfg)
 }
 
+mod not_after;
+
+/// When the first (serving) certificate in `cert_file` expires, in Unix seconds; None
+/// when it cannot be read (the load itself reports why).
+fn not_after(cert_file: &std::path::Path) -> Option<f64> {
+    let first = CertificateDer::pem_file_iter(cert_file)
+        .ok()?
+        .next()?
+        .ok()?;
+    not_after::not_after(&first).map(|t| t as f64)
+}
+
 /// A TLS configuration that follows its files.
 pub struct ReloadingTls {
     tls: TlsConfig,
     current: ArcSwap<ServerConfig>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl ReloadingTls {
-    pub fn new(tls: TlsConfig) -> Result<Arc<Self>, String> {
+    /// Loads the files; the TLS metrics (reloads, the certificate's expiry) start here.
+    pub fn new(tls: TlsConfig, metrics: Arc<crate::metrics::Metrics>) -> Result<Arc<Self>, String> {
         let cfg = load(&tls)?;
+        metrics.track_tls(not_after(&tls.cert_file));
         Ok(Arc::new(Self {
             tls,
             current: ArcSwap::from_pointee(cfg),
+            metrics,
         }))
     }
 
@@ -113,9 +129,20 @@ impl ReloadingTls {
         match load(&self.tls) {
             Ok(cfg) => {
                 self.current.store(Arc::new(cfg));
+                if let Some(t) = not_after(&self.tls.cert_file) {
+                    self.metrics.tls_certificate_expiry.set(t);
+                }
+                self.metrics
+                    .tls_reloads
+                    .with_label_values(&["success"])
+                    .inc();
                 tracing::info!(cert = %self.tls.cert_file.display(), "TLS certificate reloaded");
             }
             Err(e) => {
+                self.metrics
+                    .tls_reloads
+                    .with_label_values(&["failure"])
+                    .inc();
                 tracing::error!(error = %e, "TLS files changed but do not load; keeping the previous ones")
             }
         }

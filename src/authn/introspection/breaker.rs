@@ -63,6 +63,11 @@ impl Breaker {
             .map(|_| permit(true))
     }
 
+    /// Whether the breaker is open: the endpoint is backed off until a probe succeeds.
+    pub(super) fn is_open(&self) -> bool {
+        self.open_until.load(Ordering::Acquire) != 0
+    }
+
     /// When the next probe may go after a failure now, `retry_after` shortening the wait.
     fn next_probe(&self, retry_after: Option<Duration>) -> u64 {
         let wait = retry_after.map_or(self.settings.cool_down, |r| r.min(self.settings.cool_down));

@@ -127,6 +127,11 @@ impl Introspector {
                 }),
             ),
         };
+        // A kept breaker may be open: the series says so from the start, as from zero.
+        metrics
+            .introspection_circuit_open
+            .with_label_values(&[&*provider])
+            .set(i64::from(shared.breaker.is_open()));
         let lifetimes = Lifetimes {
             positive: settings.cache_ttl,
             negative: settings.negative_cache_ttl,
@@ -236,6 +241,7 @@ impl Introspector {
             Outcome::Failed(e, retry_after) => {
                 count(e.label());
                 if permit.failure(retry_after) {
+                    self.circuit_open(true);
                     // The probe rediscovers: the endpoint may have moved.
                     self.shared.discovered.store(None);
                     let wait = self
@@ -270,11 +276,20 @@ impl Introspector {
 
     fn closed(&self, closed: bool) {
         if closed {
+            self.circuit_open(false);
             tracing::info!(
                 provider = &*self.provider,
                 "introspection endpoint answers again: circuit closed"
             );
         }
+    }
+
+    /// `ward_introspection_circuit_open` of this provider.
+    fn circuit_open(&self, open: bool) {
+        self.metrics
+            .introspection_circuit_open
+            .with_label_values(&[&*self.provider])
+            .set(i64::from(open));
     }
 
     /// The exchange, and whose fault a failure is.
