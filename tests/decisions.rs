@@ -352,7 +352,7 @@ routes:
             browser(Req::get(&format!(
                 "/app/r?week=3&access_token={link}&acc%65ss_token={link}"
             )))
-            .bearer(&expired_token(&keys))
+            .bearer(&expired_token(keys))
             .to_map(),
         )
         .await;

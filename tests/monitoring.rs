@@ -119,7 +119,9 @@ fn contract_values(family: &str, label: &str) -> Option<&'static [&'static str]>
             "invalid",
             "circuit_open",
         ],
-        ("ward_config_reloads_total", "result") => &["success", "failure"],
+        ("ward_config_reloads_total" | "ward_tls_reloads_total", "result") => {
+            &["success", "failure"]
+        }
         _ => return None,
     })
 }
@@ -481,7 +483,25 @@ routes:
     // Checks still decided on the last good config.
     assert_eq!(code(&orders).await, 0);
 
-    ward.metrics().await
+    // The TLS series exist only where the gRPC listener serves TLS: a second ward that
+    // does adds them to the scrape.
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+        .expect("self-signed certificate");
+    let tls = Ward::builder(
+        "server:\n  tls: { cert_file: cert.pem, key_file: key.pem }\nroutes:\n  - name: open\n    match: { path_prefix: / }\n    allow_anonymous: true\n",
+    )
+    .file("cert.pem", cert.cert.pem())
+    .file("key.pem", cert.signing_key.serialize_pem())
+    .start()
+    .await;
+    let tls_lines: String = tls
+        .metrics()
+        .await
+        .lines()
+        .filter(|l| l.contains("ward_tls_"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    format!("{}{tls_lines}", ward.metrics().await)
 }
 
 // ======================================================================= tests
@@ -507,6 +527,10 @@ async fn dashboard_and_alerts_query_only_what_ward_exports() {
         ("ward_config_reloads_total", &["result"]),
         ("ward_config_last_reload_success_timestamp_seconds", &[]),
         ("ward_build_info", &["version"]),
+        ("ward_introspection_circuit_open", &["provider"]),
+        ("ward_token_cache_evictions_total", &[]),
+        ("ward_tls_reloads_total", &["result"]),
+        ("ward_tls_certificate_expiry_timestamp_seconds", &[]),
     ] {
         let f = fams
             .get(name)

@@ -414,6 +414,63 @@ tests:
               summary: 'Token introspection is slow.'
               description: 'The 99th percentile of introspection calls for provider partners is 2.455s; every cache miss waits that long.'
               runbook_url: $R#wardintrospectionslow
+  - name: an introspection endpoint backed off, then answering again
+    interval: 1m
+    input_series:
+      - series: 'ward_introspection_circuit_open{$T, provider="partners"}'
+        values: '0x5 1x10 0x10'
+      - series: 'ward_introspection_circuit_open{job="ward", namespace="ward", instance="10.0.0.2:9002", pod="ward-1", provider="partners"}'
+        values: '0x25'
+    alert_rule_test:
+      - { eval_time: 8m, alertname: WardIntrospectionCircuitOpen, exp_alerts: [] }
+      - eval_time: 12m
+        alertname: WardIntrospectionCircuitOpen
+        exp_alerts:
+          - exp_labels: { severity: critical, job: ward, namespace: ward, provider: partners }
+            exp_annotations:
+              summary: 'ward has backed off an introspection endpoint.'
+              description: 'The circuit breaker of provider partners has been open for 5 minutes in ward: ward sends one probe at a time, and opaque tokens not in the cache are answered 503 authn_unavailable.'
+              runbook_url: $R#wardintrospectioncircuitopen
+      - { eval_time: 20m, alertname: WardIntrospectionCircuitOpen, exp_alerts: [] }
+
+  # ------------------------------------------------------------------ TLS
+  - name: a certificate near its end, a renewal that does not load, then a good one
+    interval: 1m
+    input_series:
+      # expires at 10d (864000 s) until the renewal at 40m moves it to 100d.
+      - series: 'ward_tls_certificate_expiry_timestamp_seconds{$T}'
+        values: '864000x39 8640000x20'
+      - series: 'ward_tls_reloads_total{$T, result="failure"}'
+        values: '0x10 1x50'
+      - series: 'ward_tls_reloads_total{$T, result="success"}'
+        values: '0x39 1x20'
+    alert_rule_test:
+      - eval_time: 15m
+        alertname: WardTLSReloadFailing
+        exp_alerts:
+          - exp_labels: { severity: warning, job: ward, namespace: ward, instance: "10.0.0.1:9002", pod: ward-0, result: failure }
+            exp_annotations:
+              summary: 'ward cannot load its renewed TLS certificate.'
+              description: 'ward-0 saw its certificate files change but could not load them; it keeps serving the previous certificate until that expires.'
+              runbook_url: $R#wardtlsreloadfailing
+      - { eval_time: 35m, alertname: WardTLSReloadFailing, exp_alerts: [] }
+      - { eval_time: 30m, alertname: WardTLSCertificateExpiring, exp_alerts: [] }
+  - name: a certificate that really runs out
+    interval: 1m
+    input_series:
+      # expires 6d 23h after the start: inside the 7-day window from the start.
+      - series: 'ward_tls_certificate_expiry_timestamp_seconds{$T}'
+        values: '601200x30'
+    alert_rule_test:
+      - { eval_time: 10m, alertname: WardTLSCertificateExpiring, exp_alerts: [] }
+      - eval_time: 20m
+        alertname: WardTLSCertificateExpiring
+        exp_alerts:
+          - exp_labels: { severity: warning, job: ward, namespace: ward, instance: "10.0.0.1:9002", pod: ward-0 }
+            exp_annotations:
+              summary: "ward's serving certificate expires within 7 days."
+              description: 'The certificate ward-0 serves on its gRPC port expires in 6d 22h 40m 0s; once it has, Envoy''s TLS handshakes fail and every check with them.'
+              runbook_url: $R#wardtlscertificateexpiring
 EOF
 # promtool compares labels and annotations: the expected annotations above are
 # the rendered templates ($value, $labels), so a broken template fails too.
