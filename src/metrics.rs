@@ -67,6 +67,7 @@ pub struct Metrics {
     pub(crate) token_cache_evictions: IntCounter,
     pub(crate) tls_reloads: IntCounterVec,
     pub(crate) tls_certificate_expiry: Gauge,
+    pub(crate) introspection_cache_entries: IntGaugeVec,
 }
 
 /// Buckets from 25 µs to 2.5 s: a cached check takes tens of microseconds, one waiting on
@@ -299,7 +300,17 @@ impl Metrics {
         )
         .expect("valid metric");
 
+        let introspection_cache_entries = IntGaugeVec::new(
+            Opts::new(
+                "ward_introspection_cache_entries",
+                "Introspection answers (active and inactive) cached per provider, read at scrape time",
+            ),
+            &["provider"],
+        )
+        .expect("valid metric");
+
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(introspection_cache_entries.clone()),
             Box::new(introspection_circuit_open.clone()),
             Box::new(api_keys.clone()),
             Box::new(token_cache_evictions.clone()),
@@ -362,6 +373,7 @@ impl Metrics {
             token_cache_evictions,
             tls_reloads,
             tls_certificate_expiry,
+            introspection_cache_entries,
         }
     }
 

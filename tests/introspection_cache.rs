@@ -133,6 +133,22 @@ async fn a_reload_keeps_the_answers_of_an_unchanged_provider() {
     ward.reload().expect("reload");
     assert_eq!(ward.summary(with_token("t")).await.short(), OK);
     assert_eq!(ep.hits_for("t"), 2, "a changed provider asked again");
+
+    // A provider the config no longer has leaves no cache series behind.
+    let cached = [("provider", "partners")];
+    assert_eq!(
+        ward.metric("ward_introspection_cache_entries", &cached)
+            .await,
+        Some(1.0)
+    );
+    std::fs::write(
+        ward.config_file(),
+        "routes:\n  - name: open\n    match: { path_prefix: / }\n    allow_anonymous: true\n",
+    )
+    .expect("rewrite");
+    ward.reload().expect("reload");
+    let m = ward.metrics().await;
+    assert!(!m.contains("ward_introspection_cache_entries{"), "{m}");
 }
 
 async fn route_of_health(ward: &Ward) -> String {
@@ -248,6 +264,12 @@ async fn introspection_metrics_are_exported() {
         ),
         (
             "ward_introspection_duration_seconds_count",
+            &[("provider", "partners")],
+            2.0,
+        ),
+        // Both answers are cached, the refusal too (negative_cache_ttl).
+        (
+            "ward_introspection_cache_entries",
             &[("provider", "partners")],
             2.0,
         ),

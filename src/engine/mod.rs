@@ -123,6 +123,11 @@ impl Engine {
         self.without_keys().next().is_none()
     }
 
+    /// Each introspection provider's name and the answers its cache holds.
+    pub async fn introspection_cache_entries(&self) -> Vec<(&str, u64)> {
+        self.policy.introspection_cache_entries().await
+    }
+
     /// The names of the JWT providers that hold no key (yet), in config order.
     pub fn without_keys(&self) -> impl Iterator<Item = &str> {
         self.policy.without_keys()

@@ -315,6 +315,17 @@ impl Policy {
             .and_then(|p| p.introspector.as_deref())
     }
 
+    /// Each introspection provider's name and the answers its cache holds.
+    pub(super) async fn introspection_cache_entries(&self) -> Vec<(&str, u64)> {
+        let mut out = Vec::new();
+        for p in &self.providers {
+            if let Some(i) = &p.introspector {
+                out.push((&*p.settings.name, i.cache_entries().await));
+            }
+        }
+        out
+    }
+
     /// The names of the JWT providers that hold no key (yet), in config order.
     pub(super) fn without_keys(&self) -> impl Iterator<Item = &str> {
         self.providers

@@ -43,11 +43,20 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     // Read at scrape time: a gauge kept on every insert would cost the hot path.
-    let entries = state.engine.load().token_cache_entries();
+    let engine = state.engine.load();
+    let entries = engine.token_cache_entries();
     state
         .metrics
         .token_cache_entries
         .set(i64::try_from(entries).unwrap_or(i64::MAX));
+    // Set from the engine deciding now: a provider a reload removed has no series.
+    let introspection = &state.metrics.introspection_cache_entries;
+    introspection.reset();
+    for (provider, n) in engine.introspection_cache_entries().await {
+        introspection
+            .with_label_values(&[provider])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -284,6 +284,13 @@ impl Introspector {
         }
     }
 
+    /// How many answers the cache holds now (pending writes applied first: moka counts
+    /// them lazily).
+    pub async fn cache_entries(&self) -> u64 {
+        self.cache.run_pending_tasks().await;
+        self.cache.entry_count()
+    }
+
     /// `ward_introspection_circuit_open` of this provider.
     fn circuit_open(&self, open: bool) {
         self.metrics
