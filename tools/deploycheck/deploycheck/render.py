@@ -1,6 +1,7 @@
 """Step 1, rendering: every kustomization under k8s/ builds, every other YAML file
-there is a standalone manifest or an input of a kustomization, and the gateway
-overlay's bootstrap is a copy of envoy/gateway.yaml."""
+there is a standalone manifest, a mesh-config fragment (validated against the
+Istio provider schema) or an input of a kustomization, and the gateway overlay's
+bootstrap is a copy of envoy/gateway.yaml."""
 import filecmp
 import glob
 import os
@@ -8,6 +9,7 @@ import subprocess
 
 import yaml
 
+from . import istio
 from .docs import is_k8s, load_docs
 
 GATEWAY_BOOTSTRAP = "envoy/gateway.yaml"
@@ -54,8 +56,9 @@ def render(root, out_dir, step, kubectl="kubectl"):
 
 
 def coverage(root, step):
-    """Every YAML file under k8s/ is a kustomization, an input of one, or a
-    standalone manifest. Returns the standalone manifests (validated as they are)."""
+    """Every YAML file under k8s/ is a kustomization, an input of one, a standalone
+    manifest or an Istio mesh-config fragment (validated here). Returns the standalone
+    manifests (validated as they are)."""
     covered = set()
     for d in kustomizations(root):
         d = os.path.join(root, d)
@@ -78,6 +81,23 @@ def coverage(root, step):
         docs = load_docs(f)
         if docs and all(is_k8s(d) for d in docs):
             standalone.append(f)
+        elif len(docs) == 1 and istio.is_fragment(docs[0]):
+            # A mesh-config fragment to merge into Istio's extensionProviders: the
+            # provider schema of istio.py, and a broken copy it must refuse.
+            rel = os.path.relpath(f, root)
+            e = istio.fragment_errors(docs[0])
+            if e:
+                bad += 1
+                step.fail("%s: mesh-config fragment: %s" % (rel, e))
+                continue
+            broken = dict(docs[0], extensionProviders=[
+                dict(p, envoyExtAuthzGrpc=dict(p.get("envoyExtAuthzGrpc") or {}, timeout="200ms"))
+                for p in docs[0]["extensionProviders"]])
+            if istio.fragment_errors(broken) is None:
+                bad += 1
+                step.fail("%s: negative check ACCEPTED: a fragment with timeout 200ms" % rel)
+                continue
+            step.ok("%s: mesh-config fragment fits the provider schema" % rel)
         else:
             bad += 1
             step.fail("%s: neither a Kubernetes manifest nor an input of a kustomization"

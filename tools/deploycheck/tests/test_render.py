@@ -77,6 +77,24 @@ class RenderTest(unittest.TestCase):
         self.assertTrue(s.passed, s.failures)
         self.assertEqual([os.path.relpath(f, self.root) for f in standalone], ["k8s/monitoring/rule.yaml"])
 
+    def test_a_mesh_config_fragment_is_validated_not_refused(self):
+        self.write("k8s/overlays/istio/extension-provider.yaml",
+                   "extensionProviders:\n  - name: ward\n    envoyExtAuthzGrpc:\n"
+                   "      service: ward.ward.svc.cluster.local\n      port: 9001\n"
+                   "      timeout: 2.5s\n")
+        s = step()
+        render.coverage(self.root, s)
+        self.assertTrue(s.passed, s.failures)
+
+    def test_a_broken_mesh_config_fragment_fails(self):
+        self.write("k8s/overlays/istio/extension-provider.yaml",
+                   "extensionProviders:\n  - name: ward\n    envoyExtAuthzGrpc:\n"
+                   "      service: ward.ward.svc.cluster.local\n      port: 9001\n"
+                   "      timeout: 2500ms\n")
+        s = step()
+        render.coverage(self.root, s)
+        self.assertTrue(failed_with(s, "extension-provider.yaml: mesh-config fragment"), s.failures)
+
     def test_a_yaml_file_nothing_reads_fails(self):
         self.write("k8s/base/stray.yaml", "just: data\n")
         s = step()
