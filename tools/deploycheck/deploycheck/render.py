@@ -37,20 +37,49 @@ def rendered_label(path):
     return "kustomize build k8s/" + os.path.basename(path)[: -len(".yaml")].replace("_", "/")
 
 
+COMPONENT_BASE = "k8s/base"
+
+
+def is_component(root, k):
+    """A kustomize Component (kind: Component): it builds nothing alone."""
+    with open(os.path.join(root, k, "kustomization.yaml")) as f:
+        return (yaml.safe_load(f) or {}).get("kind") == "Component"
+
+
+def component_build(root, k, out_dir):
+    """A kustomization in out_dir applying Component `k` to k8s/base, so that what the
+    component changes is validated like any overlay. Returns its directory."""
+    d = os.path.join(out_dir, "component-" + k.replace(os.sep, "_"))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "kustomization.yaml"), "w") as f:
+        yaml.safe_dump({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [os.path.relpath(os.path.join(root, COMPONENT_BASE), d)],
+            "components": [os.path.relpath(os.path.join(root, k), d)],
+        }, f)
+    return d
+
+
 def render(root, out_dir, step, kubectl="kubectl"):
-    """`kubectl kustomize` on every kustomization; each output goes to
-    out_dir/<path under k8s/ with / as _>.yaml. Returns the files written."""
+    """`kubectl kustomize` on every kustomization (a Component applied to k8s/base);
+    each output goes to out_dir/<path under k8s/ with / as _>.yaml. Returns the files
+    written."""
     written = []
     for k in kustomizations(root):
         out = os.path.join(out_dir, k[len("k8s/"):].replace(os.sep, "_") + ".yaml")
-        r = subprocess.run([kubectl, "kustomize", k], cwd=root, capture_output=True, text=True)
+        target = k
+        if is_component(root, k):
+            target = component_build(root, k, out_dir)
+        r = subprocess.run([kubectl, "kustomize", target], cwd=root, capture_output=True, text=True)
         if r.returncode != 0:
             step.fail("kustomize build %s: %s" % (k, r.stderr.strip()))
             continue
         with open(out, "w") as f:
             f.write(r.stdout)
         n = sum(1 for line in r.stdout.splitlines() if line.startswith("kind:"))
-        step.ok("kustomize build %s: %d objects" % (k, n))
+        how = " (a Component, applied to %s)" % COMPONENT_BASE if target != k else ""
+        step.ok("kustomize build %s%s: %d objects" % (k, how, n))
         written.append(out)
     return written
 
