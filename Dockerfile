@@ -1,8 +1,14 @@
 # syntax=docker/dockerfile:1
-# ward container image.
+# ward container image. No pipeline publishes one: build it and push it to your
+# own registry (README "Deploying", "Building and publishing the image"):
 #
-#   docker build -t ghcr.io/ward-authz/ward:0.1.0 .
-#   docker run --rm -v "$PWD/ward.yaml:/etc/ward/ward.yaml:ro" -p 9001:9001 -p 9002:9002 ghcr.io/ward-authz/ward:0.1.0
+#   docker build -t registry.example.com/ward:0.1.0 .
+#   docker buildx build --platform linux/amd64,linux/arm64 \
+#     -t registry.example.com/ward:0.1.0 --push .
+#   docker run --rm -v "$PWD/ward.yaml:/etc/ward/ward.yaml:ro" -p 9001:9001 -p 9002:9002 registry.example.com/ward:0.1.0
+#
+# registry.example.com is a placeholder: use your registry, and point the
+# manifests at the image with kustomize `images:` (k8s/base/kustomization.yaml).
 #
 # The runtime image is distroless: no shell and no package manager, only glibc
 # and libgcc for the Rust binary. It runs as uid/gid 65532 (nonroot), the user
@@ -33,8 +39,15 @@ LABEL org.opencontainers.image.title="ward" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=builder /out/ward /usr/local/bin/ward
 USER 65532:65532
-# 9001: gRPC (envoy.service.auth.v3.Authorization, grpc.health.v1, reflection)
-# 9002: admin HTTP (/metrics, /healthz, /readyz, /.well-known/jwks.json)
+# The ports of the default config (server.grpc_addr, server.admin_addr):
+# 9001: gRPC — envoy.service.auth.v3.Authorization/Check, grpc.health.v1,
+#       server reflection.
+# 9002: admin HTTP — /healthz, /readyz, /metrics, and only when the config has
+#       `signing`: /.well-known/jwks.json, /.well-known/openid-configuration and
+#       POST /token (404 without it).
+# Not exposed: the plain-HTTP authorization port for nginx, Caddy, Traefik and
+# Envoy's http_service listens only when server.http_addr (or --http-addr) is
+# set, on the port you choose there (9003 in the examples).
 EXPOSE 9001 9002
 ENTRYPOINT ["/usr/local/bin/ward"]
 CMD ["serve", "--config", "/etc/ward/ward.yaml"]

@@ -145,6 +145,12 @@ fn envoy(w: &mut String, s: &ProxySettings) {
          grpc_service:\n\
          \x20 envoy_grpc: {{ cluster_name: ward }}\n\
          \x20 timeout: {}\n\
+         \x20 # One retry when the call never reached ward or ward was shutting down; Check\n\
+         \x20 # has no side effect, and the timeout above bounds both tries. Envoy >= 1.27.\n\
+         \x20 retry_policy:\n\
+         \x20   retry_on: connect-failure,refused-stream,unavailable\n\
+         \x20   num_retries: 1\n\
+         \x20   retry_back_off: {{ base_interval: 0.025s, max_interval: 0.1s }}\n\
          \n# ext_authz filter, HTTP service: the headers ward reads, and those it sets upstream\n\
          # (uri and cluster are yours).\n\
          http_service:\n\
@@ -174,7 +180,10 @@ fn istio(w: &mut String, s: &ProxySettings) {
     let _ = writeln!(
         w,
         "\n# Merge this entry into the mesh config's extensionProviders list (istioctl and the\n\
-         # istiod Helm chart replace the whole list: keep the providers already there).\n\
+         # istiod Helm chart replace the whole list: keep the providers already there):\n\
+         # istiod Helm values meshConfig.extensionProviders, the `mesh` key of ConfigMap\n\
+         # istio in istio-system, or an IstioOperator's spec.meshConfig.extensionProviders.\n\
+         # Istio's provider has no retry setting.\n\
          # Istio applies no early header removal: ward removes client-sent copies of the\n\
          # headers it owns on every check it allows; paths that skip the CUSTOM policy must\n\
          # remove them themselves:\n\
@@ -219,4 +228,17 @@ fn envoy_gateway(w: &mut String, s: &ProxySettings) {
     for h in &s.read {
         let _ = writeln!(w, "      - {h}");
     }
+    let _ = writeln!(
+        w,
+        "    grpc:\n\
+         \x20     # backendRefs: ward's Service, port 9001 (yours).\n\
+         \x20     backendSettings:\n\
+         \x20       # One retry when the call never reached ward or ward was shutting down.\n\
+         \x20       retry:\n\
+         \x20         numRetries: 1\n\
+         \x20         retryOn:\n\
+         \x20           triggers: [connect-failure, refused-stream, unavailable]\n\
+         \x20         perRetry:\n\
+         \x20           backOff: {{ baseInterval: 25ms, maxInterval: 100ms }}"
+    );
 }

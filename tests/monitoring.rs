@@ -23,6 +23,9 @@
 //! labels, values and buckets must each be reported. The PromQL parser and the label
 //! checker are the `promql` crate (tools/promql), with unit tests of their own.
 //!
+//! The Envoy-side rules (envoy-prometheusrule.yaml) read another program's metrics: they
+//! are checked apart, against the ext_authz counter names Envoy exports.
+//!
 //! PromQL syntax and the alerts' behaviour are checked by k8s/monitoring/check.sh
 //! (promtool).
 
@@ -749,4 +752,184 @@ spec:
     ] {
         assert!(all.contains(expect), "expected {expect:?} in:\n{all}");
     }
+}
+
+/// The ext_authz counters Envoy's HTTP filter exports in Prometheus form
+/// (`http.<stat_prefix>.ext_authz.*`), and the label its tag extraction adds.
+const ENVOY_EXT_AUTHZ: &[&str] = &[
+    "envoy_http_ext_authz_ok",
+    "envoy_http_ext_authz_denied",
+    "envoy_http_ext_authz_error",
+    "envoy_http_ext_authz_disabled",
+    "envoy_http_ext_authz_failure_mode_allowed",
+    "envoy_http_conn_manager_prefix",
+];
+
+/// What is wrong with the Envoy-side rules (k8s/monitoring/envoy-prometheusrule.yaml):
+/// they read only Envoy's ext_authz counters and their own `envoy_ext_authz:` recording
+/// rules (never ward's metrics, whose rules live in prometheusrule.yaml), and every
+/// alert has `for`, a severity, a summary, a description and a runbook section.
+/// PromQL syntax and behaviour are promtool's (k8s/monitoring/check.sh).
+fn envoy_rule_errors(rules_yaml: &str, docs: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    let doc = match ward::config::yaml::parse(rules_yaml) {
+        Ok((v, _)) => v,
+        Err(e) => return vec![format!("line {}: {}", e.line, e.message)],
+    };
+    if doc["apiVersion"] != "monitoring.coreos.com/v1" || doc["kind"] != "PrometheusRule" {
+        errors.push("not a monitoring.coreos.com/v1 PrometheusRule".to_string());
+    }
+    let anchors: BTreeSet<String> = docs
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix('#'))
+        .map(|h| anchor(h.trim_start_matches('#')))
+        .collect();
+    let rules: Vec<Value> = doc["spec"]["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let recorded: BTreeSet<&str> = rules.iter().filter_map(|r| r["record"].as_str()).collect();
+    if rules.iter().all(|r| r["alert"].is_null()) {
+        errors.push("no alerts".to_string());
+    }
+    for r in &rules {
+        let name = r["record"].as_str().or(r["alert"].as_str()).unwrap_or("?");
+        if let Some(rec) = r["record"].as_str()
+            && !rec.starts_with("envoy_ext_authz:")
+        {
+            errors.push(format!("recording rule {rec}: name it envoy_ext_authz:..."));
+        }
+        let expr = r["expr"].as_str().unwrap_or_default();
+        let words = expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'));
+        for w in words.filter(|w| !w.is_empty()) {
+            if w.starts_with("ward_") || w.starts_with("ward:") {
+                errors.push(format!(
+                    "{name}: reads ward's {w}; ward's rules belong in prometheusrule.yaml"
+                ));
+            } else if w.starts_with("envoy_ext_authz:") {
+                if !recorded.contains(w) {
+                    errors.push(format!("{name}: {w} is not a recording rule of this file"));
+                }
+            } else if w.starts_with("envoy_") && !ENVOY_EXT_AUTHZ.contains(&w) {
+                errors.push(format!(
+                    "{name}: {w} is not an ext_authz counter Envoy exports"
+                ));
+            }
+        }
+        let Some(alert) = r["alert"].as_str() else {
+            continue;
+        };
+        if !r["for"].as_str().is_some_and(is_range) {
+            errors.push(format!("{alert}: needs `for:` with a duration"));
+        }
+        if !matches!(
+            r["labels"]["severity"].as_str(),
+            Some("critical" | "warning")
+        ) {
+            errors.push(format!(
+                "{alert}: needs labels.severity critical or warning"
+            ));
+        }
+        for key in ["summary", "description", "runbook_url"] {
+            if r["annotations"][key]
+                .as_str()
+                .is_none_or(|s| s.trim().is_empty())
+            {
+                errors.push(format!("{alert}: needs annotations.{key}"));
+            }
+        }
+        let want = format!("docs/monitoring.md#{}", alert.to_lowercase());
+        if !r["annotations"]["runbook_url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with(&want))
+        {
+            errors.push(format!("{alert}: runbook_url must end with {want}"));
+        } else if !anchors.contains(&alert.to_lowercase()) {
+            errors.push(format!(
+                "{alert}: docs/monitoring.md has no heading `{alert}`"
+            ));
+        }
+    }
+    errors
+}
+
+#[test]
+fn the_envoy_rules_read_only_envoys_ext_authz_counters() {
+    let rules = read("k8s/monitoring/envoy-prometheusrule.yaml");
+    let docs = read("docs/monitoring.md");
+    let errors = envoy_rule_errors(&rules, &docs);
+    assert!(errors.is_empty(), "{errors:#?}");
+    // Not vacuous: the outcomes an SRE acts on are all read.
+    for counter in [
+        "envoy_http_ext_authz_ok",
+        "envoy_http_ext_authz_denied",
+        "envoy_http_ext_authz_error",
+        "envoy_http_ext_authz_failure_mode_allowed",
+    ] {
+        assert!(rules.contains(&format!("{counter}[")), "{counter} unused");
+    }
+    // ward's own rules stay free of Envoy's metrics (their checker refuses them).
+    assert!(!read("k8s/monitoring/prometheusrule.yaml").contains("envoy_http_"));
+}
+
+#[test]
+fn the_envoy_rules_checker_reports_each_mistake() {
+    let rules = read("k8s/monitoring/envoy-prometheusrule.yaml");
+    let docs = read("docs/monitoring.md");
+    let broken = |from: &str, to: &str| {
+        assert!(rules.contains(from), "{from:?} not in the rules");
+        envoy_rule_errors(&rules.replacen(from, to, 1), &docs)
+    };
+    for (from, to, expect) in [
+        (
+            "rate(envoy_http_ext_authz_error[5m])",
+            "rate(envoy_http_ext_authz_timeout[5m])",
+            "envoy_http_ext_authz_timeout is not an ext_authz counter",
+        ),
+        (
+            "envoy_ext_authz:error:ratio_rate5m > 0.05",
+            "envoy_ext_authz:errors:ratio_rate5m > 0.05",
+            "envoy_ext_authz:errors:ratio_rate5m is not a recording rule",
+        ),
+        (
+            "envoy_ext_authz:checks:rate5m > 0.1\n          for: 5m",
+            "ward:check_requests:rate5m > 0.1\n          for: 5m",
+            "reads ward's ward:check_requests:rate5m",
+        ),
+        (
+            "for: 0m",
+            "",
+            "EnvoyExtAuthzFailureModeAllowed: needs `for:`",
+        ),
+        (
+            "severity: critical",
+            "severity: page",
+            "needs labels.severity",
+        ),
+        (
+            "monitoring.md#envoyextauthzerrors",
+            "monitoring.md#envoyerrors",
+            "EnvoyExtAuthzErrors: runbook_url must end with",
+        ),
+        (
+            "record: envoy_ext_authz:checks:rate5m",
+            "record: ext_authz:checks:rate5m",
+            "name it envoy_ext_authz:",
+        ),
+    ] {
+        let errors = broken(from, to);
+        assert!(
+            errors.iter().any(|e| e.contains(expect)),
+            "{from:?} -> {to:?} should be reported with {expect:?}; got {errors:#?}"
+        );
+    }
+    let no_runbook = envoy_rule_errors(&rules, "# Monitoring\n");
+    assert!(
+        no_runbook
+            .iter()
+            .any(|e| e.contains("has no heading `EnvoyExtAuthzUnreachable`")),
+        "{no_runbook:#?}"
+    );
 }

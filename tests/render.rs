@@ -261,3 +261,74 @@ routes:
     }
     assert!(!envoy.contains("access_token"), "{envoy}");
 }
+
+/// The lines of `block` (trimmed, comments and blank lines left out) in the order
+/// `text` holds them, each found after the previous one.
+fn holds_in_order(text: &str, block: &str, file: &str) {
+    let mut rest = text.lines().map(str::trim);
+    for want in block
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        assert!(
+            rest.any(|l| l == want),
+            "{file}: `{want}` missing or out of order (from `ward render`)"
+        );
+    }
+}
+
+#[test]
+fn the_shipped_istio_fragment_is_what_render_prints() {
+    let want = render(&bundled(), Target::Istio);
+    let shipped = repo("k8s/overlays/istio/extension-provider.yaml");
+    assert_eq!(
+        shipped, want,
+        "k8s/overlays/istio/extension-provider.yaml drifted: regenerate it with \
+         `ward render istio --config <the ConfigMap's ward.yaml>`"
+    );
+    assert!(shipped.contains("extensionProviders:\n  - name: ward\n"));
+    // The IstioOperator for istioctl carries the same provider.
+    let op = repo("k8s/overlays/istio/mesh-config.yaml");
+    let entry = want
+        .split_once("extensionProviders:\n")
+        .map(|(_, e)| e)
+        .expect("an extensionProviders list");
+    holds_in_order(&op, entry, "mesh-config.yaml");
+}
+
+#[test]
+fn the_shipped_envoy_files_carry_the_rendered_retry_policy() {
+    let config = bundled();
+    let envoy = render(&config, Target::Envoy);
+    let retry = envoy
+        .split_once("  retry_policy:\n")
+        .and_then(|(_, r)| r.split_once("\n\n").map(|(r, _)| r))
+        .expect("render envoy prints a retry_policy");
+    assert!(retry.contains("num_retries: 1"), "{retry}");
+    for file in [
+        "envoy/gateway.yaml",
+        "k8s/overlays/gateway/gateway.yaml",
+        "envoy/sidecar.yaml",
+    ] {
+        let text = repo(file);
+        let after = text
+            .split_once("envoy_grpc: { cluster_name: ward }")
+            .map(|(_, t)| t)
+            .unwrap_or_else(|| panic!("{file}: no ward grpc_service"));
+        holds_in_order(after, &format!("retry_policy:\n{retry}"), file);
+    }
+    let eg = render(&config, Target::EnvoyGateway);
+    let retry = eg
+        .split_once("backendSettings:\n")
+        .map(|(_, r)| r)
+        .expect("render envoy-gateway prints backendSettings");
+    let file = repo("envoy/envoy-gateway-securitypolicy.yaml");
+    for policy in file.split("\n---\n").filter(|d| d.contains("extAuth:")) {
+        holds_in_order(
+            policy,
+            &format!("backendSettings:\n{retry}"),
+            "envoy-gateway-securitypolicy.yaml",
+        );
+    }
+}

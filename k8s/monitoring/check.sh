@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# k8s/monitoring/check.sh — validate ward's PrometheusRule with promtool.
+# k8s/monitoring/check.sh — validate ward's PrometheusRules with promtool.
 #
 #   bash k8s/monitoring/check.sh
 #
-# 1. Extracts spec (the rule groups) from prometheusrule.yaml into a plain rules
-#    file and runs `promtool check rules` (PromQL syntax, durations, templates).
+# 1. Extracts spec (the rule groups) from prometheusrule.yaml (ward's metrics)
+#    and envoy-prometheusrule.yaml (the calling Envoys' ext_authz statistics)
+#    into plain rules files and runs `promtool check rules` on both (PromQL
+#    syntax, durations, templates).
 # 2. Runs every query of grafana-dashboard.json through `promtool check rules`
 #    too, as a recording rule (needs python3 to read the JSON; skipped without).
 # 3. Runs `promtool test rules` with the unit tests below: each alert fires on a
 #    synthetic incident (labels and rendered annotations compared) and stays
 #    quiet on the healthy or recovered twin, and the recording rules compute
 #    the ratios the dashboard plots.
+#    The Envoy-side rules get unit tests of their own (ward unreachable, a
+#    steady error share, a fail-open Envoy, no Envoy scraped).
 # 4. Feeds promtool a broken copy (a misspelled function) that it must reject,
-#    and a unit test expecting an alert that cannot fire, which must fail.
+#    a unit test expecting an alert that cannot fire, and one expecting the
+#    fail-open alert quiet while it fires: each must fail.
 #
-# Metric names and labels are checked against ward's real /metrics output by
+# Metric names and labels are checked against ward's real /metrics output (and
+# the Envoy-side rules against Envoy's ext_authz counter names) by
 # `cargo test --test monitoring`, not here.
 #
 # Needs promtool (Debian/Ubuntu: `apt-get install -y prometheus`).
@@ -22,26 +28,31 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 RULE="$HERE/prometheusrule.yaml"
+ENVOY_RULE="$HERE/envoy-prometheusrule.yaml"
 command -v promtool >/dev/null || { echo "check.sh: promtool not found (apt-get install -y prometheus)" >&2; exit 2; }
 echo "promtool: $(promtool --version 2>&1 | head -n 1)"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ward-rules.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 
-# The PrometheusRule's spec is a Prometheus rules file indented by two spaces:
+# A PrometheusRule's spec is a Prometheus rules file indented by two spaces:
 # everything after the top-level `spec:` line, de-indented. Anything after spec
 # that is not indented would be another top-level key: refuse it.
-awk '
-  found && /^[^ #]/ { print "check.sh: top-level key after spec: " $0 > "/dev/stderr"; bad = 1 }
-  found { sub(/^  /, ""); print }
-  /^spec:[ ]*$/ { found = 1 }
-  END { if (!found) { print "check.sh: no top-level spec: in prometheusrule.yaml" > "/dev/stderr"; bad = 1 }
-        exit bad }
-' "$RULE" >"$WORK/rules.yaml"
-grep -q '^groups:' "$WORK/rules.yaml" || { echo "check.sh: spec has no groups" >&2; exit 1; }
+extract() {
+  awk '
+    found && /^[^ #]/ { print "check.sh: top-level key after spec: " $0 > "/dev/stderr"; bad = 1 }
+    found { sub(/^  /, ""); print }
+    /^spec:[ ]*$/ { found = 1 }
+    END { if (!found) { print "check.sh: no top-level spec: in " FILENAME > "/dev/stderr"; bad = 1 }
+          exit bad }
+  ' "$1" >"$2"
+  grep -q '^groups:' "$2" || { echo "check.sh: $1: spec has no groups" >&2; exit 1; }
+}
+extract "$RULE" "$WORK/rules.yaml"
+extract "$ENVOY_RULE" "$WORK/envoy-rules.yaml"
 
 echo "== promtool check rules"
-promtool check rules "$WORK/rules.yaml"
+promtool check rules "$WORK/rules.yaml" "$WORK/envoy-rules.yaml"
 
 # Every PromQL query of the Grafana dashboard, as recording rules, so promtool
 # parses them too (Grafana's interval variables replaced by durations).
@@ -477,6 +488,102 @@ EOF
 echo "== promtool test rules"
 (cd "$WORK" && promtool test rules tests.yaml)
 
+# The Envoy-side rules (envoy-prometheusrule.yaml), on one front-proxy Envoy pod
+# as the PodMonitor of k8s/overlays/gateway scrapes it.
+E='namespace="ward", pod="envoy-gateway-0", envoy_http_conn_manager_prefix="ingress_http"'
+cat >"$WORK/envoy-tests.yaml" <<EOF
+rule_files: [envoy-rules.yaml]
+evaluation_interval: 1m
+tests:
+  - name: ward unreachable, then back
+    interval: 1m
+    input_series:
+      # 10 checks/s answered; from t=20m to t=40m every check errors.
+      - series: 'envoy_http_ext_authz_ok{$E}'
+        values: '0+540x20 10800x20 10800+540x20'
+      - series: 'envoy_http_ext_authz_denied{$E}'
+        values: '0+60x20 1200x20 1200+60x20'
+      - series: 'envoy_http_ext_authz_error{$E}'
+        values: '0x20 0+600x20 12000x20'
+      - series: 'envoy_http_ext_authz_failure_mode_allowed{$E}'
+        values: '0x60'
+    promql_expr_test:
+      - expr: envoy_ext_authz:error:ratio_rate5m
+        eval_time: 15m
+        exp_samples:
+          - labels: 'envoy_ext_authz:error:ratio_rate5m{namespace="ward"}'
+            value: 0
+    alert_rule_test:
+      - { eval_time: 18m, alertname: EnvoyExtAuthzUnreachable, exp_alerts: [] }
+      - eval_time: 35m
+        alertname: EnvoyExtAuthzUnreachable
+        exp_alerts:
+          - exp_labels: { severity: critical, namespace: ward }
+            exp_annotations:
+              summary: "Envoy cannot get answers from ward."
+              description: "100% of ext_authz checks by the Envoys in namespace ward end in an error (ward unreachable, refused, reset or too slow). Envoy fails closed: these requests are answered 503 (or 403 where status_on_error is not set)."
+              runbook_url: $R#envoyextauthzunreachable
+      - { eval_time: 55m, alertname: EnvoyExtAuthzUnreachable, exp_alerts: [] }
+      - { eval_time: 35m, alertname: EnvoyExtAuthzFailureModeAllowed, exp_alerts: [] }
+      - { eval_time: 35m, alertname: EnvoyExtAuthzStatsMissing, exp_alerts: [] }
+  - name: one check in a hundred fails for half an hour
+    interval: 1m
+    input_series:
+      - series: 'envoy_http_ext_authz_ok{$E}'
+        values: '0+594x60'
+      - series: 'envoy_http_ext_authz_error{$E}'
+        values: '0x10 0+6x50'
+    alert_rule_test:
+      - { eval_time: 20m, alertname: EnvoyExtAuthzErrors, exp_alerts: [] }
+      - eval_time: 40m
+        alertname: EnvoyExtAuthzErrors
+        exp_alerts:
+          - exp_labels: { severity: warning, namespace: ward }
+            exp_annotations:
+              summary: "Some of Envoy's ext_authz checks fail."
+              description: "1% of ext_authz checks by the Envoys in namespace ward have ended in an error for 15 minutes: timeouts or connection failures to some ward replicas."
+              runbook_url: $R#envoyextauthzerrors
+      - { eval_time: 40m, alertname: EnvoyExtAuthzUnreachable, exp_alerts: [] }
+  - name: an Envoy that fails open passes requests unauthorised
+    interval: 1m
+    input_series:
+      - series: 'envoy_http_ext_authz_ok{$E}'
+        values: '0+600x30'
+      - series: 'envoy_http_ext_authz_error{$E}'
+        values: '0x10 3x20'
+      - series: 'envoy_http_ext_authz_failure_mode_allowed{$E}'
+        values: '0x10 3x20'
+    alert_rule_test:
+      - { eval_time: 9m, alertname: EnvoyExtAuthzFailureModeAllowed, exp_alerts: [] }
+      - eval_time: 12m
+        alertname: EnvoyExtAuthzFailureModeAllowed
+        exp_alerts:
+          - exp_labels: { severity: critical, namespace: ward, pod: envoy-gateway-0 }
+            exp_annotations:
+              summary: "Envoy let requests through without an authorization decision."
+              description: "Envoy ward/envoy-gateway-0 forwarded 3 requests in 5 minutes that ward never decided on, because its ext_authz filter runs with failure_mode_allow true. These requests reached the upstream unauthorised."
+              runbook_url: $R#envoyextauthzfailuremodeallowed
+      # Five minutes after the last one, quiet again.
+      - { eval_time: 20m, alertname: EnvoyExtAuthzFailureModeAllowed, exp_alerts: [] }
+  - name: no Envoy scraped
+    interval: 1m
+    input_series:
+      - series: 'up{job="other"}'
+        values: '1x40'
+    alert_rule_test:
+      - { eval_time: 10m, alertname: EnvoyExtAuthzStatsMissing, exp_alerts: [] }
+      - eval_time: 35m
+        alertname: EnvoyExtAuthzStatsMissing
+        exp_alerts:
+          - exp_labels: { severity: warning }
+            exp_annotations:
+              summary: "Prometheus holds no ext_authz statistics from any Envoy."
+              description: "No envoy_http_ext_authz_error series for 30 minutes: the Envoy scrape is broken or no Envoy runs the ext_authz filter, and the other Envoy-side alerts cannot fire."
+              runbook_url: $R#envoyextauthzstatsmissing
+EOF
+echo "== promtool test rules (the Envoy-side rules)"
+(cd "$WORK" && promtool test rules envoy-tests.yaml)
+
 echo "== negative checks"
 sed 's/rate(ward_check_requests_total{job="ward"}\[5m\])/rte(ward_check_requests_total{job="ward"}[5m])/' \
   "$WORK/rules.yaml" >"$WORK/broken.yaml"
@@ -492,4 +599,11 @@ if (cd "$WORK" && promtool test rules broken-tests.yaml >/dev/null 2>&1); then
   echo "check.sh: promtool passed a unit test expecting an alert that cannot fire" >&2; exit 1
 fi
 echo "  ok   promtool fails a unit test that expects a quiet alert to fire"
-echo "k8s/monitoring: rules valid, unit tests pass"
+sed 's/{ eval_time: 9m, alertname: EnvoyExtAuthzFailureModeAllowed, exp_alerts: \[\] }/{ eval_time: 12m, alertname: EnvoyExtAuthzFailureModeAllowed, exp_alerts: [] }/' \
+  "$WORK/envoy-tests.yaml" >"$WORK/broken-envoy-tests.yaml"
+cmp -s "$WORK/envoy-tests.yaml" "$WORK/broken-envoy-tests.yaml" && { echo "check.sh: negative Envoy test unchanged" >&2; exit 1; }
+if (cd "$WORK" && promtool test rules broken-envoy-tests.yaml >/dev/null 2>&1); then
+  echo "check.sh: promtool passed a unit test expecting EnvoyExtAuthzFailureModeAllowed quiet while it fires" >&2; exit 1
+fi
+echo "  ok   promtool fails a unit test that expects the failure-mode alert quiet while it fires"
+echo "k8s/monitoring: rules (ward and Envoy-side) valid, unit tests pass"

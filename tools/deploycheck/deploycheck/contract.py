@@ -3,7 +3,7 @@ non-root read-only container without privileges, probes on the right endpoints,
 the config mounted so that updates reach ward, ports, PDB, HPA, NetworkPolicy,
 ServiceMonitor), checked on the rendered output of every kustomization."""
 
-IMAGE = "ghcr.io/ward-authz/ward:0.1.0"
+IMAGE = "registry.example.com/ward:0.1.0"
 ARGS = ["serve", "--config", "/etc/ward/ward.yaml"]
 UID = 65532
 
@@ -35,6 +35,18 @@ def checks(docs):
          "ConfigMap ward-config mounted"),
         (not any("subPath" in m for m in c.get("volumeMounts", [])),
          "config mounted without subPath (ConfigMap updates reach ward)"),
+        ("cpu" not in (c.get("resources") or {}).get("limits", {}),
+         "no CPU limit on ward (no CFS throttling on the request path)"),
+        (bool((c.get("resources") or {}).get("requests", {}).get("cpu")),
+         "a CPU request on ward (what the HPA scales on)"),
+        ((c.get("resources") or {}).get("requests", {}).get("memory") is not None
+         and (c.get("resources") or {}).get("requests", {}).get("memory")
+         == (c.get("resources") or {}).get("limits", {}).get("memory"),
+         "ward memory request equals its limit"),
+        (bool(pod.get("priorityClassName"))
+         and (pod.get("priorityClassName", "").startswith("system-")
+              or ("PriorityClass", pod.get("priorityClassName")) in by),
+         "ward pods have a priorityClassName that exists"),
     ]
     for d in docs:
         if d["kind"] != "Deployment":

@@ -72,6 +72,25 @@ def errors(doc):
     return "; ".join(errs) or None
 
 
+def is_fragment(doc):
+    """A mesh-config fragment: a mapping whose only key is `extensionProviders`, as
+    `ward render istio` prints it (k8s/overlays/istio/extension-provider.yaml)."""
+    return isinstance(doc, dict) and list(doc) == ["extensionProviders"]
+
+
+def as_operator(fragment):
+    """The fragment inside an IstioOperator, so that it meets the same schema."""
+    return {"apiVersion": "install.istio.io/v1alpha1", "kind": KIND,
+            "spec": {"meshConfig": copy.deepcopy(fragment)}}
+
+
+def fragment_errors(fragment):
+    """None when a mesh-config fragment fits the provider schema, else its errors."""
+    if not is_fragment(fragment):
+        return "not a mesh-config fragment (a mapping with only extensionProviders)"
+    return errors(as_operator(fragment))
+
+
 def negatives(docs):
     """Broken copies of the first IstioOperator: (label, doc)."""
     op = next((d for d in docs if d.get("kind") == KIND), None)

@@ -28,8 +28,16 @@ def remove(d, key):
 
 # (the promise that must fail, how to break it)
 BREAKS = [
-    ("ward image ghcr.io/ward-authz/ward:0.1.0",
-     lambda docs: ward_container(docs).__setitem__("image", "ghcr.io/ward-authz/ward:latest")),
+    ("ward image registry.example.com/ward:0.1.0",
+     lambda docs: ward_container(docs).__setitem__("image", "registry.example.com/ward:latest")),
+    ("no CPU limit on ward",
+     lambda docs: ward_container(docs)["resources"]["limits"].__setitem__("cpu", "1")),
+    ("a CPU request on ward",
+     lambda docs: remove(ward_container(docs)["resources"]["requests"], "cpu")),
+    ("ward memory request equals its limit",
+     lambda docs: ward_container(docs)["resources"]["requests"].__setitem__("memory", "96Mi")),
+    ("ward pods have a priorityClassName that exists",
+     lambda docs: pod(docs).__setitem__("priorityClassName", "no-such-class")),
     ("ward args serve --config /etc/ward/ward.yaml",
      lambda docs: ward_container(docs).__setitem__("args", ["serve"])),
     ("no service account token in ward pods",

@@ -49,3 +49,33 @@ class IstioOperatorTest(unittest.TestCase):
         for label, bad in cases:
             with self.subTest(label):
                 self.assertIsNotNone(istio.errors(bad))
+
+
+class MeshConfigFragmentTest(unittest.TestCase):
+    """k8s/overlays/istio/extension-provider.yaml: the entry to merge, as `ward render
+    istio` prints it, against the same provider schema."""
+
+    def setUp(self):
+        import yaml
+
+        from .helpers import repo_path
+        with open(repo_path("k8s", "overlays", "istio", "extension-provider.yaml")) as f:
+            self.fragment = yaml.safe_load(f)
+        self.provider = self.fragment["extensionProviders"][0]["envoyExtAuthzGrpc"]
+
+    def test_the_shipped_fragment_is_valid(self):
+        self.assertTrue(istio.is_fragment(self.fragment))
+        self.assertIsNone(istio.fragment_errors(self.fragment))
+
+    def test_a_go_duration_in_the_fragment_is_rejected(self):
+        self.provider["timeout"] = "200ms"
+        self.assertIn("does not match", istio.fragment_errors(self.fragment) or "")
+
+    def test_a_misspelled_key_in_the_fragment_is_rejected(self):
+        self.provider["failopen"] = False
+        self.assertIn("failopen", istio.fragment_errors(self.fragment) or "")
+
+    def test_a_whole_mesh_config_is_not_a_fragment(self):
+        self.fragment["defaultConfig"] = {}
+        self.assertFalse(istio.is_fragment(self.fragment))
+        self.assertIn("not a mesh-config fragment", istio.fragment_errors(self.fragment) or "")
