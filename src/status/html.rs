@@ -116,11 +116,11 @@ pub(super) fn render(s: &Status) -> String {
     h.push_str("</table>");
     // Caches.
     let k = &s.caches;
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<h2>Caches</h2><table><tr><th>verified tokens</th><td>{}</td></tr>\
          <tr><th>introspection answers</th><td>{}</td></tr>\
-         <tr><th>DPoP proofs (replay)</th><td>{}</td></tr></table></body></html>\n",
+         <tr><th>DPoP proofs (replay)</th><td>{}</td></tr></table></body></html>",
         k.token_cache_entries, k.introspection_cache_entries, k.dpop_replay_entries
     );
     h
