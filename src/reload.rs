@@ -170,6 +170,10 @@ pub async fn watch(
                     .config_reloads
                     .with_label_values(&["failure"])
                     .inc();
+                state.status.failed(
+                    state.key_sources.clock().unix_secs(),
+                    format!("{}: the config file is missing", path.display()),
+                );
             }
             if !missing_logged {
                 tracing::error!(config = %path.display(), "config file is missing; the last good config keeps serving");

@@ -423,17 +423,25 @@ routes:
     providers: [corp]
 ";
     let k = TestKey::generate(Alg::RS256);
+    let (clock, hand) = manual_clock();
     let ward = Ward::from_file("ward.yaml")
         .file("ward.yaml", good)
         .file("jwks.json", jwks_of(&[&k]).to_string())
         .env("LEAKY", "hunter2-not-a-duration")
+        .clock(clock)
         .start()
         .await;
     let doc = ward.status().await;
     let source = ward.config_file().display().to_string();
     assert_eq!(doc["config"]["source"], source);
     assert_eq!(doc["config"]["last_reload"], Value::Null);
+    assert_eq!(doc["config"]["loaded_at"], CLOCK_START);
+    assert_eq!(
+        key(provider(&doc, "corp"), k.kid())["held_since"],
+        CLOCK_START
+    );
     let hash = ward.config_hash();
+    hand.advance(Duration::from_secs(50));
 
     // A value from the environment in the wrong place: `ward validate` quotes it.
     let bad = good.replace(
@@ -445,6 +453,8 @@ routes:
     let doc = ward.status().await;
     let reload = &doc["config"]["last_reload"];
     assert_eq!(reload["result"], "failure", "{doc:#}");
+    assert_eq!(reload["at"], CLOCK_START + 50);
+    assert_eq!(doc["config"]["loaded_at"], CLOCK_START, "not reloaded");
     let error = reload["error"].as_str().expect("an error");
     assert!(
         error.starts_with(&format!("{source}:line 9: providers[0].jwt.timeout: ")),
@@ -460,6 +470,7 @@ routes:
     assert!(!html.contains("hunter2"), "{html}");
 
     // Fixed: the reload succeeds and the hash is the new config's.
+    hand.advance(Duration::from_secs(30));
     std::fs::write(ward.config_file(), good.replace("[api]", "[api, other]"))
         .expect("write the config");
     ward.reload().expect("a valid config");
@@ -468,12 +479,11 @@ routes:
     assert_eq!(doc["config"]["last_reload"]["error"], Value::Null);
     assert_ne!(doc["config"]["hash"], hash);
     assert_eq!(doc["config"]["hash"], ward.config_hash());
+    assert_eq!(doc["config"]["loaded_at"], CLOCK_START + 80);
     // The static key was held before the reload: its time is kept.
-    let since = key(provider(&doc, "corp"), k.kid())["held_since"].clone();
-    assert_eq!(
-        since,
-        key(provider(&ward.status().await, "corp"), k.kid())["held_since"]
-    );
+    let corp = provider(&doc, "corp");
+    assert_eq!(key(corp, k.kid())["held_since"], CLOCK_START);
+    assert_eq!(key(corp, k.kid())["age_seconds"], 80);
 }
 
 /// An introspection provider whose endpoint answers 503 with an OAuth error that is a
@@ -830,4 +840,33 @@ routes:
     .expect("ward status");
     assert_eq!(code, Some(1));
     assert!(stderr.contains("--timeout \"soon\""), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_missing_config_file_is_shown_as_a_failed_reload() {
+    let yaml = "
+routes:
+  - name: open
+    match: { path_prefix: / }
+    allow_anonymous: true
+";
+    let ward = Ward::from_file("ward.yaml")
+        .file("ward.yaml", yaml)
+        .watch(Some(Duration::from_millis(50)))
+        .start()
+        .await;
+    let hash = ward.config_hash();
+    std::fs::remove_file(ward.config_file()).expect("remove the config");
+    let doc = status_when(&ward, "the missing file", |d| {
+        d["config"]["last_reload"]["result"] == "failure"
+    })
+    .await;
+    assert_eq!(
+        doc["config"]["last_reload"]["error"],
+        format!(
+            "{}: the config file is missing",
+            ward.config_file().display()
+        )
+    );
+    assert_eq!(doc["config"]["hash"], hash, "the last good config serves");
 }
