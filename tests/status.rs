@@ -870,3 +870,69 @@ routes:
     );
     assert_eq!(doc["config"]["hash"], hash, "the last good config serves");
 }
+
+/// A server that answers `GET /status` with `body` (status 200): what `ward status` reads
+/// when something else, or another version of ward, listens there.
+async fn fake_status(body: String) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new().route(
+        "/status",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { body }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test]
+async fn ward_status_refuses_what_it_cannot_read() {
+    let ward = Ward::start(
+        "
+routes:
+  - name: open
+    match: { path_prefix: / }
+    allow_anonymous: true
+",
+    )
+    .await;
+    let run = |addr: std::net::SocketAddr, output: &'static str| {
+        tokio::task::spawn_blocking(move || {
+            let addr = addr.to_string();
+            ward_out(
+                std::path::Path::new("."),
+                &["status", "--admin-addr", &addr, "--output", output],
+            )
+        })
+    };
+
+    // A 200 that is not a status document.
+    let other = fake_status("<html>a dashboard</html>".into()).await;
+    let (code, out, stderr) = run(other, "text").await.expect("ward status");
+    assert_eq!((code, out.as_str()), (Some(1), ""), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "ward: http://{other}/status did not answer a ward status document: "
+        )),
+        "{stderr}"
+    );
+
+    // A later schema: the text view refuses it, the JSON is passed on as it is.
+    let mut doc = ward.status().await;
+    doc["schema"] = json!(2);
+    let newer = fake_status(doc.to_string()).await;
+    let (code, out, stderr) = run(newer, "text").await.expect("ward status");
+    assert_eq!((code, out.as_str()), (Some(1), ""), "{stderr}");
+    assert!(
+        stderr.contains("answered status schema 2, which this ward")
+            && stderr.ends_with("(schema 1): use --output json\n"),
+        "{stderr}"
+    );
+    let (code, out, stderr) = run(newer, "json").await.expect("ward status");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(serde_json::from_str::<Value>(&out).expect("JSON"), doc);
+}
