@@ -59,6 +59,8 @@ providers:
     api_key:
       header: x-api-key
       keys: [ {{ sha256: "{api_hash}", subject: billing }} ]
+  - name: pods
+    mesh: {{ trust_domains: [cluster.local] }}
 routes:
   - name: public
     match: {{ path_prefix: /public }}
@@ -266,6 +268,11 @@ async fn status_shows_providers_keys_routes_and_never_a_secret() {
     let machines = provider(&doc, "machines");
     assert_eq!(machines["kind"], "api_key");
     assert_eq!(machines["api_keys"], 1);
+    assert_eq!(machines["trust_domains"], Value::Null);
+    let pods = provider(&doc, "pods");
+    assert_eq!(pods["kind"], "mesh");
+    assert_eq!(pods["trust_domains"], json!(["cluster.local"]));
+    assert_eq!(pods["key_source"], Value::Null);
 
     let routes = doc["routes"].as_array().expect("routes");
     let names: Vec<&str> = routes.iter().filter_map(|r| r["name"].as_str()).collect();

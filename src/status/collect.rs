@@ -77,6 +77,7 @@ fn provider(
         next_refresh_at: None,
         introspection: None,
         api_keys: None,
+        trust_domains: None,
     };
     match &s.kind {
         ProviderKind::Jwt(j) => {
@@ -151,7 +152,7 @@ fn provider(
             }
         }
         ProviderKind::ApiKey(a) => out.api_keys = Some(a.keys.len()),
-        ProviderKind::Mesh(_) => {}
+        ProviderKind::Mesh(m) => out.trust_domains = Some(m.trust_domains.clone()),
     }
     out
 }

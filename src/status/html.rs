@@ -203,6 +203,13 @@ fn provider(h: &mut String, p: &ProviderStatus, now: u64) {
     if let Some(n) = p.api_keys {
         let _ = write!(h, "<tr><th>API keys</th><td>{n}</td></tr>");
     }
+    if let Some(d) = &p.trust_domains {
+        let _ = write!(
+            h,
+            "<tr><th>trust domains</th><td>{}</td></tr>",
+            esc(&d.join(", "))
+        );
+    }
     h.push_str("</table>");
     if p.key_source.is_some() {
         if p.keys.is_empty() {

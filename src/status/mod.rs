@@ -99,6 +99,8 @@ pub struct ProviderStatus {
     pub introspection: Option<IntrospectionStatus>,
     /// How many keys an `api_key` provider accepts (never the keys or their hashes).
     pub api_keys: Option<usize>,
+    /// The SPIFFE trust domains a `mesh` provider accepts.
+    pub trust_domains: Option<Vec<String>>,
 }
 
 /// Where a JWT provider's keys come from.

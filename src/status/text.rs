@@ -136,6 +136,9 @@ pub(super) fn render(s: &Status) -> String {
         if let Some(n) = p.api_keys {
             let _ = writeln!(o, "    {n} API keys");
         }
+        if let Some(d) = &p.trust_domains {
+            let _ = writeln!(o, "    trust domains: {}", clean(&d.join(", ")));
+        }
     }
     o.push_str("\nroutes (first match wins)\n");
     for r in &s.routes {
