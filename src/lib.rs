@@ -22,7 +22,8 @@
 //! - [`clock`]: the time ward decides by, which a test can hold still and move by hand;
 //! - [`metrics`]: ward's Prometheus metrics, in a registry of their own;
 //! - [`policytest`] and [`devtoken`]: testing a policy against a table of requests
-//!   (`ward test`) with development tokens.
+//!   (`ward test`) with development tokens;
+//! - [`status`]: what a running ward holds (`GET /status`, `ward status`).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -91,6 +92,7 @@ pub mod metrics;
 pub mod policytest;
 pub mod render;
 pub mod request;
+pub mod status;
 mod ward;
 
 pub use authn::Identity;

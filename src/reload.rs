@@ -38,13 +38,18 @@ pub(crate) fn reload_tracked(
     let result = loaded
         .map_err(ReloadError::Invalid)
         .and_then(|config| compile(state, config));
-    (record(&path.display().to_string(), state, result), sources)
+    let secrets = match &result {
+        Err(_) => crate::status::env_values(path, env),
+        Ok(_) => Vec::new(),
+    };
+    let origin = path.display().to_string();
+    (record(&origin, state, result, &secrets), sources)
 }
 
 /// Swaps `config` into `state`, as a reload of the file would.
 pub(crate) fn replace(state: &AppState, config: Config) -> Result<(), ReloadError> {
     let result = compile(state, config);
-    record("(in process)", state, result)
+    record("(in process)", state, result, &[])
 }
 
 /// The engine for `config`, reusing the running engine's key stores and clients.
@@ -64,11 +69,13 @@ fn compile(state: &AppState, config: Config) -> Result<crate::engine::Engine, Re
     Ok(running.reloaded(config, stores))
 }
 
-/// Swaps in a new engine, or logs why not; counts either way.
+/// Swaps in a new engine, or logs why not; counts either way, and notes it for
+/// `/status` (an error there with the values of `secrets` replaced by their `${NAME}`).
 fn record(
     origin: &str,
     state: &AppState,
     result: Result<crate::engine::Engine, ReloadError>,
+    secrets: &[(String, String)],
 ) -> Result<(), ReloadError> {
     let m = &state.metrics;
     match result {
@@ -81,6 +88,9 @@ fn record(
             m.config_reloads.with_label_values(&["success"]).inc();
             m.config_last_reload_success
                 .set(state.key_sources.clock().unix_secs() as f64);
+            state
+                .status
+                .reloaded(&config, state.key_sources.clock().unix_secs());
             tracing::info!(config = origin, routes, "config reloaded");
             Ok(())
         }
@@ -91,6 +101,14 @@ fn record(
                 ReloadError::Keys(k) => vec![k.clone()],
                 ReloadError::NoFile => vec![e.to_string()],
             };
+            let shown = match &e {
+                ReloadError::Invalid(errs) => crate::status::render_errors(origin, errs),
+                other => other.to_string(),
+            };
+            state.status.failed(
+                state.key_sources.clock().unix_secs(),
+                crate::status::scrub(&shown, secrets),
+            );
             tracing::error!(
                 config = origin, errors = ?errors,
                 "config reload failed; the last good config keeps serving"
@@ -152,6 +170,10 @@ pub async fn watch(
                     .config_reloads
                     .with_label_values(&["failure"])
                     .inc();
+                state.status.failed(
+                    state.key_sources.clock().unix_secs(),
+                    format!("{}: the config file is missing", path.display()),
+                );
             }
             if !missing_logged {
                 tracing::error!(config = %path.display(), "config file is missing; the last good config keeps serving");

@@ -22,6 +22,8 @@ pub struct AppState {
     pub key_sources: KeySources,
     /// Counts and logs every decision.
     pub observer: Observer,
+    /// The config's source and reloads, and since when static keys are held (`/status`).
+    pub(crate) status: crate::status::StatusLog,
 }
 
 impl AppState {
@@ -32,11 +34,13 @@ impl AppState {
         let metrics = engine.metrics().clone();
         metrics.track(engine.config());
         let key_sources = KeySources::with_clock(metrics.clone(), false, engine.clock().clone());
+        let status = crate::status::StatusLog::new(engine.config(), engine.clock().unix_secs());
         Arc::new(Self {
             engine: ArcSwap::from_pointee(engine),
             key_sources,
             observer: Observer::new(metrics.clone()),
             metrics,
+            status,
         })
     }
 
@@ -52,11 +56,13 @@ impl AppState {
         metrics
             .config_last_reload_success
             .set(clock.unix_secs() as f64);
+        let status = crate::status::StatusLog::new(engine.config(), clock.unix_secs());
         Ok(Arc::new(Self {
             engine: ArcSwap::from_pointee(engine),
             observer: Observer::new(metrics.clone()),
             metrics,
             key_sources,
+            status,
         }))
     }
 

@@ -82,6 +82,7 @@ impl Ward {
         let (loaded, read) = config::load_file_tracked(&path, &*env);
         let config = loaded.map_err(LoadError::Config)?;
         let mut ward = Self::with_clock(config, clock)?;
+        ward.state.status.set_source(&path);
         ward.file = Some(Arc::new(FileSource {
             path,
             env,

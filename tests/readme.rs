@@ -268,3 +268,56 @@ fn the_es512_and_encryption_examples_run_as_written() {
         assert!(shown.contains("x-auth-subject: alice"), "{shown}");
     }
 }
+
+/// Sets every time and the hash of a `/status` document to one value: what changes from
+/// run to run (and with any edit of the example config's files).
+fn timeless(mut doc: serde_json::Value) -> serde_json::Value {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m.iter_mut() {
+                    let clock = ["generated_at", "loaded_at", "held_since", "age_seconds"];
+                    if (clock.contains(&k.as_str()) && !v.is_null()) || k == "hash" {
+                        *v = serde_json::Value::from("…");
+                    } else {
+                        walk(v);
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut doc);
+    doc
+}
+
+#[test]
+fn the_status_example_is_what_ward_answers() {
+    let readme = readme();
+    let at = readme.find("<!-- status-json -->").expect("status marker");
+    let block = readme[at..]
+        .split("```json\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a json block after the marker");
+    let shown: serde_json::Value = serde_json::from_str(block).expect("the README's JSON");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut ward = Serve::start(root, Path::new("examples/quickstart.yaml"), &[]);
+    let url = format!("http://{}/status", ward.admin_addr);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let answered: serde_json::Value = rt.block_on(async {
+        reqwest::get(&url)
+            .await
+            .expect("GET /status")
+            .json()
+            .await
+            .expect("JSON")
+    });
+    assert!(ward.terminate().success());
+    assert_eq!(
+        timeless(shown),
+        timeless(answered.clone()),
+        "the README's /status example is not what ward answers:\n{answered:#}"
+    );
+}

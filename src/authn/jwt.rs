@@ -52,6 +52,10 @@ pub struct JwtSettings {
     pub token_types: TokenTypes,
     /// The keys that open nested JWTs (`decryption`); `None`: signed tokens only.
     pub decryption: Option<Arc<[crate::authn::jwe::DecryptionKey]>>,
+    /// The `jwks_file` the static keys were read from (None: inline `jwks`, or remote).
+    pub jwks_file: Option<std::path::PathBuf>,
+    /// The `jwks_fallback_file`, if any.
+    pub jwks_fallback_file: Option<std::path::PathBuf>,
 }
 
 impl JwtSettings {

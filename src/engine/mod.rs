@@ -279,5 +279,31 @@ impl Engine {
     }
 }
 
+/// What `/status` reads of one provider: its settings and what it holds at run time.
+pub(crate) struct ProviderView<'a> {
+    pub(crate) settings: &'a crate::authn::ProviderSettings,
+    /// A JWT provider's keys.
+    pub(crate) keys: Option<&'a KeyStore>,
+    /// An introspection provider's client, cache and breaker.
+    pub(crate) introspector: Option<&'a crate::authn::introspection::Introspector>,
+}
+
+impl Engine {
+    /// Every provider, in config order, with what it holds (read by `/status`; nothing
+    /// here is locked).
+    pub(crate) fn provider_views(&self) -> impl Iterator<Item = ProviderView<'_>> {
+        self.policy.providers.iter().map(|p| ProviderView {
+            settings: &p.settings,
+            keys: p.jwt.as_ref().and_then(|j| j.keys.as_ref()),
+            introspector: p.introspector.as_deref(),
+        })
+    }
+
+    /// How many DPoP proofs the replay cache remembers.
+    pub(crate) fn dpop_replay_entries(&self) -> u64 {
+        self.policy.dpop.replay.held()
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,8 @@
 //! The admin HTTP listener: `/healthz` (live), `/readyz` (config loaded and every JWT
 //! provider holds keys), `/metrics` (Prometheus text), and, with `signing`, ward's own
 //! issuer: `/.well-known/jwks.json`, `/.well-known/openid-configuration` and the token
-//! exchange at `POST /token` (SPEC §8).
+//! exchange at `POST /token` (SPEC §8); `/status`, what ward holds (JSON, or HTML for a
+//! browser).
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/.well-known/jwks.json", get(jwks))
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/token", post(token))
+        .route("/status", get(status))
         .with_state(state)
 }
 
@@ -160,5 +162,80 @@ async fn token(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bod
             json(StatusCode::OK, exchange::issued_body(&m.token, expires_in))
         }
         Exchanged::Refused(e, why) => refuse(e, &why),
+    }
+}
+
+/// What ward holds (`crate::status`): HTML when the client asks for `text/html` before
+/// (or without) `application/json`, as a browser does; JSON otherwise. The page runs no
+/// script: its content-security-policy allows none, and inline styles only.
+async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    // moka counts lazily: applying the caches' pending writes makes the sizes exact.
+    state.engine.load().introspection_cache_entries().await;
+    let doc = crate::status::collect(&state);
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if prefers_html(accept) {
+        (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; \
+                     form-action 'none'; frame-ancestors 'none'",
+                ),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (header::REFERRER_POLICY, "no-referrer"),
+            ],
+            doc.html(),
+        )
+            .into_response()
+    } else {
+        (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-store"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            doc.to_json(),
+        )
+            .into_response()
+    }
+}
+
+/// Whether an `Accept` value names `text/html` before `application/json` (or without
+/// it). `*/*` (curl) and anything else get JSON.
+fn prefers_html(accept: &str) -> bool {
+    let position = |want: &str| {
+        accept.split(',').position(|part| {
+            part.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(want))
+        })
+    };
+    match (position("text/html"), position("application/json")) {
+        (Some(h), Some(j)) => h < j,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefers_html;
+
+    #[test]
+    fn html_only_for_clients_that_ask_for_it_first() {
+        assert!(prefers_html(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        ));
+        assert!(prefers_html("TEXT/HTML"));
+        assert!(!prefers_html("*/*"));
+        assert!(!prefers_html(""));
+        assert!(!prefers_html("application/json"));
+        assert!(!prefers_html("application/json, text/html"));
+        assert!(prefers_html("text/html;q=0.9, application/json;q=0.8"));
     }
 }

@@ -543,3 +543,38 @@ pub fn closed_port() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr")
 }
+
+impl Ward {
+    /// `GET /status` with `Accept: accept`: status, headers (lower-case names) and body.
+    pub async fn status_as(&self, accept: &str) -> (u16, Vec<(String, String)>, String) {
+        let r = reqwest::Client::new()
+            .get(format!("http://{}/status", self.admin_addr))
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET /status on the admin listener: {e}"));
+        let status = r.status().as_u16();
+        let headers = r
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                (n.as_str().to_string(), v)
+            })
+            .collect();
+        (status, headers, r.text().await.expect("/status body"))
+    }
+
+    /// `GET /status` as JSON (what the admin listener answers a client that does not
+    /// ask for HTML); fails the test on another status or a body that is not JSON.
+    pub async fn status(&self) -> serde_json::Value {
+        let (status, _, body) = self.status_as("application/json").await;
+        assert_eq!(status, 200, "/status answered {status}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("/status is not JSON ({e}): {body}"))
+    }
+
+    /// The hash of the config ward runs now (`Config::hash`).
+    pub fn config_hash(&self) -> String {
+        self.policy.config().hash().to_string()
+    }
+}

@@ -71,6 +71,11 @@ impl ReplayCache {
         self.max_entries
     }
 
+    /// How many proofs are remembered now (for `/status`).
+    pub fn held(&self) -> u64 {
+        u64::try_from(self.entries.get()).unwrap_or(0)
+    }
+
     /// Remembers `entry` (a SHA-256, so its first byte picks a shard evenly) until
     /// `forget_at`, unless it was seen before or there is no room.
     pub fn check(&self, entry: [u8; 32], forget_at: u64, now: u64) -> Seen {

@@ -68,6 +68,15 @@ impl Breaker {
         self.open_until.load(Ordering::Acquire) != 0
     }
 
+    /// The breaker's state for `/status`: consecutive failures, and while open, how long
+    /// until the next probe may go (zero: the next call probes).
+    pub(super) fn snapshot(&self) -> (u32, Option<Duration>) {
+        let failures = self.failures.load(Ordering::Acquire);
+        let until = self.open_until.load(Ordering::Acquire);
+        let wait = (until != 0).then(|| Duration::from_millis(until.saturating_sub(self.now_ms())));
+        (failures, wait)
+    }
+
     /// When the next probe may go after a failure now, `retry_after` shortening the wait.
     fn next_probe(&self, retry_after: Option<Duration>) -> u64 {
         let wait = retry_after.map_or(self.settings.cool_down, |r| r.min(self.settings.cool_down));

@@ -37,6 +37,24 @@ struct Shared {
     discovered: ArcSwapOption<String>,
     /// One discovery at a time: the checks that need it wait for the one fetch.
     discovery: tokio::sync::Mutex<()>,
+    /// The last failed call (unix seconds, why), for `/status`.
+    last_failure: ArcSwapOption<(u64, String)>,
+}
+
+/// What `/status` shows of an introspection provider.
+#[derive(Debug, Clone)]
+pub struct IntrospectionReport {
+    /// The configured endpoint, or the discovery URL (and the endpoint it found).
+    pub endpoint: Endpoint,
+    pub discovered: Option<String>,
+    /// Calls that failed in a row.
+    pub consecutive_failures: u32,
+    /// While the breaker is open: how long until the next probe may go.
+    pub open_for: Option<Duration>,
+    /// The last failed call: when (unix seconds) and why.
+    pub last_failure: Option<(u64, String)>,
+    /// Answers cached (approximate: the cache counts lazily).
+    pub cache_entries: u64,
 }
 
 /// The run-time client of one introspection provider: HTTP client, cache, breaker.
@@ -124,6 +142,7 @@ impl Introspector {
                     breaker: Breaker::new(settings.breaker, clock.clone()),
                     discovered: ArcSwapOption::empty(),
                     discovery: tokio::sync::Mutex::new(()),
+                    last_failure: ArcSwapOption::empty(),
                 }),
             ),
         };
@@ -240,6 +259,9 @@ impl Introspector {
             }
             Outcome::Failed(e, retry_after) => {
                 count(e.label());
+                self.shared
+                    .last_failure
+                    .store(Some(Arc::new((self.clock.unix_secs(), e.to_string()))));
                 if permit.failure(retry_after) {
                     self.circuit_open(true);
                     // The probe rediscovers: the endpoint may have moved.
@@ -272,6 +294,19 @@ impl Introspector {
             answer::verdict(&self.provider, &self.settings, &self.kept_claims, doc, now)
                 .map(Arc::new),
         )
+    }
+
+    /// What `/status` shows of this provider: no credential, no token.
+    pub fn report(&self) -> IntrospectionReport {
+        let (consecutive_failures, open_for) = self.shared.breaker.snapshot();
+        IntrospectionReport {
+            endpoint: self.settings.endpoint.clone(),
+            discovered: self.shared.discovered.load_full().map(|e| (*e).clone()),
+            consecutive_failures,
+            open_for,
+            last_failure: self.shared.last_failure.load_full().map(|f| (*f).clone()),
+            cache_entries: self.cache.entry_count(),
+        }
     }
 
     fn closed(&self, closed: bool) {

@@ -10,6 +10,7 @@
 //! - a failed fetch (down, slow, not JSON, no usable keys, too large) keeps the last good
 //!   keys; a provider with no keys yet retries with backoff, up to `refresh_interval`.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -92,6 +93,23 @@ pub struct RemoteKeys {
     /// Whether the latest fetch failed: a key id unknown meanwhile may be one the IdP
     /// holds, so it is an outage (503), not a bad token (401).
     last_fetch_failed: AtomicBool,
+    /// What `/status` shows: the last fetch, when each key was first held, the next
+    /// refresh. Written by fetches and read by `/status` only, never by a check.
+    report: std::sync::Mutex<FetchReport>,
+}
+
+/// What `/status` shows of a remote key source. Times are unix seconds of ward's clock.
+#[derive(Debug, Clone, Default)]
+pub struct FetchReport {
+    /// When the last fetch ended, and why it failed (None: it succeeded).
+    pub last: Option<(u64, Option<String>)>,
+    /// When a fetch last succeeded.
+    pub last_success: Option<u64>,
+    /// When the background refresh fetches next.
+    pub next_refresh: Option<u64>,
+    /// Since when ward holds each key (fetched or fallback), by content: a key that
+    /// stays in the set keeps its time across refreshes, a new one starts now.
+    pub first_seen: HashMap<KeyId, u64>,
 }
 
 /// Which unusable keys were last reported: a document that skips the same keys on every
@@ -163,12 +181,42 @@ impl RemoteKeys {
             changed: std::sync::OnceLock::new(),
             fallback: ArcSwapOption::empty(),
             last_fetch_failed: AtomicBool::new(false),
+            report: std::sync::Mutex::new(FetchReport::default()),
         }))
     }
 
     /// Sets the keys used until a fetch succeeds for the first time (none: no fallback).
     pub fn set_fallback(&self, keys: Option<Arc<KeySet>>) {
+        if let Some(k) = &keys {
+            let now = self.clock.unix_secs();
+            let mut r = self.report();
+            for key in k.keys() {
+                r.first_seen.entry(key.id()).or_insert(now);
+            }
+        }
         self.fallback.store(keys);
+    }
+
+    /// The report, locked (a poisoned lock still holds a usable report).
+    fn report(&self) -> std::sync::MutexGuard<'_, FetchReport> {
+        self.report
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A copy of what `/status` shows of this source.
+    pub fn fetch_report(&self) -> FetchReport {
+        self.report().clone()
+    }
+
+    /// The `jwks_uri` discovery found, while it is known.
+    pub fn discovered(&self) -> Option<String> {
+        self.jwks_uri.load_full().map(|u| (*u).clone())
+    }
+
+    /// Whether checks verify with the `jwks_fallback_file` keys: none fetched yet.
+    pub fn using_fallback(&self) -> bool {
+        self.keys.load().is_none() && self.fallback.load().is_some()
     }
 
     /// The keys checks verify with: the fetched ones, else the fallback.
@@ -208,6 +256,13 @@ impl RemoteKeys {
             .set(fetched_at);
         self.keys.store(Some(keys));
         self.jwks_uri.store(old.jwks_uri.load_full());
+        let inherited = old.fetch_report();
+        {
+            let mut r = self.report();
+            r.last = inherited.last;
+            r.last_success = inherited.last_success;
+            r.first_seen.extend(inherited.first_seen);
+        }
         self.keys_changed();
     }
 
@@ -378,6 +433,19 @@ impl RemoteKeys {
         let result = self.fetch_inner().await;
         self.last_fetch_failed
             .store(result.is_err(), Ordering::Release);
+        {
+            let now = self.clock.unix_secs();
+            let mut r = self.report();
+            r.last = Some((now, result.as_ref().err().map(ToString::to_string)));
+            if let Ok((set, _)) = &result {
+                r.last_success = Some(now);
+                let before = std::mem::take(&mut r.first_seen);
+                r.first_seen = set
+                    .keys()
+                    .map(|k| (k.id(), before.get(&k.id()).copied().unwrap_or(now)))
+                    .collect();
+            }
+        }
         let m = &self.metrics;
         match &result {
             Ok((set, _)) => {
@@ -506,7 +574,10 @@ async fn refresh_loop(weak: Weak<RemoteKeys>) {
             } else {
                 failures.saturating_add(1)
             };
-            (this.next_delay(&outcome, failures), this.clock.clone())
+            let delay = this.next_delay(&outcome, failures);
+            this.report().next_refresh =
+                Some(this.clock.unix().saturating_add(delay).as_secs_f64().ceil() as u64);
+            (delay, this.clock.clone())
         };
         clock.sleep(delay).await;
     }

@@ -29,6 +29,18 @@ pub enum KeyKind {
 }
 
 impl KeyKind {
+    /// The family as `/status` names it: `RSA`, `EC P-256`, `OKP Ed25519`, `oct`.
+    pub fn label(self) -> &'static str {
+        match self {
+            KeyKind::Rsa => "RSA",
+            KeyKind::EcP256 => "EC P-256",
+            KeyKind::EcP384 => "EC P-384",
+            KeyKind::EcP521 => "EC P-521",
+            KeyKind::Ed25519 => "OKP Ed25519",
+            KeyKind::Oct => "oct",
+        }
+    }
+
     /// Whether `alg` may be verified with a key of this kind: the algorithm-confusion guard.
     pub fn allows(self, alg: Alg) -> bool {
         use Alg::*;
@@ -281,6 +293,11 @@ impl KeySet {
                 .filter(|k| k.allows(alg))
                 .collect(),
         }
+    }
+
+    /// Every key, in document order (for `/status`: kids, families, ids).
+    pub fn keys(&self) -> impl Iterator<Item = &VerifyKey> {
+        self.keys.iter().map(|k| &**k)
     }
 }
 

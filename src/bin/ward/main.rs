@@ -1,10 +1,11 @@
 //! The `ward` binary: the command line over the library. `serve` (with logging setup and
 //! signals) and `validate` are in [`serve`], `check` and `test` in [`check`], the
-//! development-token commands in [`token`]. Config is loaded before anything is bound: a
+//! development-token commands in [`token`], `ward status` in [`status`]. Config is loaded before anything is bound: a
 //! bad config is one clear message and a non-zero exit, never a half-started server.
 
 mod check;
 mod serve;
+mod status;
 mod token;
 
 use std::path::{Path, PathBuf};
@@ -88,6 +89,26 @@ enum Cmd {
         #[command(subcommand)]
         cmd: TokenCmd,
     },
+    /// Print what a running ward holds (its admin `/status`: config and last reload,
+    /// providers with their keys and last fetches, routes); exit 1 when it cannot be read.
+    Status {
+        /// ward's admin listener: `HOST:PORT`, or a base URL such as `http://HOST:PORT`.
+        #[arg(long)]
+        admin_addr: String,
+        /// `text` for a terminal, `json` for the document itself.
+        #[arg(long, value_enum, default_value = "text")]
+        output: StatusOutput,
+        /// How long to wait for the answer.
+        #[arg(long, default_value = "10s")]
+        timeout: String,
+    },
+}
+
+/// What `ward status` prints.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum StatusOutput {
+    Text,
+    Json,
 }
 
 #[derive(Args)]
@@ -242,6 +263,11 @@ fn main() -> ExitCode {
         } => check::test(&config.path(), &cases, &trust_dev_key),
         Cmd::Render { target, config } => serve::render(&target, &config.path()),
         Cmd::Token { cmd } => exit(token::token(cmd)),
+        Cmd::Status {
+            admin_addr,
+            output,
+            timeout,
+        } => exit(status::status(&admin_addr, output, &timeout)),
     }
 }
 

@@ -62,6 +62,9 @@ pub(super) fn compile_jwt(
 ) -> Option<JwtSettings> {
     let raw: RawJwt = errors.parse(path, v)?;
     let before = errors.count();
+    // Where the keys were read from, as `/status` shows it.
+    let jwks_file = raw.jwks_file.as_ref().map(|f| base.join(f));
+    let jwks_fallback_file = raw.jwks_fallback_file.as_ref().map(|f| base.join(f));
 
     if raw.issuer.is_empty() {
         errors.add(&format!("{path}.issuer"), "the issuer must not be empty");
@@ -242,6 +245,8 @@ pub(super) fn compile_jwt(
         binding,
         token_types,
         decryption: decryption.flatten(),
+        jwks_file,
+        jwks_fallback_file,
     })
 }
 
