@@ -91,6 +91,7 @@ pub mod metrics;
 pub mod policytest;
 pub mod render;
 pub mod request;
+pub mod telemetry;
 mod ward;
 
 pub use authn::Identity;

@@ -171,7 +171,11 @@ pub async fn answer<B>(state: &AppState, req: Request<B>) -> Response<Full<Bytes
                 headers,
                 ..Default::default()
             };
-            (engine.check(&input).await, input)
+            let decided = engine.check(&input);
+            (
+                crate::telemetry::check("http", &input.headers, decided).await,
+                input,
+            )
         }
         Err(why) => {
             let input = CheckInput {
