@@ -546,3 +546,37 @@ fn the_tower_layer_traces_in_the_embedding_service() {
         let _ = provider.shutdown();
     });
 }
+
+/// `telemetry` is read at start: a reload that changes it says so, and exports nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_that_changes_telemetry_says_it_applies_on_restart() {
+    let collector = Collector::start().await;
+    let open = "server:\n  watch_interval: 100ms\nroutes:\n  - name: open\n    match: { path_prefix: / }\n    allow_anonymous: true\n";
+    let (mut ward, dir) = serve(open, &[]);
+    std::fs::write(
+        dir.path().join("ward.yaml"),
+        format!("{open}{}", telemetry(&collector, "")),
+    )
+    .expect("rewrite config");
+    common::wait_until("the reload's warning", PATIENCE, async || {
+        ward.lines()
+            .iter()
+            .any(|l| l.contains("telemetry changed in the config: it applies on restart only"))
+    })
+    .await;
+    let envoy = Parent::new(12);
+    let r = check(
+        &ward,
+        Req::get("/x")
+            .header("traceparent", &envoy.header(true))
+            .to_map(),
+    )
+    .await;
+    assert_eq!(code(&r), 0, "{r:?}");
+    assert!(ward.terminate().success());
+    assert!(
+        collector.spans().is_empty(),
+        "no exporter was started: {:?}",
+        collector.spans()
+    );
+}
