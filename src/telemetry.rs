@@ -49,9 +49,11 @@ pub mod attr {
 /// process-wide too.
 static ON: AtomicBool = AtomicBool::new(false);
 
-/// Whether ward makes spans (a [`Telemetry`] layer is installed).
+/// Whether ward makes spans (a [`Telemetry`] layer is installed, or [`emit_spans`] said
+/// so). The edges ask before wrapping a decision in its `ward.check` span: without spans
+/// they ask the engine directly.
 #[inline]
-pub(crate) fn on() -> bool {
+pub fn on() -> bool {
     ON.load(Ordering::Relaxed)
 }
 
