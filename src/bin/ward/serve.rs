@@ -138,8 +138,10 @@ pub fn serve(path: &Path, addrs: Addrs, log_format: Option<LogFormat>) -> anyhow
     };
     init_tracing(log_format, telemetry.as_ref().map(|(t, _, _)| t));
     if let Some((_, t, _)) = &telemetry {
+        // Not the endpoint: a URL may carry credentials.
         tracing::info!(
-            endpoint = %t.otlp_endpoint, sample_ratio = t.sample_ratio,
+            sample_ratio = t.sample_ratio,
+            queue_size = t.queue_size,
             "exporting traces over OTLP"
         );
     }
