@@ -27,7 +27,9 @@
 //! 100 000 RS256 and 100 000 ES256 tokens). `cargo bench --bench e2e -- --quick` runs a
 //! few hundred requests per workload without pinning: the CI smoke test. Other options:
 //! `--reps N --duration S --concurrency N --connections N --rate N --tokens N --no-pin
-//! --workloads a,e --ward-bin PATH` (another ward build, for before/after numbers).
+//! --workloads a,e --ward-bin PATH` (another ward build, for before/after numbers),
+//! `--telemetry RATIO` (ward exports traces, sampling RATIO of the checks, to an OTLP
+//! sink in this process that drops them).
 //!
 //! The load generator itself (clients, load shapes, the answer classifier, the baseline
 //! server, /proc readings) is `tools/loadgen`; this file holds the servers under test,
@@ -250,6 +252,25 @@ fn drive(opts: &Opts) -> Result<u64, String> {
     // Keys, config, tokens: all before anything is measured (and before pinning, so
     // minting uses every core).
     let (dir, workloads) = prepare(opts)?;
+    // `--telemetry`: the sink runs on a thread of its own for the whole run.
+    let _sink = match opts.telemetry {
+        None => None,
+        Some(ratio) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let endpoint = rt.block_on(common::otlp_sink());
+            let mut yaml =
+                std::fs::read_to_string(dir.path().join("ward.yaml")).map_err(|e| e.to_string())?;
+            yaml.push_str(&format!(
+                "telemetry:\n  otlp_endpoint: {endpoint}\n  sample_ratio: {ratio}\n"
+            ));
+            std::fs::write(dir.path().join("ward.yaml"), yaml).map_err(|e| e.to_string())?;
+            Some(rt)
+        }
+    };
 
     // Servers on CPU 0, this process on CPU 1.
     let ward = spawn_ward(opts, dir.path())?;

@@ -21,7 +21,10 @@
 //! identity costs), `dpop` (an ES256 token bound to an ES256 DPoP key, in the cache,
 //! each check with a fresh proof made before the loop: one per check, since a proof is
 //! accepted once), `es256-verify` (the bare ES256 signature check of such a proof,
-//! `profile::verify_once`, for comparison).
+//! `profile::verify_once`, for comparison), `cached-untraced` (`cached` asking the engine
+//! without the `telemetry::on()` test every edge makes: what telemetry costs when off), `cached-traced-0.01` and `cached-traced-1` (`cached` with `telemetry` on, spans
+//! exported to a local OTLP sink that drops them, sampling 1 % or all of the checks,
+//! which carry no `traceparent`).
 //! Without arguments, or with `--quick` (as `cargo bench -- --quick` runs it), it does a
 //! short `cached` run.
 
@@ -97,11 +100,17 @@ fn main() {
         es256_verify(n);
         return;
     }
+    let untraced = scenario == "cached-untraced";
+    let traced_ratio = match scenario.as_str() {
+        "cached-traced-0.01" => Some(0.01),
+        "cached-traced-1" => Some(1.0),
+        _ => None,
+    };
     let mint = scenario == "minted";
     let dpop = scenario == "dpop";
     let nested = scenario == "cached-jwe";
     let (routes, providers, cache, alg, iss, path, anonymous) = match scenario.as_str() {
-        "cached" => (
+        "cached" | "cached-untraced" | "cached-traced-0.01" | "cached-traced-1" => (
             10,
             1,
             None,
@@ -262,26 +271,73 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-        .with_writer(std::io::sink)
-        .init();
+    // The exporter and the sink run on a runtime of their own: their work is not the
+    // check's (and callgrind, collecting only in `one_check`, does not count it).
+    let background = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let telemetry = traced_ratio.map(|ratio| {
+        let _in = background.enter();
+        let endpoint = background.block_on(common::otlp_sink());
+        let settings = ward::config::TelemetryConfig {
+            otlp_endpoint: endpoint,
+            sample_ratio: ratio,
+            service_name: "ward-bench".into(),
+            queue_size: 2048,
+            batch_delay: std::time::Duration::from_millis(200),
+            export_timeout: std::time::Duration::from_secs(5),
+        };
+        ward::telemetry::Telemetry::start(&settings).expect("exporter")
+    });
+    match &telemetry {
+        None => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_writer(std::io::sink)
+            .init(),
+        // As `ward serve` sets it up with `telemetry`.
+        Some(t) => {
+            use tracing_subscriber::Layer as _;
+            use tracing_subscriber::filter::FilterExt as _;
+            use tracing_subscriber::layer::SubscriberExt as _;
+            use tracing_subscriber::util::SubscriberInitExt as _;
+            let logs = tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .with_writer(std::io::sink)
+                .with_filter(
+                    tracing_subscriber::EnvFilter::new("info")
+                        .and(tracing_subscriber::filter::filter_fn(|m| !m.is_span())),
+                );
+            tracing_subscriber::registry()
+                .with(logs)
+                .with(t.layer())
+                .init();
+        }
+    }
+    let decide = if untraced { decide_untraced } else { decide };
     // Once outside the loop: the first check fills the cache, and must allow.
     let first = proofs.pop().unwrap_or_else(|| req.clone());
-    assert!(one_check(&state, &first, &rt).1, "{scenario}: not allowed");
+    assert!(
+        one_check(&state, &first, &rt, decide).1,
+        "{scenario}: not allowed"
+    );
     let t = Instant::now();
     let mut bytes = 0;
     if dpop {
         for r in &proofs {
-            let (b, allowed) = one_check(&state, black_box(r), &rt);
+            let (b, allowed) = one_check(&state, black_box(r), &rt, decide);
             assert!(allowed, "dpop: a fresh proof was refused");
             bytes += b;
         }
     } else {
         for _ in 0..n {
-            bytes += one_check(&state, black_box(&req), &rt).0;
+            bytes += one_check(&state, black_box(&req), &rt, decide).0;
         }
     }
     let el = t.elapsed();
@@ -376,6 +432,7 @@ fn one_check(
     state: &Arc<AppState>,
     req: &CheckRequest,
     rt: &tokio::runtime::Runtime,
+    decide: Decide,
 ) -> (usize, bool) {
     let start = Instant::now();
     let engine = state.engine.load_full();
@@ -416,8 +473,32 @@ fn to_input(req: &CheckRequest) -> ward::CheckInput<'_> {
         .expect("http attributes")
 }
 
+/// How a scenario asks the engine: [`decide`] or [`decide_untraced`].
+type Decide =
+    fn(&ward::engine::Engine, &ward::CheckInput<'_>, &tokio::runtime::Runtime) -> ward::Decision;
+
+/// The engine's decision as every edge asks for it: inside `telemetry::check` when
+/// spans are on, directly when not.
 #[inline(never)]
 fn decide(
+    engine: &ward::engine::Engine,
+    input: &ward::CheckInput<'_>,
+    rt: &tokio::runtime::Runtime,
+) -> ward::Decision {
+    if ward::telemetry::on() {
+        rt.block_on(ward::telemetry::check(
+            "grpc",
+            &input.headers,
+            engine.check(input),
+        ))
+    } else {
+        rt.block_on(engine.check(input))
+    }
+}
+
+/// The engine's decision alone (`cached-untraced`).
+#[inline(never)]
+fn decide_untraced(
     engine: &ward::engine::Engine,
     input: &ward::CheckInput<'_>,
     rt: &tokio::runtime::Runtime,

@@ -110,7 +110,11 @@ where
                 let request_id = input.request_id().into_owned();
                 // The policy as it is now: a reload applies from the next request.
                 let engine = state.engine.load_full();
-                let decision = engine.check(&input).await;
+                let decision = if crate::telemetry::on() {
+                    crate::telemetry::check("layer", &input.headers, engine.check(&input)).await
+                } else {
+                    engine.check(&input).await
+                };
                 let logging = &engine.config().logging;
                 let path = input.path_only();
                 state

@@ -93,6 +93,7 @@ pub mod policytest;
 pub mod render;
 pub mod request;
 pub mod status;
+pub mod telemetry;
 mod ward;
 
 pub use authn::Identity;

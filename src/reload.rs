@@ -62,6 +62,9 @@ fn compile(state: &AppState, config: Config) -> Result<crate::engine::Engine, Re
     {
         tracing::warn!("listen addresses changed in the config: they apply on restart only");
     }
+    if running.config().telemetry != config.telemetry {
+        tracing::warn!("telemetry changed in the config: it applies on restart only");
+    }
     let stores = state
         .key_sources
         .stores_for(config.providers.iter().map(|p| p.keys_wanted()))

@@ -321,3 +321,14 @@ fn the_status_example_is_what_ward_answers() {
         "the README's /status example is not what ward answers:\n{answered:#}"
     );
 }
+
+#[test]
+fn the_telemetry_example_loads_as_written() {
+    let yaml = yaml_after(&readme(), "<!-- telemetry-example -->");
+    let env = std::collections::HashMap::<String, String>::new();
+    let config = ward::config::load_str(&yaml, Path::new("."), &env)
+        .unwrap_or_else(|e| panic!("the README's telemetry block does not load:\n{e}\n{yaml}"));
+    let telemetry = config.telemetry().expect("a telemetry section");
+    assert_eq!(telemetry.sample_ratio, 0.01);
+    assert_eq!(telemetry.service_name, "ward", "the default");
+}

@@ -21,6 +21,9 @@ pub(crate) struct Opts {
     pub(crate) only: Vec<String>,
     /// The ward binary to serve with (before/after comparisons); this build's by default.
     pub(crate) ward_bin: PathBuf,
+    /// `--telemetry RATIO`: ward exports traces (sampling RATIO of the checks, which
+    /// carry no traceparent) to an OTLP sink in this process that drops them.
+    pub(crate) telemetry: Option<f64>,
 }
 
 impl Opts {
@@ -38,6 +41,7 @@ impl Opts {
             single_duration: Duration::from_secs(3),
             only: Vec::new(),
             ward_bin: PathBuf::from(env!("CARGO_BIN_EXE_ward")),
+            telemetry: None,
         };
         let mut args = std::env::args().skip(1);
         let num = number;
@@ -61,6 +65,14 @@ impl Opts {
                     o.ward_bin = args.next().ok_or("--ward-bin takes a path")?.into();
                 }
                 "--workloads" => o.only = list(args.next(), "--workloads", "a,e")?,
+                "--telemetry" => {
+                    let ratio: f64 = args
+                        .next()
+                        .and_then(|r| r.parse().ok())
+                        .filter(|r| (0.0..=1.0).contains(r))
+                        .ok_or("--telemetry takes a sample ratio from 0.0 to 1.0")?;
+                    o.telemetry = Some(ratio);
+                }
                 other => return Err(format!("unknown argument `{other}`")),
             }
         }

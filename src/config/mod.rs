@@ -28,6 +28,7 @@ use std::path::Path;
 use serde_json::Value;
 
 pub use compile::Config;
+pub use compile::TelemetryConfig;
 pub(crate) use compile::{LoggingConfig, RequestLimits, SubjectLog, TlsConfig};
 pub(crate) use duration::Dur;
 pub use duration::parse_duration;

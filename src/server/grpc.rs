@@ -17,6 +17,7 @@ use crate::decision::{Decision, DenyReason};
 use crate::request::{CheckInput, Headers};
 use crate::response::Answer;
 use crate::state::AppState;
+use crate::telemetry::CallContext;
 
 /// Borrows Envoy's request as ward's input. Headers come from `header_map` (raw bytes,
 /// when Envoy's `encode_raw_headers` is on) or else from the `headers` map.
@@ -94,13 +95,20 @@ pub fn input_from(attrs: &AttributeContext) -> Option<CheckInput<'_>> {
 
 /// Decides one Check: the request read once, the engine's decision, metrics, the log
 /// line, and the answer (written to the wire by [`Answer`]).
-async fn check(state: &AppState, req: CheckRequest) -> Answer {
+async fn check(state: &AppState, req: CheckRequest, call: Option<CallContext>) -> Answer {
     let start = Instant::now();
     let engine = state.engine.load_full();
     let input = req.attributes.as_ref().and_then(input_from);
     let (decision, request_id, path) = match &input {
-        Some(input) => (
+        // Without telemetry the engine is asked directly: no wrapper future to move.
+        Some(input) if !crate::telemetry::on() => (
             engine.check(input).await,
+            input.request_id(),
+            input.path_only(),
+        ),
+        Some(input) => (
+            crate::telemetry::check_in("grpc", call.as_ref(), &input.headers, engine.check(input))
+                .await,
             input.request_id(),
             input.path_only(),
         ),
@@ -194,6 +202,11 @@ impl UnaryService<CheckRequest> for CheckMethod {
 
     fn call(&mut self, request: Request<CheckRequest>) -> Self::Future {
         let state = self.0.clone();
-        Box::pin(async move { Ok(Response::new(check(&state, request.into_inner()).await)) })
+        let call = CallContext::of_grpc(request.metadata());
+        Box::pin(async move {
+            Ok(Response::new(
+                check(&state, request.into_inner(), call).await,
+            ))
+        })
     }
 }

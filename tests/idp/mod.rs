@@ -42,6 +42,8 @@ pub struct Idp {
     stop: watch::Sender<bool>,
     /// Set by the server task once it has stopped: its listener is closed.
     stopped: watch::Receiver<bool>,
+    /// The `traceparent` header of each JWKS request, in order (`None`: not sent).
+    jwks_traceparents: Arc<Mutex<Vec<Option<String>>>>,
 }
 
 impl Idp {
@@ -66,6 +68,7 @@ impl Idp {
             discovery_hits: Arc::new(AtomicUsize::new(0)),
             stop: watch::Sender::new(false),
             stopped,
+            jwks_traceparents: Arc::default(),
         };
         let app = Router::new()
             .route("/jwks", get(jwks_handler))
@@ -120,6 +123,11 @@ impl Idp {
         self.jwks_hits.load(Ordering::SeqCst)
     }
 
+    /// The `traceparent` header of each JWKS request so far, in order.
+    pub fn jwks_traceparents(&self) -> Vec<Option<String>> {
+        self.jwks_traceparents.lock().expect("idp lock").clone()
+    }
+
     pub fn discovery_hits(&self) -> usize {
         self.discovery_hits.load(Ordering::SeqCst)
     }
@@ -137,7 +145,15 @@ impl Idp {
     }
 }
 
-async fn jwks_handler(State(idp): State<Idp>) -> Response {
+async fn jwks_handler(State(idp): State<Idp>, headers: axum::http::HeaderMap) -> Response {
+    let traceparent = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    idp.jwks_traceparents
+        .lock()
+        .expect("idp lock")
+        .push(traceparent);
     idp.jwks_hits.fetch_add(1, Ordering::SeqCst);
     let (jwks, status, delay, cc) = {
         let i = idp.inner.lock().expect("idp lock");

@@ -58,6 +58,8 @@ pub struct Seen {
     pub authorization: Option<String>,
     pub content_type: Option<String>,
     pub form: HashMap<String, String>,
+    /// The W3C `traceparent` ward sent along, if any.
+    pub traceparent: Option<String>,
 }
 
 struct Inner {
@@ -249,6 +251,10 @@ fn padded_json(n: usize) -> Vec<u8> {
 async fn handler(State(ep): State<Introspect>, headers: HeaderMap, body: Bytes) -> Response {
     ep.hits.fetch_add(1, Ordering::SeqCst);
     let seen = Seen {
+        traceparent: headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         authorization: headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())

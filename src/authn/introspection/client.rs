@@ -19,6 +19,7 @@ use crate::authn::strict_json;
 use crate::authn::{Identity, TokenError, Unavailable};
 use crate::clock::Clock;
 use crate::metrics::{CacheCounters, Metrics};
+use crate::telemetry::{self, IdpCall};
 
 /// What one exchange with the endpoint came to.
 enum Outcome {
@@ -352,7 +353,14 @@ impl Introspector {
                 form.push(("client_secret", self.settings.client_secret.expose()));
             }
         }
-        let answer = match http::answer(req.form(&form), self.settings.timeout).await {
+        let timeout = self.settings.timeout;
+        let call = telemetry::idp_call(
+            IdpCall::Introspection,
+            &self.provider,
+            req.form(&form),
+            |req| http::answer(req, timeout),
+        );
+        let answer = match call.await {
             Ok(a) => a,
             Err(e) => return Outcome::Failed(e.into(), None),
         };
@@ -395,7 +403,11 @@ impl Introspector {
             .client
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json");
-        let (doc, _) = http::json_object(req, self.settings.timeout).await?;
+        let timeout = self.settings.timeout;
+        let (doc, _) = telemetry::idp_call(IdpCall::Discovery, &self.provider, req, |req| {
+            http::json_object(req, timeout)
+        })
+        .await?;
         let want = self.settings.issuer.as_deref().unwrap_or_default();
         match doc.get("issuer") {
             Some(Value::String(named)) if named == want => {}

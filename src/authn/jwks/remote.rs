@@ -24,6 +24,7 @@ use crate::authn::http::{self, HttpError};
 use crate::authn::jwks::set::{KeyId, KeySet};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
+use crate::telemetry::{self, IdpCall};
 
 /// Where the key set is found.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -378,9 +379,11 @@ impl RemoteKeys {
             return Err(lock);
         };
         let this = self.clone();
-        Ok(rt.spawn(async move {
+        // The fetch's span is the child of the check that started it, if any.
+        let fetch = async move {
             let _ = this.fetch_holding(lock, seen).await;
-        }))
+        };
+        Ok(rt.spawn(tracing::Instrument::in_current_span(fetch)))
     }
 
     /// Older than `refresh_interval`, with no background task to refresh them.
@@ -485,7 +488,7 @@ impl RemoteKeys {
             Locator::Discovery { url, issuer } => match self.jwks_uri.load_full() {
                 Some(u) => (*u).clone(),
                 None => {
-                    let (doc, _) = self.get_json(url).await?;
+                    let (doc, _) = self.get_json(url, IdpCall::Discovery).await?;
                     let named = doc.get("issuer").and_then(Value::as_str);
                     if named != Some(issuer.as_str()) {
                         return Err(FetchError::Invalid(format!(
@@ -506,7 +509,7 @@ impl RemoteKeys {
                 }
             },
         };
-        let (doc, max_age) = self.get_json(&uri).await?;
+        let (doc, max_age) = self.get_json(&uri, IdpCall::Jwks).await?;
         let (set, skipped) =
             KeySet::from_jwks(&doc).map_err(|e| FetchError::Invalid(e.to_string()))?;
         if self.skips.first_report(&skipped) {
@@ -522,9 +525,17 @@ impl RemoteKeys {
         Ok((set, max_age))
     }
 
-    async fn get_json(&self, url: &str) -> Result<(Value, Option<Duration>), FetchError> {
+    async fn get_json(
+        &self,
+        url: &str,
+        call: IdpCall,
+    ) -> Result<(Value, Option<Duration>), FetchError> {
         let req = self.client.get(url).header("accept", "application/json");
-        let (doc, headers) = http::json_object(req, self.settings.timeout).await?;
+        let timeout = self.settings.timeout;
+        let (doc, headers) = telemetry::idp_call(call, &self.settings.provider, req, |req| {
+            http::json_object(req, timeout)
+        })
+        .await?;
         let max_age = headers
             .get("cache-control")
             .and_then(|v| v.to_str().ok())

@@ -246,13 +246,12 @@ fn main() -> ExitCode {
             http_addr,
             log_format,
         } => {
-            serve::init_tracing(log_format);
             let addrs = serve::Addrs {
                 grpc: grpc_addr,
                 admin: admin_addr,
                 http: http_addr,
             };
-            exit(serve::serve(&config.path(), addrs))
+            exit(serve::serve(&config.path(), addrs, log_format))
         }
         Cmd::Validate { config } => serve::validate(&config.path()),
         Cmd::Check(args) => check::check(args),

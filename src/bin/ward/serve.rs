@@ -3,29 +3,67 @@
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use ward::config::{self, Config, ProcessEnv};
+use ward::telemetry::Telemetry;
 use ward::{LoadError, Server, Ward};
 
 use crate::LogFormat;
 
-pub fn init_tracing(format: Option<LogFormat>) {
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`); with `telemetry`, ward's spans
+/// also go to the OpenTelemetry layer, which has a filter of its own (so `RUST_LOG=warn`
+/// quiets the logs, not the traces). Without it, no such layer exists at all.
+pub fn init_tracing(format: Option<LogFormat>, telemetry: Option<&Telemetry>) {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{EnvFilter, Layer as _};
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let format = format.unwrap_or(if std::io::stderr().is_terminal() {
         LogFormat::Text
     } else {
         LogFormat::Json
     });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
-    }
+    let Some(telemetry) = telemetry else {
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr);
+        match format {
+            LogFormat::Json => builder.json().flatten_event(true).init(),
+            LogFormat::Text => builder.init(),
+        }
+        return;
+    };
+    // The log lines stay as they are without telemetry: the log layer sees no span
+    // (formatting a span's fields again at each `record` doubled a traced check's cost),
+    // and JSON lines list none.
+    use tracing_subscriber::filter::FilterExt as _;
+    let no_spans = || tracing_subscriber::filter::filter_fn(|m| !m.is_span());
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match format {
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_filter(filter().and(no_spans()))
+            .boxed(),
+        LogFormat::Text => logs.with_filter(filter().and(no_spans())).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(telemetry.layer())
+        .init();
+}
+
+/// The `telemetry` section of the config at `path` and its `server.shutdown_grace` (the
+/// time the last spans get to leave), read before the subscriber is set up: the config
+/// is loaded again, and its errors reported, right after.
+fn telemetry_of(path: &Path) -> Option<(ward::config::TelemetryConfig, Duration)> {
+    let c = config::load_file(path, &ProcessEnv).ok()?;
+    Some((c.telemetry()?.clone(), c.server.shutdown_grace))
 }
 
 /// The TLS files of `server.tls` load (certificate chain, key that matches it, client
@@ -82,12 +120,32 @@ pub struct Addrs {
     pub http: Option<std::net::SocketAddr>,
 }
 
-pub fn serve(path: &Path, addrs: Addrs) -> anyhow::Result<()> {
+pub fn serve(path: &Path, addrs: Addrs, log_format: Option<LogFormat>) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    rt.block_on(async move {
+    // The exporter sends on this runtime: built inside it, shut down before it ends.
+    let telemetry = match telemetry_of(path) {
+        None => None,
+        Some((t, grace)) => {
+            let _in_rt = rt.enter();
+            let started = Telemetry::start(&t).map_err(|e| {
+                anyhow::anyhow!("invalid config, not starting:\n{}: {e}", path.display())
+            })?;
+            Some((started, t, grace))
+        }
+    };
+    init_tracing(log_format, telemetry.as_ref().map(|(t, _, _)| t));
+    if let Some((_, t, _)) = &telemetry {
+        // Not the endpoint: a URL may carry credentials.
+        tracing::info!(
+            sample_ratio = t.sample_ratio,
+            queue_size = t.queue_size,
+            "exporting traces over OTLP"
+        );
+    }
+    let served = rt.block_on(async move {
         let ward = Ward::from_file(path).map_err(|e| {
             let e = match e {
                 LoadError::Config(errors) => crate::render(path, &errors),
@@ -134,7 +192,13 @@ pub fn serve(path: &Path, addrs: Addrs) -> anyhow::Result<()> {
             .await?;
         tracing::info!("ward stopped");
         Ok(())
-    })
+    });
+    if let Some((telemetry, _, grace)) = telemetry {
+        // The spans of the last checks, sent while the runtime (still alive here) carries
+        // the exporter's connection.
+        telemetry.shutdown(grace);
+    }
+    served
 }
 
 /// SIGHUP asks for a config reload.

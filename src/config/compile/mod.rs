@@ -13,6 +13,7 @@ mod issuing;
 mod providers;
 mod routes;
 mod server;
+mod telemetry;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -35,6 +36,7 @@ use server::compile_server;
 
 pub use headers::IdentityHeaders;
 pub use server::{RequestLimits, ServerConfig, TlsConfig};
+pub use telemetry::TelemetryConfig;
 
 /// A compiled, immutable configuration: every matcher, rule and header name already
 /// built and checked, so nothing in it can fail per request.
@@ -65,6 +67,8 @@ pub struct Config {
     pub(crate) defaults: Option<Condition>,
     /// A digest of what the config means (see [`Config::hash`]).
     pub(crate) hash: String,
+    /// `telemetry`: where traces go; `None`: no traces.
+    pub(crate) telemetry: Option<TelemetryConfig>,
 }
 
 impl Config {
@@ -215,6 +219,12 @@ impl Config {
         &self.providers
     }
 
+    /// `telemetry`: where ward exports its traces (OTLP), or `None` when it exports none.
+    /// Read when `ward serve` starts; a reload does not change it.
+    pub fn telemetry(&self) -> Option<&TelemetryConfig> {
+        self.telemetry.as_ref()
+    }
+
     /// How decisions are logged. Not API: for ward's own benches.
     #[cfg(feature = "internals")]
     #[doc(hidden)]
@@ -270,6 +280,8 @@ struct RawTop {
     defaults: Value,
     #[serde(default)]
     dpop_replay_cache: Value,
+    #[serde(default)]
+    telemetry: Value,
 }
 
 #[derive(Deserialize)]
@@ -304,6 +316,7 @@ const TOP_KEYS: &[&str] = &[
     "exchange",
     "defaults",
     "dpop_replay_cache",
+    "telemetry",
 ];
 
 pub(super) fn compile(
@@ -457,6 +470,8 @@ pub(super) fn compile(
         errors.add("logging.allowed_sample", "a fraction from 0.0 to 1.0");
     }
 
+    let telemetry = telemetry::compile_telemetry(top.telemetry, errors);
+
     let max_entries = token_cache.max_entries.unwrap_or(100_000);
     Some(Config {
         server: server?,
@@ -474,6 +489,7 @@ pub(super) fn compile(
         exchanges,
         defaults,
         hash: String::new(),
+        telemetry,
     })
 }
 

@@ -171,7 +171,13 @@ pub async fn answer<B>(state: &AppState, req: Request<B>) -> Response<Full<Bytes
                 headers,
                 ..Default::default()
             };
-            (engine.check(&input).await, input)
+            let decision = if crate::telemetry::on() {
+                let decided = engine.check(&input);
+                crate::telemetry::check("http", &input.headers, decided).await
+            } else {
+                engine.check(&input).await
+            };
+            (decision, input)
         }
         Err(why) => {
             let input = CheckInput {
