@@ -235,30 +235,7 @@ fn provider(h: &mut String, p: &ProviderStatus, now: u64) {
 }
 
 fn route(h: &mut String, n: usize, r: &RouteStatus) {
-    let m = &r.matcher;
-    let mut parts: Vec<String> = Vec::new();
-    if let (Some(p), Some(k)) = (&m.path, &m.path_kind) {
-        let key = if k == "prefix" { "path_prefix" } else { "path" };
-        parts.push(format!("{key} <code>{}</code>", esc(p)));
-    }
-    if let Some(ms) = &m.methods {
-        parts.push(format!("methods {}", esc(&ms.join(", "))));
-    }
-    if let Some(hs) = &m.hosts {
-        parts.push(format!("hosts {}", esc(&hs.join(", "))));
-    }
-    for (k, v) in &m.context {
-        parts.push(format!("context {}={}", esc(k), esc(v)));
-    }
-    for v in &m.headers {
-        parts.push(format!("header {} ({})", esc(&v.name), esc(&v.test)));
-    }
-    for v in &m.query {
-        parts.push(format!("query {} ({})", esc(&v.name), esc(&v.test)));
-    }
-    if parts.is_empty() {
-        parts.push("every request".into());
-    }
+    let parts = r.matcher.describe(esc, ", ");
     let providers = if r.providers.is_empty() {
         "none (anonymous)".to_string()
     } else {

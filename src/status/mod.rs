@@ -199,6 +199,37 @@ pub struct MatchStatus {
     pub query: Vec<ValueMatchStatus>,
 }
 
+impl MatchStatus {
+    /// Each part of the match in words (`path_prefix /api`, `methods GET, POST`, …; `every
+    /// request` when it has none), every value passed through `show` (escaped for where
+    /// it is printed), lists joined with `sep`.
+    pub(crate) fn describe(&self, show: impl Fn(&str) -> String, sep: &str) -> Vec<String> {
+        let mut parts: Vec<String> = Vec::new();
+        if let (Some(p), Some(k)) = (&self.path, &self.path_kind) {
+            let key = if k == "prefix" { "path_prefix" } else { "path" };
+            parts.push(format!("{key} {}", show(p)));
+        }
+        if let Some(ms) = &self.methods {
+            parts.push(format!("methods {}", show(&ms.join(sep))));
+        }
+        if let Some(hs) = &self.hosts {
+            parts.push(format!("hosts {}", show(&hs.join(sep))));
+        }
+        for (k, v) in &self.context {
+            parts.push(format!("context {}={}", show(k), show(v)));
+        }
+        for (kind, list) in [("header", &self.headers), ("query", &self.query)] {
+            for v in list {
+                parts.push(format!("{kind} {} ({})", show(&v.name), show(&v.test)));
+            }
+        }
+        if parts.is_empty() {
+            parts.push("every request".into());
+        }
+        parts
+    }
+}
+
 /// One header or query parameter a route matches on.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ValueMatchStatus {

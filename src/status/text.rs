@@ -142,30 +142,7 @@ pub(super) fn render(s: &Status) -> String {
     }
     o.push_str("\nroutes (first match wins)\n");
     for r in &s.routes {
-        let m = &r.matcher;
-        let mut parts = Vec::new();
-        if let (Some(p), Some(k)) = (&m.path, &m.path_kind) {
-            let key = if k == "prefix" { "path_prefix" } else { "path" };
-            parts.push(format!("{key} {}", clean(p)));
-        }
-        if let Some(ms) = &m.methods {
-            parts.push(format!("methods {}", clean(&ms.join(","))));
-        }
-        if let Some(hs) = &m.hosts {
-            parts.push(format!("hosts {}", clean(&hs.join(","))));
-        }
-        for (k, v) in &m.context {
-            parts.push(format!("context {}={}", clean(k), clean(v)));
-        }
-        for v in &m.headers {
-            parts.push(format!("header {} ({})", clean(&v.name), clean(&v.test)));
-        }
-        for v in &m.query {
-            parts.push(format!("query {} ({})", clean(&v.name), clean(&v.test)));
-        }
-        if parts.is_empty() {
-            parts.push("every request".into());
-        }
+        let parts = r.matcher.describe(clean, ",");
         let providers = if r.providers.is_empty() {
             "anonymous".to_string()
         } else {
