@@ -169,9 +169,7 @@ async fn token(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bod
 /// (or without) `application/json`, as a browser does; JSON otherwise. The page runs no
 /// script: its content-security-policy allows none, and inline styles only.
 async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    // moka counts lazily: applying the caches' pending writes makes the sizes exact.
-    state.engine.load().introspection_cache_entries().await;
-    let doc = crate::status::collect(&state);
+    let doc = crate::status::collect(&state).await;
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

@@ -21,15 +21,15 @@ use crate::engine::ProviderView;
 use crate::state::AppState;
 
 /// What `state` holds now.
-pub(crate) fn collect(state: &AppState) -> Status {
+pub(crate) async fn collect(state: &AppState) -> Status {
     let engine = state.engine.load();
     let now = state.key_sources.clock().unix_secs();
     let log = state.status.snapshot();
     let config = engine.config();
-    let providers: Vec<ProviderStatus> = engine
-        .provider_views()
-        .map(|v| provider(&v, &log.static_keys, now))
-        .collect();
+    let mut providers: Vec<ProviderStatus> = Vec::new();
+    for v in engine.provider_views() {
+        providers.push(provider(&v, &log.static_keys, now).await);
+    }
     let introspection_cache_entries = providers
         .iter()
         .filter_map(|p| p.introspection.as_ref())
@@ -59,7 +59,7 @@ pub(crate) fn collect(state: &AppState) -> Status {
     }
 }
 
-fn provider(
+async fn provider(
     v: &ProviderView<'_>,
     static_keys: &std::collections::HashMap<crate::authn::jwks::KeyId, u64>,
     now: u64,
@@ -129,7 +129,7 @@ fn provider(
         ProviderKind::Introspection(i) => {
             out.issuer = i.issuer.as_ref().map(ToString::to_string);
             if let Some(client) = v.introspector {
-                let r = client.report();
+                let r = client.report().await;
                 let breaker = match r.open_for {
                     None => "closed",
                     Some(w) if w.is_zero() => "half_open",

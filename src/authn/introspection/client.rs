@@ -298,7 +298,7 @@ impl Introspector {
     }
 
     /// What `/status` shows of this provider: no credential, no token.
-    pub fn report(&self) -> IntrospectionReport {
+    pub async fn report(&self) -> IntrospectionReport {
         let (consecutive_failures, open_for) = self.shared.breaker.snapshot();
         IntrospectionReport {
             endpoint: self.settings.endpoint.clone(),
@@ -306,7 +306,7 @@ impl Introspector {
             consecutive_failures,
             open_for,
             last_failure: self.shared.last_failure.load_full().map(|f| (*f).clone()),
-            cache_entries: self.cache.entry_count(),
+            cache_entries: self.cache_entries().await,
         }
     }
 
