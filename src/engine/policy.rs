@@ -72,6 +72,9 @@ pub(crate) struct Route {
     /// Every provider sees the one credential (an exchange's subject token), so the
     /// issuer pick needs no second look at the request.
     pub(super) one_credential: bool,
+    /// The query parameters a login redirect leaves out of `{url}`: every provider's
+    /// query sources (a token meant for another route must not be handed back either).
+    login_hidden: Arc<[TokenSource]>,
     /// The config that holds this route's rules, and the route's place in it.
     config: Arc<Config>,
     at: Place,
@@ -117,15 +120,11 @@ impl Route {
             && let Some(template) = &r.login_redirect
             && accepts_html(input)
         {
-            // Every provider's query parameters are cut, not only this route's: a token
-            // meant for another route must not be handed back in a `location` either.
-            let sources: Vec<TokenSource> = self
-                .config
-                .providers
-                .iter()
-                .flat_map(|p| p.sources())
-                .collect();
-            return Some(Answer::Redirect(login_location(template, input, &sources)));
+            return Some(Answer::Redirect(login_location(
+                template,
+                input,
+                &self.login_hidden,
+            )));
         }
         let shaped = unauthenticated || matches!(reason, DenyReason::Forbidden(_));
         r.deny.clone().filter(|_| shaped).map(Answer::Shaped)
@@ -227,6 +226,12 @@ impl Policy {
                 Arc::new(provider)
             })
             .collect();
+        let login_hidden: Arc<[TokenSource]> = sources
+            .iter()
+            .flatten()
+            .filter(|s| matches!(s, TokenSource::Query(_)))
+            .cloned()
+            .collect();
         let owned = config.owned_headers();
         let minted = |purpose: &str| metrics.tokens_minted.with_label_values(&[purpose]);
         let routes = config
@@ -243,6 +248,9 @@ impl Policy {
                     &owned,
                 );
                 route.allow_anonymous = r.allow_anonymous;
+                if r.login_redirect.is_some() {
+                    route.login_hidden = login_hidden.clone();
+                }
                 route.mode = r.mode;
                 route.mint = r.mint.as_ref().map(|spec| Mint {
                     spec: spec.clone(),
@@ -365,6 +373,7 @@ fn compile_route(
         mint: None,
         one_credential: false,
         providers,
+        login_hidden: Arc::from([]),
         config: config.clone(),
         at,
     }
