@@ -1,7 +1,7 @@
 //! A plain loop of checks for profilers (callgrind, perf): no statistics, no threads,
 //! and each step in its own `#[inline(never)]` function so that instruction counts can
 //! be attributed. One iteration does what ward's gRPC handler does for one Check, minus
-//! tonic and HTTP/2: `CheckRequest` -> `CheckInput` (`server::grpc::input_from`), the
+//! tonic and HTTP/2: the `CheckRequest`'s bytes -> `CheckInput` (`server::grpc::read`), the
 //! engine's decision, the metrics (`AppState::record`), the answer and its protobuf
 //! encoding (`response::Answer`, as the server writes it).
 //!
@@ -37,7 +37,6 @@ use std::time::Instant;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
 
-use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use prost::Message as _;
 use ward::authn::jwt::Alg;
 use ward::metrics::Metrics;
@@ -322,7 +321,9 @@ fn main() {
     }
     let decide = if untraced { decide_untraced } else { decide };
     // Once outside the loop: the first check fills the cache, and must allow.
-    let first = proofs.pop().unwrap_or_else(|| req.clone());
+    let first = proofs.pop().unwrap_or_else(|| req.clone()).encode_to_vec();
+    let proofs: Vec<Vec<u8>> = proofs.iter().map(|p| p.encode_to_vec()).collect();
+    let req = req.encode_to_vec();
     assert!(
         one_check(&state, &first, &rt, decide).1,
         "{scenario}: not allowed"
@@ -430,7 +431,7 @@ fn sign_once(key: &ward::issuer::keys::SigningKey, payload: &[u8]) -> usize {
 #[inline(never)]
 fn one_check(
     state: &Arc<AppState>,
-    req: &CheckRequest,
+    req: &[u8],
     rt: &tokio::runtime::Runtime,
     decide: Decide,
 ) -> (usize, bool) {
@@ -468,8 +469,9 @@ fn log(
 }
 
 #[inline(never)]
-fn to_input(req: &CheckRequest) -> ward::CheckInput<'_> {
-    ward::server::grpc::input_from(req.attributes.as_ref().expect("attributes"))
+fn to_input(req: &[u8]) -> ward::CheckInput<'_> {
+    ward::server::grpc::read::check_input(req)
+        .expect("reads")
         .expect("http attributes")
 }
 
@@ -540,7 +542,8 @@ fn memory(keys: &Keys, n: usize) {
     let t = Instant::now();
     for tok in &tokens {
         common::set_authorization(&mut req, format!("Bearer {tok}"));
-        let input = to_input(&req);
+        let bytes = req.encode_to_vec();
+        let input = to_input(&bytes);
         assert!(
             decide(&engine, &input, &rt).is_allow(),
             "memory: not allowed"

@@ -32,6 +32,11 @@ impl<'a> Headers<'a> {
         }
     }
 
+    /// Headers from (name, value) pairs, in the order sent.
+    pub fn from_entries(entries: Vec<(&'a str, &'a [u8])>) -> Self {
+        Self { entries }
+    }
+
     /// Adds a header (name in lower case, as Envoy sends it).
     pub fn push(&mut self, name: &'a str, value: &'a [u8]) {
         self.entries.push((name, value));

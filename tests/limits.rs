@@ -29,6 +29,7 @@ use common::{Req, Ward, eventually, grpc_code};
 const MIB: usize = 1024 * 1024;
 const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
 /// gRPC status codes a refused request gets.
+const INVALID_ARGUMENT: i32 = 3;
 const DEADLINE_EXCEEDED: i32 = 4;
 const RESOURCE_EXHAUSTED: i32 = 8;
 
@@ -153,6 +154,13 @@ impl Upload {
             .map_err(|_| format!("no answer within {within:?}"))?
     }
 
+    /// Sends `bytes` as the rest of the message and ends the stream.
+    fn finish(&mut self, bytes: &[u8]) {
+        self.stream
+            .send_data(Bytes::copy_from_slice(bytes), true)
+            .expect("send message");
+    }
+
     /// Resets the stream (the client gives up on it).
     fn cancel(&mut self) {
         self.stream.send_reset(Reason::CANCEL);
@@ -264,6 +272,50 @@ async fn a_request_larger_than_the_whole_cap_is_refused_at_once() {
     );
     assert_eq!(rejected(&ward, "inflight_bytes").await, 1.0);
     wait_inflight(&ward, 0).await;
+}
+
+// === malformed messages ===
+
+/// A message ward cannot read is INVALID_ARGUMENT, and a field ward never reads that a
+/// full decode would refuse (a `body` that is not UTF-8) does not stop the request from
+/// being decided; either way nothing stays charged and the connection serves on.
+#[tokio::test]
+async fn a_malformed_check_request_is_invalid_argument_and_nothing_is_held() {
+    let ward = Ward::start(&config("  request_timeout: 5s")).await;
+    let mut conn = Conn::plain(ward.grpc_addr).await;
+    // attributes (1) > request (4) > http (2) > `field` as length-delimited `value`.
+    let in_http = |field: u8, value: &[u8]| {
+        let mut http = vec![field << 3 | 2, value.len() as u8];
+        http.extend_from_slice(value);
+        let mut request = vec![0x12, http.len() as u8];
+        request.extend(http);
+        let mut attributes = vec![0x22, request.len() as u8];
+        attributes.extend(request);
+        let mut message = vec![0x0a, attributes.len() as u8];
+        message.extend(attributes);
+        message
+    };
+    let truncated = &in_http(2, b"GET")[..8];
+    let path_not_utf8 = in_http(4, &[0x2f, 0xff]);
+    for bad in [truncated, &path_not_utf8[..]] {
+        let mut upload = conn.open(bad.len()).await;
+        upload.finish(bad);
+        assert_eq!(
+            upload.status(Duration::from_secs(5)).await,
+            Ok(INVALID_ARGUMENT),
+            "{bad:02x?}"
+        );
+    }
+    let body_not_utf8 = in_http(11, &[0xc3, 0x28]);
+    let mut upload = conn.open(body_not_utf8.len()).await;
+    upload.finish(&body_not_utf8);
+    assert_eq!(
+        upload.status(Duration::from_secs(5)).await,
+        Ok(0),
+        "decided"
+    );
+    wait_inflight(&ward, 0).await;
+    assert_eq!(ordinary_check(ward.grpc_addr).await, 0);
 }
 
 // === the receive deadline ===

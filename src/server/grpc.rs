@@ -1,6 +1,10 @@
 //! The `envoy.service.auth.v3.Authorization` gRPC service: the only reader of
-//! `CheckRequest`. It builds a [`CheckInput`] once, asks the engine, records the outcome
-//! and hands the decision to `response.rs` ([`Answer`]).
+//! `CheckRequest`. It reads the request's bytes into a
+//! [`CheckInput`](crate::request::CheckInput) once
+//! ([`read::check_input`]), asks the engine, records the outcome and hands the decision
+//! to `response.rs` ([`Answer`]).
+
+pub mod read;
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -8,19 +12,28 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
-use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
+#[cfg(any(test, feature = "internals"))]
+use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
+use tonic::codegen::{Body, BoxFuture, Bytes, Service, StdError, http};
 use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
+use tonic_prost::ProstEncoder;
 
 use crate::decision::{Decision, DenyReason};
+#[cfg(any(test, feature = "internals"))]
 use crate::request::{CheckInput, Headers};
 use crate::response::Answer;
 use crate::state::AppState;
 use crate::telemetry::CallContext;
 
-/// Borrows Envoy's request as ward's input. Headers come from `header_map` (raw bytes,
-/// when Envoy's `encode_raw_headers` is on) or else from the `headers` map.
+use read::check_input;
+
+/// Borrows Envoy's request, decoded by prost, as ward's input. Headers come from
+/// `header_map` (raw bytes, when Envoy's `encode_raw_headers` is on) or else from the
+/// `headers` map. The server reads the bytes instead ([`check_input`]); this is what that
+/// reader is held to, in its tests, the `check` fuzz target and the `profile` bench.
+#[cfg(any(test, feature = "internals"))]
 pub fn input_from(attrs: &AttributeContext) -> Option<CheckInput<'_>> {
     let http = attrs.request.as_ref()?.http.as_ref()?;
     let mut headers;
@@ -95,10 +108,11 @@ pub fn input_from(attrs: &AttributeContext) -> Option<CheckInput<'_>> {
 
 /// Decides one Check: the request read once, the engine's decision, metrics, the log
 /// line, and the answer (written to the wire by [`Answer`]).
-async fn check(state: &AppState, req: CheckRequest, call: Option<CallContext>) -> Answer {
+async fn check(state: &AppState, req: Bytes, call: Option<CallContext>) -> Result<Answer, Status> {
     let start = Instant::now();
+    let input = check_input(&req)
+        .map_err(|e| Status::invalid_argument(format!("malformed CheckRequest: {e}")))?;
     let engine = state.engine.load_full();
-    let input = req.attributes.as_ref().and_then(input_from);
     let (decision, request_id, path) = match &input {
         // Without telemetry the engine is asked directly: no wrapper future to move.
         Some(input) if !crate::telemetry::on() => (
@@ -125,13 +139,14 @@ async fn check(state: &AppState, req: CheckRequest, call: Option<CallContext>) -
     state
         .observer
         .decided(&decision, &request_id, path, elapsed, logging);
-    Answer::new(decision, &request_id)
+    Ok(Answer::new(decision, &request_id))
 }
 
 /// `envoy.service.auth.v3.Authorization` as a tower service for tonic's router. It does
 /// what envoy-types' generated `AuthorizationServer` does (same path, same decoding of
-/// `CheckRequest`, `UNIMPLEMENTED` for any other method) but answers with an [`Answer`],
-/// which writes an allowed `CheckResponse` straight into the output buffer.
+/// `CheckRequest`, `UNIMPLEMENTED` for any other method) but reads the request from its
+/// bytes ([`check_input`]) and answers with an [`Answer`], which writes an allowed
+/// `CheckResponse` straight into the output buffer.
 #[derive(Clone)]
 pub struct AuthorizationService {
     state: Arc<AppState>,
@@ -166,8 +181,7 @@ where
         if req.uri().path() == CHECK_PATH {
             let method = CheckMethod(self.state.clone());
             return Box::pin(async move {
-                let codec = tonic_prost::ProstCodec::<Answer, CheckRequest>::default();
-                let mut grpc = tonic::server::Grpc::new(codec)
+                let mut grpc = tonic::server::Grpc::new(CheckCodec)
                     .max_decoding_message_size(MAX_CHECK_REQUEST_BYTES);
                 Ok(grpc.unary(method, req).await)
             });
@@ -196,17 +210,50 @@ pub const MAX_CHECK_REQUEST_BYTES: usize = 32 * 1024 * 1024;
 
 struct CheckMethod(Arc<AppState>);
 
-impl UnaryService<CheckRequest> for CheckMethod {
+impl UnaryService<Bytes> for CheckMethod {
     type Response = Answer;
     type Future = BoxFuture<Response<Answer>, Status>;
 
-    fn call(&mut self, request: Request<CheckRequest>) -> Self::Future {
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let state = self.0.clone();
         let call = CallContext::of_grpc(request.metadata());
         Box::pin(async move {
-            Ok(Response::new(
-                check(&state, request.into_inner(), call).await,
-            ))
+            check(&state, request.into_inner(), call)
+                .await
+                .map(Response::new)
         })
+    }
+}
+
+/// The Check method's codec: the request stays bytes, read by [`check_input`]; the
+/// answer is encoded as a prost message.
+struct CheckCodec;
+
+impl Codec for CheckCodec {
+    type Encode = Answer;
+    type Decode = Bytes;
+    type Encoder = ProstEncoder<Answer>;
+    type Decoder = MessageBytes;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstEncoder::new(BufferSettings::default())
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        MessageBytes
+    }
+}
+
+/// Hands over a whole gRPC message's bytes as they are (no copy: tonic's buffer is
+/// split off).
+struct MessageBytes;
+
+impl Decoder for MessageBytes {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        use prost::bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }
