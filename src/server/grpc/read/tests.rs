@@ -133,6 +133,14 @@ fn request(http: HttpRequest, source: Option<Peer>, context: &[(&str, &str)]) ->
     }
 }
 
+fn http_mut(r: &mut CheckRequest) -> &mut HttpRequest {
+    r.attributes
+        .as_mut()
+        .and_then(|a| a.request.as_mut())
+        .and_then(|r| r.http.as_mut())
+        .expect("http")
+}
+
 fn envoy_like() -> CheckRequest {
     request(
         http(&[
@@ -160,12 +168,7 @@ fn an_envoy_request_reads_as_a_full_decode_reads_it() {
     // `encode_raw_headers`: the header map, raw bytes preferred over `value`, repeated
     // names kept, and the map ignored once the header map has entries.
     let mut r = envoy_like();
-    let h = r
-        .attributes
-        .as_mut()
-        .and_then(|a| a.request.as_mut())
-        .and_then(|r| r.http.as_mut());
-    let h = h.expect("http");
+    let h = http_mut(&mut r);
     h.header_map = Some(HeaderMap {
         headers: vec![
             HeaderValue {
@@ -205,12 +208,7 @@ fn an_envoy_request_reads_as_a_full_decode_reads_it() {
     assert_eq!(input.headers.get("cookie"), Lookup::Many);
 
     // An empty header map falls back to the map, as a full decode does.
-    let h = r
-        .attributes
-        .as_mut()
-        .and_then(|a| a.request.as_mut())
-        .and_then(|r| r.http.as_mut());
-    h.expect("http").header_map = Some(HeaderMap::default());
+    http_mut(&mut r).header_map = Some(HeaderMap::default());
     assert_eq!(
         assert_same(&r.encode_to_vec(), "empty header map")
             .expect("http")
@@ -464,12 +462,7 @@ fn malformed_bytes_are_errors_never_a_request() {
 #[test]
 fn every_cut_of_a_request_reads_as_a_full_decode_or_is_refused() {
     let mut r = envoy_like();
-    let h = r
-        .attributes
-        .as_mut()
-        .and_then(|a| a.request.as_mut())
-        .and_then(|r| r.http.as_mut());
-    h.expect("http").header_map = Some(HeaderMap {
+    http_mut(&mut r).header_map = Some(HeaderMap {
         headers: vec![HeaderValue {
             key: "x-raw".into(),
             value: "v".into(),
