@@ -1,8 +1,7 @@
 //! The `envoy.service.auth.v3.Authorization` gRPC service: the only reader of
 //! `CheckRequest`. It reads the request's bytes into a
-//! [`CheckInput`](crate::request::CheckInput) once
-//! ([`read::check_input`]), asks the engine, records the outcome and hands the decision
-//! to `response.rs` ([`Answer`]).
+//! [`CheckInput`](crate::request::CheckInput) once ([`read::check_input`]), asks the
+//! engine, records the outcome and hands the decision to `response.rs` ([`Answer`]).
 
 pub mod read;
 
@@ -143,10 +142,10 @@ async fn check(state: &AppState, req: Bytes, call: Option<CallContext>) -> Resul
 }
 
 /// `envoy.service.auth.v3.Authorization` as a tower service for tonic's router. It does
-/// what envoy-types' generated `AuthorizationServer` does (same path, same decoding of
-/// `CheckRequest`, `UNIMPLEMENTED` for any other method) but reads the request from its
-/// bytes ([`check_input`]) and answers with an [`Answer`], which writes an allowed
-/// `CheckResponse` straight into the output buffer.
+/// what envoy-types' generated `AuthorizationServer` does (same path, `UNIMPLEMENTED` for
+/// any other method) but reads the request from its bytes ([`check_input`]) and answers
+/// with an [`Answer`], which writes an allowed `CheckResponse` straight into the output
+/// buffer.
 #[derive(Clone)]
 pub struct AuthorizationService {
     state: Arc<AppState>,
