@@ -168,8 +168,8 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips a field ward does not read. A group is skipped to its matching end,
-    /// without recursion (a stack of the open groups' numbers), so nesting depth costs
-    /// memory in proportion to the message, never the thread's stack.
+    /// without recursion into nested groups (a stack of the open groups' numbers), so
+    /// nesting depth costs memory in proportion to the message, never the thread's stack.
     fn skip(&mut self, field: u32, wire: Wire) -> Result<(), ReadError> {
         match wire {
             Wire::Varint => self.varint().map(drop),
@@ -186,11 +186,8 @@ impl<'a> Reader<'a> {
                         Wire::EndGroup if f == innermost => {
                             open.pop();
                         }
-                        Wire::EndGroup => return Err(ReadError::Group),
-                        Wire::Varint => self.varint().map(drop)?,
-                        Wire::Fixed64 => self.take(8).map(drop)?,
-                        Wire::Fixed32 => self.take(4).map(drop)?,
-                        Wire::Len => self.len_delimited().map(drop)?,
+                        // A scalar or length-delimited field: one level, no group.
+                        _ => self.skip(f, w)?,
                     }
                 }
                 Ok(())
