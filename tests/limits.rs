@@ -715,3 +715,62 @@ async fn resident_memory_stays_bounded_under_attack_and_returns_after() {
     .await;
     eprintln!("VmRSS after the attacker left: {after} KiB");
 }
+
+/// A burst of large but legal checks (128 concurrent CheckRequests of 600 KiB, under the
+/// 1 MiB from which the binary maps buffers from the OS) fills the allocator's arenas.
+/// Once ward is idle, with nothing else running (no file watch), what they freed goes
+/// back to the OS all the same: the binary asks the allocator itself, once a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_burst_of_large_checks_freed_goes_back_while_ward_is_idle() {
+    const CHECKS: usize = 128;
+    const PAD: usize = 600 * 1024;
+    /// How far above idle ward may stay once the burst is over.
+    const AFTER_MARGIN_KIB: u64 = 8 * 1024;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ward.yaml");
+    std::fs::write(&path, config("  watch_interval: 0s")).expect("write config");
+    let ward = Serve::start(dir.path(), &path, &[]);
+    let pid = ward.pid();
+    let addr: SocketAddr = ward.grpc_addr.parse().expect("grpc address");
+    for _ in 0..20 {
+        assert_eq!(ordinary_check(addr).await, 0);
+    }
+    let (idle, _) = rss_kib(pid);
+
+    let client = AuthorizationClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect")
+        .max_decoding_message_size(4 * MIB);
+    let pad = "p".repeat(PAD);
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..CHECKS {
+        let mut client = client.clone();
+        let req = Req::get("/ordinary").header("x-pad", &pad).to_map();
+        burst.spawn(async move { client.check(req).await });
+    }
+    while let Some(answer) = burst.join_next().await {
+        let answer = answer
+            .expect("check task")
+            .expect("a large check is decided");
+        assert_eq!(grpc_code(&answer.into_inner()), 0);
+    }
+    let (during, peak) = rss_kib(pid);
+    eprintln!("VmRSS idle {idle} KiB, after the burst {during} KiB, peak {peak} KiB");
+    assert!(
+        during > idle + 2 * AFTER_MARGIN_KIB,
+        "the burst left only {during} KiB over idle {idle} KiB: the test shows nothing"
+    );
+    let after = eventually(Duration::from_secs(10), async || {
+        let (now, _) = rss_kib(pid);
+        if now <= idle + AFTER_MARGIN_KIB {
+            Ok(now)
+        } else {
+            Err(format!(
+                "VmRSS {now} KiB is still over idle {idle} KiB + {AFTER_MARGIN_KIB} KiB"
+            ))
+        }
+    })
+    .await;
+    eprintln!("VmRSS once idle: {after} KiB");
+}

@@ -174,6 +174,7 @@ pub fn serve(path: &Path, addrs: Addrs, log_format: Option<LogFormat>) -> anyhow
         };
         let (hup_tx, hup_rx) = tokio::sync::mpsc::channel(1);
         tokio::spawn(forward_sighup(hup_tx));
+        tokio::spawn(crate::return_freed_memory());
         let http_addr = match &http {
             Some(l) => l.local_addr()?.to_string(),
             None => "off".to_string(),
