@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::reload::{self, Ticks};
 use crate::state::AppState;
 use crate::ward::Ward;
-use stream::Unvectored;
+use stream::Coalescing;
 
 /// `envoy/service/auth/v3/external_auth.proto` and its imports, for server reflection
 /// (cut from envoy-types' descriptor set by `examples/gen_descriptor.rs`).
@@ -222,13 +222,13 @@ async fn serve(
             if let Some(i) = watch_interval {
                 tls_watch = Some(tokio::spawn(reloading.clone().watch(i, tls_ticks)));
             }
-            let incoming = tls::incoming(grpc, reloading).map(|s| s.map(Unvectored));
+            let incoming = tls::incoming(grpc, reloading).map(|s| s.map(Coalescing::new));
             tokio::spawn(router.serve_with_incoming_shutdown(incoming, grpc_stop))
         }
         None => {
             let incoming = tonic::transport::server::TcpIncoming::from(grpc)
                 .with_nodelay(Some(true))
-                .map(|s| s.map(Unvectored));
+                .map(|s| s.map(Coalescing::new));
             tokio::spawn(router.serve_with_incoming_shutdown(incoming, grpc_stop))
         }
     };
