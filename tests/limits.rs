@@ -615,6 +615,34 @@ fn limits_have_defaults_and_bad_values_name_their_key_and_line() {
 
 // === resident memory of the real binary ===
 
+/// `ward serve` with `server` settings, warmed by 20 ordinary checks: its directory (kept
+/// while it runs), the process, its gRPC address and its idle `VmRSS` in KiB.
+async fn warmed_ward(server: &str) -> (tempfile::TempDir, Serve, SocketAddr, u64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ward.yaml");
+    std::fs::write(&path, config(server)).expect("write config");
+    let ward = Serve::start(dir.path(), &path, &[]);
+    let addr: SocketAddr = ward.grpc_addr.parse().expect("grpc address");
+    for _ in 0..20 {
+        assert_eq!(ordinary_check(addr).await, 0);
+    }
+    let (idle, _) = rss_kib(ward.pid());
+    (dir, ward, addr, idle)
+}
+
+/// Waits (at most `within`) for the `VmRSS` of `pid` to be at most `bound_kib`; returns it.
+async fn rss_back_near(pid: u32, bound_kib: u64, within: Duration) -> u64 {
+    eventually(within, async || {
+        let (now, _) = rss_kib(pid);
+        if now <= bound_kib {
+            Ok(now)
+        } else {
+            Err(format!("VmRSS {now} KiB is still over {bound_kib} KiB"))
+        }
+    })
+    .await
+}
+
 /// `VmRSS` and `VmHWM` (peak) of a process, in KiB.
 fn rss_kib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
@@ -641,22 +669,11 @@ async fn resident_memory_stays_bounded_under_attack_and_returns_after() {
     /// How far above idle ward may stay once the attacker has gone.
     const AFTER_MARGIN_KIB: u64 = 16 * 1024;
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("ward.yaml");
-    std::fs::write(
-        &path,
-        config(&format!(
-            "  request_timeout: 60s\n  max_inflight_request_bytes: {CAP}"
-        )),
-    )
-    .expect("write config");
-    let ward = Serve::start(dir.path(), &path, &[]);
+    let (_dir, ward, addr, idle) = warmed_ward(&format!(
+        "  request_timeout: 60s\n  max_inflight_request_bytes: {CAP}"
+    ))
+    .await;
     let pid = ward.pid();
-    let addr: SocketAddr = ward.grpc_addr.parse().expect("grpc address");
-    for _ in 0..20 {
-        assert_eq!(ordinary_check(addr).await, 0);
-    }
-    let (idle, _) = rss_kib(pid);
 
     let mut attacker = Conn::plain(addr).await;
     let mut pushes = tokio::task::JoinSet::new();
@@ -702,17 +719,7 @@ async fn resident_memory_stays_bounded_under_attack_and_returns_after() {
 
     attacker.close();
     drop(uploads);
-    let after = eventually(Duration::from_secs(15), async || {
-        let (now, _) = rss_kib(pid);
-        if now <= idle + AFTER_MARGIN_KIB {
-            Ok(now)
-        } else {
-            Err(format!(
-                "VmRSS {now} KiB is still over idle {idle} KiB + {AFTER_MARGIN_KIB} KiB"
-            ))
-        }
-    })
-    .await;
+    let after = rss_back_near(pid, idle + AFTER_MARGIN_KIB, Duration::from_secs(15)).await;
     eprintln!("VmRSS after the attacker left: {after} KiB");
 }
 
@@ -727,16 +734,8 @@ async fn memory_a_burst_of_large_checks_freed_goes_back_while_ward_is_idle() {
     /// How far above idle ward may stay once the burst is over.
     const AFTER_MARGIN_KIB: u64 = 8 * 1024;
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("ward.yaml");
-    std::fs::write(&path, config("  watch_interval: 0s")).expect("write config");
-    let ward = Serve::start(dir.path(), &path, &[]);
+    let (_dir, ward, addr, idle) = warmed_ward("  watch_interval: 0s").await;
     let pid = ward.pid();
-    let addr: SocketAddr = ward.grpc_addr.parse().expect("grpc address");
-    for _ in 0..20 {
-        assert_eq!(ordinary_check(addr).await, 0);
-    }
-    let (idle, _) = rss_kib(pid);
 
     let client = AuthorizationClient::connect(format!("http://{addr}"))
         .await
@@ -761,16 +760,6 @@ async fn memory_a_burst_of_large_checks_freed_goes_back_while_ward_is_idle() {
         during > idle + 2 * AFTER_MARGIN_KIB,
         "the burst left only {during} KiB over idle {idle} KiB: the test shows nothing"
     );
-    let after = eventually(Duration::from_secs(10), async || {
-        let (now, _) = rss_kib(pid);
-        if now <= idle + AFTER_MARGIN_KIB {
-            Ok(now)
-        } else {
-            Err(format!(
-                "VmRSS {now} KiB is still over idle {idle} KiB + {AFTER_MARGIN_KIB} KiB"
-            ))
-        }
-    })
-    .await;
+    let after = rss_back_near(pid, idle + AFTER_MARGIN_KIB, Duration::from_secs(10)).await;
     eprintln!("VmRSS once idle: {after} KiB");
 }
