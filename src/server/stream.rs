@@ -19,7 +19,7 @@
 //! `sendto` per check under load. [`Coalescing`] makes the first write after a flush
 //! wait for one turn of the other ready tasks: the checks that finish meanwhile queue
 //! their answers, and one write carries them all. The wait is one pass of the run queue,
-//! never a timer; when nothing else is ready the write goes out at once.
+//! never a timer; when nothing else is ready the write goes out on the next poll.
 
 use std::io::IoSlice;
 use std::pin::Pin;
