@@ -277,18 +277,24 @@ impl<'a> Acc<'a> {
         while let Some((field, wire)) = r.key()? {
             match field {
                 1 => {
-                    let mut m = r.message(field, wire)?;
-                    while let Some((f, w)) = m.key()? {
-                        match f {
-                            2 => self.socket_address = m.string(f, w)?,
-                            _ => m.skip(f, w)?,
-                        }
-                    }
+                    let m = r.message(field, wire)?;
+                    self.socket_address(m)?;
                 }
                 2 | 3 => {
                     r.bytes(field, wire)?;
                     self.socket_address = "";
                 }
+                _ => r.skip(field, wire)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// `config.core.v3.SocketAddress`.
+    fn socket_address(&mut self, mut r: Reader<'a>) -> Result<(), ReadError> {
+        while let Some((field, wire)) = r.key()? {
+            match field {
+                2 => self.socket_address = r.string(field, wire)?,
                 _ => r.skip(field, wire)?,
             }
         }
@@ -325,17 +331,23 @@ impl<'a> Acc<'a> {
                 5 => self.host = r.string(field, wire)?,
                 6 => self.scheme = r.string(field, wire)?,
                 13 => {
-                    let mut m = r.message(field, wire)?;
-                    while let Some((f, w)) = m.key()? {
-                        match f {
-                            1 => {
-                                let h = m.message(f, w)?;
-                                let (k, v) = header_value(h)?;
-                                push_header(&mut self.raw_headers, k, v);
-                            }
-                            _ => m.skip(f, w)?,
-                        }
-                    }
+                    let m = r.message(field, wire)?;
+                    self.header_map(m)?;
+                }
+                _ => r.skip(field, wire)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// `config.core.v3.HeaderMap`, Envoy's `encode_raw_headers`.
+    fn header_map(&mut self, mut r: Reader<'a>) -> Result<(), ReadError> {
+        while let Some((field, wire)) = r.key()? {
+            match field {
+                1 => {
+                    let m = r.message(field, wire)?;
+                    let (k, v) = header_value(m)?;
+                    push_header(&mut self.raw_headers, k, v);
                 }
                 _ => r.skip(field, wire)?,
             }
