@@ -739,8 +739,7 @@ async fn memory_a_burst_of_large_checks_freed_goes_back_while_ward_is_idle() {
 
     let client = AuthorizationClient::connect(format!("http://{addr}"))
         .await
-        .expect("connect")
-        .max_decoding_message_size(4 * MIB);
+        .expect("connect");
     let pad = "p".repeat(PAD);
     let mut burst = tokio::task::JoinSet::new();
     for _ in 0..CHECKS {
